@@ -1,0 +1,106 @@
+//! Command-line syntax (clap types only). Turned into [`crate::settings::Settings`]
+//! before anything is read or touched.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stack",
+    version,
+    about = "Deploy a whole Kubernetes stack — releases, needs, values, secrets — from git",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Environment to use [default: the stack's `defaultEnvironment`, else `default`]
+    #[arg(short, long, global = true, env = "STACK_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// Stack file, or a directory holding stack.yaml, stacks/*.yaml or *.yaml
+    #[arg(short, long, global = true, env = "STACK_FILE")]
+    pub file: Option<PathBuf>,
+    /// Select releases: `k=v`, `k!=v`, comma = AND; repeat for OR
+    #[arg(short = 'l', long = "selector", global = true)]
+    pub selectors: Vec<String>,
+    /// Path of the kubeconfig file for real clusters
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kube context, overriding the environment's `kubeContext`
+    #[arg(long, global = true)]
+    pub kube_context: Option<String>,
+    /// Set a value over all others: key.path=value (typed)
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Set a value as a string: key.path=value
+    #[arg(long = "set-string", global = true, value_name = "KEY=VALUE")]
+    pub set_string: Vec<String>,
+    /// Output format
+    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// No colours (also: the `NO_COLOR` environment variable)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print decrypted secret values instead of masking them
+    #[arg(long, global = true)]
+    pub show_secrets: bool,
+    /// A selector that matches no release is not an error
+    #[arg(long, global = true)]
+    pub allow_no_matching_release: bool,
+    /// Also run the direct needs of the selected releases
+    #[arg(long, global = true, conflicts_with = "include_transitive_needs")]
+    pub include_needs: bool,
+    /// Also run all needs of the selected releases, recursively
+    #[arg(long, global = true)]
+    pub include_transitive_needs: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List releases with namespace, labels, needs and installed
+    List,
+    /// Print the dependency graph
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// Render manifests to stdout or to a directory
+    Template {
+        /// Write one folder per release, one file per object
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+        /// Leave out the releases' test objects
+        #[arg(long)]
+        skip_tests: bool,
+    },
+    /// Parse, render and schema-check every selected release; no cluster needed
+    Lint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+    Json,
+}

@@ -1,0 +1,63 @@
+//! `stack list`: the selected releases, in graph order.
+
+use serde_json::{Value, json};
+
+use crate::cli::OutputFormat;
+use crate::error::Errors;
+use crate::output;
+use crate::project::Project;
+use crate::settings::Settings;
+
+pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
+    let releases: Vec<Value> = project
+        .selection
+        .releases
+        .iter()
+        .map(|&index| {
+            let release = &project.releases[index];
+            json!({
+                "id": release.id,
+                "name": release.name,
+                "namespace": release.namespace,
+                "chart": release.chart_name,
+                "labels": release.labels,
+                "needs": release.needs.iter().map(|need| &need.id).collect::<Vec<_>>(),
+                "installed": release.installed,
+            })
+        })
+        .collect();
+    let text = match settings.output {
+        OutputFormat::Json => format!("{:#}\n", Value::Array(releases)),
+        OutputFormat::Yaml => crate::yaml::to_string(&Value::Array(releases)),
+        OutputFormat::Text => {
+            let rows: Vec<Vec<String>> = project
+                .selection
+                .releases
+                .iter()
+                .map(|&index| {
+                    let release = &project.releases[index];
+                    let labels: Vec<String> = release
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    let needs: Vec<&str> = release.needs.iter().map(|n| n.id.as_str()).collect();
+                    vec![
+                        release.name.clone(),
+                        release.namespace.clone(),
+                        release.chart_name.clone(),
+                        release.installed.to_string(),
+                        labels.join(","),
+                        needs.join(","),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["NAME", "NAMESPACE", "CHART", "INSTALLED", "LABELS", "NEEDS"],
+                &rows,
+            )
+        }
+    };
+    output::stdout(&text);
+    Ok(0)
+}

@@ -1,0 +1,42 @@
+//! One module per command; each reads top to bottom as load → plan → show.
+
+mod graph;
+mod lint;
+mod list;
+mod template;
+
+use crate::cli::{Cli, Command};
+use crate::error::Errors;
+use crate::output;
+use crate::project::Project;
+use crate::settings::Settings;
+
+/// Run a command; the exit code on success (2 = changes, for diff).
+pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
+    match &cli.command {
+        Command::List => list::run(&load(settings)?, settings),
+        Command::Graph { format } => graph::run(&load(settings)?, *format),
+        Command::Template {
+            output_dir,
+            skip_tests,
+        } => template::run(
+            &load(settings)?,
+            settings,
+            output_dir.as_deref(),
+            *skip_tests,
+        ),
+        Command::Lint => lint::run(&load(settings)?, settings),
+    }
+}
+
+/// Load the project and show its warnings and the needs it will not run.
+fn load(settings: &Settings) -> Result<Project, Errors> {
+    let project = Project::load(settings)?;
+    if !settings.quiet {
+        output::print_diagnostics(&project.warnings, settings.color);
+    }
+    if let Some(note) = project.skipped_needs_note() {
+        output::note(&note, settings.quiet);
+    }
+    Ok(project)
+}

@@ -1,0 +1,75 @@
+//! `stack template`: rendered manifests to stdout (one YAML stream) or to a
+//! directory (one folder per release, one file per object). Secret data is
+//! masked unless `--show-secrets`.
+
+use std::path::Path;
+
+use crate::error::{Error, Errors};
+use crate::mask::Masker;
+use crate::object::Object;
+use crate::output;
+use crate::project::Project;
+use crate::settings::Settings;
+
+pub fn run(
+    project: &Project,
+    settings: &Settings,
+    output_dir: Option<&Path>,
+    skip_tests: bool,
+) -> Result<u8, Errors> {
+    let rendered = project.render(&project.installed_selection())?;
+    let masker = Masker::new(settings.show_secrets);
+    let objects: Vec<(&str, &Object, bool)> = rendered
+        .iter()
+        .flat_map(|release| {
+            let tests = release.tests.iter().filter(|_| !skip_tests);
+            release
+                .objects
+                .iter()
+                .map(|object| (release.id.as_str(), object, false))
+                .chain(tests.map(|object| (release.id.as_str(), object, true)))
+        })
+        .collect();
+    let documents = crate::parallel::map(&objects, |(release, object, test)| {
+        let mut body = object.body.clone();
+        masker.mask_object(&mut body);
+        let test_marker = if *test { " (test)" } else { "" };
+        format!(
+            "---\n# Source: {release} {}{test_marker}\n{}",
+            object.template,
+            crate::yaml::to_string(&body)
+        )
+    });
+    match output_dir {
+        None => output::stdout(&documents.concat()),
+        Some(dir) => write_dir(dir, &objects, &documents)?,
+    }
+    Ok(0)
+}
+
+fn write_dir(
+    dir: &Path,
+    objects: &[(&str, &Object, bool)],
+    documents: &[String],
+) -> Result<(), Errors> {
+    for ((release, object, test), document) in objects.iter().zip(documents) {
+        let mut folder = dir.join(release.replace('/', "."));
+        if *test {
+            folder.push("tests");
+        }
+        let file = match &object.namespace {
+            Some(namespace) if !release.starts_with(&format!("{namespace}/")) => {
+                format!(
+                    "{}.{namespace}.{}.yaml",
+                    object.kind.to_lowercase(),
+                    object.name
+                )
+            }
+            _ => format!("{}.{}.yaml", object.kind.to_lowercase(), object.name),
+        };
+        let path = folder.join(file);
+        let write = fs_err::create_dir_all(&folder).and_then(|()| fs_err::write(&path, document));
+        write.map_err(|source| Error::Write { path, source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Stack files: discovery, parsing and validation into a [`Stack`], the
+//! first stage of the pipeline (load → plan → execute).
+//!
+//! Everything here keeps the source span of what it read. Strings that may
+//! hold `{{ … }}` expressions are kept as [`Node`]s; they are evaluated later,
+//! once an environment is chosen (see `resolve`).
+
+mod discovery;
+mod error;
+mod parse;
+pub mod reader;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use discovery::{StackFiles, discover};
+pub use error::ConfigError;
+pub use parse::parse_stack_file;
+
+use crate::diagnostic::{SourceFile, Span};
+use crate::yaml::Node;
+
+/// All stack files of one stack, merged into one graph.
+#[derive(Debug, Default)]
+pub struct Stack {
+    /// Where `.stack/` (simulated cluster state, promotion log) lives.
+    pub state_dir: PathBuf,
+    pub files: Vec<Arc<SourceFile>>,
+    pub environments: Vec<Environment>,
+    pub default_environment: Option<(String, Span)>,
+    pub releases: Vec<ReleaseSpec>,
+    pub promotion: Option<Promotion>,
+}
+
+/// Where an environment's cluster is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterTarget {
+    /// The embedded simulated cluster, with its fault-injection settings.
+    Simulated(SimulatedOptions),
+    /// A context of the user's kubeconfig.
+    KubeContext(String),
+    /// The kubeconfig's current context.
+    CurrentContext,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimulatedOptions {
+    pub fault_rate: Option<f64>,
+    pub latency_ms: Option<u64>,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    pub span: Span,
+    pub cluster: ClusterTarget,
+    /// Values files (paths) or inline maps, lowest precedence first.
+    pub values: Vec<ValuesSource>,
+    pub secrets: Vec<FileRef>,
+}
+
+/// A values layer: a file, or a map written inline.
+#[derive(Debug, Clone)]
+pub enum ValuesSource {
+    /// A path, possibly templated, relative to `base`.
+    File(FileRef),
+    Inline(Node),
+}
+
+/// A path written in a stack file, relative to the file that names it.
+#[derive(Debug, Clone)]
+pub struct FileRef {
+    pub path: Node,
+    pub base: PathBuf,
+}
+
+/// Per-file defaults for every release of that file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    pub timeout: Duration,
+    pub wait: bool,
+    pub atomic: bool,
+    pub create_namespace: bool,
+    pub tests: bool,
+    pub history_max: u32,
+    pub namespace: Option<String>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            wait: true,
+            atomic: true,
+            create_namespace: true,
+            tests: false,
+            history_max: 10,
+            namespace: None,
+        }
+    }
+}
+
+/// A release as written: templated fields are still nodes.
+#[derive(Debug, Clone)]
+pub struct ReleaseSpec {
+    pub name: Node,
+    pub namespace: Option<Node>,
+    pub chart: Node,
+    pub labels: Vec<(String, Node)>,
+    pub needs: Vec<Node>,
+    pub installed: Option<Node>,
+    pub values: Vec<ValuesSource>,
+    pub secrets: Vec<FileRef>,
+    pub options: ReleaseOptions,
+    /// The directory of the stack file, which relative paths start from.
+    pub base: PathBuf,
+    pub span: Span,
+}
+
+/// Deployment options after applying the file's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseOptions {
+    pub timeout: Duration,
+    pub wait: bool,
+    pub atomic: bool,
+    pub create_namespace: bool,
+    pub tests: bool,
+    pub history_max: u32,
+}
+
+/// What `stack promote` moves between environments.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    pub paths: Vec<(String, Span)>,
+    pub files: Vec<(String, FileRef)>,
+    pub span: Span,
+}
+
+/// Load and merge every stack file; all problems are reported together.
+pub fn load(files: &StackFiles) -> Result<Stack, Vec<ConfigError>> {
+    let mut stack = Stack {
+        state_dir: files.state_dir.clone(),
+        ..Stack::default()
+    };
+    let mut errors = Vec::new();
+    for path in &files.files {
+        match fs_err::read_to_string(path) {
+            Ok(text) => {
+                let source = SourceFile::new(path.clone(), text);
+                parse_stack_file(&source, &mut stack, &mut errors);
+                stack.files.push(source);
+            }
+            Err(source) => errors.push(ConfigError::Read {
+                path: path.clone(),
+                source,
+                span: None,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(stack)
+    } else {
+        Err(errors)
+    }
+}
+
+impl Stack {
+    pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+        self.environments
+            .iter()
+            .find(|environment| environment.name == name)
+            .ok_or_else(|| {
+                let known: Vec<String> = self.environments.iter().map(|e| e.name.clone()).collect();
+                ConfigError::UnknownEnvironment {
+                    name: name.to_string(),
+                    suggestion: crate::suggest::nearest(name, known.iter().map(String::as_str))
+                        .map(str::to_string),
+                    known,
+                }
+            })
+    }
+}

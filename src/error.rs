@@ -1,0 +1,84 @@
+//! The top-level error: every module's errors, with the wording the user
+//! reads, the exit code, the source span and the hint in one place.
+
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::diagnostic::{Diagnostic, display_path};
+use crate::graph::GraphError;
+use crate::render::RenderError;
+use crate::values::SetError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Set(#[from] SetError),
+    #[error(
+        "cannot write {}: {}",
+        display_path(path),
+        crate::diagnostic::io_reason(source)
+    )]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Exit codes (product.md §6): 0 success, 1 error, 2 changes
+/// (`diff --detailed-exitcode`), 3 failed and rolled back, 4 rollback failed.
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_CHANGES: u8 = 2;
+
+impl Error {
+    pub fn diagnostic(&self) -> Diagnostic {
+        let (span, hint) = match self {
+            Self::Config(error) => (error.span().cloned(), error.hint()),
+            Self::Render(error) => (error.span().cloned(), error.hint()),
+            Self::Graph(error) => (error.span().cloned(), error.hint()),
+            Self::Set(_) => (
+                None,
+                Some(
+                    "write --set key.path=value; use --set-string to keep a value a string".into(),
+                ),
+            ),
+            Self::Write { .. } => (None, None),
+        };
+        Diagnostic::error(self.to_string())
+            .with_span(span)
+            .with_hint(hint)
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        EXIT_ERROR
+    }
+}
+
+/// Several errors, reported together (`stack lint` shows them all).
+#[derive(Debug, Default)]
+pub struct Errors(pub Vec<Error>);
+
+impl<E: Into<Error>> From<E> for Errors {
+    fn from(error: E) -> Self {
+        Self(vec![error.into()])
+    }
+}
+
+impl Errors {
+    pub fn from_all<E: Into<Error>>(errors: impl IntoIterator<Item = E>) -> Self {
+        Self(errors.into_iter().map(Into::into).collect())
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.0
+            .iter()
+            .map(Error::exit_code)
+            .max()
+            .unwrap_or(EXIT_ERROR)
+    }
+}

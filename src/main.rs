@@ -1,0 +1,41 @@
+//! The `stack` binary: parse the command line, run, map the outcome to an
+//! exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use stack::cli::Cli;
+use stack::settings::Settings;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color_requested = !cli.global.no_color && std::env::var_os("NO_COLOR").is_none();
+    if !color_requested {
+        anstream::ColorChoice::Never.write_global();
+    }
+    let outcome = Settings::resolve(&cli).and_then(|settings| {
+        stack::commands::run(&cli, &settings)
+            .map_err(|errors| (errors, settings.color))
+            .map_err(|(errors, _)| errors)
+    });
+    let code = match outcome {
+        Ok(code) => code,
+        Err(errors) => {
+            stack::output::print_errors(&errors, color_requested);
+            errors.exit_code()
+        }
+    };
+    if std::env::var_os("STACK_REPORT_PEAK_MEMORY").is_some() {
+        report_peak_memory();
+    }
+    ExitCode::from(code)
+}
+
+/// For benchmarks: the process's peak resident memory, from the kernel.
+fn report_peak_memory() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(line) = status.lines().find(|line| line.starts_with("VmHWM:")) {
+        eprintln!("peak memory: {}", line.trim_start_matches("VmHWM:").trim());
+    }
+}

@@ -1,0 +1,71 @@
+//! A Kubernetes object as `stack` renders and applies it.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// Label every object `stack` applies carries (product.md §6).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "stack";
+/// Label naming the owning release as `<namespace>.<name>`.
+pub const RELEASE_LABEL: &str = "stack.dev/release";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    /// `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    /// The whole manifest, with namespace and our labels filled in.
+    pub body: Value,
+    /// The chart template it came from.
+    pub template: String,
+}
+
+/// What identifies an object in a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Object {
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey {
+            group: crate::kinds::group_of(&self.api_version).to_string(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// Add our ownership labels to `metadata.labels`.
+    pub fn label(&mut self, release_label: &str) {
+        let Some(metadata) = self.body.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let labels = metadata
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !labels.is_object() {
+            *labels = Value::Object(Map::new());
+        }
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+            labels.insert(RELEASE_LABEL.into(), release_label.into());
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    /// `Deployment/backend/web`, or `Namespace/core` for cluster-scoped kinds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{}/{}/{}", self.kind, namespace, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}

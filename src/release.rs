@@ -1,0 +1,59 @@
+//! A release after its environment is chosen: every template expression of
+//! its stack-file entry evaluated, its values layers loaded.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::ReleaseOptions;
+use crate::diagnostic::Span;
+
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// `namespace/name`.
+    pub id: String,
+    pub name: String,
+    pub namespace: String,
+    /// The chart folder.
+    pub chart: PathBuf,
+    /// The chart folder's last path segment (the implicit `chart` label).
+    pub chart_name: String,
+    /// Labels as written in the stack file.
+    pub labels: BTreeMap<String, String>,
+    pub needs: Vec<Need>,
+    pub installed: bool,
+    pub options: ReleaseOptions,
+    /// Values layers above the chart defaults, lowest first.
+    pub layers: Vec<Arc<Value>>,
+    pub span: Span,
+    pub chart_span: Span,
+}
+
+/// One `needs` entry, resolved to a release id.
+#[derive(Debug, Clone)]
+pub struct Need {
+    pub id: String,
+    pub span: Span,
+}
+
+impl Release {
+    /// User labels plus the implicit `name`, `namespace` and `chart`, which
+    /// win over user labels of the same key.
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.insert("name".into(), self.name.clone());
+        labels.insert("namespace".into(), self.namespace.clone());
+        labels.insert("chart".into(), self.chart_name.clone());
+        labels
+    }
+}
+
+/// `[namespace/]name`, a bare name meaning `default_namespace`.
+pub fn need_id(need: &str, default_namespace: &str) -> String {
+    match need.split_once('/') {
+        Some((namespace, name)) => format!("{}/{}", namespace.trim(), name.trim()),
+        None => format!("{default_namespace}/{}", need.trim()),
+    }
+}

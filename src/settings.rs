@@ -1,0 +1,69 @@
+//! Command line and `STACK_*` environment resolved into one validated value
+//! before any file or cluster is touched.
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, OutputFormat};
+use crate::error::Errors;
+use crate::graph::{NeedsMode, Selector};
+use crate::values::SetValue;
+
+#[derive(Debug)]
+pub struct Settings {
+    /// `-e`; `None` means the stack's `defaultEnvironment`, else `default`.
+    pub environment: Option<String>,
+    pub target: PathBuf,
+    pub selectors: Vec<Selector>,
+    pub sets: Vec<SetValue>,
+    pub output: OutputFormat,
+    pub color: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub show_secrets: bool,
+    pub allow_no_match: bool,
+    pub needs: NeedsMode,
+    pub kubeconfig: Option<PathBuf>,
+    pub kube_context: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(cli: &Cli) -> Result<Self, Errors> {
+        let global = &cli.global;
+        let selectors = global
+            .selectors
+            .iter()
+            .map(|text| Selector::parse(text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(crate::graph::GraphError::from)?;
+        let mut sets = Vec::new();
+        for text in &global.set {
+            sets.push(SetValue::parse(text, false)?);
+        }
+        for text in &global.set_string {
+            sets.push(SetValue::parse(text, true)?);
+        }
+        let needs = if global.include_transitive_needs {
+            NeedsMode::Transitive
+        } else if global.include_needs {
+            NeedsMode::Direct
+        } else {
+            NeedsMode::Skip
+        };
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        Ok(Self {
+            environment: global.environment.clone(),
+            target: global.file.clone().unwrap_or_else(|| PathBuf::from(".")),
+            selectors,
+            sets,
+            output: global.output,
+            color: !global.no_color && !no_color_env,
+            quiet: global.quiet,
+            verbose: global.verbose,
+            show_secrets: global.show_secrets,
+            allow_no_match: global.allow_no_matching_release,
+            needs,
+            kubeconfig: global.kubeconfig.clone(),
+            kube_context: global.kube_context.clone(),
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! The integration test binary: every test drives the real `stack` binary
+//! in a temporary directory (see `harness`).
+
+mod harness;
+
+mod commands;
+mod errors;
+mod selection;
+mod values;
