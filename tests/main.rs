@@ -6,4 +6,5 @@ mod harness;
 mod commands;
 mod errors;
 mod selection;
+mod simulator;
 mod values;

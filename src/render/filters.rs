@@ -1,8 +1,6 @@
 //! The template environment: strict about undefined values, with the filters
 //! a helm user reaches for (product.md §3).
 
-use std::fmt::Write as _;
-
 use base64::Engine as _;
 use minijinja::value::{Kwargs, Value as JinjaValue};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
@@ -129,12 +127,7 @@ fn required(
 
 fn sha256(value: &JinjaValue) -> Result<String, Error> {
     let digest = Sha256::digest(text_of(value, "sha256")?.as_bytes());
-    Ok(digest
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        }))
+    Ok(crate::hex::lower(&digest))
 }
 
 #[cfg(test)]

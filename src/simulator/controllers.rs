@@ -1,0 +1,1122 @@
+//! Simulated controllers, so that waits behave as on a real cluster
+//! (kube-api-subset.md §16): Deployment → ReplicaSet → Pods, StatefulSet,
+//! DaemonSet, Job, PVC binding, CRD establishment, namespace termination,
+//! LoadBalancer addresses and garbage collection. Status is written through
+//! the status subresource, so resourceVersions move and watches see it.
+//!
+//! Rollouts take `sim.stack.dev/rollout-seconds` simulated seconds (default
+//! from the config); `sim.stack.dev/fail` makes them fail on request.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::simulator::Inner;
+use crate::simulator::resources::ResourceType;
+use crate::simulator::store::Store;
+use crate::simulator::write::{self, DeleteOptions, Request, now};
+
+const MANAGER: &str = "kube-controller-manager";
+pub const FAIL: &str = "sim.stack.dev/fail";
+pub const ROLLOUT_SECONDS: &str = "sim.stack.dev/rollout-seconds";
+const NODES: usize = 3;
+
+/// Create the namespaces and nodes every cluster has.
+pub fn bootstrap(inner: &Inner) {
+    let mut store = inner.store();
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if store.get("/namespaces", "", name).is_none() {
+            create(
+                &mut store,
+                "/namespaces",
+                json!({"metadata": {"name": name}}),
+            );
+        }
+    }
+    for index in 1..=NODES {
+        let name = format!("sim-node-{index}");
+        if store.get("/nodes", "", &name).is_none() {
+            create(
+                &mut store,
+                "/nodes",
+                json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}),
+            );
+            set_status(
+                &mut store,
+                "/nodes",
+                "",
+                &name,
+                json!({
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastTransitionTime": now()}],
+                    "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                    "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                    "addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", index + 1)}],
+                }),
+            );
+        }
+    }
+}
+
+pub fn spawn(inner: Arc<Inner>) {
+    if let Some(interval) = inner.config.conflict_writer {
+        tokio::spawn(conflict_writer(Arc::clone(&inner), interval));
+    }
+    tokio::spawn(async move {
+        let mut controllers = Controllers::default();
+        loop {
+            let next = controllers.reconcile(&inner);
+            let wait = next.map_or(Duration::from_millis(500), |deadline| {
+                let seconds =
+                    ((deadline - inner.now()) * inner.config.second.as_secs_f64()).max(0.0);
+                Duration::from_secs_f64(seconds).min(Duration::from_millis(500))
+            });
+            tokio::select! {
+                () = inner.changed.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            // Let a burst of writes settle into one pass.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+}
+
+#[derive(Debug, Clone)]
+struct Rollout {
+    generation: u64,
+    ready_at: f64,
+}
+
+#[derive(Default)]
+struct Controllers {
+    rollouts: HashMap<String, Rollout>,
+    timers: Vec<f64>,
+}
+
+fn resource(store: &Store, key: &str) -> Option<ResourceType> {
+    store.registry.by_key(key).cloned()
+}
+
+fn create(store: &mut Store, key: &str, mut object: Value) -> Option<Value> {
+    let resource = resource(store, key)?;
+    object["apiVersion"] = json!(resource.api_version());
+    object["kind"] = json!(resource.kind);
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let request = Request {
+        resource: &resource,
+        namespace: &namespace,
+        name: &name,
+        manager: MANAGER,
+        subresource: None,
+        dry_run: false,
+    };
+    write::create(store, &request, object)
+        .ok()
+        .map(|(_, object)| object)
+}
+
+/// Write `.status` if it differs from what is stored.
+fn set_status(store: &mut Store, key: &str, namespace: &str, name: &str, status: Value) {
+    let Some(resource) = resource(store, key) else {
+        return;
+    };
+    let Some(live) = store.get(key, namespace, name) else {
+        return;
+    };
+    if live.get("status") == Some(&status) {
+        return;
+    }
+    let mut body = live.clone();
+    body["status"] = status;
+    let subresource = resource.status.then_some("status");
+    let request = Request {
+        resource: &resource,
+        namespace,
+        name,
+        manager: MANAGER,
+        subresource,
+        dry_run: false,
+    };
+    let _ = write::update(store, &request, body);
+}
+
+/// Change the main resource (not status) as the controller manager.
+fn update(
+    store: &mut Store,
+    key: &str,
+    namespace: &str,
+    name: &str,
+    change: impl FnOnce(&mut Value),
+) {
+    let Some(resource) = resource(store, key) else {
+        return;
+    };
+    let Some(live) = store.get(key, namespace, name) else {
+        return;
+    };
+    let mut body = live.clone();
+    change(&mut body);
+    if &body == live {
+        return;
+    }
+    let request = Request {
+        resource: &resource,
+        namespace,
+        name,
+        manager: MANAGER,
+        subresource: None,
+        dry_run: false,
+    };
+    let _ = write::update(store, &request, body);
+}
+
+fn delete(store: &mut Store, key: &str, namespace: &str, name: &str) {
+    let Some(resource) = resource(store, key) else {
+        return;
+    };
+    let request = Request {
+        resource: &resource,
+        namespace,
+        name,
+        manager: MANAGER,
+        subresource: None,
+        dry_run: false,
+    };
+    let _ = write::delete(store, &request, &DeleteOptions::default());
+}
+
+fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object["metadata"]["annotations"][key]
+        .as_str()
+        .or_else(|| object["spec"]["template"]["metadata"]["annotations"][key].as_str())
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_string()
+}
+
+fn short_hash(value: &Value) -> String {
+    let digest = Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
+    crate::hex::lower(&digest[..5])
+}
+
+/// A condition, keeping its transition time when its status did not change.
+fn condition(previous: &Value, kind: &str, status: &str, reason: &str, message: &str) -> Value {
+    let old = previous["conditions"]
+        .as_array()
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == kind));
+    let time = match old {
+        Some(old) if old["status"] == status => old["lastTransitionTime"].clone(),
+        _ => json!(now()),
+    };
+    let update_time = match old {
+        Some(old) if old["status"] == status && old["reason"] == reason => {
+            old["lastUpdateTime"].clone()
+        }
+        _ => json!(now()),
+    };
+    json!({"type": kind, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": time, "lastUpdateTime": update_time})
+}
+
+fn owner_reference(owner: &Value) -> Value {
+    json!([{"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}])
+}
+
+fn owned_by<'a>(
+    store: &'a Store,
+    key: &str,
+    namespace: &'a str,
+    owner_uid: &str,
+) -> Vec<&'a Value> {
+    store
+        .list(key, Some(namespace))
+        .filter(|object| {
+            object["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
+        })
+        .collect()
+}
+
+/// How a workload's pods end up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodFate {
+    Ready,
+    CrashLoop,
+    ImagePull,
+    Succeeded,
+    Failed,
+}
+
+fn pod_status(fate: PodFate, container: &str, image: &str, node_index: usize) -> Value {
+    let now = now();
+    let (phase, ready, state, restarts) = match fate {
+        PodFate::Ready => ("Running", true, json!({"running": {"startedAt": now}}), 0),
+        PodFate::CrashLoop => (
+            "Running",
+            false,
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 40s restarting failed container={container}")}}),
+            4,
+        ),
+        PodFate::ImagePull => (
+            "Pending",
+            false,
+            json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}}),
+            0,
+        ),
+        PodFate::Succeeded => (
+            "Succeeded",
+            false,
+            json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}),
+            0,
+        ),
+        PodFate::Failed => (
+            "Failed",
+            false,
+            json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}}),
+            0,
+        ),
+    };
+    let ready_text = if ready { "True" } else { "False" };
+    json!({
+        "phase": phase,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": ready_text, "lastTransitionTime": now},
+            {"type": "Ready", "status": ready_text, "lastTransitionTime": now},
+        ],
+        "hostIP": format!("172.18.0.{}", node_index % NODES + 2),
+        "podIP": format!("10.244.{}.{}", node_index % NODES, 10 + node_index % 200),
+        "startTime": now,
+        "qosClass": "BestEffort",
+        "containerStatuses": [{"name": container, "image": image, "imageID": "", "ready": ready,
+            "started": ready, "restartCount": restarts, "state": state, "lastState": {}}],
+    })
+}
+
+/// Create (or update) the pods a workload has, named `names`, and delete
+/// its other pods.
+fn sync_pods(
+    store: &mut Store,
+    owner: &Value,
+    template: &Value,
+    names: &[String],
+    fate: PodFate,
+    extra_labels: &Value,
+) {
+    let namespace = text(&owner["metadata"]["namespace"]);
+    let uid = text(&owner["metadata"]["uid"]);
+    let existing: Vec<String> = owned_by(store, "/pods", &namespace, &uid)
+        .iter()
+        .map(|pod| text(&pod["metadata"]["name"]))
+        .collect();
+    for stale in existing.iter().filter(|name| !names.contains(name)) {
+        delete(store, "/pods", &namespace, stale);
+    }
+    let container = text(&template["spec"]["containers"][0]["name"]);
+    let image = text(&template["spec"]["containers"][0]["image"]);
+    for (index, name) in names.iter().enumerate() {
+        if store.get("/pods", &namespace, name).is_none() {
+            let mut labels = template["metadata"]["labels"].clone();
+            if let (Some(labels), Some(extra)) = (labels.as_object_mut(), extra_labels.as_object())
+            {
+                labels.extend(extra.clone());
+            }
+            let pod = json!({"metadata": {"name": name, "namespace": namespace, "labels": labels,
+                    "annotations": template["metadata"]["annotations"], "ownerReferences": owner_reference(owner)},
+                "spec": template["spec"]});
+            let mut pod = pod;
+            pod["spec"]["nodeName"] = json!(format!("sim-node-{}", index % NODES + 1));
+            create(store, "/pods", pod);
+        }
+        set_status(
+            store,
+            "/pods",
+            &namespace,
+            name,
+            pod_status(fate, &container, &image, index),
+        );
+    }
+}
+
+fn failure_event(store: &mut Store, pod_namespace: &str, pod: &str, fate: PodFate) {
+    let (reason, message) = match fate {
+        PodFate::CrashLoop => ("BackOff", "Back-off restarting failed container"),
+        PodFate::ImagePull => ("Failed", "Error: ImagePullBackOff"),
+        _ => return,
+    };
+    let name = format!("{pod}.{}", reason.to_lowercase());
+    if store.get("/events", pod_namespace, &name).is_some() {
+        return;
+    }
+    create(
+        store,
+        "/events",
+        json!({
+            "metadata": {"name": name, "namespace": pod_namespace},
+            "involvedObject": {"kind": "Pod", "namespace": pod_namespace, "name": pod, "apiVersion": "v1"},
+            "reason": reason, "message": message, "type": "Warning", "count": 1,
+            "firstTimestamp": now(), "lastTimestamp": now(), "source": {"component": "kubelet"},
+        }),
+    );
+}
+
+fn fate_of(object: &Value) -> PodFate {
+    match annotation(object, FAIL) {
+        Some("crash-loop") => PodFate::CrashLoop,
+        Some("image-pull") => PodFate::ImagePull,
+        _ => PodFate::Ready,
+    }
+}
+
+impl Controllers {
+    /// One pass over everything; returns the next simulated time something is due.
+    fn reconcile(&mut self, inner: &Inner) -> Option<f64> {
+        let now = inner.now();
+        self.timers.retain(|t| *t > now);
+        let mut store = inner.store();
+        let default_seconds = inner.config.rollout_seconds;
+        for key in [
+            "apps/deployments",
+            "apps/statefulsets",
+            "apps/daemonsets",
+            "batch/jobs",
+        ] {
+            let objects: Vec<Value> = store
+                .list(key, None)
+                .filter(|o| o["metadata"]["deletionTimestamp"].is_null())
+                .cloned()
+                .collect();
+            for object in objects {
+                let rollout = self.rollout(&object, now, default_seconds);
+                let ready = now >= rollout.ready_at;
+                if !ready {
+                    self.timers.push(rollout.ready_at);
+                }
+                match key {
+                    "apps/deployments" => deployment(&mut store, &object, ready),
+                    "apps/statefulsets" => stateful_set(&mut store, &object, ready),
+                    "apps/daemonsets" => daemon_set(&mut store, &object, ready),
+                    _ => {
+                        if let Some(due) = job(&mut store, &object, ready, now, inner.config.second)
+                        {
+                            self.timers.push(due);
+                        }
+                    }
+                }
+            }
+        }
+        bind_claims(&mut store);
+        establish_crds(&mut store);
+        load_balancers(&mut store);
+        terminate_namespaces(&mut store);
+        collect_garbage(&mut store);
+        let live: HashSet<String> = [
+            "apps/deployments",
+            "apps/statefulsets",
+            "apps/daemonsets",
+            "batch/jobs",
+        ]
+        .iter()
+        .flat_map(|key| {
+            store
+                .list(key, None)
+                .map(|o| text(&o["metadata"]["uid"]))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+        self.rollouts.retain(|uid, _| live.contains(uid));
+        self.timers.iter().copied().reduce(f64::min)
+    }
+
+    fn rollout(&mut self, object: &Value, now: f64, default_seconds: f64) -> Rollout {
+        let uid = text(&object["metadata"]["uid"]);
+        let generation = object["metadata"]["generation"].as_u64().unwrap_or(1);
+        let seconds = annotation(object, ROLLOUT_SECONDS)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(default_seconds);
+        let entry = self.rollouts.entry(uid).or_insert(Rollout {
+            generation,
+            ready_at: now + seconds,
+        });
+        if entry.generation != generation {
+            *entry = Rollout {
+                generation,
+                ready_at: now + seconds,
+            };
+        }
+        entry.clone()
+    }
+}
+
+fn deployment(store: &mut Store, deployment: &Value, ready: bool) {
+    let namespace = text(&deployment["metadata"]["namespace"]);
+    let name = text(&deployment["metadata"]["name"]);
+    let uid = text(&deployment["metadata"]["uid"]);
+    let generation = deployment["metadata"]["generation"].as_u64().unwrap_or(1);
+    let replicas = deployment["spec"]["replicas"].as_u64().unwrap_or(1);
+    let template = &deployment["spec"]["template"];
+    let hash = short_hash(template);
+    let rs_name = format!("{name}-{hash}");
+    let fault = annotation(deployment, FAIL).unwrap_or_default().to_string();
+    let fate = fate_of(deployment);
+    let revisions: Vec<u64> = owned_by(store, "apps/replicasets", &namespace, &uid)
+        .iter()
+        .filter(|rs| rs["metadata"]["name"] != rs_name)
+        .filter_map(|rs| {
+            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let revision = store
+        .get("apps/replicasets", &namespace, &rs_name)
+        .and_then(|rs| {
+            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| revisions.iter().max().copied().unwrap_or(0) + 1);
+    if store
+        .get("apps/replicasets", &namespace, &rs_name)
+        .is_none()
+    {
+        let mut labels = template["metadata"]["labels"].clone();
+        labels["pod-template-hash"] = json!(hash);
+        let mut selector = deployment["spec"]["selector"].clone();
+        selector["matchLabels"]["pod-template-hash"] = json!(hash);
+        let mut rs_template = template.clone();
+        rs_template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+        create(
+            store,
+            "apps/replicasets",
+            json!({
+                "metadata": {"name": rs_name, "namespace": namespace, "labels": labels,
+                    "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
+                        "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+                        "deployment.kubernetes.io/max-replicas": (replicas + 1).to_string()},
+                    "ownerReferences": owner_reference(deployment)},
+                "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
+            }),
+        );
+    }
+    update(store, "apps/replicasets", &namespace, &rs_name, |rs| {
+        rs["spec"]["replicas"] = json!(replicas);
+    });
+    update(store, "apps/deployments", &namespace, &name, |d| {
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+            json!(revision.to_string());
+    });
+    let old_sets: Vec<Value> = owned_by(store, "apps/replicasets", &namespace, &uid)
+        .into_iter()
+        .filter(|rs| rs["metadata"]["name"] != rs_name)
+        .cloned()
+        .collect();
+    let old_ready: u64 = old_sets
+        .iter()
+        .filter_map(|rs| rs["status"]["readyReplicas"].as_u64())
+        .sum();
+    let rs = store
+        .get("apps/replicasets", &namespace, &rs_name)
+        .cloned()
+        .unwrap_or_default();
+    let failing = ready && (fate != PodFate::Ready);
+    let progress_deadline = ready && fault == "progress-deadline";
+    let complete = ready && !failing && !progress_deadline;
+    if complete || failing {
+        let pods: Vec<String> = (0..replicas)
+            .map(|i| format!("{rs_name}-{}", &short_hash(&json!([rs_name, i]))[..5]))
+            .collect();
+        sync_pods(store, &rs, &rs["spec"]["template"], &pods, fate, &json!({}));
+        if failing && let Some(first) = pods.first() {
+            failure_event(store, &namespace, first, fate);
+        }
+    }
+    let new_ready = if complete { replicas } else { 0 };
+    if complete {
+        for old in &old_sets {
+            let old_name = text(&old["metadata"]["name"]);
+            update(store, "apps/replicasets", &namespace, &old_name, |rs| {
+                rs["spec"]["replicas"] = json!(0);
+            });
+            sync_pods(
+                store,
+                old,
+                &old["spec"]["template"],
+                &[],
+                PodFate::Ready,
+                &json!({}),
+            );
+            set_status(
+                store,
+                "apps/replicasets",
+                &namespace,
+                &old_name,
+                json!({"replicas": 0, "observedGeneration": old["metadata"]["generation"]}),
+            );
+        }
+    }
+    let updated = if complete || failing { replicas } else { 0 };
+    set_status(
+        store,
+        "apps/replicasets",
+        &namespace,
+        &rs_name,
+        json!({
+            "replicas": updated, "fullyLabeledReplicas": updated, "readyReplicas": new_ready,
+            "availableReplicas": new_ready, "observedGeneration": rs["metadata"]["generation"],
+        }),
+    );
+    let old_available = if complete { 0 } else { old_ready };
+    let available = new_ready + old_available;
+    let total = if complete {
+        replicas
+    } else {
+        updated + old_ready
+    };
+    let previous = &deployment["status"];
+    let available_condition = if available
+        >= replicas.saturating_sub(max_unavailable(deployment, replicas))
+        && available > 0
+        || replicas == 0
+    {
+        condition(
+            previous,
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        )
+    } else {
+        condition(
+            previous,
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
+    };
+    let progressing = if progress_deadline {
+        condition(
+            previous,
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            &format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+        )
+    } else if complete {
+        condition(
+            previous,
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+        )
+    } else {
+        condition(
+            previous,
+            "Progressing",
+            "True",
+            "ReplicaSetUpdated",
+            &format!("ReplicaSet \"{rs_name}\" is progressing."),
+        )
+    };
+    let mut status = json!({
+        "observedGeneration": generation, "replicas": total, "updatedReplicas": updated,
+        "readyReplicas": available, "availableReplicas": available,
+        "conditions": [available_condition, progressing],
+    });
+    if total > available {
+        status["unavailableReplicas"] = json!(total - available);
+    }
+    if available == 0 {
+        let map = status.as_object_mut().expect("status is a map");
+        map.remove("readyReplicas");
+        map.remove("availableReplicas");
+    }
+    set_status(store, "apps/deployments", &namespace, &name, status);
+}
+
+fn max_unavailable(deployment: &Value, replicas: u64) -> u64 {
+    match &deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] {
+        Value::Number(n) => n.as_u64().unwrap_or(0),
+        Value::String(percent) => percent
+            .trim_end_matches('%')
+            .parse::<u64>()
+            .map_or(0, |p| replicas * p / 100),
+        _ => 0,
+    }
+}
+
+fn stateful_set(store: &mut Store, set: &Value, ready: bool) {
+    let namespace = text(&set["metadata"]["namespace"]);
+    let name = text(&set["metadata"]["name"]);
+    let generation = set["metadata"]["generation"].as_u64().unwrap_or(1);
+    let replicas = set["spec"]["replicas"].as_u64().unwrap_or(1);
+    let revision = format!("{name}-{}", short_hash(&set["spec"]["template"]));
+    let fate = fate_of(set);
+    let fault = annotation(set, FAIL).unwrap_or_default();
+    let complete = ready && fate == PodFate::Ready && fault != "progress-deadline";
+    let failing = ready && fate != PodFate::Ready;
+    if complete || failing {
+        let pods: Vec<String> = (0..replicas).map(|i| format!("{name}-{i}")).collect();
+        for template in set["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            for pod in &pods {
+                let claim = format!("{}-{pod}", text(&template["metadata"]["name"]));
+                if store
+                    .get("/persistentvolumeclaims", &namespace, &claim)
+                    .is_none()
+                {
+                    create(
+                        store,
+                        "/persistentvolumeclaims",
+                        json!({
+                            "metadata": {"name": claim, "namespace": namespace, "labels": set["spec"]["selector"]["matchLabels"]},
+                            "spec": template["spec"],
+                        }),
+                    );
+                }
+            }
+        }
+        sync_pods(
+            store,
+            set,
+            &set["spec"]["template"],
+            &pods,
+            fate,
+            &json!({"controller-revision-hash": revision, "apps.kubernetes.io/pod-index": "0"}),
+        );
+        if failing && let Some(first) = pods.first() {
+            failure_event(store, &namespace, first, fate);
+        }
+    }
+    let current = if complete { replicas } else { 0 };
+    let previous_revision = set["status"]["currentRevision"]
+        .as_str()
+        .unwrap_or(&revision)
+        .to_string();
+    let mut status = json!({
+        "observedGeneration": generation, "replicas": if complete || failing { replicas } else { 0 },
+        "currentReplicas": current, "updatedReplicas": current, "readyReplicas": current, "availableReplicas": current,
+        "currentRevision": if complete { revision.clone() } else { previous_revision }, "updateRevision": revision,
+        "collisionCount": 0,
+    });
+    if current == 0 {
+        let map = status.as_object_mut().expect("status is a map");
+        map.remove("readyReplicas");
+        map.remove("currentReplicas");
+        map.remove("updatedReplicas");
+    }
+    set_status(store, "apps/statefulsets", &namespace, &name, status);
+}
+
+fn daemon_set(store: &mut Store, set: &Value, ready: bool) {
+    let namespace = text(&set["metadata"]["namespace"]);
+    let name = text(&set["metadata"]["name"]);
+    let generation = set["metadata"]["generation"].as_u64().unwrap_or(1);
+    let nodes = u64::try_from(store.count("/nodes")).unwrap_or(0);
+    let fate = fate_of(set);
+    let complete = ready && fate == PodFate::Ready;
+    if ready {
+        let pods: Vec<String> = (0..nodes)
+            .map(|i| format!("{name}-{}", &short_hash(&json!([name, i]))[..5]))
+            .collect();
+        sync_pods(
+            store,
+            set,
+            &set["spec"]["template"],
+            &pods,
+            fate,
+            &json!({}),
+        );
+    }
+    let done = if complete { nodes } else { 0 };
+    set_status(
+        store,
+        "apps/daemonsets",
+        &namespace,
+        &name,
+        json!({
+            "observedGeneration": generation, "desiredNumberScheduled": nodes,
+            "currentNumberScheduled": if ready { nodes } else { 0 }, "numberMisscheduled": 0,
+            "numberReady": done, "updatedNumberScheduled": if ready { nodes } else { 0 },
+            "numberAvailable": done, "numberUnavailable": nodes - done,
+        }),
+    );
+}
+
+/// Returns when the job's TTL runs out, if it has one and finished.
+fn job(
+    store: &mut Store,
+    job: &Value,
+    ready: bool,
+    now_seconds: f64,
+    _second: Duration,
+) -> Option<f64> {
+    let namespace = text(&job["metadata"]["namespace"]);
+    let name = text(&job["metadata"]["name"]);
+    if job["spec"]["suspend"] == true {
+        return None;
+    }
+    let finished = job["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
+    });
+    if finished {
+        let ttl = job["spec"]["ttlSecondsAfterFinished"].as_f64()?;
+        let finished_at: f64 = job["metadata"]["annotations"]["sim.stack.dev/finished-at"]
+            .as_str()?
+            .parse()
+            .ok()?;
+        if now_seconds >= finished_at + ttl {
+            let uid = text(&job["metadata"]["uid"]);
+            let pods: Vec<String> = owned_by(store, "/pods", &namespace, &uid)
+                .iter()
+                .map(|p| text(&p["metadata"]["name"]))
+                .collect();
+            for pod in pods {
+                delete(store, "/pods", &namespace, &pod);
+            }
+            delete(store, "batch/jobs", &namespace, &name);
+            return None;
+        }
+        return Some(finished_at + ttl);
+    }
+    let pod = format!(
+        "{name}-{}",
+        &short_hash(&json!([name, job["metadata"]["uid"]]))[..5]
+    );
+    let failed = annotation(job, FAIL) == Some("job-failed");
+    let started = job["status"]["startTime"].clone();
+    let start_time = if started.is_null() {
+        json!(now())
+    } else {
+        started
+    };
+    if !ready {
+        let labels = json!({"batch.kubernetes.io/job-name": name});
+        sync_pods(
+            store,
+            job,
+            &job["spec"]["template"],
+            std::slice::from_ref(&pod),
+            PodFate::Ready,
+            &labels,
+        );
+        set_status(
+            store,
+            "batch/jobs",
+            &namespace,
+            &name,
+            json!({"startTime": start_time, "active": 1, "ready": 1, "terminating": 0, "uncountedTerminatedPods": {}}),
+        );
+        return None;
+    }
+    let fate = if failed {
+        PodFate::Failed
+    } else {
+        PodFate::Succeeded
+    };
+    sync_pods(
+        store,
+        job,
+        &job["spec"]["template"],
+        std::slice::from_ref(&pod),
+        fate,
+        &json!({"batch.kubernetes.io/job-name": name}),
+    );
+    let previous = &job["status"];
+    let status = if failed {
+        json!({"startTime": start_time, "failed": 1, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {},
+        "conditions": [
+            condition(previous, "FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+            condition(previous, "Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+        ]})
+    } else {
+        json!({"startTime": start_time, "completionTime": now(), "succeeded": 1, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {},
+        "conditions": [
+            condition(previous, "SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods"),
+            condition(previous, "Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods"),
+        ]})
+    };
+    update(store, "batch/jobs", &namespace, &name, |j| {
+        j["metadata"]["annotations"]["sim.stack.dev/finished-at"] =
+            json!(format!("{now_seconds:.3}"));
+    });
+    set_status(store, "batch/jobs", &namespace, &name, status);
+    job["spec"]["ttlSecondsAfterFinished"]
+        .as_f64()
+        .map(|ttl| now_seconds + ttl)
+}
+
+fn bind_claims(store: &mut Store) {
+    let pending: Vec<Value> = store
+        .list("/persistentvolumeclaims", None)
+        .filter(|c| c["status"]["phase"] != "Bound" && c["metadata"]["deletionTimestamp"].is_null())
+        .cloned()
+        .collect();
+    for claim in pending {
+        let namespace = text(&claim["metadata"]["namespace"]);
+        let name = text(&claim["metadata"]["name"]);
+        let volume = format!("pvc-{}", text(&claim["metadata"]["uid"]));
+        update(store, "/persistentvolumeclaims", &namespace, &name, |c| {
+            c["spec"]["volumeName"] = json!(volume);
+            c["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
+            c["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] = json!("yes");
+        });
+        let storage = claim["spec"]["resources"]["requests"]["storage"].clone();
+        set_status(
+            store,
+            "/persistentvolumeclaims",
+            &namespace,
+            &name,
+            json!({
+                "phase": "Bound", "accessModes": claim["spec"]["accessModes"], "capacity": {"storage": storage},
+            }),
+        );
+    }
+}
+
+fn establish_crds(store: &mut Store) {
+    let pending: Vec<Value> = store
+        .list("apiextensions.k8s.io/customresourcedefinitions", None)
+        .filter(|crd| {
+            let established = crd["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            });
+            let stored = crd["status"]["acceptedNames"]["plural"] == crd["spec"]["names"]["plural"];
+            (!established || !stored) && crd["metadata"]["deletionTimestamp"].is_null()
+        })
+        .cloned()
+        .collect();
+    for crd in pending {
+        let name = text(&crd["metadata"]["name"]);
+        let names = &crd["spec"]["names"];
+        let versions: Vec<Value> = crd["spec"]["versions"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter(|v| v["storage"] == true)
+                    .map(|v| v["name"].clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let previous = &crd["status"];
+        set_status(
+            store,
+            "apiextensions.k8s.io/customresourcedefinitions",
+            "",
+            &name,
+            json!({
+                "acceptedNames": {"kind": names["kind"], "listKind": names["listKind"].as_str().map_or_else(|| format!("{}List", text(&names["kind"])), str::to_string),
+                    "plural": names["plural"], "singular": names["singular"], "shortNames": names["shortNames"]},
+                "storedVersions": versions,
+                "conditions": [
+                    condition(previous, "NamesAccepted", "True", "NoConflicts", "no conflicts found"),
+                    condition(previous, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted"),
+                ],
+            }),
+        );
+        store.register_crds();
+    }
+}
+
+fn load_balancers(store: &mut Store) {
+    let pending: Vec<Value> = store
+        .list("/services", None)
+        .filter(|s| {
+            s["spec"]["type"] == "LoadBalancer" && s["status"]["loadBalancer"]["ingress"].is_null()
+        })
+        .cloned()
+        .collect();
+    for (index, service) in pending.iter().enumerate() {
+        let address = format!("172.18.0.{}", 240 + index % 15);
+        set_status(
+            store,
+            "/services",
+            &text(&service["metadata"]["namespace"]),
+            &text(&service["metadata"]["name"]),
+            json!({"loadBalancer": {"ingress": [{"ip": address, "ipMode": "VIP"}]}}),
+        );
+    }
+}
+
+/// Namespaces being deleted: delete their content, then finalize them.
+fn terminate_namespaces(store: &mut Store) {
+    let terminating: Vec<String> = store
+        .list("/namespaces", None)
+        .filter(|n| !n["metadata"]["deletionTimestamp"].is_null())
+        .map(|n| text(&n["metadata"]["name"]))
+        .collect();
+    for namespace in terminating {
+        let namespaced: Vec<String> = store
+            .registry
+            .types()
+            .iter()
+            .filter(|t| t.namespaced)
+            .map(ResourceType::key)
+            .collect();
+        let mut remaining = 0;
+        for key in namespaced {
+            let names: Vec<(String, bool)> = store
+                .list(&key, Some(&namespace))
+                .map(|o| {
+                    (
+                        text(&o["metadata"]["name"]),
+                        o["metadata"]["deletionTimestamp"].is_null(),
+                    )
+                })
+                .collect();
+            remaining += names.len();
+            for (name, fresh) in names {
+                if fresh {
+                    delete(store, &key, &namespace, &name);
+                }
+            }
+        }
+        if remaining == 0 {
+            store.remove("/namespaces", "", &namespace);
+        }
+    }
+}
+
+/// Background deletion of dependents whose owners are gone; foreground and
+/// orphan finalizers.
+fn collect_garbage(store: &mut Store) {
+    let keys: Vec<String> = store
+        .registry
+        .types()
+        .iter()
+        .map(ResourceType::key)
+        .collect();
+    let mut uids: HashSet<String> = HashSet::new();
+    let mut dependents: Vec<(String, String, String, Vec<String>)> = Vec::new();
+    let mut finalizing: Vec<(String, Value)> = Vec::new();
+    for key in &keys {
+        for object in store.list(key, None) {
+            let metadata = &object["metadata"];
+            uids.insert(text(&metadata["uid"]));
+            if let Some(owners) = metadata["ownerReferences"].as_array() {
+                dependents.push((
+                    key.clone(),
+                    text(&metadata["namespace"]),
+                    text(&metadata["name"]),
+                    owners.iter().map(|o| text(&o["uid"])).collect(),
+                ));
+            }
+            let finalizers = metadata["finalizers"].as_array();
+            if !metadata["deletionTimestamp"].is_null()
+                && finalizers
+                    .is_some_and(|f| f.iter().any(|f| f == "foregroundDeletion" || f == "orphan"))
+            {
+                finalizing.push((key.clone(), object.clone()));
+            }
+        }
+    }
+    for (key, namespace, name, owners) in &dependents {
+        if !owners.is_empty() && owners.iter().all(|uid| !uids.contains(uid)) {
+            delete(store, key, namespace, name);
+        }
+    }
+    for (key, owner) in finalizing {
+        let uid = text(&owner["metadata"]["uid"]);
+        let orphan = owner["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "orphan"));
+        let mut left = 0;
+        for (dependent_key, namespace, name, owners) in &dependents {
+            if !owners.contains(&uid) {
+                continue;
+            }
+            if orphan {
+                update(store, dependent_key, namespace, name, |d| {
+                    if let Some(refs) = d["metadata"]["ownerReferences"].as_array_mut() {
+                        refs.retain(|r| r["uid"] != uid.as_str());
+                    }
+                });
+            } else {
+                delete(store, dependent_key, namespace, name);
+                left += usize::from(store.get(dependent_key, namespace, name).is_some());
+            }
+        }
+        if left == 0 {
+            let namespace = text(&owner["metadata"]["namespace"]);
+            let name = text(&owner["metadata"]["name"]);
+            update(store, &key, &namespace, &name, |o| {
+                if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
+                    f.retain(|f| f != "foregroundDeletion" && f != "orphan");
+                }
+            });
+        }
+    }
+}
+
+/// Another manager that keeps touching stack's objects (fault injection for
+/// optimistic concurrency): an annotation changes, the resourceVersion moves.
+async fn conflict_writer(inner: Arc<Inner>, interval: Duration) {
+    let mut count = 0_u64;
+    loop {
+        tokio::time::sleep(interval).await;
+        count += 1;
+        let mut store = inner.store();
+        let candidates: Vec<(String, String, String)> =
+            ["/configmaps", "apps/deployments", "/services"]
+                .iter()
+                .flat_map(|key| {
+                    store
+                        .list(key, None)
+                        .filter(|o| {
+                            o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "stack"
+                        })
+                        .map(|o| {
+                            (
+                                (*key).to_string(),
+                                text(&o["metadata"]["namespace"]),
+                                text(&o["metadata"]["name"]),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        if candidates.is_empty() {
+            continue;
+        }
+        let index = usize::try_from(count).unwrap_or(0) % candidates.len();
+        let (key, namespace, name) = &candidates[index];
+        let Some(resource) = store.registry.by_key(key).cloned() else {
+            continue;
+        };
+        let request = Request {
+            resource: &resource,
+            namespace,
+            name,
+            manager: "sim-conflict-writer",
+            subresource: None,
+            dry_run: false,
+        };
+        let patch =
+            json!({"metadata": {"annotations": {"sim.stack.dev/touched": count.to_string()}}});
+        let _ = write::patch(&mut store, &request, "application/merge-patch+json", &patch);
+        drop(store);
+        inner.changed.notify_one();
+    }
+}

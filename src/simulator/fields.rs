@@ -1,0 +1,516 @@
+//! Field ownership for server-side apply (kube-api-subset.md §9): sets of
+//! field paths in `FieldsV1` form, computed from objects with a small table
+//! of list semantics instead of the full OpenAPI schemas.
+//!
+//! Path elements are encoded as in `FieldsV1`: `f:<field>`, `k:<key json>`
+//! for list-map items, `v:<json>` for set members, `i:<index>` is never
+//! produced (atomic lists are owned whole).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+pub type Path = Vec<String>;
+
+/// How a list merges (`x-kubernetes-list-type`).
+enum ListType {
+    /// Items merge by these key fields.
+    Map(&'static [&'static str]),
+    /// Scalar members merge by value.
+    Set,
+    /// Replaced and owned whole.
+    Atomic,
+}
+
+/// List semantics of the built-in kinds, by field name (and item shape).
+fn list_type(field: &str, items: &[Value]) -> ListType {
+    match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims" => ListType::Map(&["name"]),
+        "volumeMounts" => ListType::Map(&["mountPath"]),
+        "volumeDevices" => ListType::Map(&["devicePath"]),
+        "conditions" => ListType::Map(&["type"]),
+        "hostAliases" => ListType::Map(&["ip"]),
+        "ownerReferences" => ListType::Map(&["uid"]),
+        "finalizers" => ListType::Set,
+        "ports" if items.iter().any(|item| item.get("containerPort").is_some()) => {
+            ListType::Map(&["containerPort", "protocol"])
+        }
+        "ports" if items.iter().all(|item| item.get("port").is_some()) => {
+            ListType::Map(&["port", "protocol"])
+        }
+        _ => ListType::Atomic,
+    }
+}
+
+/// Maps owned whole (`x-kubernetes-map-type: atomic`): label selectors.
+fn atomic_map(field: &str, value: &Map<String, Value>) -> bool {
+    field == "selector"
+        && (value.contains_key("matchLabels") || value.contains_key("matchExpressions"))
+}
+
+/// The key element of a list-map item, with the server's defaults for key
+/// fields (a port's protocol is TCP).
+fn item_key(item: &Value, keys: &[&str]) -> String {
+    let mut key = Map::new();
+    for field in keys {
+        let value = match item.get(*field) {
+            Some(value) => value.clone(),
+            None if *field == "protocol" => Value::String("TCP".into()),
+            None => continue,
+        };
+        key.insert((*field).to_string(), value);
+    }
+    // serde_json keeps insertion order; FieldsV1 keys are sorted.
+    let sorted: BTreeMap<_, _> = key.into_iter().collect();
+    format!("k:{}", serde_json::to_string(&sorted).unwrap_or_default())
+}
+
+/// A set of field paths.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldSet {
+    owned: bool,
+    children: BTreeMap<String, FieldSet>,
+}
+
+/// Top-level fields nobody owns.
+const IDENTITY: &[&str] = &["apiVersion", "kind"];
+const SERVER_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "generateName",
+];
+
+impl FieldSet {
+    /// The fields an object (or an applied configuration) sets.
+    pub fn of_object(object: &Value, with_status: bool) -> Self {
+        let mut set = Self::default();
+        let Some(map) = object.as_object() else {
+            return set;
+        };
+        for (key, value) in map {
+            if IDENTITY.contains(&key.as_str()) || (key == "status" && !with_status) {
+                continue;
+            }
+            if key == "metadata" {
+                if let Some(metadata) = value.as_object() {
+                    let node = set.children.entry("f:metadata".into()).or_default();
+                    for (field, value) in metadata {
+                        if !SERVER_METADATA.contains(&field.as_str()) {
+                            node.children
+                                .entry(format!("f:{field}"))
+                                .or_default()
+                                .add(field, value);
+                        }
+                    }
+                    if node.children.is_empty() {
+                        set.children.remove("f:metadata");
+                    }
+                }
+                continue;
+            }
+            set.children
+                .entry(format!("f:{key}"))
+                .or_default()
+                .add(key, value);
+        }
+        set
+    }
+
+    /// Only the `.status` part of an object.
+    pub fn of_status(object: &Value) -> Self {
+        let mut set = Self::default();
+        if let Some(status) = object.get("status") {
+            set.children
+                .entry("f:status".into())
+                .or_default()
+                .add("status", status);
+        }
+        set
+    }
+
+    fn add(&mut self, field: &str, value: &Value) {
+        match value {
+            Value::Object(map) if !map.is_empty() && !atomic_map(field, map) => {
+                for (key, child) in map {
+                    self.children
+                        .entry(format!("f:{key}"))
+                        .or_default()
+                        .add(key, child);
+                }
+            }
+            Value::Array(items) => match list_type(field, items) {
+                ListType::Map(keys) => {
+                    for item in items {
+                        let node = self.children.entry(item_key(item, keys)).or_default();
+                        node.owned = true;
+                        if let Some(map) = item.as_object() {
+                            for (key, child) in map {
+                                node.children
+                                    .entry(format!("f:{key}"))
+                                    .or_default()
+                                    .add(key, child);
+                            }
+                        }
+                    }
+                    if items.is_empty() {
+                        self.owned = true;
+                    }
+                }
+                ListType::Set => {
+                    for item in items {
+                        let encoded =
+                            format!("v:{}", serde_json::to_string(item).unwrap_or_default());
+                        self.children.entry(encoded).or_default().owned = true;
+                    }
+                    if items.is_empty() {
+                        self.owned = true;
+                    }
+                }
+                ListType::Atomic => self.owned = true,
+            },
+            _ => self.owned = true,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.owned && self.children.is_empty()
+    }
+
+    /// Every owned path (leaves and list-item members), deepest last.
+    pub fn paths(&self) -> Vec<Path> {
+        let mut paths = Vec::new();
+        self.collect(&mut Vec::new(), &mut paths);
+        paths
+    }
+
+    fn collect(&self, prefix: &mut Path, out: &mut Vec<Path>) {
+        if self.owned && !prefix.is_empty() {
+            out.push(prefix.clone());
+        }
+        for (element, child) in &self.children {
+            prefix.push(element.clone());
+            child.collect(prefix, out);
+            prefix.pop();
+        }
+    }
+
+    fn node(&self, path: &[String]) -> Option<&Self> {
+        path.iter()
+            .try_fold(self, |node, element| node.children.get(element))
+    }
+
+    /// Whether this exact path is owned.
+    pub fn owns(&self, path: &[String]) -> bool {
+        self.node(path).is_some_and(|node| node.owned)
+    }
+
+    /// Whether this path or anything below it is owned.
+    pub fn touches(&self, path: &[String]) -> bool {
+        self.node(path).is_some()
+    }
+
+    pub fn insert(&mut self, path: &[String]) {
+        let mut node = self;
+        for element in path {
+            node = node.children.entry(element.clone()).or_default();
+        }
+        node.owned = true;
+    }
+
+    /// Give up ownership of a path (and prune empty branches).
+    pub fn remove(&mut self, path: &[String]) {
+        fn remove_in(node: &mut FieldSet, path: &[String]) {
+            let Some((first, rest)) = path.split_first() else {
+                node.owned = false;
+                return;
+            };
+            if let Some(child) = node.children.get_mut(first) {
+                remove_in(child, rest);
+                if child.is_empty() {
+                    node.children.remove(first);
+                }
+            }
+        }
+        remove_in(self, path);
+    }
+
+    pub fn union(&mut self, other: &Self) {
+        self.owned |= other.owned;
+        for (element, child) in &other.children {
+            self.children
+                .entry(element.clone())
+                .or_default()
+                .union(child);
+        }
+    }
+
+    /// `FieldsV1` JSON.
+    pub fn to_fields_v1(&self) -> Value {
+        let mut map = Map::new();
+        if self.owned && !self.children.is_empty() {
+            map.insert(".".into(), json!({}));
+        }
+        for (element, child) in &self.children {
+            map.insert(element.clone(), child.to_fields_v1());
+        }
+        Value::Object(map)
+    }
+
+    pub fn from_fields_v1(value: &Value) -> Self {
+        let mut set = Self::default();
+        if let Some(map) = value.as_object() {
+            set.owned = map.is_empty() || map.contains_key(".");
+            for (element, child) in map {
+                if element != "." {
+                    set.children
+                        .insert(element.clone(), Self::from_fields_v1(child));
+                }
+            }
+        }
+        set
+    }
+}
+
+/// The value at a path of an object.
+pub fn get<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut current = object;
+    let mut field = "";
+    for element in path {
+        current = step(current, element, field)?;
+        if let Some(name) = element.strip_prefix("f:") {
+            field = name;
+        }
+    }
+    Some(current)
+}
+
+fn step<'a>(value: &'a Value, element: &str, field: &str) -> Option<&'a Value> {
+    if let Some(name) = element.strip_prefix("f:") {
+        return value.get(name);
+    }
+    let items = value.as_array()?;
+    if element.starts_with("k:") {
+        let ListType::Map(keys) = list_type(field, items) else {
+            return None;
+        };
+        return items.iter().find(|item| item_key(item, keys) == element);
+    }
+    if let Some(encoded) = element.strip_prefix("v:") {
+        let member: Value = serde_json::from_str(encoded).ok()?;
+        return items.iter().find(|item| **item == member);
+    }
+    None
+}
+
+/// Remove the value at a path; `true` if something was removed.
+pub fn remove(object: &mut Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut field = "";
+    let mut current = object;
+    for element in parents {
+        let next_field = element.strip_prefix("f:").unwrap_or(field);
+        current = match step_mut(current, element, field) {
+            Some(next) => next,
+            None => return false,
+        };
+        field = next_field;
+    }
+    if let Some(name) = last.strip_prefix("f:") {
+        return current
+            .as_object_mut()
+            .and_then(|map| map.shift_remove(name))
+            .is_some();
+    }
+    let Some(items) = current.as_array_mut() else {
+        return false;
+    };
+    let before = items.len();
+    if last.starts_with("k:") {
+        if let ListType::Map(keys) = list_type(field, items) {
+            items.retain(|item| item_key(item, keys) != *last);
+        }
+    } else if let Some(encoded) = last.strip_prefix("v:")
+        && let Ok(member) = serde_json::from_str::<Value>(encoded)
+    {
+        items.retain(|item| *item != member);
+    }
+    items.len() != before
+}
+
+fn step_mut<'a>(value: &'a mut Value, element: &str, field: &str) -> Option<&'a mut Value> {
+    if let Some(name) = element.strip_prefix("f:") {
+        return value.get_mut(name);
+    }
+    let items = value.as_array_mut()?;
+    if element.starts_with("k:") {
+        let ListType::Map(keys) = list_type(field, items) else {
+            return None;
+        };
+        return items
+            .iter_mut()
+            .find(|item| item_key(item, keys) == element);
+    }
+    None
+}
+
+/// Merge an applied configuration into an object: maps merge, list-maps
+/// merge by key, everything else is replaced.
+pub fn merge_applied(target: &mut Value, config: &Value, field: &str) {
+    match (target, config) {
+        (Value::Object(target), Value::Object(config)) if !atomic_map(field, config) => {
+            for (key, value) in config {
+                match target.get_mut(key) {
+                    Some(existing) => merge_applied(existing, value, key),
+                    None => {
+                        target.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(target), Value::Array(config)) => match list_type(field, config) {
+            ListType::Map(keys) => {
+                for item in config {
+                    let key = item_key(item, keys);
+                    match target
+                        .iter_mut()
+                        .find(|existing| item_key(existing, keys) == key)
+                    {
+                        Some(existing) => merge_applied(existing, item, ""),
+                        None => target.push(item.clone()),
+                    }
+                }
+            }
+            ListType::Set => {
+                for item in config {
+                    if !target.contains(item) {
+                        target.push(item.clone());
+                    }
+                }
+            }
+            ListType::Atomic => target.clone_from(config),
+        },
+        (target, config) => *target = config.clone(),
+    }
+}
+
+/// A path as kubectl prints it in conflicts:
+/// `.spec.template.spec.containers[name="web"].image`.
+pub fn display(path: &[String]) -> String {
+    let mut out = String::new();
+    for element in path {
+        if let Some(name) = element.strip_prefix("f:") {
+            out.push('.');
+            out.push_str(name);
+        } else if let Some(key) = element.strip_prefix("k:") {
+            let fields: BTreeMap<String, Value> = serde_json::from_str(key).unwrap_or_default();
+            let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("[{}]", parts.join(",")));
+        } else if let Some(value) = element.strip_prefix("v:") {
+            out.push_str(&format!("[={value}]"));
+        }
+    }
+    out
+}
+
+/// The merge keys of a list (for strategic merge patch), if it merges by key.
+pub fn merge_keys(field: &str, items: &[Value]) -> Option<&'static [&'static str]> {
+    match list_type(field, items) {
+        ListType::Map(keys) => Some(keys),
+        _ => None,
+    }
+}
+
+/// Whether a scalar list merges by value (`finalizers`).
+pub fn is_set(field: &str) -> bool {
+    matches!(list_type(field, &[]), ListType::Set)
+}
+
+/// The key of a list-map item, as `merge_keys` identifies it.
+pub fn key_of(item: &Value, keys: &[&str]) -> String {
+    item_key(item, keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(image: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"spec": {"containers": [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}]}}}
+        })
+    }
+
+    #[test]
+    fn fields_v1_matches_the_real_encoding() {
+        let set = FieldSet::of_object(&deployment("nginx"), false);
+        assert_eq!(
+            set.to_fields_v1(),
+            json!({
+                "f:metadata": {"f:labels": {"f:app": {}}},
+                "f:spec": {"f:replicas": {}, "f:selector": {},
+                    "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {
+                        ".": {}, "f:image": {}, "f:name": {},
+                        "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}}}}}
+            })
+        );
+        assert_eq!(FieldSet::from_fields_v1(&set.to_fields_v1()), set);
+    }
+
+    #[test]
+    fn paths_navigate_list_maps() {
+        let object = deployment("nginx:1");
+        let path: Path = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"web\"}",
+            "f:image",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+        assert_eq!(get(&object, &path), Some(&json!("nginx:1")));
+        assert_eq!(
+            display(&path),
+            ".spec.template.spec.containers[name=\"web\"].image"
+        );
+        let mut object = object;
+        assert!(remove(&mut object, &path));
+        assert_eq!(get(&object, &path), None);
+    }
+
+    #[test]
+    fn merge_keeps_other_items_and_replaces_atomic_lists() {
+        let mut live =
+            json!({"spec": {"containers": [{"name": "a", "args": ["1"]}, {"name": "b"}]}});
+        merge_applied(
+            &mut live,
+            &json!({"spec": {"containers": [{"name": "a", "args": ["2"]}]}}),
+            "",
+        );
+        assert_eq!(
+            live,
+            json!({"spec": {"containers": [{"name": "a", "args": ["2"]}, {"name": "b"}]}})
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! API errors as the real server words them: a `Status` body with `reason`,
+//! `code`, `message` and `details` (kube-api-subset.md §4).
+
+use serde_json::{Value, json};
+
+use crate::simulator::resources::ResourceType;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Value,
+    /// `Retry-After` seconds, for 429s.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>, details: Value) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details,
+            retry_after: None,
+        }
+    }
+
+    pub fn status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if !self.details.is_null() {
+            status["details"] = self.details.clone();
+        }
+        status
+    }
+
+    pub fn not_found(resource: &ResourceType, name: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", resource.qualified()),
+            details(resource, name),
+        )
+    }
+
+    pub fn namespace_not_found(namespace: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("namespaces \"{namespace}\" not found"),
+            json!({"name": namespace, "kind": "namespaces"}),
+        )
+    }
+
+    pub fn namespace_terminating(namespace: &str) -> Self {
+        let message = format!(
+            "unable to create new content in namespace {namespace} because it is being terminated"
+        );
+        Self::new(
+            403,
+            "Forbidden",
+            message.clone(),
+            json!({"name": namespace, "kind": "namespaces", "causes": [
+                {"reason": "NamespaceTerminating", "message": message, "field": "metadata.namespace"}
+            ]}),
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message, Value::Null)
+    }
+
+    pub fn already_exists(resource: &ResourceType, name: &str) -> Self {
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", resource.qualified()),
+            details(resource, name),
+        )
+    }
+
+    pub fn conflict(resource: &ResourceType, name: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                resource.qualified()
+            ),
+            details(resource, name),
+        )
+    }
+
+    /// Server-side apply conflicts: `(manager description, field path)`.
+    pub fn apply_conflicts(conflicts: &[(String, String)]) -> Self {
+        let message = if let [(manager, path)] = conflicts {
+            format!("Apply failed with 1 conflict: conflict with {manager}: {path}")
+        } else {
+            let mut message = format!("Apply failed with {} conflicts: ", conflicts.len());
+            let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
+            managers.sort();
+            managers.dedup();
+            let blocks: Vec<String> = managers
+                .iter()
+                .map(|manager| {
+                    let paths: Vec<String> = conflicts
+                        .iter()
+                        .filter(|(m, _)| m == *manager)
+                        .map(|(_, path)| format!("- {path}"))
+                        .collect();
+                    format!("conflicts with {manager}:\n{}", paths.join("\n"))
+                })
+                .collect();
+            message.push_str(&blocks.join("\n"));
+            message
+        };
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|(manager, path)| {
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": path})
+            })
+            .collect();
+        Self::new(409, "Conflict", message, json!({"causes": causes}))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message, Value::Null)
+    }
+
+    /// 422 with one cause.
+    pub fn invalid(
+        kind: &str,
+        group: &str,
+        name: &str,
+        field: &str,
+        reason: &'static str,
+        text: &str,
+    ) -> Self {
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        Self::new(
+            422,
+            "Invalid",
+            format!("{qualified} \"{name}\" is invalid: {field}: {text}"),
+            json!({"name": name, "group": group, "kind": kind, "causes": [
+                {"reason": reason, "message": text, "field": field}
+            ]}),
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Value::Null,
+        )
+    }
+
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+            ),
+            Value::Null,
+        )
+    }
+
+    pub fn expired(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message, Value::Null)
+    }
+
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+            json!({"retryAfterSeconds": retry_after}),
+        );
+        error.retry_after = Some(retry_after);
+        error
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+            Value::Null,
+        )
+    }
+}
+
+fn details(resource: &ResourceType, name: &str) -> Value {
+    let mut details = json!({"name": name, "kind": resource.plural});
+    if !resource.group.is_empty() {
+        details["group"] = Value::String(resource.group.clone());
+    }
+    details
+}

@@ -1,0 +1,288 @@
+//! The simulator's objects, its resourceVersion counter, the recent history
+//! that watches resume from, and the journal that persists every write.
+//!
+//! Persistence is an append-only journal of whole objects, one JSON line per
+//! write, written with a single `write` call: a process killed at any instant
+//! leaves at most a torn last line, which loading ignores, so every object is
+//! found in its old or its new version. The journal is compacted on open.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::simulator::resources::{Registry, from_crd};
+
+/// How many events watches can resume from.
+const HISTORY: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub revision: u64,
+    pub action: Action,
+    /// The resource type's key (`apps/deployments`).
+    pub resource: String,
+    pub object: Value,
+}
+
+pub type ObjectId = (String, String);
+
+pub struct Store {
+    pub registry: Registry,
+    objects: HashMap<String, BTreeMap<ObjectId, Value>>,
+    pub revision: u64,
+    history: VecDeque<Arc<Event>>,
+    journal: Option<Journal>,
+    pub events: broadcast::Sender<Arc<Event>>,
+}
+
+impl Store {
+    /// An empty store, or the state persisted in `dir`.
+    pub fn open(dir: Option<&Path>) -> std::io::Result<Self> {
+        let (events, _) = broadcast::channel(8192);
+        let mut store = Self {
+            registry: Registry::default(),
+            objects: HashMap::new(),
+            revision: 1,
+            history: VecDeque::new(),
+            journal: None,
+            events,
+        };
+        if let Some(dir) = dir {
+            fs_err::create_dir_all(dir)?;
+            let path = dir.join("journal");
+            store.replay(&path)?;
+            store.compact(&path)?;
+            store.journal = Some(Journal::open(&path)?);
+        }
+        store.register_crds();
+        Ok(store)
+    }
+
+    fn replay(&mut self, path: &Path) -> std::io::Result<()> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let text = fs_err::read(path)?;
+        for line in text.split(|byte| *byte == b'\n') {
+            // A torn last line (the process was killed mid-write) does not parse.
+            let Ok(record) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            let (Some(revision), Some(resource)) =
+                (record["rv"].as_u64(), record["resource"].as_str())
+            else {
+                continue;
+            };
+            let id = (
+                record["namespace"].as_str().unwrap_or_default().to_string(),
+                record["name"].as_str().unwrap_or_default().to_string(),
+            );
+            let objects = self.objects.entry(resource.to_string()).or_default();
+            if record["op"] == "delete" {
+                objects.remove(&id);
+            } else {
+                objects.insert(id, record["object"].clone());
+            }
+            self.revision = self.revision.max(revision);
+        }
+        Ok(())
+    }
+
+    /// Rewrite the journal as one line per live object (atomically).
+    fn compact(&self, path: &Path) -> std::io::Result<()> {
+        let temporary = path.with_extension("compacting");
+        let mut buffer = Vec::new();
+        for (resource, objects) in &self.objects {
+            for ((namespace, name), object) in objects {
+                let record = json!({"rv": self.revision, "op": "put", "resource": resource,
+                    "namespace": namespace, "name": name, "object": object});
+                serde_json::to_writer(&mut buffer, &record)?;
+                buffer.push(b'\n');
+            }
+        }
+        fs_err::write(&temporary, &buffer)?;
+        fs_err::rename(&temporary, path)
+    }
+
+    /// Serve the kinds of every established CRD.
+    pub fn register_crds(&mut self) {
+        let crds: Vec<Value> = self
+            .list("apiextensions.k8s.io/customresourcedefinitions", None)
+            .cloned()
+            .collect();
+        for crd in crds {
+            let established = crd["status"]["conditions"]
+                .as_array()
+                .is_some_and(|conditions| {
+                    conditions
+                        .iter()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                });
+            if established {
+                let name = crd["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                self.registry.set_custom(&name, from_crd(&crd));
+            }
+        }
+    }
+
+    pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(resource)?
+            .get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// Objects of a type, in namespace then name order (all namespaces if `None`).
+    pub fn list<'a>(
+        &'a self,
+        resource: &str,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .get(resource)
+            .into_iter()
+            .flat_map(|objects| objects.iter())
+            .filter(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
+            .map(|(_, object)| object)
+    }
+
+    /// Number of objects of a type.
+    pub fn count(&self, resource: &str) -> usize {
+        self.objects.get(resource).map_or(0, BTreeMap::len)
+    }
+
+    /// Store an object at a new resourceVersion and tell watchers.
+    pub fn put(&mut self, resource: &str, mut object: Value, action: Action) -> Value {
+        self.revision += 1;
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert(
+                "resourceVersion".into(),
+                Value::String(self.revision.to_string()),
+            );
+        }
+        let id = object_id(&object);
+        self.persist("put", resource, &id, &object);
+        self.objects
+            .entry(resource.to_string())
+            .or_default()
+            .insert(id, object.clone());
+        self.record(action, resource, object.clone());
+        object
+    }
+
+    /// Remove an object; watchers get its last state at a new resourceVersion.
+    pub fn remove(&mut self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        let id = (namespace.to_string(), name.to_string());
+        let mut object = self.objects.get_mut(resource)?.remove(&id)?;
+        self.revision += 1;
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert(
+                "resourceVersion".into(),
+                Value::String(self.revision.to_string()),
+            );
+        }
+        self.persist("delete", resource, &id, &Value::Null);
+        self.record(Action::Deleted, resource, object.clone());
+        Some(object)
+    }
+
+    fn record(&mut self, action: Action, resource: &str, object: Value) {
+        let event = Arc::new(Event {
+            revision: self.revision,
+            action,
+            resource: resource.to_string(),
+            object,
+        });
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Arc::clone(&event));
+        let _ = self.events.send(event);
+    }
+
+    fn persist(&mut self, op: &str, resource: &str, id: &ObjectId, object: &Value) {
+        if let Some(journal) = &mut self.journal {
+            let record = json!({"rv": self.revision, "op": op, "resource": resource,
+                "namespace": id.0, "name": id.1, "object": object});
+            journal.append(&record);
+        }
+    }
+
+    /// Events after `revision`, if the history still reaches back that far.
+    pub fn since(&self, revision: u64) -> Option<Vec<Arc<Event>>> {
+        let oldest = self.history.front().map_or(self.revision, |e| e.revision);
+        if revision + 1 < oldest && revision < self.revision {
+            return None;
+        }
+        Some(
+            self.history
+                .iter()
+                .filter(|e| e.revision > revision)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// `(namespace, name)` of an object.
+pub fn object_id(object: &Value) -> ObjectId {
+    let metadata = &object["metadata"];
+    (
+        metadata["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        metadata["name"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+struct Journal {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Journal {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// One line, one `write` call.
+    fn append(&mut self, record: &Value) {
+        let mut line = serde_json::to_vec(record).unwrap_or_default();
+        line.push(b'\n');
+        if let Err(error) = self.file.write_all(&line) {
+            eprintln!("simulator: cannot write {}: {error}", self.path.display());
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! WATCH: newline-delimited events from a resourceVersion, with the
+//! streaming-list mode (`sendInitialEvents=true`) that kubectl 1.37 uses for
+//! `rollout status`, `wait` and `delete`: initial ADDED events, then a
+//! BOOKMARK annotated `k8s.io/initial-events-end`, then changes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::simulator::api::{Query, Route};
+use crate::simulator::resources::ResourceType;
+use crate::simulator::selectors::{FieldSelector, LabelSelector};
+use crate::simulator::status::ApiError;
+use crate::simulator::store::{Action, Event, ObjectId, object_id};
+use crate::simulator::{Inner, ResponseBody};
+
+struct Filter {
+    resource: String,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn in_scope(&self, event: &Event) -> bool {
+        event.resource == self.resource
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| event.object["metadata"]["namespace"].as_str() == Some(ns))
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        self.labels
+            .matches(object["metadata"]["labels"].as_object())
+            && self.fields.matches(object)
+    }
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut bytes =
+        serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+fn bookmark(resource: &ResourceType, revision: u64, initial_end: bool) -> Bytes {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if initial_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    line(
+        "BOOKMARK",
+        &json!({"kind": resource.kind, "apiVersion": resource.api_version(), "metadata": metadata}),
+    )
+}
+
+fn expired(revision: u64, current: u64) -> Bytes {
+    let status =
+        ApiError::expired(format!("too old resource version: {revision} ({current})")).status();
+    line("ERROR", &status)
+}
+
+pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<ResponseBody, ApiError> {
+    let Route::Collection {
+        resource,
+        namespace,
+    } = route
+    else {
+        return Err(ApiError::method_not_allowed());
+    };
+    let send_initial = query.flag("sendInitialEvents");
+    let bookmarks = query.flag("allowWatchBookmarks");
+    if send_initial && (query.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks) {
+        return Err(ApiError::invalid(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            "sendInitialEvents",
+            "FieldValueForbidden",
+            "Forbidden: sendInitialEvents requires resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true",
+        ));
+    }
+    let filter = Filter {
+        resource: resource.key(),
+        namespace: namespace.clone(),
+        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or_default())?,
+        fields: FieldSelector::parse(
+            query.get("fieldSelector").unwrap_or_default(),
+            &resource.kind,
+        )?,
+    };
+    let timeout = Duration::from_secs(
+        query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1800),
+    );
+    let (sender, receiver) = futures::channel::mpsc::unbounded::<Bytes>();
+    let mut matched: HashSet<ObjectId> = HashSet::new();
+    let (mut events, start) = {
+        let store = inner.store();
+        let subscription = store.events.subscribe();
+        let requested: Option<u64> = query
+            .get("resourceVersion")
+            .and_then(|rv| rv.parse().ok())
+            .filter(|rv| *rv > 0);
+        match (send_initial, requested) {
+            (false, Some(revision)) => match store.since(revision) {
+                Some(history) => {
+                    for event in history.iter().filter(|e| filter.in_scope(e)) {
+                        if let Some(bytes) = translate(&filter, event, &mut matched) {
+                            let _ = sender.unbounded_send(bytes);
+                        }
+                    }
+                }
+                None => {
+                    let _ = sender.unbounded_send(expired(revision, store.revision));
+                    drop(sender);
+                    return Ok(body(receiver));
+                }
+            },
+            _ => {
+                for object in store.list(&filter.resource, filter.namespace.as_deref()) {
+                    if filter.matches(object) {
+                        matched.insert(object_id(object));
+                        let _ = sender.unbounded_send(line("ADDED", object));
+                    }
+                }
+                if send_initial {
+                    let _ = sender.unbounded_send(bookmark(resource, store.revision, true));
+                }
+            }
+        }
+        (subscription, store.revision)
+    };
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let received = tokio::time::timeout_at(deadline, events.recv()).await;
+            let event = match received {
+                Ok(Ok(event)) => event,
+                Ok(Err(RecvError::Lagged(_))) => {
+                    let _ = sender.unbounded_send(expired(start, start));
+                    break;
+                }
+                Err(_) | Ok(Err(RecvError::Closed)) => break,
+            };
+            if event.revision <= start || !filter.in_scope(&event) {
+                continue;
+            }
+            if let Some(bytes) = translate(&filter, &event, &mut matched)
+                && sender.unbounded_send(bytes).is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(body(receiver))
+}
+
+/// An event as this watch reports it: objects entering or leaving the
+/// selection are ADDED or DELETED.
+fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) -> Option<Bytes> {
+    let id = object_id(&event.object);
+    let was = matched.contains(&id);
+    let is = event.action != Action::Deleted && filter.matches(&event.object);
+    let kind = match (was, is) {
+        (false, true) => "ADDED",
+        (true, true) => "MODIFIED",
+        (true, false) => "DELETED",
+        (false, false) if event.action == Action::Deleted && filter.matches(&event.object) => {
+            "DELETED"
+        }
+        (false, false) => return None,
+    };
+    if is {
+        matched.insert(id);
+    } else {
+        matched.remove(&id);
+    }
+    Some(line(kind, &event.object))
+}
+
+fn body(receiver: futures::channel::mpsc::UnboundedReceiver<Bytes>) -> ResponseBody {
+    BodyExt::boxed(StreamBody::new(
+        receiver.map(|bytes| Ok(Frame::data(bytes))),
+    ))
+}

@@ -1,0 +1,918 @@
+//! Every write goes through here: create, update, the four PATCH types,
+//! server-side apply, delete. One pipeline (`commit`) does what the real
+//! server does on every write — identity checks, namespace checks, status
+//! subresource rules, defaulting, generation, managedFields, no-op detection,
+//! dry runs — so that a dry run returns exactly what the write would.
+
+use serde_json::{Map, Value, json};
+
+use crate::simulator::fields::{self, FieldSet, Path};
+use crate::simulator::patch;
+use crate::simulator::resources::ResourceType;
+use crate::simulator::status::ApiError;
+use crate::simulator::store::{Action, Store};
+
+/// Who writes, where, and how.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub resource: &'a ResourceType,
+    /// Empty for cluster-scoped resources.
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub manager: &'a str,
+    pub subresource: Option<&'a str>,
+    pub dry_run: bool,
+}
+
+/// One `managedFields` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub manager: String,
+    pub operation: String,
+    pub api_version: String,
+    pub time: String,
+    pub subresource: String,
+    pub fields: FieldSet,
+}
+
+impl Entry {
+    /// How conflict messages name the manager.
+    fn describe(&self) -> String {
+        let mut text = format!("\"{}\"", self.manager);
+        if !self.subresource.is_empty() {
+            text.push_str(&format!(" with subresource \"{}\"", self.subresource));
+        }
+        if self.operation == "Update" {
+            text.push_str(&format!(" using {}", self.api_version));
+        }
+        text
+    }
+
+    fn same_owner(&self, manager: &str, operation: &str, subresource: &str) -> bool {
+        self.manager == manager && self.operation == operation && self.subresource == subresource
+    }
+}
+
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn new_uid() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex = crate::hex::lower(&bytes);
+    format!(
+        "{}-{}-4{}-{}{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        ["8", "9", "a", "b"][usize::from(bytes[8] % 4)],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+pub fn entries_of(object: &Value) -> Vec<Entry> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| Entry {
+                    manager: text(&entry["manager"]),
+                    operation: text(&entry["operation"]),
+                    api_version: text(&entry["apiVersion"]),
+                    time: text(&entry["time"]),
+                    subresource: text(&entry["subresource"]),
+                    fields: FieldSet::from_fields_v1(&entry["fieldsV1"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_string()
+}
+
+fn set_entries(object: &mut Value, entries: &[Entry]) {
+    let list: Vec<Value> = entries
+        .iter()
+        .filter(|entry| !entry.fields.is_empty())
+        .map(|entry| {
+            let mut value = json!({
+                "manager": entry.manager,
+                "operation": entry.operation,
+                "apiVersion": entry.api_version,
+                "time": entry.time,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": entry.fields.to_fields_v1(),
+            });
+            if !entry.subresource.is_empty() {
+                value["subresource"] = json!(entry.subresource);
+            }
+            value
+        })
+        .collect();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        if list.is_empty() {
+            metadata.remove("managedFields");
+        } else {
+            metadata.insert("managedFields".into(), Value::Array(list));
+        }
+    }
+}
+
+/// How the new managedFields are found.
+enum Ownership {
+    /// A non-apply write: the fields that changed go to this manager.
+    Update,
+    /// Server-side apply computed them.
+    Applied(Vec<Entry>),
+}
+
+fn metadata(object: &Value) -> &Value {
+    &object["metadata"]
+}
+
+/// Check a body's apiVersion, kind, name and namespace against the URL.
+fn check_identity(request: &Request, body: &mut Value) -> Result<(), ApiError> {
+    let resource = request.resource;
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request is not a JSON or YAML object",
+        ));
+    }
+    let api_version = body["apiVersion"].as_str().unwrap_or_default();
+    if !api_version.is_empty() && api_version != resource.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            resource.api_version()
+        )));
+    }
+    let kind = body["kind"].as_str().unwrap_or_default();
+    if !kind.is_empty() && kind != resource.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            resource.kind
+        )));
+    }
+    body["apiVersion"] = json!(resource.api_version());
+    body["kind"] = json!(resource.kind);
+    if !body["metadata"].is_object() {
+        body["metadata"] = json!({});
+    }
+    let name = metadata(body)["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if !name.is_empty() && name != request.name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            request.name
+        )));
+    }
+    body["metadata"]["name"] = json!(request.name);
+    if resource.namespaced {
+        let namespace = metadata(body)["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !namespace.is_empty() && namespace != request.namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        body["metadata"]["namespace"] = json!(request.namespace);
+    } else if let Some(map) = body["metadata"].as_object_mut() {
+        map.remove("namespace");
+    }
+    validate_name(request)
+}
+
+fn validate_name(request: &Request) -> Result<(), ApiError> {
+    let name = request.name;
+    let label_only = matches!(request.resource.kind.as_str(), "Namespace" | "Service");
+    let valid_chars = name.chars().all(|c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (c == '.' && !label_only)
+    });
+    let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let max = if label_only { 63 } else { 253 };
+    if name.is_empty() || !valid_chars || !ends_ok || name.len() > max {
+        let rule = if label_only {
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+        } else {
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        };
+        return Err(ApiError::invalid(
+            &request.resource.kind,
+            &request.resource.group,
+            name,
+            "metadata.name",
+            "FieldValueInvalid",
+            &format!("Invalid value: \"{name}\": {rule}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Kinds whose objects carry `metadata.generation`.
+fn has_generation(resource: &ResourceType) -> bool {
+    resource.status || resource.group.contains('.') && !resource.group.ends_with("k8s.io")
+}
+
+/// Everything that is not metadata (nor status, when it is a subresource).
+fn spec_of(resource: &ResourceType, object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("metadata");
+        if resource.status {
+            map.remove("status");
+        }
+    }
+    copy
+}
+
+fn check_namespace(store: &Store, request: &Request) -> Result<(), ApiError> {
+    if !request.resource.namespaced {
+        return Ok(());
+    }
+    match store.get("/namespaces", "", request.namespace) {
+        None => Err(ApiError::namespace_not_found(request.namespace)),
+        Some(namespace) if !namespace["metadata"]["deletionTimestamp"].is_null() => {
+            Err(ApiError::namespace_terminating(request.namespace))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Go's `omitempty`: empty label/annotation maps and nulls in metadata vanish.
+fn normalise(object: &mut Value) {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.retain(|key, value| {
+            !(value.is_null()
+                || (matches!(
+                    key.as_str(),
+                    "labels" | "annotations" | "finalizers" | "ownerReferences"
+                ) && is_empty(value)))
+        });
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
+/// The write pipeline. `old` is the live object (`None` to create).
+fn commit(
+    store: &mut Store,
+    request: &Request,
+    old: Option<&Value>,
+    mut new: Value,
+    ownership: Ownership,
+) -> Result<(u16, Value), ApiError> {
+    let resource = request.resource;
+    let status_write = request.subresource == Some("status");
+    let now = now();
+    match old {
+        None => {
+            check_namespace(store, request)?;
+            let metadata = new["metadata"]
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+            metadata.insert("uid".into(), json!(new_uid()));
+            metadata.insert("creationTimestamp".into(), json!(now));
+            metadata.remove("resourceVersion");
+            metadata.remove("deletionTimestamp");
+            if has_generation(resource) {
+                metadata.insert("generation".into(), json!(1));
+            } else {
+                metadata.remove("generation");
+            }
+            if resource.status
+                && !status_write
+                && let Some(map) = new.as_object_mut()
+            {
+                map.remove("status");
+            }
+        }
+        Some(old) => {
+            let requested = new["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default();
+            if !requested.is_empty()
+                && requested
+                    != old["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+            {
+                return Err(ApiError::conflict(resource, request.name));
+            }
+            let requested_uid = new["metadata"]["uid"].as_str().unwrap_or_default();
+            let live_uid = old["metadata"]["uid"].as_str().unwrap_or_default();
+            if !requested_uid.is_empty() && requested_uid != live_uid {
+                return Err(ApiError::conflict(resource, request.name));
+            }
+            if status_write {
+                // Only `.status` changes through the status subresource.
+                let status = new.get("status").cloned();
+                new = old.clone();
+                match status {
+                    Some(status) => new["status"] = status,
+                    None => {
+                        if let Some(map) = new.as_object_mut() {
+                            map.remove("status");
+                        }
+                    }
+                }
+            } else if resource.status {
+                match old.get("status") {
+                    Some(status) => new["status"] = status.clone(),
+                    None => {
+                        if let Some(map) = new.as_object_mut() {
+                            map.remove("status");
+                        }
+                    }
+                }
+            }
+            for field in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
+                match old["metadata"].get(field) {
+                    Some(value) => new["metadata"][field] = value.clone(),
+                    None => {
+                        if let Some(map) = new["metadata"].as_object_mut() {
+                            map.remove(field);
+                        }
+                    }
+                }
+            }
+            if !old["metadata"]["deletionTimestamp"].is_null() {
+                let added = new["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|new_list| {
+                        let old_list = old["metadata"]["finalizers"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
+                        new_list.iter().any(|f| !old_list.contains(f))
+                    });
+                if added {
+                    return Err(ApiError::invalid(
+                        &resource.kind,
+                        &resource.group,
+                        request.name,
+                        "metadata.finalizers",
+                        "FieldValueForbidden",
+                        "Forbidden: no new finalizers can be added if the object is being deleted",
+                    ));
+                }
+            }
+        }
+    }
+    crate::simulator::defaults::apply(&resource.kind, &mut new);
+    validate(resource, &new, request.name)?;
+    normalise(&mut new);
+    let entries = match ownership {
+        Ownership::Applied(entries) => entries,
+        Ownership::Update => update_entries(request, old, &new, &now),
+    };
+    let entries = prune_entries(entries, &new);
+    set_entries(&mut new, &entries);
+    if let Some(old) = old {
+        if without_volatile(old) == without_volatile(&new) {
+            return Ok((200, old.clone()));
+        }
+        if has_generation(resource)
+            && spec_of(resource, old) != spec_of(resource, &new)
+            && !status_write
+        {
+            let generation = old["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
+            new["metadata"]["generation"] = json!(generation);
+        }
+    }
+    if request.dry_run {
+        if old.is_none()
+            && let Some(map) = new["metadata"].as_object_mut()
+        {
+            map.remove("resourceVersion");
+        }
+        return Ok((if old.is_none() { 201 } else { 200 }, new));
+    }
+    // Removing the last finalizer of an object being deleted deletes it.
+    let finalized = !new["metadata"]["deletionTimestamp"].is_null()
+        && new["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(Vec::is_empty);
+    if finalized {
+        let key = resource.key();
+        store.put(&key, new.clone(), Action::Modified);
+        let removed = store
+            .remove(&key, request.namespace, request.name)
+            .unwrap_or(new);
+        return Ok((200, removed));
+    }
+    let action = if old.is_none() {
+        Action::Added
+    } else {
+        Action::Modified
+    };
+    let stored = store.put(&resource.key(), new, action);
+    Ok((if old.is_none() { 201 } else { 200 }, stored))
+}
+
+/// The object without what changes on every write (for no-op detection).
+fn without_volatile(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(metadata) = copy["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+        if let Some(Value::Array(entries)) = metadata.get_mut("managedFields") {
+            for entry in entries {
+                if let Some(entry) = entry.as_object_mut() {
+                    entry.remove("time");
+                }
+            }
+        }
+    }
+    copy
+}
+
+fn validate(resource: &ResourceType, object: &Value, name: &str) -> Result<(), ApiError> {
+    let selector_kinds = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"];
+    if selector_kinds.contains(&resource.kind.as_str()) {
+        let selector = object["spec"]["selector"]["matchLabels"].as_object();
+        let labels = object["spec"]["template"]["metadata"]["labels"].as_object();
+        let Some(selector) = selector else {
+            return Err(ApiError::invalid(
+                &resource.kind,
+                &resource.group,
+                name,
+                "spec.selector",
+                "FieldValueRequired",
+                "Required value",
+            ));
+        };
+        let matches = selector
+            .iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
+        if !matches {
+            let shown: Vec<String> = labels
+                .map(|l| l.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect())
+                .unwrap_or_default();
+            return Err(ApiError::invalid(
+                &resource.kind,
+                &resource.group,
+                name,
+                "spec.template.metadata.labels",
+                "FieldValueInvalid",
+                &format!(
+                    "Invalid value: map[string]string{{{}}}: `selector` does not match template `labels`",
+                    shown.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fields a non-apply write changed become the writer's (operation Update).
+fn update_entries(request: &Request, old: Option<&Value>, new: &Value, now: &str) -> Vec<Entry> {
+    let mut entries = old.map(entries_of).unwrap_or_default();
+    let subresource = request.subresource.unwrap_or_default();
+    let status_only = subresource == "status";
+    let new_fields = if status_only {
+        FieldSet::of_status(new)
+    } else {
+        FieldSet::of_object(new, !request.resource.status)
+    };
+    let changed: Vec<Path> = match old {
+        None => new_fields.paths(),
+        Some(old) => {
+            let mut all = new_fields.clone();
+            all.union(&if status_only {
+                FieldSet::of_status(old)
+            } else {
+                FieldSet::of_object(old, !request.resource.status)
+            });
+            all.paths()
+                .into_iter()
+                .filter(|path| fields::get(old, path) != fields::get(new, path))
+                .filter(|path| fields::get(new, path).is_some())
+                .collect()
+        }
+    };
+    if changed.is_empty() {
+        return entries;
+    }
+    for entry in &mut entries {
+        for path in &changed {
+            entry.fields.remove(path);
+        }
+    }
+    let index = match entries
+        .iter()
+        .position(|e| e.same_owner(request.manager, "Update", subresource))
+    {
+        Some(index) => index,
+        None => {
+            entries.push(Entry {
+                manager: request.manager.to_string(),
+                operation: "Update".into(),
+                api_version: request.resource.api_version(),
+                time: now.to_string(),
+                subresource: subresource.to_string(),
+                fields: FieldSet::default(),
+            });
+            entries.len() - 1
+        }
+    };
+    let entry = &mut entries[index];
+    entry.time = now.to_string();
+    for path in &changed {
+        entry.fields.insert(path);
+    }
+    entries
+}
+
+/// Drop owned paths that no longer exist in the object, and empty entries.
+fn prune_entries(entries: Vec<Entry>, object: &Value) -> Vec<Entry> {
+    entries
+        .into_iter()
+        .map(|mut entry| {
+            for path in entry.fields.paths() {
+                if fields::get(object, &path).is_none() {
+                    entry.fields.remove(&path);
+                }
+            }
+            entry
+        })
+        .filter(|entry| !entry.fields.is_empty())
+        .collect()
+}
+
+pub fn create(
+    store: &mut Store,
+    request: &Request,
+    mut body: Value,
+) -> Result<(u16, Value), ApiError> {
+    if !body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
+    check_identity(request, &mut body)?;
+    if store
+        .get(&request.resource.key(), request.namespace, request.name)
+        .is_some()
+    {
+        return Err(ApiError::already_exists(request.resource, request.name));
+    }
+    if let Some(map) = body["metadata"].as_object_mut() {
+        map.remove("managedFields");
+    }
+    commit(store, request, None, body, Ownership::Update)
+}
+
+pub fn update(
+    store: &mut Store,
+    request: &Request,
+    mut body: Value,
+) -> Result<(u16, Value), ApiError> {
+    check_identity(request, &mut body)?;
+    let old = live(store, request)?;
+    if body["metadata"].get("managedFields").is_none()
+        && let Some(entries) = old["metadata"].get("managedFields")
+    {
+        body["metadata"]["managedFields"] = entries.clone();
+    }
+    commit(store, request, Some(&old), body, Ownership::Update)
+}
+
+fn live(store: &Store, request: &Request) -> Result<Value, ApiError> {
+    store
+        .get(&request.resource.key(), request.namespace, request.name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(request.resource, request.name))
+}
+
+/// JSON, merge and strategic-merge patches.
+pub fn patch(
+    store: &mut Store,
+    request: &Request,
+    content_type: &str,
+    body: &Value,
+) -> Result<(u16, Value), ApiError> {
+    let old = live(store, request)?;
+    let mut new = old.clone();
+    match content_type {
+        "application/json-patch+json" => {
+            patch::json_patch(&mut new, body).map_err(|message| ApiError {
+                code: 422,
+                reason: "Invalid",
+                message,
+                details: Value::Null,
+                retry_after: None,
+            })?;
+        }
+        "application/merge-patch+json" => patch::merge_patch(&mut new, body),
+        "application/strategic-merge-patch+json" => {
+            if request.resource.group.contains('.') && !request.resource.group.ends_with("k8s.io") {
+                return Err(ApiError::unsupported_media_type(content_type));
+            }
+            patch::strategic(&mut new, body);
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    }
+    if let Some(requested) = body["metadata"]["resourceVersion"].as_str()
+        && requested
+            != old["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+    {
+        return Err(ApiError::conflict(request.resource, request.name));
+    }
+    if let Some(map) = new["metadata"].as_object_mut() {
+        map.remove("resourceVersion");
+    }
+    check_identity(request, &mut new)?;
+    commit(store, request, Some(&old), new, Ownership::Update)
+}
+
+/// Server-side apply (kube-api-subset.md §9.1).
+pub fn apply(
+    store: &mut Store,
+    request: &Request,
+    mut config: Value,
+    force: bool,
+) -> Result<(u16, Value), ApiError> {
+    if request.manager.is_empty() {
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            "fieldManager",
+            "FieldValueRequired",
+            "Required value: is required for apply patch",
+        ));
+    }
+    if config["metadata"].get("managedFields").is_some() {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    check_identity(request, &mut config)?;
+    let live = store
+        .get(&request.resource.key(), request.namespace, request.name)
+        .cloned();
+    if let (Some(live), Some(requested)) = (&live, config["metadata"]["resourceVersion"].as_str())
+        && requested
+            != live["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+    {
+        return Err(ApiError::conflict(request.resource, request.name));
+    }
+    if let Some(map) = config["metadata"].as_object_mut() {
+        map.remove("resourceVersion");
+    }
+    let subresource = request.subresource.unwrap_or_default();
+    let status_only = subresource == "status";
+    let applied = if status_only {
+        FieldSet::of_status(&config)
+    } else {
+        FieldSet::of_object(&config, !request.resource.status)
+    };
+    let mut entries = live.as_ref().map(entries_of).unwrap_or_default();
+    let mut merged = live.clone().unwrap_or_else(|| {
+        json!({"apiVersion": config["apiVersion"], "kind": config["kind"], "metadata": {"name": request.name}})
+    });
+    if let Some(live) = &live {
+        let conflicts = conflicts(&entries, &applied, live, &config, request.manager);
+        if !conflicts.is_empty() && !force {
+            let described: Vec<(String, String)> = conflicts
+                .iter()
+                .map(|(index, path)| (entries[*index].describe(), fields::display(path)))
+                .collect();
+            return Err(ApiError::apply_conflicts(&described));
+        }
+        for (index, path) in &conflicts {
+            entries[*index].fields.remove(path);
+        }
+        remove_dropped(
+            &mut merged,
+            &entries,
+            &applied,
+            request.manager,
+            subresource,
+        );
+    }
+    let body = if status_only {
+        json!({"status": config.get("status").cloned().unwrap_or(json!({}))})
+    } else {
+        config.clone()
+    };
+    fields::merge_applied(&mut merged, &body, "");
+    let own = entries
+        .iter()
+        .position(|e| e.same_owner(request.manager, "Apply", subresource));
+    let time = match own {
+        Some(index) if entries[index].fields == applied => entries[index].time.clone(),
+        _ => now(),
+    };
+    let entry = Entry {
+        manager: request.manager.to_string(),
+        operation: "Apply".into(),
+        api_version: request.resource.api_version(),
+        time,
+        subresource: subresource.to_string(),
+        fields: applied,
+    };
+    match own {
+        Some(index) => entries[index] = entry,
+        None => entries.push(entry),
+    }
+    commit(store, request, live.as_ref(), merged, Ownership::Applied(entries))
+}
+
+/// `(entry index, path)` of every field the config sets to a new value that
+/// another manager owns.
+fn conflicts(
+    entries: &[Entry],
+    applied: &FieldSet,
+    live: &Value,
+    config: &Value,
+    manager: &str,
+) -> Vec<(usize, Path)> {
+    let mut found = Vec::new();
+    for path in applied.paths() {
+        let wanted = fields::get(config, &path);
+        if wanted.is_none_or(|v| v.is_object() && !v.as_object().is_some_and(Map::is_empty)) {
+            continue;
+        }
+        if fields::get(live, &path) == wanted {
+            continue;
+        }
+        for (index, entry) in entries.iter().enumerate() {
+            let mine = entry.manager == manager && entry.operation == "Apply";
+            if !mine && entry.fields.owns(&path) {
+                found.push((index, path.clone()));
+            }
+        }
+    }
+    found
+}
+
+/// Fields this manager applied before and omits now are removed, unless
+/// another manager owns them.
+fn remove_dropped(
+    object: &mut Value,
+    entries: &[Entry],
+    applied: &FieldSet,
+    manager: &str,
+    subresource: &str,
+) {
+    let Some(previous) = entries
+        .iter()
+        .find(|e| e.same_owner(manager, "Apply", subresource))
+    else {
+        return;
+    };
+    let mut dropped: Vec<Path> = previous
+        .fields
+        .paths()
+        .into_iter()
+        .filter(|path| !applied.touches(path))
+        .collect();
+    dropped.sort_by_key(|path| std::cmp::Reverse(path.len()));
+    for path in dropped {
+        let shared = entries
+            .iter()
+            .any(|e| !e.same_owner(manager, "Apply", subresource) && e.fields.touches(&path));
+        if !shared {
+            fields::remove(object, &path);
+            prune_empty_parents(object, &path, entries);
+        }
+    }
+}
+
+/// After a removal, parents left as empty maps that nobody owns go too.
+fn prune_empty_parents(object: &mut Value, path: &[String], entries: &[Entry]) {
+    let mut parent = path.to_vec();
+    while parent.len() > 1 {
+        parent.pop();
+        let empty = fields::get(object, &parent)
+            .is_some_and(|value| value.as_object().is_some_and(Map::is_empty));
+        let owned = entries.iter().any(|e| e.fields.owns(&parent));
+        if !empty || owned {
+            break;
+        }
+        fields::remove(object, &parent);
+    }
+}
+
+/// Options of a DELETE.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<String>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+pub fn delete(
+    store: &mut Store,
+    request: &Request,
+    options: &DeleteOptions,
+) -> Result<(u16, Value), ApiError> {
+    let resource = request.resource;
+    let live = live(store, request)?;
+    let metadata = &live["metadata"];
+    if options
+        .uid
+        .as_deref()
+        .is_some_and(|uid| Some(uid) != metadata["uid"].as_str())
+    {
+        return Err(ApiError::conflict(resource, request.name));
+    }
+    if options
+        .resource_version
+        .as_deref()
+        .is_some_and(|rv| Some(rv) != metadata["resourceVersion"].as_str())
+    {
+        return Err(ApiError::conflict(resource, request.name));
+    }
+    if !metadata["deletionTimestamp"].is_null() {
+        return Ok((200, live));
+    }
+    if resource.kind == "Namespace"
+        && matches!(request.name, "default" | "kube-system" | "kube-public")
+    {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+            request.name
+        )));
+    }
+    let mut finalizers: Vec<Value> = metadata["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    match options.propagation.as_deref() {
+        Some("Foreground") => finalizers.push(json!("foregroundDeletion")),
+        Some("Orphan") => finalizers.push(json!("orphan")),
+        _ => {}
+    }
+    let deferred = !finalizers.is_empty() || resource.kind == "Namespace";
+    if deferred {
+        let mut marked = live.clone();
+        marked["metadata"]["deletionTimestamp"] = json!(now());
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if !finalizers.is_empty() {
+            marked["metadata"]["finalizers"] = Value::Array(finalizers);
+        }
+        if has_generation(resource) {
+            marked["metadata"]["generation"] =
+                json!(metadata["generation"].as_u64().unwrap_or(1) + 1);
+        }
+        if resource.kind == "Namespace" {
+            marked["status"]["phase"] = json!("Terminating");
+        }
+        if request.dry_run {
+            return Ok((200, marked));
+        }
+        let stored = store.put(&resource.key(), marked, Action::Modified);
+        return Ok((200, stored));
+    }
+    if request.dry_run {
+        return Ok((
+            200,
+            success(resource, request.name, metadata["uid"].as_str()),
+        ));
+    }
+    let removed = store.remove(&resource.key(), request.namespace, request.name);
+    if matches!(resource.kind.as_str(), "Pod" | "Service") {
+        return Ok((200, removed.unwrap_or(live)));
+    }
+    Ok((
+        200,
+        success(resource, request.name, metadata["uid"].as_str()),
+    ))
+}
+
+fn success(resource: &ResourceType, name: &str, uid: Option<&str>) -> Value {
+    let mut details = json!({"name": name, "kind": resource.plural, "uid": uid});
+    if !resource.group.is_empty() {
+        details["group"] = json!(resource.group);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
