@@ -92,13 +92,13 @@ pub fn canonical(text: &str) -> Option<String> {
     if format == Format::Exponent {
         return Some(text.trim().to_string());
     }
-    if value.exponent < -9 {
-        // Sub-nano precision rounds up.
-        let divisor = 10_i128.checked_pow(u32::try_from(-9 - value.exponent).ok()?)?;
+    if value.exponent < -3 {
+        // Sub-milli precision rounds up, as the API server stores it.
+        let divisor = 10_i128.checked_pow(u32::try_from(-3 - value.exponent).ok()?)?;
         let rounded = value.mantissa / divisor + i128::from(value.mantissa % divisor != 0);
         value = normalise(Decimal {
             mantissa: rounded,
-            exponent: -9,
+            exponent: -3,
         });
     }
     if format == Format::Binary && value.exponent >= 0 {
