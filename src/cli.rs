@@ -95,6 +95,43 @@ pub enum Command {
     },
     /// Parse, render and schema-check every selected release; no cluster needed
     Lint,
+    /// The embedded simulated cluster
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Serve the environment's simulated cluster on 127.0.0.1 until Ctrl-C,
+    /// and print a kubeconfig for it
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Also write the kubeconfig to this file
+    #[arg(long, value_name = "FILE")]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Fraction of requests answered 500 or 429 with Retry-After
+    #[arg(long, value_name = "R")]
+    pub fault_rate: Option<f64>,
+    /// Latency added to every request
+    #[arg(long, value_name = "N")]
+    pub latency_ms: Option<u64>,
+    /// Seed for reproducible faults
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Simulated seconds a rollout takes by default
+    #[arg(long, value_name = "S")]
+    pub rollout_seconds: Option<f64>,
+    /// Touch a stack-managed object as another manager every N ms
+    #[arg(long, value_name = "N")]
+    pub conflict_writer_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

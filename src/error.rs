@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::cluster::ClusterError;
 use crate::config::ConfigError;
 use crate::diagnostic::{Diagnostic, display_path};
 use crate::graph::GraphError;
@@ -19,6 +20,8 @@ pub enum Error {
     Graph(#[from] GraphError),
     #[error(transparent)]
     Set(#[from] SetError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     #[error(
         "cannot write {}: {}",
         display_path(path),
@@ -47,6 +50,7 @@ impl Error {
                     "write --set key.path=value; use --set-string to keep a value a string".into(),
                 ),
             ),
+            Self::Cluster(error) => (None, error.hint()),
             Self::Write { .. } => (None, None),
         };
         Diagnostic::error(self.to_string())

@@ -11,6 +11,7 @@
 //! is worded and which exit code it has.
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod diagnostic;

@@ -5,6 +5,7 @@ mod harness;
 
 mod commands;
 mod errors;
+mod kubectl;
 mod selection;
 mod simulator;
 mod values;

@@ -1,11 +1,12 @@
 //! One module per command; each reads top to bottom as load → plan → show.
 
+mod cluster;
 mod graph;
 mod lint;
 mod list;
 mod template;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, ClusterCommand, Command};
 use crate::error::Errors;
 use crate::output;
 use crate::project::Project;
@@ -26,7 +27,23 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             *skip_tests,
         ),
         Command::Lint => lint::run(&load(settings)?, settings),
+        Command::Cluster {
+            command: ClusterCommand::Serve(args),
+        } => cluster::serve(settings, args),
     }
+}
+
+/// A runtime for commands that talk to a cluster.
+fn runtime() -> Result<tokio::runtime::Runtime, Errors> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| {
+            Errors::from(crate::error::Error::Write {
+                path: "tokio runtime".into(),
+                source,
+            })
+        })
 }
 
 /// Load the project and show its warnings and the needs it will not run.

@@ -189,6 +189,18 @@ pub async fn handle(
     if !inner.config.latency.is_zero() {
         tokio::time::sleep(inner.config.latency).await;
     }
+    if std::env::var_os("STACK_SIMULATOR_TRACE").is_some() {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        eprintln!(
+            "simulator: {} {} ({content_type})",
+            request.method(),
+            request.uri()
+        );
+    }
     let path = request.uri().path().trim_end_matches('/').to_string();
     let query = Query::parse(request.uri().query());
     let accept = request
@@ -208,11 +220,13 @@ pub async fn handle(
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        ["openapi", "v3"] => json_response(200, &discovery::openapi_index()),
-        ["openapi", "v3", rest @ ..] => match discovery::openapi_document(&rest.join("/")) {
-            Some(body) => full(200, "application/json", body),
-            None => not_found_text(),
-        },
+        ["openapi", "v3"] => json_response(200, &discovery::openapi_index(&inner.store().registry)),
+        ["openapi", "v3", rest @ ..] => {
+            match discovery::openapi_document(&inner.store().registry, &rest.join("/")) {
+                Some(body) => full(200, "application/json", body),
+                None => not_found_text(),
+            }
+        }
         ["api"] => discovery_response(&accept, true, inner),
         ["apis"] => discovery_response(&accept, false, inner),
         ["api", "v1"] => listing(discovery::resource_list(&inner.store().registry, "", "v1")),
@@ -371,6 +385,9 @@ fn resource_request(
 }
 
 fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
     if content_type.starts_with("application/apply-patch") {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;

@@ -206,24 +206,104 @@ fn documents() -> &'static [Document] {
     })
 }
 
-pub fn openapi_index() -> Value {
-    let paths: serde_json::Map<String, Value> = documents()
+/// Group-version paths (`api/v1`, `apis/apps/v1`) of everything served.
+fn group_versions(registry: &Registry) -> Vec<String> {
+    let mut paths: Vec<String> = registry
+        .types()
         .iter()
-        .map(|d| {
-            (
-                d.path.to_string(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{}?hash={}", d.path, d.hash)}),
-            )
+        .map(|t| {
+            if t.group.is_empty() {
+                format!("api/{}", t.version)
+            } else {
+                format!("apis/{}/{}", t.group, t.version)
+            }
         })
         .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// A minimal document for a group-version we have no upstream document
+/// for: its PATCH operations with the `fieldValidation` parameter (so
+/// kubectl leaves validation to the server) and permissive schemas.
+fn generated_document(registry: &Registry, path: &str) -> Option<Vec<u8>> {
+    let types: Vec<&ResourceType> = registry
+        .types()
+        .iter()
+        .filter(|t| {
+            let own = if t.group.is_empty() {
+                format!("api/{}", t.version)
+            } else {
+                format!("apis/{}/{}", t.group, t.version)
+            };
+            own == path
+        })
+        .collect();
+    if types.is_empty() {
+        return None;
+    }
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for t in types {
+        let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
+        let scope = if t.namespaced {
+            "namespaces/{namespace}/"
+        } else {
+            ""
+        };
+        let operation = json!({"patch": {
+            "operationId": format!("patch{}", t.kind),
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": [
+                {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
+            ],
+            "responses": {"200": {"description": "OK"}},
+        }});
+        paths.insert(format!("/{path}/{scope}{}/{{name}}", t.plural), operation);
+        let schema_name = format!(
+            "{}.{}.{}",
+            if t.group.is_empty() { "core" } else { &t.group },
+            t.version,
+            t.kind
+        );
+        schemas.insert(
+            schema_name,
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+            "x-kubernetes-group-version-kind": [gvk]}),
+        );
+    }
+    let document = json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths, "components": {"schemas": schemas}});
+    serde_json::to_vec(&document).ok()
+}
+
+pub fn openapi_index(registry: &Registry) -> Value {
+    let mut paths = serde_json::Map::new();
+    for path in group_versions(registry) {
+        let hash = match documents().iter().find(|d| d.path == path) {
+            Some(document) => document.hash.clone(),
+            None => generated_document(registry, &path)
+                .map(|body| crate::hex::upper(&Sha512::digest(&body)[..32]))
+                .unwrap_or_default(),
+        };
+        paths.insert(
+            path.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
+        );
+    }
     json!({"paths": paths})
 }
 
-pub fn openapi_document(path: &str) -> Option<&'static [u8]> {
-    documents()
-        .iter()
-        .find(|d| d.path == path)
-        .map(|d| d.body.as_slice())
+pub fn openapi_document(registry: &Registry, path: &str) -> Option<Vec<u8>> {
+    match documents().iter().find(|d| d.path == path) {
+        Some(document) => Some(document.body.clone()),
+        None => generated_document(registry, path),
+    }
 }
 
 #[cfg(test)]

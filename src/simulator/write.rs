@@ -402,6 +402,9 @@ fn commit(
         }
     }
     if request.dry_run {
+        if let Some(old) = old {
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        }
         if old.is_none()
             && let Some(map) = new["metadata"].as_object_mut()
         {
@@ -743,7 +746,13 @@ pub fn apply(
         Some(index) => entries[index] = entry,
         None => entries.push(entry),
     }
-    commit(store, request, live.as_ref(), merged, Ownership::Applied(entries))
+    commit(
+        store,
+        request,
+        live.as_ref(),
+        merged,
+        Ownership::Applied(entries),
+    )
 }
 
 /// `(entry index, path)` of every field the config sets to a new value that

@@ -188,3 +188,132 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `stack cluster serve` running in the background for a test; killed on drop.
+pub struct Server {
+    child: std::process::Child,
+    pub kubeconfig: PathBuf,
+    pub address: String,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Serve the simulated cluster of the stack in `dir` (written if absent).
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        if !dir.join("stack.yaml").exists() && !dir.join("stacks").exists() {
+            std::fs::write(
+                dir.join("stack.yaml"),
+                "environments:\n  default:\n    cluster: simulated\n",
+            )
+            .expect("write stack");
+        }
+        let kubeconfig = dir.join("kubeconfig");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stack"))
+            .args(["cluster", "serve", "--write-kubeconfig"])
+            .arg(&kubeconfig)
+            .args(extra)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start stack cluster serve");
+        // The kubeconfig is printed once the server listens.
+        let stdout = child.stdout.take().expect("stdout");
+        let mut address = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("read kubeconfig");
+            if let Some(server) = line.trim().strip_prefix("server: ") {
+                address = server.to_string();
+            }
+            if line.contains("token:") {
+                break;
+            }
+        }
+        assert!(
+            !address.is_empty(),
+            "stack cluster serve printed no kubeconfig"
+        );
+        Self {
+            child,
+            kubeconfig,
+            address,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Kill -9 (no clean shutdown).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `/metrics` of the server.
+    pub fn metrics(&self) -> String {
+        http_get(&format!("{}/metrics", self.address))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback.
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of a metric line (summed over its labels) in Prometheus text.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    text.lines()
+        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// An external tool the tests need: found through `env_var` or on PATH. In
+/// CI (`STACK_REQUIRE_EXTERNAL=1`) a missing tool fails the test; elsewhere
+/// the test is skipped with a note.
+pub fn external_tool(env_var: &str, name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(name))
+                    .find(|p| p.is_file())
+            })
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("STACK_REQUIRE_EXTERNAL").is_none(),
+            "{name} is required (STACK_REQUIRE_EXTERNAL is set) but was not found; set {env_var}"
+        );
+        eprintln!("skipped: {name} not found (set {env_var})");
+    }
+    found
+}
