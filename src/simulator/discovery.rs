@@ -326,8 +326,16 @@ mod tests {
 
     #[test]
     fn openapi_documents_decompress() {
+        let registry = Registry::default();
         let document: Value =
-            serde_json::from_slice(openapi_document("apis/apps/v1").unwrap()).unwrap();
+            serde_json::from_slice(&openapi_document(&registry, "apis/apps/v1").unwrap()).unwrap();
         assert!(document["paths"].is_object());
+        let generated: Value = serde_json::from_slice(
+            &openapi_document(&registry, "apis/networking.k8s.io/v1").unwrap(),
+        )
+        .unwrap();
+        let path = "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}";
+        assert!(generated["paths"][path]["patch"].is_object());
+        assert!(openapi_index(&registry)["paths"]["apis/rbac.authorization.k8s.io/v1"].is_object());
     }
 }
