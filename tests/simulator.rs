@@ -559,3 +559,188 @@ where
         }
     }
 }
+
+#[tokio::test]
+async fn generation_moves_only_with_the_spec_and_status_is_a_subresource() {
+    let client = simulator().client();
+    let deployments: Api<Deployment> = Api::namespaced(client, "default");
+    let params = PatchParams::apply("stack");
+    deployments
+        .patch("web", &params, &Patch::Apply(deployment("nginx:1")))
+        .await
+        .unwrap();
+    let mut labelled = deployment("nginx:1");
+    labelled["metadata"]["labels"]["extra"] = json!("yes");
+    let after_label = deployments
+        .patch("web", &params, &Patch::Apply(labelled))
+        .await
+        .unwrap();
+    assert_eq!(
+        after_label.metadata.generation,
+        Some(1),
+        "metadata changes do not bump generation"
+    );
+    let mut with_status = deployment("nginx:1");
+    with_status["status"] = json!({"replicas": 99});
+    let ignored = deployments
+        .patch("web", &params, &Patch::Apply(with_status))
+        .await
+        .unwrap();
+    assert_ne!(
+        ignored.status.and_then(|s| s.replicas),
+        Some(99),
+        "status is ignored on the main resource"
+    );
+    let status_patch = PatchParams {
+        field_manager: Some("tester".into()),
+        ..PatchParams::default()
+    };
+    let written = deployments
+        .patch_status(
+            "web",
+            &status_patch,
+            &Patch::Merge(json!({"status": {"replicas": 7}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.status.unwrap().replicas, Some(7));
+    assert_eq!(written.metadata.generation, Some(1));
+}
+
+#[tokio::test]
+async fn deleting_an_owner_cascades_to_its_dependents() {
+    let client = simulator().client();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("stack"),
+            &Patch::Apply(deployment("nginx:1")),
+        )
+        .await
+        .unwrap();
+    watch_until(&deployments, "web", |d: &Deployment| {
+        d.status.as_ref().and_then(|s| s.available_replicas) == Some(2)
+    })
+    .await;
+    deployments
+        .delete("web", &DeleteParams::background())
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let mut stream = pods
+        .watch(&WatchParams::default().labels("app=web"), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let mut remaining = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .len();
+    while remaining > 0 {
+        match stream.try_next().await.unwrap() {
+            Some(WatchEvent::Deleted(_)) => remaining -= 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert!(
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+/// Bad input gets the real server's codes and Status bodies, never a 500.
+#[tokio::test]
+async fn bad_input_gets_real_status_codes() {
+    let simulator = simulator();
+    let send = |method: &str, uri: &str, content_type: &str, body: &str| {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", content_type)
+            .body(bytes::Bytes::from(body.to_string()))
+            .unwrap();
+        let simulator = simulator.clone();
+        async move {
+            let response = simulator.handle(request).await;
+            let status = response.status().as_u16();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let maps = "/api/v1/namespaces/default/configmaps";
+    let (code, body) = send("POST", maps, "application/json", "{not json").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("\"reason\":\"BadRequest\""));
+    let (code, _) = send(
+        "POST",
+        maps,
+        "application/json",
+        r#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "an apiVersion that does not match the URL");
+    let (code, body) = send(
+        "POST",
+        maps,
+        "application/json",
+        r#"{"metadata":{"name":"Not_Valid"}}"#,
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    let (code, body) = send("PATCH", &format!("{maps}/x"), "text/plain", "x").await;
+    assert_eq!(code, 415, "{body}");
+    let (code, body) = send(
+        "PATCH",
+        &format!("{maps}/x"),
+        "application/apply-patch+yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    )
+    .await;
+    assert_eq!(code, 422, "apply without fieldManager: {body}");
+    assert!(body.contains("fieldManager: Required value"));
+    let (code, body) = send(
+        "GET",
+        "/apis/example.com/v1/widgets",
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (404, "404 page not found"));
+    let (code, _) = send(
+        "GET",
+        "/apis/apps/v1/deployments/web",
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(code, 404, "a namespaced resource through a cluster path");
+    let (code, body) = send(
+        "GET",
+        &format!("{maps}?labelSelector=a%20in%20b"),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = send(
+        "GET",
+        &format!("{maps}?watch=true&sendInitialEvents=true"),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(
+        code, 422,
+        "streaming lists need resourceVersionMatch and bookmarks: {body}"
+    );
+}

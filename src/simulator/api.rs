@@ -619,6 +619,14 @@ fn object_request(
                     "Forbidden: may not be specified for non-apply patch",
                 ));
             }
+            let known = [
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+            ];
+            if !known.contains(&content_type) {
+                return Err(ApiError::unsupported_media_type(content_type));
+            }
             let body = parse_body(body, content_type)?;
             let manager = if request.manager.is_empty() {
                 "unknown"
