@@ -159,4 +159,5 @@ async fn main() {
         list_time.as_secs_f64() / parse_time.as_secs_f64()
     );
     let _ = child.kill();
+    let _ = child.wait();
 }
