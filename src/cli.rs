@@ -95,11 +95,53 @@ pub enum Command {
     },
     /// Parse, render and schema-check every selected release; no cluster needed
     Lint,
+    /// Rendered objects vs the live cluster, per release, as a unified diff
+    Diff(DiffArgs),
+    /// Diff, then apply what changed, wait, prune, record the revision
+    Apply(ApplyArgs),
+    /// Delete the selected releases in reverse dependency order
+    Destroy,
+    /// Each release: revision, state, ready or not
+    Status,
+    /// The revisions of a release kept in the cluster
+    History {
+        /// `namespace/name`, or a name that is unique in the stack
+        release: String,
+    },
     /// The embedded simulated cluster
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Exit 2 when there are changes, 0 when there are none, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Lines of context around each change
+    #[arg(short = 'C', long, default_value_t = 3)]
+    pub context: usize,
+    /// Include releases that are in the cluster but no longer in the stack
+    #[arg(long)]
+    pub prune_releases: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Releases applied at once [default: CPUs × 4]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Take over fields another manager owns
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Delete releases that are in the cluster but no longer in the stack
+    #[arg(long)]
+    pub prune_releases: bool,
+    /// Do not wait for readiness
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,13 @@ pub enum Error {
     Set(#[from] SetError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     #[error(
         "cannot write {}: {}",
         display_path(path),
@@ -51,6 +58,11 @@ impl Error {
                 ),
             ),
             Self::Cluster(error) => (None, error.hint()),
+            Self::Engine(_) => (
+                None,
+                Some("check that the cluster is reachable; requests were retried".into()),
+            ),
+            Self::Failed { hint, .. } => (None, hint.clone()),
             Self::Write { .. } => (None, None),
         };
         Diagnostic::error(self.to_string())

@@ -23,6 +23,11 @@ impl Masker {
         }
     }
 
+    /// Whether output is masked (no `--show-secrets`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Register a decrypted value. Very short values (one or two characters)
     /// would mask half of every output and are only masked as whole values.
     pub fn register(&mut self, secret: &str) {

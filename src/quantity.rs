@@ -139,6 +139,37 @@ pub fn equal(a: &str, b: &str) -> bool {
     }
 }
 
+/// Rewrite every quantity under `requests`, `limits`, `capacity`,
+/// `allocatable`, `hard` and `used` in its canonical form, as the server
+/// stores it.
+pub fn canonicalize(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn walk(value: &mut Value, in_quantities: bool) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    let quantities = matches!(
+                        key.as_str(),
+                        "requests" | "limits" | "capacity" | "allocatable" | "hard" | "used"
+                    );
+                    walk(child, quantities);
+                    let text = match child {
+                        Value::String(text) => Some(text.clone()),
+                        Value::Number(number) => Some(number.to_string()),
+                        _ => None,
+                    };
+                    if in_quantities && let Some(canonical) = text.as_deref().and_then(canonical) {
+                        *child = Value::String(canonical);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, false)),
+            _ => {}
+        }
+    }
+    walk(value, false);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

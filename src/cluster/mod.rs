@@ -5,6 +5,10 @@
 //! when another process serves it. Everything above this seam runs the same
 //! code for both.
 
+pub mod live;
+pub mod resources;
+pub mod retry;
+
 use std::path::{Path, PathBuf};
 
 use crate::config::{ClusterTarget, Environment, SimulatedOptions};

@@ -1,9 +1,14 @@
 //! One module per command; each reads top to bottom as load → plan → show.
 
+mod apply;
 mod cluster;
+mod destroy;
+mod diff;
 mod graph;
 mod lint;
 mod list;
+mod remote;
+mod status;
 mod template;
 
 use crate::cli::{Cli, ClusterCommand, Command};
@@ -27,6 +32,11 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             *skip_tests,
         ),
         Command::Lint => lint::run(&load(settings)?, settings),
+        Command::Diff(args) => diff::run(&load(settings)?, settings, args),
+        Command::Apply(args) => apply::run(&load(settings)?, settings, args),
+        Command::Destroy => destroy::run(&load(settings)?, settings),
+        Command::Status => status::status(&load(settings)?, settings),
+        Command::History { release } => status::history(&load(settings)?, settings, release),
         Command::Cluster {
             command: ClusterCommand::Serve(args),
         } => cluster::serve(settings, args),

@@ -447,9 +447,17 @@ impl Controllers {
         let seconds = annotation(object, ROLLOUT_SECONDS)
             .and_then(|s| s.parse::<f64>().ok())
             .unwrap_or(default_seconds);
+        // Seen for the first time (a restarted simulator) with its rollout
+        // already observed: it stays where it is, it does not roll out again.
+        let observed = object["status"]["observedGeneration"].as_u64() == Some(generation)
+            || object["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Complete" || c["type"] == "Failed")
+            });
+        let first = if observed { now } else { now + seconds };
         let entry = self.rollouts.entry(uid).or_insert(Rollout {
             generation,
-            ready_at: now + seconds,
+            ready_at: first,
         });
         if entry.generation != generation {
             *entry = Rollout {

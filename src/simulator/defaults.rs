@@ -36,7 +36,7 @@ pub fn apply(kind: &str, object: &mut Value) {
         "Secret" => secret(object),
         _ => {}
     }
-    canonical_quantities(object);
+    crate::quantity::canonicalize(object);
 }
 
 /// Set `pointer` to `value` unless something is there already.
@@ -347,40 +347,5 @@ fn secret(object: &mut Value) {
                 );
             }
         }
-    }
-}
-
-/// Rewrite every quantity under `resources`, `capacity`, `storage` in its
-/// canonical form, as the server stores it.
-fn canonical_quantities(value: &mut Value) {
-    fn walk(value: &mut Value, in_quantities: bool) {
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map.iter_mut() {
-                    let quantities = matches!(
-                        key.as_str(),
-                        "requests" | "limits" | "capacity" | "allocatable" | "hard" | "used"
-                    ) || (in_quantities && child.is_object());
-                    walk(child, quantities);
-                    if in_quantities
-                        && let Some(text) = quantity_text(child)
-                        && let Some(canonical) = crate::quantity::canonical(&text)
-                    {
-                        *child = Value::String(canonical);
-                    }
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, false)),
-            _ => {}
-        }
-    }
-    walk(value, false);
-}
-
-fn quantity_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
     }
 }

@@ -16,7 +16,7 @@ mod api;
 mod controllers;
 pub mod defaults;
 mod discovery;
-pub mod fields;
+
 mod patch;
 pub mod resources;
 mod selectors;

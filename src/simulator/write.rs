@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::simulator::fields::{self, FieldSet, Path};
+use crate::fields::{self, FieldSet, Path};
 use crate::simulator::patch;
 use crate::simulator::resources::ResourceType;
 use crate::simulator::status::ApiError;

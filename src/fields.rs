@@ -1,4 +1,5 @@
-//! Field ownership for server-side apply (kube-api-subset.md §9): sets of
+//! Field paths and ownership as server-side apply sees them (kube-api-subset.md
+//! §9), shared by the simulator and the diff: sets of
 //! field paths in `FieldsV1` form, computed from objects with a small table
 //! of list semantics instead of the full OpenAPI schemas.
 //!
@@ -446,6 +447,46 @@ pub fn key_of(item: &Value, keys: &[&str]) -> String {
     item_key(item, keys)
 }
 
+/// The parts of `object` that the set's paths reach: owned leaves whole,
+/// maps and list-map items only as far as the set goes.
+pub fn project(object: &Value, set: &FieldSet) -> Value {
+    project_node(object, set, "")
+}
+
+fn project_node(value: &Value, node: &FieldSet, field: &str) -> Value {
+    if node.children.is_empty() {
+        return value.clone();
+    }
+    match value {
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (key, child_value) in map {
+                if let Some(child) = node.children.get(&format!("f:{key}")) {
+                    out.insert(key.clone(), project_node(child_value, child, key));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => {
+            let keys = merge_keys(field, items);
+            let projected = items
+                .iter()
+                .filter_map(|item| {
+                    let element = match keys {
+                        Some(keys) => item_key(item, keys),
+                        None => format!("v:{}", serde_json::to_string(item).unwrap_or_default()),
+                    };
+                    node.children
+                        .get(&element)
+                        .map(|child| project_node(item, child, ""))
+                })
+                .collect();
+            Value::Array(projected)
+        }
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,6 +538,22 @@ mod tests {
         let mut object = object;
         assert!(remove(&mut object, &path));
         assert_eq!(get(&object, &path), None);
+    }
+
+    #[test]
+    fn projection_keeps_only_the_paths_of_the_set() {
+        let live = json!({"metadata": {"name": "web", "labels": {"app": "web", "other": "x"}},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "1", "imagePullPolicy": "Always"}]}}}});
+        let set = FieldSet::of_object(
+            &json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "2"}]}}}}),
+            false,
+        );
+        assert_eq!(
+            project(&live, &set),
+            json!({"metadata": {"labels": {"app": "web"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "1"}]}}}})
+        );
     }
 
     #[test]

@@ -1,0 +1,117 @@
+//! Live state for a plan, fetched in bulk: one LIST per kind and namespace
+//! (never one GET per object), concurrently and bounded; plus every revision
+//! Secret of the cluster in one LIST, and the namespaces in another.
+
+use std::collections::{BTreeSet, HashMap};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+use crate::cluster::resources::Resources;
+use crate::cluster::retry::retry;
+use crate::object::ObjectKey;
+use crate::revision::{HISTORY_LABEL, Revision};
+
+/// How many requests are in flight at once.
+const PARALLEL: usize = 16;
+
+/// What is in the cluster, for the kinds and namespaces a plan touches.
+#[derive(Debug, Default, Clone)]
+pub struct LiveState {
+    pub objects: HashMap<ObjectKey, Value>,
+    /// `(apiVersion, kind)` the cluster does not serve (yet).
+    pub unserved: BTreeSet<(String, String)>,
+    pub namespaces: BTreeSet<String>,
+    /// Revisions by release id, oldest first.
+    pub revisions: HashMap<String, Vec<Revision>>,
+    /// API requests made to build this state.
+    pub requests: usize,
+}
+
+/// The key of a live object.
+pub fn key_of(object: &Value) -> ObjectKey {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    ObjectKey {
+        group: crate::kinds::group_of(api_version).to_string(),
+        kind: object["kind"].as_str().unwrap_or_default().to_string(),
+        namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+/// Every release revision in the cluster, and the namespaces.
+pub async fn history(
+    client: &kube::Client,
+) -> Result<(HashMap<String, Vec<Revision>>, BTreeSet<String>), kube::Error> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(client.clone());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let params = ListParams::default().labels(HISTORY_LABEL);
+    let all = ListParams::default();
+    let (secrets, namespaces) = futures::try_join!(
+        retry(|| secrets.list(&params)),
+        retry(|| namespaces.list(&all))
+    )?;
+    let mut revisions: HashMap<String, Vec<Revision>> = HashMap::new();
+    for secret in secrets.items {
+        let value = serde_json::to_value(&secret).unwrap_or_default();
+        if let Some(revision) = Revision::from_secret(&value) {
+            revisions
+                .entry(revision.release.clone())
+                .or_default()
+                .push(revision);
+        }
+    }
+    for list in revisions.values_mut() {
+        list.sort_by_key(|r| r.number);
+    }
+    let namespaces = namespaces
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    Ok((revisions, namespaces))
+}
+
+/// LIST each `(apiVersion, kind, namespace)` once; `None` namespace lists
+/// cluster-scoped kinds (or all namespaces).
+pub async fn fetch(
+    client: &kube::Client,
+    resources: &Resources,
+    scopes: BTreeSet<(String, String, Option<String>)>,
+) -> Result<(HashMap<ObjectKey, Value>, BTreeSet<(String, String)>, usize), kube::Error> {
+    let mut unserved = BTreeSet::new();
+    let mut lists = Vec::new();
+    for (api_version, kind, namespace) in scopes {
+        match resources.api(client, &api_version, &kind, namespace.as_deref()) {
+            Some((api, _)) => lists.push(api),
+            None => {
+                unserved.insert((api_version, kind));
+            }
+        }
+    }
+    let requests = lists.len();
+    let results: Vec<Vec<Value>> = futures::stream::iter(lists)
+        .map(|api| async move {
+            let params = ListParams::default();
+            let list = retry(|| api.list(&params)).await?;
+            Ok::<_, kube::Error>(
+                list.items
+                    .iter()
+                    .map(|o| serde_json::to_value(o).unwrap_or_default())
+                    .collect(),
+            )
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect()
+        .await?;
+    let objects = results
+        .into_iter()
+        .flatten()
+        .map(|object| (key_of(&object), object))
+        .collect();
+    Ok((objects, unserved, requests))
+}

@@ -1,0 +1,74 @@
+//! Kind → resource mapping from discovery (aggregated first, legacy as the
+//! fallback), so custom resources work like built-in ones. Refreshed when a
+//! kind is not served yet (a CRD applied in this run).
+
+use std::collections::HashMap;
+
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Discovery, Scope};
+
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    by_kind: HashMap<(String, String), Served>,
+}
+
+impl Resources {
+    pub async fn discover(client: &kube::Client) -> Result<Self, kube::Error> {
+        let discovery =
+            match super::retry::retry(|| Discovery::new(client.clone()).run_aggregated()).await {
+                Ok(discovery) => discovery,
+                Err(_) => super::retry::retry(|| Discovery::new(client.clone()).run()).await?,
+            };
+        let mut by_kind = HashMap::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                for (resource, capabilities) in group.versioned_resources(version) {
+                    by_kind.insert(
+                        (resource.api_version.clone(), resource.kind.clone()),
+                        Served {
+                            namespaced: capabilities.scope == Scope::Namespaced,
+                            resource,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(Self { by_kind })
+    }
+
+    pub fn get(&self, api_version: &str, kind: &str) -> Option<&Served> {
+        self.by_kind
+            .get(&(api_version.to_string(), kind.to_string()))
+    }
+
+    /// A dynamic API for a kind, in a namespace (or all namespaces).
+    pub fn api(
+        &self,
+        client: &kube::Client,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Option<(Api<DynamicObject>, bool)> {
+        let served = self.get(api_version, kind)?;
+        let api = match (served.namespaced, namespace) {
+            (true, Some(namespace)) => {
+                Api::namespaced_with(client.clone(), namespace, &served.resource)
+            }
+            _ => Api::all_with(client.clone(), &served.resource),
+        };
+        Some((api, served.namespaced))
+    }
+}
+
+/// The group-version-kind of an `apiVersion` and `kind`.
+pub fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    GroupVersionKind::gvk(group, version, kind)
+}

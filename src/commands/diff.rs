@@ -1,0 +1,125 @@
+//! `stack diff`: the whole selection previewed against the live cluster —
+//! per object a unified diff, drift called out, deletions shown — then a
+//! summary table. `-o json` in the fixed shape; `--detailed-exitcode`.
+
+use std::fmt::Write as _;
+
+use crate::cli::{DiffArgs, OutputFormat};
+use crate::diff::Comparison;
+use crate::diff::text::{Style, unified};
+use crate::engine::{self, Planned};
+use crate::error::{EXIT_CHANGES, Errors};
+use crate::output;
+use crate::plan::{Action, Intent};
+use crate::project::Project;
+use crate::settings::Settings;
+
+pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8, Errors> {
+    let (rendered, removals) = super::apply::render_selection(project)?;
+    let planned = super::remote::with_session(project, settings, |session| async move {
+        Ok(engine::plan(&session, project, &rendered, &removals, args.prune_releases).await?)
+    })?;
+    let masker = crate::mask::Masker::new(settings.show_secrets);
+    match settings.output {
+        OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
+        OutputFormat::Yaml => output::stdout(&crate::yaml::to_string(&planned.plan.to_json())),
+        OutputFormat::Text => output::stdout(&text(
+            &planned,
+            &masker,
+            Style {
+                color: settings.color && is_terminal(),
+                context: args.context,
+            },
+        )),
+    }
+    if settings.verbose {
+        output::note(
+            &format!(
+                "{} API requests for {} objects",
+                planned.live.requests,
+                planned.live.objects.len()
+            ),
+            settings.quiet,
+        );
+    }
+    Ok(if args.detailed_exitcode && planned.plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        0
+    })
+}
+
+fn is_terminal() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdout().is_terminal()
+}
+
+/// The human-readable plan.
+pub fn text(planned: &Planned, masker: &crate::mask::Masker, style: Style) -> String {
+    let mut out = String::new();
+    let mut rows = Vec::new();
+    for release in planned
+        .plan
+        .releases
+        .iter()
+        .filter(|r| !r.changes.is_empty())
+    {
+        let heading = match release.intent {
+            Intent::Apply => release.id.clone(),
+            Intent::Remove => format!("{} (removed: every object is deleted)", release.id),
+        };
+        let _ = writeln!(out, "{heading}");
+        for change in &release.changes {
+            let (sign, note) = match change.action {
+                Action::Create if change.awaits_kind => (
+                    "+",
+                    " (created; its kind is not served yet — a need creates it)",
+                ),
+                Action::Create => ("+", " (created)"),
+                Action::Update if change.adopts => {
+                    ("~", " (adopted: it exists without stack's labels)")
+                }
+                Action::Update => ("~", " (changed)"),
+                Action::Delete => ("-", " (deleted: the render no longer has it)"),
+            };
+            let _ = writeln!(out, "  {sign} {}{note}", change.key);
+            for (path, manager) in &change.drift {
+                let _ = writeln!(
+                    out,
+                    "    drift: {path} was changed by {manager}; apply restores it"
+                );
+            }
+            let (before, after) = match &change.comparison {
+                Comparison::Create { after } => (None, Some(after)),
+                Comparison::Update { before, after } => (Some(before), Some(after)),
+                Comparison::Delete { before } => (Some(before), None),
+                Comparison::Unchanged => (None, None),
+            };
+            for line in unified(before, after, masker, style).lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+        let (create, change, delete) = release.counts();
+        rows.push(vec![
+            release.id.clone(),
+            create.to_string(),
+            change.to_string(),
+            delete.to_string(),
+        ]);
+    }
+    if !planned.orphans.is_empty() {
+        let _ = writeln!(
+            out,
+            "not in the stack any more (deleted by `stack apply --prune-releases`): {}",
+            planned.orphans.join(", ")
+        );
+    }
+    if !rows.is_empty() {
+        out.push('\n');
+        out.push_str(&output::table(
+            &["RELEASE", "CREATE", "CHANGE", "DELETE"],
+            &rows,
+        ));
+    }
+    out
+}

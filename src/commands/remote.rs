@@ -1,0 +1,76 @@
+//! What the commands that talk to a cluster share: connecting to the
+//! environment's cluster and opening a session.
+
+use std::future::Future;
+
+use crate::cluster::Cluster;
+use crate::engine::{Reporter, Session};
+use crate::error::Errors;
+use crate::mask::Masker;
+use crate::project::Project;
+use crate::settings::Settings;
+
+/// Connect, run `work` with a session, close the connection.
+pub fn with_session<T, F, Fut>(project: &Project, settings: &Settings, work: F) -> Result<T, Errors>
+where
+    F: FnOnce(std::sync::Arc<Session>) -> Fut,
+    Fut: Future<Output = Result<T, Errors>>,
+{
+    super::runtime()?.block_on(async {
+        let cluster = Cluster::connect(
+            &project.environment.environment,
+            &project.stack.state_dir,
+            settings.kubeconfig.as_deref(),
+            settings.kube_context.as_deref(),
+        )
+        .await?;
+        let reporter = Reporter {
+            quiet: settings.quiet,
+            verbose: settings.verbose,
+        };
+        let session = Session::new(
+            cluster.client.clone(),
+            Masker::new(settings.show_secrets),
+            reporter,
+            stack_name(project),
+            git_commit(project),
+        )
+        .await
+        .map_err(Errors::from);
+        let result = match session {
+            Ok(session) => work(std::sync::Arc::new(session)).await,
+            Err(errors) => Err(errors),
+        };
+        cluster.close().await;
+        result
+    })
+}
+
+/// The name revisions record to tell this stack's releases from others':
+/// the folder holding the stack files (its parent, for a `stacks/` folder).
+pub fn stack_name(project: &Project) -> String {
+    let dir = std::fs::canonicalize(&project.stack.state_dir)
+        .unwrap_or_else(|_| project.stack.state_dir.clone());
+    let named = if dir.file_name().is_some_and(|n| n == "stacks") {
+        dir.parent().unwrap_or(&dir).to_path_buf()
+    } else {
+        dir
+    };
+    named
+        .file_name()
+        .map_or_else(|| "stack".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The stack's git commit, when it is in a git repository.
+fn git_commit(project: &Project) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(&project.stack.state_dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}

@@ -1,0 +1,163 @@
+//! `stack status` and `stack history`: where releases stand, read from the
+//! revisions kept in the cluster and the readiness of their live objects.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::cli::OutputFormat;
+use crate::cluster::live;
+use crate::engine::wait::Readiness;
+use crate::engine::{EngineError, apply::live_readiness};
+use crate::error::{Error, Errors};
+use crate::output;
+use crate::project::Project;
+use crate::revision::{Revision, State};
+use crate::settings::Settings;
+
+pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
+    let rows = super::remote::with_session(project, settings, |session| async move {
+        let (history, _) = live::history(&session.client)
+            .await
+            .map_err(EngineError::api("cannot read release history"))?;
+        let mut scopes = BTreeSet::new();
+        for &index in &project.selection.releases {
+            if let Some(revision) = deployed(history.get(&project.releases[index].id)) {
+                for object in &revision.objects {
+                    scopes.insert((
+                        object["apiVersion"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        object["kind"].as_str().unwrap_or_default().to_string(),
+                        object["metadata"]["namespace"].as_str().map(str::to_string),
+                    ));
+                }
+            }
+        }
+        let resources = session.resources.read().await.clone();
+        let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
+            .await
+            .map_err(EngineError::api("cannot read live objects"))?;
+        let mut rows = Vec::new();
+        for &index in &project.selection.releases {
+            let release = &project.releases[index];
+            let revisions = history.get(&release.id);
+            let latest = revisions.and_then(|r| r.last());
+            let ready = deployed(revisions).is_some_and(|revision| {
+                revision.objects.iter().all(|object| {
+                    objects
+                        .get(&live::key_of(object))
+                        .is_some_and(|live| live_readiness(live) == Readiness::Ready)
+                })
+            });
+            rows.push(json!({
+                "id": release.id,
+                "revision": latest.map_or(0, |r| r.number),
+                "state": latest.map_or("not-installed", |r| r.state.as_str()),
+                "ready": ready,
+                "deployedAt": deployed(revisions).and_then(|r| r.finished.clone()),
+            }));
+        }
+        Ok(rows)
+    })?;
+    match settings.output {
+        OutputFormat::Json => output::stdout(&format!("{:#}\n", Value::Array(rows))),
+        OutputFormat::Yaml => output::stdout(&crate::yaml::to_string(&Value::Array(rows))),
+        OutputFormat::Text => {
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|row| {
+                    vec![
+                        row["id"].as_str().unwrap_or_default().to_string(),
+                        row["revision"].to_string(),
+                        row["state"].as_str().unwrap_or_default().to_string(),
+                        row["deployedAt"].as_str().unwrap_or("-").to_string(),
+                        if row["ready"] == true {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                    ]
+                })
+                .collect();
+            output::stdout(&output::table(
+                &["RELEASE", "REVISION", "STATE", "DEPLOYED AT", "READY"],
+                &table,
+            ));
+        }
+    }
+    Ok(0)
+}
+
+fn deployed(revisions: Option<&Vec<Revision>>) -> Option<&Revision> {
+    revisions?.iter().rev().find(|r| r.state == State::Deployed)
+}
+
+pub fn history(project: &Project, settings: &Settings, wanted: &str) -> Result<u8, Errors> {
+    let matches: Vec<&str> = project
+        .releases
+        .iter()
+        .map(|r| r.id.as_str())
+        .filter(|id| *id == wanted || id.rsplit('/').next() == Some(wanted))
+        .collect();
+    let id = match matches.as_slice() {
+        [id] => (*id).to_string(),
+        [] => {
+            return Err(Error::Failed {
+                message: format!("no release `{wanted}` in this stack"),
+                hint: crate::suggest::nearest(
+                    wanted,
+                    project.releases.iter().map(|r| r.id.as_str()),
+                )
+                .map(|s| format!("did you mean `{s}`?")),
+            }
+            .into());
+        }
+        several => {
+            return Err(Error::Failed {
+                message: format!("`{wanted}` names several releases: {}", several.join(", ")),
+                hint: Some("write it as namespace/name".into()),
+            }
+            .into());
+        }
+    };
+    let revisions = super::remote::with_session(project, settings, |session| async move {
+        let (history, _) = live::history(&session.client)
+            .await
+            .map_err(EngineError::api("cannot read release history"))?;
+        Ok(history.get(&id).cloned().unwrap_or_default())
+    })?;
+    let rows: Vec<Value> = revisions
+        .iter()
+        .map(|r| json!({"revision": r.number, "state": r.state.as_str(), "started": r.started, "finished": r.finished,
+            "chart": r.chart, "valuesDigest": r.values_digest, "commit": r.commit, "message": r.message}))
+        .collect();
+    match settings.output {
+        OutputFormat::Json => output::stdout(&format!("{:#}\n", Value::Array(rows))),
+        OutputFormat::Yaml => output::stdout(&crate::yaml::to_string(&Value::Array(rows))),
+        OutputFormat::Text => {
+            let table: Vec<Vec<String>> = revisions
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.number.to_string(),
+                        r.state.as_str().to_string(),
+                        r.started.clone(),
+                        r.chart.clone(),
+                        r.values_digest.clone(),
+                        r.commit.clone().unwrap_or_else(|| "-".into()),
+                        r.message.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            output::stdout(&output::table(
+                &[
+                    "REVISION", "STATE", "UPDATED", "CHART", "VALUES", "COMMIT", "MESSAGE",
+                ],
+                &table,
+            ));
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,256 @@
+//! Readiness per kind (product.md §6): Deployment, StatefulSet and DaemonSet
+//! rollouts complete for the observed generation, Job complete, PVC bound,
+//! CRD established, LoadBalancer Service with an address. Each object is
+//! watched (no polling) until it is ready, fails, or the timeout passes.
+
+use std::time::Duration;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
+use serde_json::Value;
+
+/// Where an object stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Still converging; the text says how far (`1/3 ready`).
+    Waiting(String),
+    /// It will not become ready by itself.
+    Failed(String),
+}
+
+fn number(value: &Value) -> u64 {
+    value.as_u64().unwrap_or(0)
+}
+
+fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+fn generation_observed(object: &Value) -> bool {
+    let generation = object["metadata"]["generation"].as_u64();
+    let observed = object["status"]["observedGeneration"].as_u64();
+    match (generation, observed) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (None, _) => true,
+        (Some(_), None) => false,
+    }
+}
+
+/// The readiness of an object, or `None` for kinds that are ready once applied.
+pub fn readiness(object: &Value) -> Option<Readiness> {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let status = &object["status"];
+    let waiting = |text: String| Some(Readiness::Waiting(text));
+    match kind {
+        "Deployment" => {
+            if let Some(progressing) = condition(object, "Progressing")
+                && progressing["reason"] == "ProgressDeadlineExceeded"
+            {
+                let message = progressing["message"]
+                    .as_str()
+                    .unwrap_or("progress deadline exceeded");
+                return Some(Readiness::Failed(format!(
+                    "ProgressDeadlineExceeded: {message}"
+                )));
+            }
+            let replicas = object["spec"]["replicas"].as_u64().unwrap_or(1);
+            if !generation_observed(object) {
+                return waiting("waiting for the rollout to start".into());
+            }
+            let (updated, total, available) = (
+                number(&status["updatedReplicas"]),
+                number(&status["replicas"]),
+                number(&status["availableReplicas"]),
+            );
+            if updated < replicas || total > updated || available < updated {
+                return waiting(format!("{available}/{replicas} ready"));
+            }
+            Some(Readiness::Ready)
+        }
+        "StatefulSet" => {
+            let replicas = object["spec"]["replicas"].as_u64().unwrap_or(1);
+            if !generation_observed(object) {
+                return waiting("waiting for the rollout to start".into());
+            }
+            let ready = number(&status["readyReplicas"]);
+            let updated = number(&status["updatedReplicas"]);
+            let revision_done = status["currentRevision"] == status["updateRevision"];
+            if ready < replicas || updated < replicas || !revision_done {
+                return waiting(format!("{ready}/{replicas} ready"));
+            }
+            Some(Readiness::Ready)
+        }
+        "DaemonSet" => {
+            if !generation_observed(object) || status["desiredNumberScheduled"].is_null() {
+                return waiting("waiting for the rollout to start".into());
+            }
+            let desired = number(&status["desiredNumberScheduled"]);
+            let (updated, available) = (
+                number(&status["updatedNumberScheduled"]),
+                number(&status["numberAvailable"]),
+            );
+            if updated < desired || available < desired {
+                return waiting(format!("{available}/{desired} ready"));
+            }
+            Some(Readiness::Ready)
+        }
+        "Job" => {
+            if condition(object, "Failed").is_some_and(|c| c["status"] == "True") {
+                let failed = condition(object, "Failed").unwrap_or(&Value::Null);
+                return Some(Readiness::Failed(format!(
+                    "{}: {}",
+                    failed["reason"].as_str().unwrap_or("Failed"),
+                    failed["message"].as_str().unwrap_or("the job failed")
+                )));
+            }
+            if condition(object, "Complete").is_some_and(|c| c["status"] == "True") {
+                return Some(Readiness::Ready);
+            }
+            waiting("running".into())
+        }
+        "PersistentVolumeClaim" => {
+            if status["phase"] == "Bound" {
+                Some(Readiness::Ready)
+            } else {
+                waiting(status["phase"].as_str().unwrap_or("Pending").to_string())
+            }
+        }
+        "CustomResourceDefinition" => {
+            if condition(object, "Established").is_some_and(|c| c["status"] == "True") {
+                Some(Readiness::Ready)
+            } else {
+                waiting("not established".into())
+            }
+        }
+        "Service" if object["spec"]["type"] == "LoadBalancer" => {
+            if status["loadBalancer"]["ingress"]
+                .as_array()
+                .is_some_and(|i| !i.is_empty())
+            {
+                Some(Readiness::Ready)
+            } else {
+                waiting("no load balancer address".into())
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Watch one object until it is ready (Ok) or fails (Err with the reason).
+/// Reports progress through `progress`.
+pub async fn until_ready(
+    api: Api<DynamicObject>,
+    name: String,
+    progress: impl Fn(&str) + Send,
+) -> Result<(), String> {
+    let mut last = String::new();
+    loop {
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(290);
+        let stream = match super::super::cluster::retry::retry(|| api.watch(&params, "0")).await {
+            Ok(stream) => stream,
+            Err(error) => return Err(format!("cannot watch: {error}")),
+        };
+        let mut stream = stream.boxed();
+        loop {
+            let event = match stream.try_next().await {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
+                }
+            };
+            let object = match event {
+                WatchEvent::Added(object) | WatchEvent::Modified(object) => object,
+                WatchEvent::Deleted(_) => return Err("it was deleted while waiting".into()),
+                WatchEvent::Bookmark(_) | WatchEvent::Error(_) => continue,
+            };
+            let value = serde_json::to_value(&object).unwrap_or_default();
+            match readiness(&value) {
+                None | Some(Readiness::Ready) => return Ok(()),
+                Some(Readiness::Failed(reason)) => return Err(reason),
+                Some(Readiness::Waiting(text)) => {
+                    if text != last {
+                        progress(&text);
+                        last = text;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Watch one object until it is gone.
+pub async fn until_gone(api: Api<DynamicObject>, name: String) {
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    loop {
+        let Ok(Some(object)) = super::super::cluster::retry::retry(|| api.get_opt(&name)).await
+        else {
+            return;
+        };
+        let version = object.metadata.resource_version.unwrap_or_default();
+        let Ok(stream) = super::super::cluster::retry::retry(|| api.watch(&params, &version)).await
+        else {
+            return;
+        };
+        let mut stream = stream.boxed();
+        while let Ok(Some(event)) = stream.try_next().await {
+            if matches!(event, WatchEvent::Deleted(_)) {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deployment_rules() {
+        let mut deployment = json!({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 2},
+            "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}});
+        assert_eq!(
+            readiness(&deployment),
+            Some(Readiness::Waiting(
+                "waiting for the rollout to start".into()
+            ))
+        );
+        deployment["status"]["observedGeneration"] = json!(2);
+        assert_eq!(readiness(&deployment), Some(Readiness::Ready));
+        deployment["status"]["availableReplicas"] = json!(1);
+        assert_eq!(
+            readiness(&deployment),
+            Some(Readiness::Waiting("1/2 ready".into()))
+        );
+        deployment["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"web-1\" has timed out progressing."}]);
+        assert!(matches!(readiness(&deployment), Some(Readiness::Failed(_))));
+    }
+
+    #[test]
+    fn jobs_claims_and_plain_kinds() {
+        let done = json!({"kind": "Job", "status": {"conditions": [{"type": "Complete", "status": "True"}]}});
+        assert_eq!(readiness(&done), Some(Readiness::Ready));
+        let failed = json!({"kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}});
+        assert_eq!(
+            readiness(&failed),
+            Some(Readiness::Failed(
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            ))
+        );
+        assert_eq!(
+            readiness(&json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}})),
+            Some(Readiness::Ready)
+        );
+        assert_eq!(readiness(&json!({"kind": "ConfigMap"})), None);
+    }
+}

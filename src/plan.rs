@@ -1,0 +1,234 @@
+//! The plan: what applying the selection would change, release by release.
+//! Pure data between planning and execution — printable (`stack diff`),
+//! serialisable (`-o json`), and what the engine executes.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Value, json};
+
+use crate::diff::{self, Comparison};
+use crate::object::{ObjectKey, RELEASE_LABEL};
+use crate::release::Release;
+use crate::render::RenderedRelease;
+use crate::revision::{Revision, State};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub action: Action,
+    pub key: ObjectKey,
+    pub api_version: String,
+    pub comparison: Comparison,
+    /// Fields someone else changed: `(path, manager)`.
+    pub drift: Vec<(String, String)>,
+    /// Its kind is not served yet; a need (or this release) creates it.
+    pub awaits_kind: bool,
+    /// It exists without our labels: applying adopts it.
+    pub adopts: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Render and apply.
+    Apply,
+    /// `installed: false`, or gone from the stack: delete what is live.
+    Remove,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReleasePlan {
+    /// Index into the project's releases; `None` for a release only the
+    /// cluster knows (removed from the stack files).
+    pub index: Option<usize>,
+    pub id: String,
+    pub intent: Intent,
+    pub changes: Vec<Change>,
+    pub unchanged: usize,
+    /// The latest revision in the cluster.
+    pub previous: Option<Revision>,
+    /// Nothing to write at all: no change and the latest revision is
+    /// deployed from these exact values.
+    pub up_to_date: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub releases: Vec<ReleasePlan>,
+}
+
+impl ReleasePlan {
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |action| self.changes.iter().filter(|c| c.action == action).count();
+        (
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::Delete),
+        )
+    }
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.releases.iter().any(|r| !r.changes.is_empty())
+    }
+
+    /// The `stack diff -o json` shape (product.md §5).
+    pub fn to_json(&self) -> Value {
+        let releases: Vec<Value> = self
+            .releases
+            .iter()
+            .filter(|r| !r.changes.is_empty())
+            .map(|release| {
+                let changes: Vec<Value> = release
+                    .changes
+                    .iter()
+                    .map(|change| {
+                        json!({
+                            "action": change.action.as_str(),
+                            "apiVersion": change.api_version,
+                            "kind": change.key.kind,
+                            "namespace": change.key.namespace,
+                            "name": change.key.name,
+                            "drift": change.drift.iter().map(|(path, manager)| json!({"path": path, "manager": manager})).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                json!({"id": release.id, "changes": changes})
+            })
+            .collect();
+        json!({"releases": releases})
+    }
+}
+
+/// The live objects that belong to a release (by its label).
+pub fn owned_objects<'a>(
+    live: &'a HashMap<ObjectKey, Value>,
+    release_label: &'a str,
+) -> impl Iterator<Item = (&'a ObjectKey, &'a Value)> {
+    live.iter()
+        .filter(move |(_, object)| object["metadata"]["labels"][RELEASE_LABEL] == release_label)
+}
+
+/// Compare one release's render with what is live.
+pub fn plan_release(
+    index: usize,
+    release: &Release,
+    rendered: &RenderedRelease,
+    live: &HashMap<ObjectKey, Value>,
+    unserved: &BTreeSet<(String, String)>,
+    history: Option<&Vec<Revision>>,
+) -> ReleasePlan {
+    let label = format!("{}.{}", release.namespace, release.name);
+    let mut changes = Vec::new();
+    let mut unchanged = 0;
+    let mut wanted = BTreeSet::new();
+    for object in &rendered.objects {
+        let key = object.key();
+        wanted.insert(key.clone());
+        let awaits_kind = unserved.contains(&(object.api_version.clone(), object.kind.clone()));
+        let current = live.get(&key);
+        let comparison = diff::compare(Some(&object.body), current);
+        if comparison == Comparison::Unchanged {
+            unchanged += 1;
+            continue;
+        }
+        let adopts =
+            current.is_some_and(|c| c["metadata"]["labels"][RELEASE_LABEL] != label.as_str());
+        changes.push(Change {
+            action: if current.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            },
+            key,
+            api_version: object.api_version.clone(),
+            drift: current
+                .map(|c| diff::drift(&object.body, c))
+                .unwrap_or_default(),
+            comparison,
+            awaits_kind,
+            adopts,
+        });
+    }
+    let mut deletions: Vec<Change> = owned_objects(live, &label)
+        .filter(|(key, _)| !wanted.contains(*key))
+        .map(|(key, object)| deletion(key, object))
+        .collect();
+    deletions.sort_by(|a, b| a.key.cmp(&b.key));
+    changes.extend(deletions);
+    let previous = history.and_then(|h| h.last()).cloned();
+    let digest = crate::revision::values_digest(&rendered.values);
+    let up_to_date = changes.is_empty()
+        && previous.as_ref().is_some_and(|p| {
+            p.state == State::Deployed
+                && p.values_digest == digest
+                && p.objects == rendered_bodies(rendered)
+        });
+    ReleasePlan {
+        index: Some(index),
+        id: release.id.clone(),
+        intent: Intent::Apply,
+        changes,
+        unchanged,
+        previous,
+        up_to_date,
+    }
+}
+
+fn rendered_bodies(rendered: &RenderedRelease) -> Vec<Value> {
+    rendered.objects.iter().map(|o| o.body.clone()).collect()
+}
+
+fn deletion(key: &ObjectKey, object: &Value) -> Change {
+    Change {
+        action: Action::Delete,
+        key: key.clone(),
+        api_version: object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        comparison: diff::compare(None, Some(object)),
+        drift: Vec::new(),
+        awaits_kind: false,
+        adopts: false,
+    }
+}
+
+/// A release to remove: every live object it owns goes.
+pub fn plan_removal(
+    index: Option<usize>,
+    id: &str,
+    live: &HashMap<ObjectKey, Value>,
+    history: Option<&Vec<Revision>>,
+) -> ReleasePlan {
+    let label = id.replacen('/', ".", 1);
+    let mut changes: Vec<Change> = owned_objects(live, &label)
+        .map(|(key, object)| deletion(key, object))
+        .collect();
+    changes.sort_by(|a, b| a.key.cmp(&b.key));
+    ReleasePlan {
+        index,
+        id: id.to_string(),
+        intent: Intent::Remove,
+        up_to_date: changes.is_empty() && history.is_none_or(Vec::is_empty),
+        changes,
+        unchanged: 0,
+        previous: history.and_then(|h| h.last()).cloned(),
+    }
+}

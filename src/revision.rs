@@ -1,0 +1,151 @@
+//! Release revisions as they are kept in the cluster (product.md §6): one
+//! Secret per revision in the release namespace, `stack.v1.<release>.v<N>`,
+//! holding the rendered objects (gzip-compressed JSON), the values digest,
+//! the stack's git commit, timestamps and the state. Pure encoding here; the
+//! engine reads and writes them.
+
+use std::io::{Read as _, Write as _};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// `<namespace>.<name>` of the release a revision belongs to.
+pub const HISTORY_LABEL: &str = "stack.dev/history-of";
+pub const NUMBER_LABEL: &str = "stack.dev/revision";
+pub const STATE_LABEL: &str = "stack.dev/state";
+pub const STACK_LABEL: &str = "stack.dev/stack";
+pub const SECRET_TYPE: &str = "stack.dev/release.v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Pending,
+    Deployed,
+    Failed,
+    RolledBack,
+    Superseded,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Deployed => "deployed",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled-back",
+            Self::Superseded => "superseded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    /// `namespace/name`.
+    pub release: String,
+    /// The stack that deployed it (the folder holding its stack files).
+    #[serde(default)]
+    pub stack: String,
+    pub number: u32,
+    pub state: State,
+    pub chart: String,
+    pub values_digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub started: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// The rendered objects, as applied.
+    pub objects: Vec<Value>,
+    #[serde(default)]
+    pub tests: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests_passed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `stack.v1.<release name>.v<N>`.
+pub fn secret_name(release_name: &str, number: u32) -> String {
+    format!("stack.v1.{release_name}.v{number}")
+}
+
+impl Revision {
+    /// The Secret that stores this revision.
+    pub fn to_secret(&self) -> Value {
+        let (namespace, name) = self
+            .release
+            .split_once('/')
+            .unwrap_or(("default", &self.release));
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let _ = encoder.write_all(&json);
+        let compressed = encoder.finish().unwrap_or_default();
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": secret_name(name, self.number),
+                "namespace": namespace,
+                "labels": {
+                    HISTORY_LABEL: format!("{namespace}.{name}"),
+                    NUMBER_LABEL: self.number.to_string(),
+                    STATE_LABEL: self.state.as_str(),
+                    STACK_LABEL: self.stack,
+                    crate::object::MANAGED_BY_LABEL: crate::object::MANAGED_BY_VALUE,
+                },
+            },
+            "type": SECRET_TYPE,
+            "data": {"release": base64::engine::general_purpose::STANDARD.encode(compressed)},
+        })
+    }
+
+    pub fn from_secret(secret: &Value) -> Option<Self> {
+        let data = secret["data"]["release"].as_str()?;
+        let compressed = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .ok()?;
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(compressed.as_slice())
+            .read_to_end(&mut json)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+}
+
+/// A short digest of merged values, to tell whether a revision was rendered
+/// from exactly these values.
+pub fn values_digest(values: &Value) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(serde_json::to_vec(values).unwrap_or_default());
+    crate::hex::lower(&digest[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revision_round_trips_through_its_secret() {
+        let revision = Revision {
+            release: "apps/web".into(),
+            stack: "shop".into(),
+            number: 3,
+            state: State::Deployed,
+            chart: "web".into(),
+            values_digest: "abc".into(),
+            commit: Some("deadbeef".into()),
+            started: "2026-11-23T00:00:00Z".into(),
+            finished: None,
+            objects: vec![json!({"kind": "ConfigMap"})],
+            tests: Vec::new(),
+            tests_passed: None,
+            message: None,
+        };
+        let secret = revision.to_secret();
+        assert_eq!(secret["metadata"]["name"], "stack.v1.web.v3");
+        assert_eq!(secret["metadata"]["labels"][STATE_LABEL], "deployed");
+        assert_eq!(Revision::from_secret(&secret), Some(revision));
+    }
+}
