@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod apply;
 mod commands;
 mod crash;
 mod errors;

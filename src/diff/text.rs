@@ -38,12 +38,8 @@ fn mask_secrets(before: &mut Option<Value>, after: &mut Option<Value>, masker: &
         return;
     }
     for field in ["data", "stringData"] {
-        let old = before
-            .as_ref()
-            .map_or(Value::Null, |v| v[field].clone());
-        let new = after
-            .as_ref()
-            .map_or(Value::Null, |v| v[field].clone());
+        let old = before.as_ref().map_or(Value::Null, |v| v[field].clone());
+        let new = after.as_ref().map_or(Value::Null, |v| v[field].clone());
         mask_side(before.as_mut(), &new, field);
         mask_side(after.as_mut(), &old, field);
     }

@@ -262,6 +262,11 @@ impl Drop for Server {
 
 /// A minimal HTTP/1.1 GET on loopback.
 pub fn http_get(url: &str) -> String {
+    http(url, "GET", "application/json", "").1
+}
+
+/// A minimal HTTP/1.1 request on loopback: `(status, body)`.
+pub fn http(url: &str, method: &str, content_type: &str, body: &str) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
@@ -270,15 +275,29 @@ pub fn http_get(url: &str) -> String {
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
-    response
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (status, body)
+}
+
+impl Server {
+    /// GET a path of the API as JSON.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&http_get(&format!("{}{path}", self.address))).expect("JSON")
+    }
 }
 
 /// The value of a metric line (summed over its labels) in Prometheus text.

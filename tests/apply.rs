@@ -1,0 +1,342 @@
+//! `stack diff` and `stack apply` against the simulated cluster, on the
+//! example platform (product.md §4, §6).
+
+use serde_json::Value;
+
+use crate::harness::{Server, Test, http, metric};
+
+/// The example platform, applied once.
+fn deployed() -> Test {
+    let test = Test::example();
+    test.stack(&["apply", "-q"]).success();
+    test
+}
+
+fn server(test: &Test) -> Server {
+    Server::start(test.path(), &[])
+}
+
+fn labels(object: &Value) -> (&str, &str) {
+    let labels = &object["metadata"]["labels"];
+    (
+        labels["app.kubernetes.io/managed-by"]
+            .as_str()
+            .unwrap_or_default(),
+        labels["stack.dev/release"].as_str().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn first_apply_deploys_every_object_labelled_and_ready() {
+    let test = Test::example();
+    let output = test.stack(&["apply"]).success();
+    for id in [
+        "core/namespaces",
+        "core/network-policies",
+        "data/postgres",
+        "apps/backend",
+        "apps/frontend",
+    ] {
+        assert!(
+            output
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(id) && l.contains("deployed")),
+            "{id}:\n{}",
+            output.stdout
+        );
+    }
+    let status = test.stack(&["status", "-o", "json"]).success().json();
+    for release in status.as_array().unwrap() {
+        assert_eq!(
+            (
+                release["state"].as_str(),
+                release["ready"].as_bool(),
+                release["revision"].as_u64()
+            ),
+            (Some("deployed"), Some(true), Some(1)),
+            "{release}"
+        );
+    }
+    let server = server(&test);
+    let deployment = server.get("/apis/apps/v1/namespaces/apps/deployments/backend");
+    assert_eq!(labels(&deployment), ("stack", "apps.backend"));
+    assert_eq!(deployment["status"]["availableReplicas"], 1);
+    let ingress = server.get("/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend");
+    assert_eq!(labels(&ingress), ("stack", "apps.frontend"));
+    let claim = server.get("/api/v1/namespaces/data/persistentvolumeclaims/postgres-data");
+    assert_eq!(claim["status"]["phase"], "Bound");
+}
+
+#[test]
+fn diff_is_empty_right_after_apply() {
+    let test = deployed();
+    let output = test.stack(&["diff", "--detailed-exitcode"]).code(0);
+    assert_eq!(output.stdout, "");
+}
+
+#[test]
+fn a_values_change_shows_exactly_that_change() {
+    let test = deployed();
+    let output = test
+        .stack(&["diff", "--detailed-exitcode", "--set", "scale.backend=3"])
+        .code(2);
+    insta::assert_snapshot!(output.stdout, @"
+    apps/backend
+      ~ Deployment/apps/backend (changed)
+        @@ -10,7 +10,7 @@
+             app.kubernetes.io/name: backend
+             stack.dev/release: apps.backend
+         spec:
+        -  replicas: 1
+        +  replicas: 3
+           selector:
+             matchLabels:
+               app: backend
+
+    RELEASE       CREATE  CHANGE  DELETE
+    apps/backend  0       1       0
+    ");
+    let json = test
+        .stack(&["diff", "-o", "json", "--set", "scale.backend=3"])
+        .success()
+        .json();
+    assert_eq!(json["releases"][0]["changes"][0]["action"], "update");
+    assert_eq!(json["releases"][0]["changes"][0]["kind"], "Deployment");
+}
+
+#[test]
+fn a_removed_template_object_is_pruned() {
+    let test = deployed();
+    std::fs::remove_file(
+        test.path()
+            .join("stacks/charts/frontend/templates/ingress.yaml"),
+    )
+    .unwrap();
+    let diff = test.stack(&["diff"]).success();
+    assert!(
+        diff.stdout
+            .contains("- Ingress/apps/frontend (deleted: the render no longer has it)"),
+        "{}",
+        diff.stdout
+    );
+    test.stack(&["apply", "-q"]).success();
+    let server = server(&test);
+    let (code, _) = http(
+        &format!(
+            "{}/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend",
+            server.address
+        ),
+        "GET",
+        "application/json",
+        "",
+    );
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn drift_is_shown_and_restored_by_apply() {
+    let test = deployed();
+    {
+        let server = server(&test);
+        let url = format!(
+            "{}/apis/apps/v1/namespaces/apps/deployments/backend?fieldManager=kubectl-edit",
+            server.address
+        );
+        let (code, body) = http(
+            &url,
+            "PATCH",
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":5}}"#,
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+    let diff = test.stack(&["diff", "--detailed-exitcode"]).code(2);
+    assert!(
+        diff.stdout
+            .contains("drift: .spec.replicas was changed by kubectl-edit; apply restores it"),
+        "{}",
+        diff.stdout
+    );
+    let apply = test.stack(&["apply"]).success();
+    assert!(
+        apply
+            .stderr
+            .contains("restoring drift in Deployment/apps/backend: .spec.replicas"),
+        "{}",
+        apply.stderr
+    );
+    test.stack(&["diff", "--detailed-exitcode"]).code(0);
+}
+
+#[test]
+fn a_field_another_manager_owns_stops_the_apply_naming_it() {
+    let test = Test::example();
+    {
+        let server = server(&test);
+        let namespace = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"apps"}}"#;
+        http(
+            &format!(
+                "{}/api/v1/namespaces/apps?fieldManager=helm",
+                server.address
+            ),
+            "PATCH",
+            "application/apply-patch+yaml",
+            namespace,
+        );
+        let map = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"backend-config","namespace":"apps"},"data":{"LOG_LEVEL":"debug"}}"#;
+        let (code, body) = http(
+            &format!(
+                "{}/api/v1/namespaces/apps/configmaps/backend-config?fieldManager=helm",
+                server.address
+            ),
+            "PATCH",
+            "application/apply-patch+yaml",
+            map,
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    let output = test
+        .stack(&["apply", "-l", "name=backend", "--include-transitive-needs"])
+        .code(1);
+    assert!(
+        output
+            .stderr
+            .contains("conflict with \"helm\": .data.LOG_LEVEL"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("--force-conflicts"),
+        "{}",
+        output.stderr
+    );
+    test.stack(&["apply", "-q", "--force-conflicts"]).success();
+}
+
+#[test]
+fn a_no_op_apply_makes_no_write_requests() {
+    let test = deployed();
+    let server = server(&test);
+    let before = metric(
+        &server.metrics(),
+        "stack_simulator_mutating_requests_total",
+        &[],
+    );
+    let output = test.stack(&["apply"]).success();
+    assert!(
+        output
+            .stdout
+            .lines()
+            .skip(1)
+            .all(|line| line.contains("unchanged")),
+        "{}",
+        output.stdout
+    );
+    let after = metric(
+        &server.metrics(),
+        "stack_simulator_mutating_requests_total",
+        &[],
+    );
+    assert_eq!(after - before, 0, "writes made by a no-op apply");
+}
+
+#[test]
+fn a_release_that_is_not_installed_is_removed() {
+    let test = deployed();
+    let output = test
+        .stack(&["apply", "--set", "frontend.enabled=false"])
+        .success();
+    assert!(
+        output
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("apps/frontend") && l.contains("removed")),
+        "{}",
+        output.stdout
+    );
+    let server = server(&test);
+    let (code, _) = http(
+        &format!(
+            "{}/apis/apps/v1/namespaces/apps/deployments/frontend",
+            server.address
+        ),
+        "GET",
+        "application/json",
+        "",
+    );
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn destroy_deletes_in_reverse_order() {
+    let test = deployed();
+    let output = test.stack(&["destroy"]).success();
+    let position = |id: &str| {
+        output
+            .stderr
+            .find(&format!("[{id}] removed"))
+            .unwrap_or_else(|| panic!("{id} not removed:\n{}", output.stderr))
+    };
+    assert!(position("apps/frontend") < position("apps/backend"));
+    assert!(position("apps/backend") < position("data/postgres"));
+    assert!(position("data/postgres") < position("core/namespaces"));
+    let status = test.stack(&["status", "-o", "json"]).success().json();
+    assert!(
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "not-installed"),
+        "{status}"
+    );
+}
+
+#[test]
+fn history_and_status_after_several_applies() {
+    let test = deployed();
+    test.stack(&["apply", "-q", "--set", "scale.backend=2"])
+        .success();
+    test.stack(&["apply", "-q", "--set", "scale.backend=3"])
+        .success();
+    let history = test
+        .stack(&["history", "backend", "-o", "json"])
+        .success()
+        .json();
+    let states: Vec<(u64, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap(),
+                r["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(1, "superseded"), (2, "superseded"), (3, "deployed")]
+    );
+    let status = test
+        .stack(&["status", "-o", "json", "-l", "name=backend"])
+        .success()
+        .json();
+    assert_eq!(status[0]["revision"], 3);
+    assert_eq!(status[0]["state"], "deployed");
+}
+
+#[test]
+fn needs_run_before_the_releases_that_need_them() {
+    let test = Test::example();
+    let output = test.stack(&["apply"]).success();
+    let at = |text: &str| {
+        output
+            .stderr
+            .find(text)
+            .unwrap_or_else(|| panic!("{text} missing:\n{}", output.stderr))
+    };
+    assert!(at("[core/namespaces] deployed") < at("[data/postgres] applying"));
+    assert!(at("[data/postgres] deployed") < at("[apps/backend] applying"));
+    assert!(at("[apps/backend] deployed") < at("[apps/frontend] applying"));
+}
