@@ -340,3 +340,56 @@ fn needs_run_before_the_releases_that_need_them() {
     assert!(at("[data/postgres] deployed") < at("[apps/backend] applying"));
     assert!(at("[apps/backend] deployed") < at("[apps/frontend] applying"));
 }
+
+#[test]
+fn kubectl_sees_what_stack_applied() {
+    let Some(kubectl) = crate::harness::external_tool("STACK_KUBECTL", "kubectl") else {
+        return;
+    };
+    let test = deployed();
+    let server = server(&test);
+    let home = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(kubectl)
+        .args([
+            "get",
+            "deployments,statefulsets,ingresses",
+            "-A",
+            "-l",
+            "app.kubernetes.io/managed-by=stack",
+            "-o",
+            "json",
+        ])
+        .env("KUBECONFIG", &server.kubeconfig)
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut seen: Vec<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["namespace"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "Deployment/apps/backend",
+            "Deployment/apps/frontend",
+            "Ingress/apps/frontend",
+            "StatefulSet/data/postgres"
+        ]
+    );
+}

@@ -1,0 +1,238 @@
+//! `stack diff` and `stack apply` on a synthetic stack of 200 releases × 10
+//! objects against `stack cluster serve`, next to kubectl doing the same job
+//! on the same manifests (`stack template --output-dir`) in the same run:
+//!
+//! 1. `stack diff` with nothing changed vs `kubectl diff -f`; API requests
+//!    per object for `stack diff` (from the simulator's `/metrics`);
+//! 2. `stack apply` onto an empty cluster vs `kubectl apply --server-side -f`
+//!    onto another empty one;
+//! 3. a no-op `stack apply`: write requests, and time next to `stack diff`.
+//!
+//! kubectl comes from `STACK_KUBECTL` or PATH; without it the kubectl columns
+//! are left out. Run: `cargo bench --bench apply`
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RELEASES: usize = 200;
+const OBJECTS: usize = 10;
+
+struct Server {
+    child: Child,
+    address: String,
+    kubeconfig: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Self {
+        let kubeconfig = dir.join("kubeconfig");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stack"))
+            .args(["cluster", "serve", "-q", "--write-kubeconfig"])
+            .arg(&kubeconfig)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start stack cluster serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut address = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("kubeconfig");
+            if let Some(server) = line.trim().strip_prefix("server: ") {
+                address = server.to_string();
+            }
+            if line.contains("token:") {
+                break;
+            }
+        }
+        Self {
+            child,
+            address,
+            kubeconfig,
+        }
+    }
+
+    fn metric(&self, name: &str) -> u64 {
+        let metrics = get(&format!("{}/metrics", self.address));
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    fn requests(&self) -> u64 {
+        self.metric("stack_simulator_requests_total")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn stack(dir: &Path, args: &[&str]) -> Duration {
+    let start = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_stack"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run stack");
+    let elapsed = start.elapsed();
+    let code = output.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 2,
+        "stack {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    elapsed
+}
+
+fn kubectl(binary: &Path, server: &Server, home: &Path, args: &[&str]) -> Duration {
+    let start = Instant::now();
+    let output = Command::new(binary)
+        .args(args)
+        .env("KUBECONFIG", &server.kubeconfig)
+        .env("HOME", home)
+        .output()
+        .expect("run kubectl");
+    let elapsed = start.elapsed();
+    assert!(
+        output.status.code().unwrap_or(-1) <= 1,
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    elapsed
+}
+
+fn kubectl_binary() -> Option<PathBuf> {
+    std::env::var_os("STACK_KUBECTL")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.is_file())
+        })
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let ours = tempfile::tempdir().expect("temporary directory");
+    let theirs = tempfile::tempdir().expect("temporary directory");
+    stack::synthetic::generate(ours.path(), RELEASES, OBJECTS).expect("generate stack");
+    stack::synthetic::generate(theirs.path(), RELEASES, OBJECTS).expect("generate stack");
+    let objects = RELEASES * OBJECTS;
+    let server = Server::start(ours.path());
+    println!(
+        "{RELEASES} releases × {OBJECTS} objects = {objects} objects; simulator at {}",
+        server.address
+    );
+
+    let apply_time = stack(ours.path(), &["apply", "-q", "--show-secrets"]);
+    let before = server.requests();
+    let diff_time = stack(ours.path(), &["diff", "--detailed-exitcode"]);
+    let diff_requests = server.requests() - before;
+    let writes_before = server.metric("stack_simulator_mutating_requests_total");
+    let noop_time = stack(ours.path(), &["apply", "-q"]);
+    let noop_writes = server.metric("stack_simulator_mutating_requests_total") - writes_before;
+
+    println!(
+        "stack apply onto an empty cluster:  {:>9.0} ms",
+        ms(apply_time)
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let per_object = diff_requests as f64 / objects as f64;
+    println!(
+        "stack diff, nothing changed:        {:>9.0} ms   {diff_requests} API requests = {per_object:.3} per object",
+        ms(diff_time)
+    );
+    println!(
+        "stack apply, nothing changed:       {:>9.0} ms   {noop_writes} write requests   {:.2}× the time of stack diff",
+        ms(noop_time),
+        noop_time.as_secs_f64() / diff_time.as_secs_f64()
+    );
+
+    let Some(binary) = kubectl_binary() else {
+        println!("kubectl not found (set STACK_KUBECTL): kubectl comparisons left out");
+        return;
+    };
+    let manifests = ours.path().join("manifests");
+    stack(
+        ours.path(),
+        &[
+            "template",
+            "--show-secrets",
+            "--skip-tests",
+            "--output-dir",
+            manifests.to_str().expect("UTF-8 path"),
+        ],
+    );
+    let home = tempfile::tempdir().expect("kubectl home");
+    let manifest_dir = manifests.to_str().expect("UTF-8 path");
+    let kubectl_diff = kubectl(
+        &binary,
+        &server,
+        home.path(),
+        &["diff", "-R", "-f", manifest_dir],
+    );
+    println!(
+        "kubectl diff -f (same manifests):   {:>9.0} ms   stack diff is {:.1}× faster",
+        ms(kubectl_diff),
+        kubectl_diff.as_secs_f64() / diff_time.as_secs_f64()
+    );
+    let empty = Server::start(theirs.path());
+    let namespaces = theirs.path().join("namespaces.yaml");
+    let documents: Vec<String> = (0..10)
+        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns{n}\n"))
+        .collect();
+    std::fs::write(&namespaces, documents.join("---\n")).expect("namespaces");
+    kubectl(
+        &binary,
+        &empty,
+        home.path(),
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            namespaces.to_str().expect("UTF-8 path"),
+        ],
+    );
+    let kubectl_apply = kubectl(
+        &binary,
+        &empty,
+        home.path(),
+        &["apply", "--server-side", "-R", "-f", manifest_dir],
+    );
+    println!(
+        "kubectl apply --server-side -f:     {:>9.0} ms   stack apply is {:.1}× faster (and waited for readiness)",
+        ms(kubectl_apply),
+        kubectl_apply.as_secs_f64() / apply_time.as_secs_f64()
+    );
+}
