@@ -66,8 +66,38 @@ pub fn view(object: &Value, set: &FieldSet) -> Value {
     Value::Object(ordered)
 }
 
+/// A rendered object as the server stores it, where that changes its shape:
+/// a Secret's `stringData` is written into `data`, base64-encoded.
+fn as_stored(desired: &Value) -> std::borrow::Cow<'_, Value> {
+    use base64::Engine as _;
+    let Some(string_data) = desired.get("stringData").and_then(Value::as_object) else {
+        return std::borrow::Cow::Borrowed(desired);
+    };
+    if desired["kind"] != "Secret" {
+        return std::borrow::Cow::Borrowed(desired);
+    }
+    let mut stored = desired.clone();
+    let mut data = stored["data"].as_object().cloned().unwrap_or_default();
+    for (key, value) in string_data {
+        let text = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        data.insert(
+            key.clone(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+        );
+    }
+    if let Some(map) = stored.as_object_mut() {
+        map.shift_remove("stringData");
+        map.insert("data".into(), Value::Object(data));
+    }
+    std::borrow::Cow::Owned(stored)
+}
+
 /// Compare a rendered object with its live counterpart.
 pub fn compare(desired: Option<&Value>, live: Option<&Value>) -> Comparison {
+    let stored = desired.map(as_stored);
+    let desired = stored.as_deref();
     match (desired, live) {
         (None, None) => Comparison::Unchanged,
         (Some(desired), None) => Comparison::Create {
@@ -93,7 +123,7 @@ pub fn compare(desired: Option<&Value>, live: Option<&Value>) -> Comparison {
 /// Compare a server-side dry-run result with the live object: the server's
 /// own answer to what the apply would change.
 pub fn compare_dry_run(desired: &Value, dry_run: &Value, live: &Value) -> Comparison {
-    let mut set = FieldSet::of_object(desired, false);
+    let mut set = FieldSet::of_object(&as_stored(desired), false);
     set.union(&owned_by(live, FIELD_MANAGER));
     set.union(&owned_by(dry_run, FIELD_MANAGER));
     let before = view(live, &set);
@@ -108,6 +138,8 @@ pub fn compare_dry_run(desired: &Value, dry_run: &Value, live: &Value) -> Compar
 /// Paths where `live` differs from `desired` that another manager owns:
 /// `(path as kubectl prints it, manager)`.
 pub fn drift(desired: &Value, live: &Value) -> Vec<(String, String)> {
+    let stored = as_stored(desired);
+    let desired = stored.as_ref();
     let mut found = Vec::new();
     let entries = live["metadata"]["managedFields"]
         .as_array()
@@ -178,6 +210,13 @@ mod tests {
             drift(&desired(1), &live),
             [(".spec.replicas".to_string(), "kubectl-edit".to_string())]
         );
+    }
+
+    #[test]
+    fn secret_string_data_compares_as_the_stored_data() {
+        let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"pw": "hunter2"}});
+        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque", "data": {"pw": "aHVudGVyMg=="}});
+        assert_eq!(compare(Some(&desired), Some(&live)), Comparison::Unchanged);
     }
 
     #[test]

@@ -375,9 +375,6 @@ fn resource_request(
         &content_type,
         accept,
     );
-    if is_mutating(verb) && !dry_run {
-        inner.changed.notify_one();
-    }
     match result {
         Ok(response) => response,
         Err(error) => error_response(&error),

@@ -7,7 +7,7 @@
 //! Rollouts take `sim.stack.dev/rollout-seconds` simulated seconds (default
 //! from the config); `sim.stack.dev/fail` makes them fail on request.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::simulator::Inner;
 use crate::simulator::resources::ResourceType;
-use crate::simulator::store::Store;
+use tokio::sync::broadcast;
+
+use crate::simulator::store::{Action, Event, Store};
 use crate::simulator::write::{self, DeleteOptions, Request, now};
 
 const MANAGER: &str = "kube-controller-manager";
@@ -64,17 +66,33 @@ pub fn spawn(inner: Arc<Inner>) {
     if let Some(interval) = inner.config.conflict_writer {
         tokio::spawn(conflict_writer(Arc::clone(&inner), interval));
     }
+    let mut events = inner.store().events.subscribe();
     tokio::spawn(async move {
-        let mut controllers = Controllers::default();
+        let mut controllers = Controllers {
+            resync: true,
+            ..Controllers::default()
+        };
         loop {
+            // Take in everything that happened since the last pass.
+            loop {
+                match events.try_recv() {
+                    Ok(event) => controllers.observe(&event),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => controllers.resync = true,
+                    Err(_) => break,
+                }
+            }
             let next = controllers.reconcile(&inner);
-            let wait = next.map_or(Duration::from_millis(500), |deadline| {
+            let wait = next.map_or(Duration::from_secs(3600), |deadline| {
                 let seconds =
                     ((deadline - inner.now()) * inner.config.second.as_secs_f64()).max(0.0);
-                Duration::from_secs_f64(seconds).min(Duration::from_millis(500))
+                Duration::from_secs_f64(seconds)
             });
             tokio::select! {
-                () = inner.changed.notified() => {}
+                event = events.recv() => match event {
+                    Ok(event) => controllers.observe(&event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => controllers.resync = true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
                 () = tokio::time::sleep(wait) => {}
             }
             // Let a burst of writes settle into one pass.
@@ -83,16 +101,35 @@ pub fn spawn(inner: Arc<Inner>) {
     });
 }
 
+/// The workload kinds that roll out.
+const WORKLOADS: [&str; 4] = [
+    "apps/deployments",
+    "apps/statefulsets",
+    "apps/daemonsets",
+    "batch/jobs",
+];
+
 #[derive(Debug, Clone)]
 struct Rollout {
     generation: u64,
     ready_at: f64,
 }
 
+/// What the controllers know between passes: rollout timers, and what
+/// changed since the last pass (only that is looked at again).
 #[derive(Default)]
 struct Controllers {
     rollouts: HashMap<String, Rollout>,
-    timers: Vec<f64>,
+    /// `(due, resource, namespace, name)` of rollouts in progress.
+    timers: Vec<(f64, String, String, String)>,
+    dirty: BTreeSet<(String, String, String)>,
+    /// Look at everything (first pass, or events were missed).
+    resync: bool,
+    claims: bool,
+    crds: bool,
+    services: bool,
+    namespaces: bool,
+    deletions: bool,
 }
 
 fn resource(store: &Store, key: &str) -> Option<ResourceType> {
@@ -382,63 +419,111 @@ fn fate_of(object: &Value) -> PodFate {
 }
 
 impl Controllers {
-    /// One pass over everything; returns the next simulated time something is due.
+    /// Note what an event changed.
+    fn observe(&mut self, event: &Event) {
+        let (namespace, name) = crate::simulator::store::object_id(&event.object);
+        let key = event.resource.as_str();
+        if WORKLOADS.contains(&key) {
+            self.dirty.insert((key.to_string(), namespace, name));
+        }
+        match key {
+            "/persistentvolumeclaims" => self.claims = true,
+            "apiextensions.k8s.io/customresourcedefinitions" => self.crds = true,
+            "/services" => self.services = true,
+            "/namespaces" => self.namespaces = true,
+            _ => {}
+        }
+        if event.action == Action::Deleted {
+            self.deletions = true;
+            self.namespaces = true;
+        }
+    }
+
+    /// One pass over what changed and what is due; returns the next
+    /// simulated time something is due.
     fn reconcile(&mut self, inner: &Inner) -> Option<f64> {
         let now = inner.now();
-        self.timers.retain(|t| *t > now);
         let mut store = inner.store();
+        if std::mem::take(&mut self.resync) {
+            for key in WORKLOADS {
+                let ids: Vec<_> = store
+                    .list(key, None)
+                    .map(crate::simulator::store::object_id)
+                    .collect();
+                self.dirty.extend(
+                    ids.into_iter()
+                        .map(|(ns, name)| (key.to_string(), ns, name)),
+                );
+            }
+            (
+                self.claims,
+                self.crds,
+                self.services,
+                self.namespaces,
+                self.deletions,
+            ) = (true, true, true, true, true);
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
+            .into_iter()
+            .partition(|(at, ..)| *at <= now);
+        self.timers = later;
+        self.dirty
+            .extend(due.into_iter().map(|(_, key, ns, name)| (key, ns, name)));
         let default_seconds = inner.config.rollout_seconds;
-        for key in [
-            "apps/deployments",
-            "apps/statefulsets",
-            "apps/daemonsets",
-            "batch/jobs",
-        ] {
-            let objects: Vec<Value> = store
-                .list(key, None)
-                .filter(|o| o["metadata"]["deletionTimestamp"].is_null())
-                .cloned()
-                .collect();
-            for object in objects {
-                let rollout = self.rollout(&object, now, default_seconds);
-                let ready = now >= rollout.ready_at;
-                if !ready {
-                    self.timers.push(rollout.ready_at);
-                }
-                match key {
-                    "apps/deployments" => deployment(&mut store, &object, ready),
-                    "apps/statefulsets" => stateful_set(&mut store, &object, ready),
-                    "apps/daemonsets" => daemon_set(&mut store, &object, ready),
-                    _ => {
-                        if let Some(due) = job(&mut store, &object, ready, now, inner.config.second)
-                        {
-                            self.timers.push(due);
-                        }
+        for (key, namespace, name) in std::mem::take(&mut self.dirty) {
+            let Some(object) = store.get(&key, &namespace, &name).cloned() else {
+                continue;
+            };
+            if !object["metadata"]["deletionTimestamp"].is_null() {
+                continue;
+            }
+            let rollout = self.rollout(&object, now, default_seconds);
+            let ready = now >= rollout.ready_at;
+            if !ready {
+                self.timers.push((
+                    rollout.ready_at,
+                    key.clone(),
+                    namespace.clone(),
+                    name.clone(),
+                ));
+            }
+            match key.as_str() {
+                "apps/deployments" => deployment(&mut store, &object, ready),
+                "apps/statefulsets" => stateful_set(&mut store, &object, ready),
+                "apps/daemonsets" => daemon_set(&mut store, &object, ready),
+                _ => {
+                    if let Some(due) = job(&mut store, &object, ready, now, inner.config.second) {
+                        self.timers.push((due, key, namespace, name));
                     }
                 }
             }
         }
-        bind_claims(&mut store);
-        establish_crds(&mut store);
-        load_balancers(&mut store);
-        terminate_namespaces(&mut store);
-        collect_garbage(&mut store);
-        let live: HashSet<String> = [
-            "apps/deployments",
-            "apps/statefulsets",
-            "apps/daemonsets",
-            "batch/jobs",
-        ]
-        .iter()
-        .flat_map(|key| {
-            store
-                .list(key, None)
-                .map(|o| text(&o["metadata"]["uid"]))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-        self.rollouts.retain(|uid, _| live.contains(uid));
-        self.timers.iter().copied().reduce(f64::min)
+        if std::mem::take(&mut self.claims) {
+            bind_claims(&mut store);
+        }
+        if std::mem::take(&mut self.crds) {
+            establish_crds(&mut store);
+        }
+        if std::mem::take(&mut self.services) {
+            load_balancers(&mut store);
+        }
+        if std::mem::take(&mut self.namespaces) {
+            terminate_namespaces(&mut store);
+        }
+        if std::mem::take(&mut self.deletions) {
+            collect_garbage(&mut store);
+            let live: HashSet<String> = WORKLOADS
+                .iter()
+                .flat_map(|key| {
+                    store
+                        .list(key, None)
+                        .map(|o| text(&o["metadata"]["uid"]))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            self.rollouts.retain(|uid, _| live.contains(uid));
+        }
+        self.timers.iter().map(|(at, ..)| *at).reduce(f64::min)
     }
 
     fn rollout(&mut self, object: &Value, now: f64, default_seconds: f64) -> Rollout {
@@ -1124,7 +1209,5 @@ async fn conflict_writer(inner: Arc<Inner>, interval: Duration) {
         let patch =
             json!({"metadata": {"annotations": {"sim.stack.dev/touched": count.to_string()}}});
         let _ = write::patch(&mut store, &request, "application/merge-patch+json", &patch);
-        drop(store);
-        inner.changed.notify_one();
     }
 }

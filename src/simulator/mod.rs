@@ -92,8 +92,6 @@ pub(crate) struct Inner {
     metrics: Metrics,
     started: Instant,
     rng: Mutex<StdRng>,
-    /// Wakes the controllers when something changed.
-    changed: tokio::sync::Notify,
 }
 
 impl Inner {
@@ -129,7 +127,6 @@ impl Simulator {
             metrics: Metrics::default(),
             started: Instant::now(),
             rng: Mutex::new(rng),
-            changed: tokio::sync::Notify::new(),
         });
         controllers::bootstrap(&inner);
         controllers::spawn(Arc::clone(&inner));
