@@ -155,7 +155,8 @@ fn main() {
         server.address
     );
 
-    let apply_time = stack(ours.path(), &["apply", "-q", "--show-secrets"]);
+    let concurrency = std::env::var("STACK_BENCH_CONCURRENCY").unwrap_or_else(|_| "8".into());
+    let apply_time = stack(ours.path(), &["apply", "-q", "--concurrency", &concurrency]);
     let before = server.requests();
     let diff_time = stack(ours.path(), &["diff", "--detailed-exitcode"]);
     let diff_requests = server.requests() - before;
@@ -179,7 +180,7 @@ fn main() {
         noop_time.as_secs_f64() / diff_time.as_secs_f64()
     );
 
-    let Some(binary) = kubectl_binary() else {
+    let Some(binary) = kubectl_binary().filter(|_| std::env::var_os("STACK_BENCH_SKIP_KUBECTL").is_none()) else {
         println!("kubectl not found (set STACK_KUBECTL): kubectl comparisons left out");
         return;
     };
