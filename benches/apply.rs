@@ -180,7 +180,9 @@ fn main() {
         noop_time.as_secs_f64() / diff_time.as_secs_f64()
     );
 
-    let Some(binary) = kubectl_binary().filter(|_| std::env::var_os("STACK_BENCH_SKIP_KUBECTL").is_none()) else {
+    let Some(binary) =
+        kubectl_binary().filter(|_| std::env::var_os("STACK_BENCH_SKIP_KUBECTL").is_none())
+    else {
         println!("kubectl not found (set STACK_KUBECTL): kubectl comparisons left out");
         return;
     };

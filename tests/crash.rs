@@ -149,3 +149,57 @@ fn metrics_count_requests_by_verb_and_resource() {
         0
     );
 }
+
+#[test]
+fn fault_injection_answers_500s_and_429s_with_retry_after_reproducibly() {
+    let run = || {
+        let test = Test::new();
+        let server = Server::start(test.path(), &["--fault-rate", "0.5", "--seed", "7"]);
+        let url = format!("{}/api/v1/namespaces/default/configmaps", server.address);
+        let codes: Vec<u16> = (0..40)
+            .map(|_| crate::harness::http(&url, "GET", "application/json", "").0)
+            .collect();
+        let faults = crate::harness::metric(
+            &server.metrics(),
+            "stack_simulator_injected_faults_total",
+            &[],
+        );
+        (codes, faults)
+    };
+    let (codes, faults) = run();
+    assert!(
+        codes.contains(&429) && codes.contains(&500) && codes.contains(&200),
+        "{codes:?}"
+    );
+    assert_eq!(
+        faults,
+        u64::try_from(codes.iter().filter(|c| **c != 200).count()).unwrap()
+    );
+    assert_eq!(run().0, codes, "the same seed injects the same faults");
+}
+
+#[test]
+fn the_conflict_writer_moves_resource_versions_of_stack_objects() {
+    let test = Test::new();
+    let server = Server::start(test.path(), &["--conflict-writer-ms", "5"]);
+    let map = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","labels":{"app.kubernetes.io/managed-by":"stack"}},"data":{"a":"1"}}"#;
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps/c?fieldManager=stack",
+        server.address
+    );
+    let (code, created) = crate::harness::http(&url, "PATCH", "application/apply-patch+yaml", map);
+    assert_eq!(code, 201, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let watch = format!(
+        "{}/api/v1/namespaces/default/configmaps?watch=true&fieldSelector=metadata.name%3Dc&resourceVersion={}&timeoutSeconds=30",
+        server.address,
+        created["metadata"]["resourceVersion"].as_str().unwrap()
+    );
+    let events = crate::harness::http_first_line(&watch);
+    let event: serde_json::Value = serde_json::from_str(&events).unwrap();
+    assert_eq!(event["type"], "MODIFIED");
+    assert!(
+        event["object"]["metadata"]["annotations"]["sim.stack.dev/touched"].is_string(),
+        "{event}"
+    );
+}

@@ -115,6 +115,12 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
         match (send_initial, requested) {
             (false, Some(revision)) => match store.since(revision) {
                 Some(history) => {
+                    // Objects that match now: changes to them are MODIFIED.
+                    for object in store.list(&filter.resource, filter.namespace.as_deref()) {
+                        if filter.matches(object) {
+                            matched.insert(object_id(object));
+                        }
+                    }
                     for event in history.iter().filter(|e| filter.in_scope(e)) {
                         if let Some(bytes) = translate(&filter, event, &mut matched) {
                             let _ = sender.unbounded_send(bytes);
@@ -172,14 +178,13 @@ fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) ->
     let id = object_id(&event.object);
     let was = matched.contains(&id);
     let is = event.action != Action::Deleted && filter.matches(&event.object);
-    let kind = match (was, is) {
-        (false, true) => "ADDED",
-        (true, true) => "MODIFIED",
-        (true, false) => "DELETED",
-        (false, false) if event.action == Action::Deleted && filter.matches(&event.object) => {
-            "DELETED"
-        }
-        (false, false) => return None,
+    let kind = match (event.action, was, is) {
+        (Action::Added, _, true) => "ADDED",
+        (Action::Deleted, _, _) if was || filter.matches(&event.object) => "DELETED",
+        (Action::Modified, true, true) => "MODIFIED",
+        (Action::Modified, false, true) => "ADDED",
+        (Action::Modified, true, false) => "DELETED",
+        _ => return None,
     };
     if is {
         matched.insert(id);

@@ -336,3 +336,37 @@ pub fn external_tool(env_var: &str, name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The first line of a streamed (watch) response body.
+pub fn http_first_line(url: &str) -> String {
+    use std::io::{BufRead as _, Write as _};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    // Headers, then chunked body: size line, then the event line.
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("read");
+        if line == "\r\n" {
+            break;
+        }
+    }
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("read");
+        let trimmed = line.trim();
+        if trimmed.starts_with('{') {
+            return trimmed.to_string();
+        }
+        assert!(!line.is_empty(), "the stream ended before an event");
+    }
+}
