@@ -26,22 +26,31 @@ pub struct Project {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// Load the stack files and find the environment to use: `-e`, else the
+/// stack's `defaultEnvironment`, else `default`.
+pub fn load_environment(
+    settings: &Settings,
+) -> Result<(Stack, crate::config::Environment), Errors> {
+    let files = config::discover(&settings.target)?;
+    let stack = config::load(&files).map_err(Errors::from_all)?;
+    let name = settings
+        .environment
+        .clone()
+        .or_else(|| {
+            stack
+                .default_environment
+                .as_ref()
+                .map(|(name, _)| name.clone())
+        })
+        .unwrap_or_else(|| "default".into());
+    let environment = resolve::environment(&stack, &name)?;
+    Ok((stack, environment))
+}
+
 impl Project {
     /// Load, resolve and select. All problems found are reported together.
     pub fn load(settings: &Settings) -> Result<Self, Errors> {
-        let files = config::discover(&settings.target)?;
-        let stack = config::load(&files).map_err(Errors::from_all)?;
-        let name = settings
-            .environment
-            .clone()
-            .or_else(|| {
-                stack
-                    .default_environment
-                    .as_ref()
-                    .map(|(name, _)| name.clone())
-            })
-            .unwrap_or_else(|| "default".into());
-        let environment = resolve::environment(&stack, &name)?;
+        let (stack, environment) = load_environment(settings)?;
         let environment = resolve::resolve_environment(&environment).map_err(Errors)?;
         let releases =
             resolve::resolve_releases(&stack, &environment, &settings.sets).map_err(Errors)?;

@@ -76,12 +76,27 @@ pub async fn history(
     Ok((revisions, namespaces))
 }
 
+/// A LIST scope: `(apiVersion, kind, namespace)`.
+pub type Scope = (String, String, Option<String>);
+
+/// The LIST scope an object is found in.
+pub fn scope_of(object: &Value) -> Scope {
+    (
+        object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        object["kind"].as_str().unwrap_or_default().to_string(),
+        object["metadata"]["namespace"].as_str().map(str::to_string),
+    )
+}
+
 /// LIST each `(apiVersion, kind, namespace)` once; `None` namespace lists
 /// cluster-scoped kinds (or all namespaces).
 pub async fn fetch(
     client: &kube::Client,
     resources: &Resources,
-    scopes: BTreeSet<(String, String, Option<String>)>,
+    scopes: BTreeSet<Scope>,
 ) -> Result<(HashMap<ObjectKey, Value>, BTreeSet<(String, String)>, usize), kube::Error> {
     let mut unserved = BTreeSet::new();
     let mut lists = Vec::new();

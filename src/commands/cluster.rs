@@ -3,26 +3,15 @@
 
 use crate::cli::ServeArgs;
 use crate::cluster::{ClusterError, simulator_config};
-use crate::config::{self, ClusterTarget};
+use crate::config::ClusterTarget;
 use crate::error::{Error, Errors};
 use crate::output;
 use crate::settings::Settings;
 use crate::simulator::server::{self, Opened};
 
 pub fn serve(settings: &Settings, args: &ServeArgs) -> Result<u8, Errors> {
-    let files = config::discover(&settings.target)?;
-    let stack = config::load(&files).map_err(Errors::from_all)?;
-    let name = settings
-        .environment
-        .clone()
-        .or_else(|| {
-            stack
-                .default_environment
-                .as_ref()
-                .map(|(name, _)| name.clone())
-        })
-        .unwrap_or_else(|| "default".into());
-    let environment = crate::resolve::environment(&stack, &name)?;
+    let (stack, environment) = crate::project::load_environment(settings)?;
+    let name = environment.name.clone();
     let ClusterTarget::Simulated(options) = &environment.cluster else {
         return Err(ClusterError::NotSimulated { environment: name }.into());
     };

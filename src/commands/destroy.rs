@@ -23,14 +23,7 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
                 .flatten()
             {
                 for object in &revision.objects {
-                    scopes.insert((
-                        object["apiVersion"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        object["kind"].as_str().unwrap_or_default().to_string(),
-                        object["metadata"]["namespace"].as_str().map(str::to_string),
-                    ));
+                    scopes.insert(live::scope_of(object));
                 }
             }
         }

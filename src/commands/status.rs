@@ -24,14 +24,7 @@ pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
         for &index in &project.selection.releases {
             if let Some(revision) = deployed(history.get(&project.releases[index].id)) {
                 for object in &revision.objects {
-                    scopes.insert((
-                        object["apiVersion"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        object["kind"].as_str().unwrap_or_default().to_string(),
-                        object["metadata"]["namespace"].as_str().map(str::to_string),
-                    ));
+                    scopes.insert(live::scope_of(object));
                 }
             }
         }

@@ -122,13 +122,7 @@ pub async fn plan(
         .collect();
     let mut scopes = BTreeSet::new();
     let mut scope = |object: &Value| {
-        let api_version = object["apiVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let kind = object["kind"].as_str().unwrap_or_default().to_string();
-        let namespace = object["metadata"]["namespace"].as_str().map(str::to_string);
-        scopes.insert((api_version, kind, namespace));
+        scopes.insert(live::scope_of(object));
     };
     for (index, release) in rendered {
         release.objects.iter().for_each(|o| scope(&o.body));

@@ -179,10 +179,9 @@ fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) ->
     let was = matched.contains(&id);
     let is = event.action != Action::Deleted && filter.matches(&event.object);
     let kind = match (event.action, was, is) {
-        (Action::Added, _, true) => "ADDED",
+        (Action::Added, _, true) | (Action::Modified, false, true) => "ADDED",
         (Action::Deleted, _, _) if was || filter.matches(&event.object) => "DELETED",
         (Action::Modified, true, true) => "MODIFIED",
-        (Action::Modified, false, true) => "ADDED",
         (Action::Modified, true, false) => "DELETED",
         _ => return None,
     };
