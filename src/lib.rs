@@ -33,6 +33,7 @@ pub mod release;
 pub mod render;
 pub mod resolve;
 pub mod revision;
+pub mod secrets;
 pub mod settings;
 pub mod simulator;
 pub mod suggest;

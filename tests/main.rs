@@ -8,6 +8,7 @@ mod commands;
 mod crash;
 mod errors;
 mod kubectl;
+mod secrets;
 mod selection;
 mod simulator;
 mod values;
