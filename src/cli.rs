@@ -54,6 +54,9 @@ pub struct GlobalArgs {
     /// Print more detail
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Also use the age identities in this file to decrypt secrets
+    #[arg(long, global = true, value_name = "FILE")]
+    pub age_key_file: Option<PathBuf>,
     /// Print decrypted secret values instead of masking them
     #[arg(long, global = true)]
     pub show_secrets: bool,

@@ -24,6 +24,11 @@ pub enum Error {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error("{error}")]
+    Secrets {
+        error: crate::secrets::SecretsError,
+        span: Option<crate::diagnostic::Span>,
+    },
     #[error("{message}")]
     Failed {
         message: String,
@@ -63,6 +68,7 @@ impl Error {
                 Some("check that the cluster is reachable; requests were retried".into()),
             ),
             Self::Failed { hint, .. } => (None, hint.clone()),
+            Self::Secrets { error, span } => (span.clone(), error.hint()),
             Self::Write { .. } => (None, None),
         };
         Diagnostic::error(self.to_string())

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     if !color_requested {
         anstream::ColorChoice::Never.write_global();
     }
+    stack::mask::show_secrets(cli.global.show_secrets);
     let outcome = Settings::resolve(&cli).and_then(|settings| {
         stack::commands::run(&cli, &settings)
             .map_err(|errors| (errors, settings.color))

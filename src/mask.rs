@@ -8,6 +8,30 @@ use serde_json::Value;
 
 pub const MASK: &str = "(sensitive value)";
 
+/// Every decrypted value of this process, and whether output is masked.
+static REGISTRY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static SHOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Register a decrypted value for masking everywhere.
+pub fn register(secret: &str) {
+    let mut registry = REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !secret.is_empty() && !registry.iter().any(|known| known == secret) {
+        registry.push(secret.to_string());
+    }
+}
+
+/// `--show-secrets`: stop masking.
+pub fn show_secrets(show: bool) {
+    SHOW.store(show, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Mask registered secrets in text about to be printed.
+pub fn mask_output(text: &str) -> String {
+    Masker::new(SHOW.load(std::sync::atomic::Ordering::SeqCst)).mask_text(text)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Masker {
     enabled: bool,
@@ -16,11 +40,20 @@ pub struct Masker {
 }
 
 impl Masker {
+    /// A masker that knows every value registered so far.
     pub fn new(show_secrets: bool) -> Self {
-        Self {
+        let mut masker = Self {
             enabled: !show_secrets,
             secrets: Vec::new(),
+        };
+        let registry = REGISTRY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for secret in &registry {
+            masker.register(secret);
         }
+        masker
     }
 
     /// Whether output is masked (no `--show-secrets`).
@@ -28,8 +61,8 @@ impl Masker {
         self.enabled
     }
 
-    /// Register a decrypted value. Very short values (one or two characters)
-    /// would mask half of every output and are only masked as whole values.
+    /// Register a decrypted value. Values under six characters are masked
+    /// only where they are a whole value, not inside other text.
     pub fn register(&mut self, secret: &str) {
         if secret.is_empty() || self.secrets.iter().any(|known| known == secret) {
             return;
@@ -45,7 +78,13 @@ impl Masker {
             return text.to_string();
         }
         let mut masked = text.to_string();
-        for secret in self.secrets.iter().filter(|secret| secret.len() > 2) {
+        // Short values would mask half of every output: they are masked only
+        // where they are a whole value (`mask_object`).
+        for secret in self
+            .secrets
+            .iter()
+            .filter(|secret| secret.chars().count() >= 6)
+        {
             if masked.contains(secret.as_str()) {
                 masked = masked.replace(secret.as_str(), MASK);
             }

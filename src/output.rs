@@ -13,7 +13,11 @@ pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnosti
         if index > 0 {
             let _ = writeln!(stderr);
         }
-        let _ = write!(stderr, "{}", diagnostic.render(color));
+        let _ = write!(
+            stderr,
+            "{}",
+            crate::mask::mask_output(&diagnostic.render(color))
+        );
     }
 }
 
@@ -68,6 +72,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// Write to stdout; a closed pipe (`stack template | head`) is not an error.
 pub fn stdout(text: &str) {
     let mut out = anstream::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
+    let _ = out.write_all(crate::mask::mask_output(text).as_bytes());
     let _ = out.flush();
 }

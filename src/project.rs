@@ -51,9 +51,17 @@ impl Project {
     /// Load, resolve and select. All problems found are reported together.
     pub fn load(settings: &Settings) -> Result<Self, Errors> {
         let (stack, environment) = load_environment(settings)?;
-        let environment = resolve::resolve_environment(&environment).map_err(Errors)?;
+        let mut secrets = resolve::SecretFiles::new(
+            settings
+                .age_key_file
+                .clone()
+                .or_else(|| environment.age_key_file.clone()),
+        );
+        let environment =
+            resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)?;
         let releases =
-            resolve::resolve_releases(&stack, &environment, &settings.sets).map_err(Errors)?;
+            resolve::resolve_releases(&stack, &environment, &settings.sets, &mut secrets)
+                .map_err(Errors)?;
         let (graph, warnings) = Graph::build(&releases).map_err(Errors::from_all)?;
         let selection = graph.select(&releases, &settings.selectors, settings.needs);
         if selection.releases.is_empty()

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+use crate::secrets::identities::Identities;
 use std::sync::Arc;
 
 use minijinja::value::{Serde, Value as JinjaValue};
@@ -72,13 +74,17 @@ pub fn environment(stack: &Stack, name: &str) -> Result<Environment, Error> {
             cluster: crate::config::ClusterTarget::CurrentContext,
             values: Vec::new(),
             secrets: Vec::new(),
+            age_key_file: None,
         });
     }
     Ok(stack.environment(name)?.clone())
 }
 
 /// Merge an environment's values files (secrets are layered by the caller).
-pub fn resolve_environment(environment: &Environment) -> Result<ResolvedEnvironment, Vec<Error>> {
+pub fn resolve_environment(
+    environment: &Environment,
+    secrets: &mut SecretFiles,
+) -> Result<ResolvedEnvironment, Vec<Error>> {
     let mut files = ValuesFiles::default();
     let mut values = Value::Object(Map::new());
     let mut errors = Vec::new();
@@ -92,7 +98,10 @@ pub fn resolve_environment(environment: &Environment) -> Result<ResolvedEnvironm
         }
     }
     for secret in &environment.secrets {
-        errors.push(secrets_unsupported(secret, &evaluator));
+        match secrets.layer(secret, &evaluator) {
+            Ok(layer) => merge(&mut values, Value::clone(&layer)),
+            Err(error) => errors.push(error),
+        }
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -103,27 +112,64 @@ pub fn resolve_environment(environment: &Environment) -> Result<ResolvedEnvironm
     })
 }
 
-fn secrets_unsupported(secret: &FileRef, evaluator: &Evaluator) -> Error {
-    let path = match evaluator.text(&secret.path) {
-        Ok(path) => secret.base.join(path),
-        Err(error) => return error.into(),
-    };
-    if !path.exists() {
-        return ConfigError::Read {
-            path,
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            span: Some(secret.path.span.clone()),
+/// Decrypts secrets files once per run, however many releases name them;
+/// identities are loaded on first use.
+pub struct SecretFiles {
+    explicit: Option<PathBuf>,
+    identities: Option<Identities>,
+    cache: HashMap<PathBuf, Arc<Value>>,
+}
+
+impl SecretFiles {
+    pub fn new(explicit: Option<PathBuf>) -> Self {
+        Self {
+            explicit,
+            identities: None,
+            cache: HashMap::new(),
         }
-        .into();
     }
-    ConfigError::Invalid {
-        message: "SOPS secrets cannot be decrypted by this build yet".into(),
-        span: secret.path.span.clone(),
-        hint: Some(
-            "remove the `secrets` entry, or move the values into a values file for now".into(),
-        ),
+
+    fn layer(&mut self, secret: &FileRef, evaluator: &Evaluator) -> Result<Arc<Value>, Error> {
+        let path = secret.base.join(evaluator.text(&secret.path)?);
+        if let Some(layer) = self.cache.get(&path) {
+            return Ok(Arc::clone(layer));
+        }
+        let span = Some(secret.path.span.clone());
+        if !path.exists() {
+            return Err(ConfigError::Read {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                span,
+            }
+            .into());
+        }
+        if self.identities.is_none() {
+            let loaded =
+                crate::secrets::identities::load(self.explicit.as_deref()).map_err(|error| {
+                    Error::Secrets {
+                        error,
+                        span: span.clone(),
+                    }
+                })?;
+            self.identities = Some(loaded);
+        }
+        let identities = self
+            .identities
+            .as_ref()
+            .expect("identities were just loaded");
+        let decrypted = crate::secrets::decrypt_file(&path, identities)
+            .map_err(|error| Error::Secrets { error, span })?;
+        for secret in &decrypted.secrets {
+            crate::mask::register(secret);
+        }
+        let mut merged = Value::Object(Map::new());
+        for document in &decrypted.documents {
+            merge(&mut merged, document.to_value());
+        }
+        let layer = Arc::new(merged);
+        self.cache.insert(path, Arc::clone(&layer));
+        Ok(layer)
     }
-    .into()
 }
 
 fn layer(
@@ -145,6 +191,7 @@ pub fn resolve_releases(
     stack: &Stack,
     environment: &ResolvedEnvironment,
     sets: &[SetValue],
+    secrets: &mut SecretFiles,
 ) -> Result<Vec<Release>, Vec<Error>> {
     let env = crate::render::filters::environment();
     let set_layer = (!sets.is_empty()).then(|| {
@@ -164,7 +211,7 @@ pub fn resolve_releases(
     let mut releases: Vec<Release> = Vec::new();
     let mut errors = Vec::new();
     for spec in &stack.releases {
-        let resolved = resolve_release(spec, environment, &env, &values, &mut files);
+        let resolved = resolve_release(spec, environment, &env, &values, &mut files, secrets);
         match resolved {
             Ok(mut release) => {
                 if let Some(first) = releases.iter().find(|r| r.id == release.id) {
@@ -198,6 +245,7 @@ fn resolve_release(
     env: &minijinja::Environment<'static>,
     values: &JinjaValue,
     files: &mut ValuesFiles,
+    secrets: &mut SecretFiles,
 ) -> Result<Release, Vec<Error>> {
     let environment_context =
         JinjaValue::from(Serde(json!({"name": environment.environment.name})));
@@ -274,7 +322,10 @@ fn resolve_release(
         }
     }
     for secret in &spec.secrets {
-        errors.push(secrets_unsupported(secret, &evaluator));
+        match secrets.layer(secret, &evaluator) {
+            Ok(layer) => layers.push(layer),
+            Err(error) => errors.push(error),
+        }
     }
     if !errors.is_empty() {
         return Err(errors);

@@ -23,6 +23,7 @@ pub struct Settings {
     pub allow_no_match: bool,
     pub needs: NeedsMode,
     pub kubeconfig: Option<PathBuf>,
+    pub age_key_file: Option<PathBuf>,
     pub kube_context: Option<String>,
 }
 
@@ -63,6 +64,7 @@ impl Settings {
             allow_no_match: global.allow_no_matching_release,
             needs,
             kubeconfig: global.kubeconfig.clone(),
+            age_key_file: global.age_key_file.clone(),
             kube_context: global.kube_context.clone(),
         })
     }

@@ -200,7 +200,7 @@ fn template_one_release() {
             app.kubernetes.io/name: backend
             app.kubernetes.io/instance: backend
           annotations:
-            checksum/config: 31af7691016f83e3249c4a443b2a145fcaf88333fe9dd26c18413fc03fc5d333
+            checksum/config: 217b179331f3fc10c4e9fac7a47768e055699b4b637fc79353e4d4eea1f6d45c
         spec:
           containers:
           - name: backend
@@ -211,6 +211,8 @@ fn template_one_release() {
             envFrom:
             - configMapRef:
                 name: backend-config
+            - secretRef:
+                name: backend-database
             readinessProbe:
               httpGet:
                 path: /healthz
@@ -221,6 +223,21 @@ fn template_one_release() {
                 memory: 128Mi
               limits:
                 memory: 256Mi
+    ---
+    # Source: apps/backend templates/secret.yaml
+    apiVersion: v1
+    kind: Secret
+    metadata:
+      name: backend-database
+      namespace: apps
+      labels:
+        app: backend
+        app.kubernetes.io/managed-by: stack
+        stack.dev/release: apps.backend
+    type: Opaque
+    stringData:
+      DATABASE_USER: (sensitive value)
+      DATABASE_PASSWORD: (sensitive value)
     ---
     # Source: apps/backend templates/service.yaml
     apiVersion: v1
@@ -291,6 +308,7 @@ fn template_to_a_directory_writes_one_folder_per_release() {
     insta::assert_snapshot!(files.join("\n"), @"
     apps.backend/configmap.backend-config.yaml
     apps.backend/deployment.backend.yaml
+    apps.backend/secret.backend-database.yaml
     apps.backend/service.backend.yaml
     apps.backend/tests/job.backend-smoke-test.yaml
     apps.frontend/deployment.frontend.yaml
@@ -409,4 +427,48 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// The example's decrypted values, which no output may contain.
+const SECRET_VALUES: [&str; 2] = ["dev-s3cret-password", "shop_app"];
+
+#[test]
+fn secrets_layer_into_values_and_never_leak() {
+    let test = Test::example();
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["template"],
+        vec!["lint"],
+        vec!["list", "-o", "json"],
+        vec!["template", "--set", "scale.backend=oops"],
+        vec!["apply"],
+        vec!["diff", "--set", "postgres.password=changed-password-1"],
+        vec!["status"],
+    ] {
+        let output = test.stack(&args);
+        outputs.push(format!("{}{}", output.stdout, output.stderr));
+    }
+    let shown = test
+        .stack(&["template", "--show-secrets", "-l", "name=backend"])
+        .success();
+    assert!(
+        shown
+            .stdout
+            .contains("DATABASE_PASSWORD: dev-s3cret-password"),
+        "{}",
+        shown.stdout
+    );
+    for (index, output) in outputs.iter().enumerate() {
+        for secret in SECRET_VALUES {
+            assert!(
+                !output.contains(secret),
+                "output {index} leaks {secret}:\n{output}"
+            );
+        }
+    }
+    assert!(
+        outputs[5].contains("(sensitive value changed: "),
+        "{}",
+        outputs[5]
+    );
 }

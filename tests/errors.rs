@@ -58,7 +58,7 @@ fn unknown_key_far_from_any_lists_the_valid_ones() {
     3 |     zzz: 1
       |     ^^^
 
-    hint: valid keys here: cluster, kubeContext, values, secrets
+    hint: valid keys here: cluster, kubeContext, values, secrets, ageKeyFile
     ");
 }
 
@@ -288,18 +288,41 @@ fn errors_of_several_releases_are_all_reported_by_lint() {
 }
 
 #[test]
-fn secrets_are_refused_until_they_can_be_decrypted() {
+fn a_secret_nobody_can_decrypt_is_located_and_lists_recipients() {
+    let encrypted = std::fs::read_to_string(
+        crate::harness::repository().join("tests/fixtures/sops/simple.enc.yaml"),
+    )
+    .unwrap();
     let output = with_stack("releases:\n  - {name: a, chart: charts/cm, secrets: [s.yaml]}\n")
-        .file("s.yaml", "password: x\n")
+        .file("s.yaml", &encrypted)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
         .stack(&["list"])
         .code(1);
     insta::assert_snapshot!(output.stderr, @"
-    error: SOPS secrets cannot be decrypted by this build yet
+    error: s.yaml: no identity can decrypt it (recipients: age1kqr7r4jpvfjyfprhv9pkkytl33pgcghn6cjx94merpxv2tdsm50qjc395g)
      --> stack.yaml:2:43
       |
     2 |   - {name: a, chart: charts/cm, secrets: [s.yaml]}
       |                                           ^^^^^^
 
-    hint: remove the `secrets` entry, or move the values into a values file for now
+    hint: no age identity was found: set SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or SOPS_AGE_KEY_CMD, or put keys in ~/.config/sops/age/keys.txt
     ");
+}
+
+#[test]
+fn a_tampered_secret_is_refused() {
+    let encrypted = std::fs::read_to_string(
+        crate::harness::repository().join("tests/fixtures/sops/tampered-mac.enc.yaml"),
+    )
+    .unwrap();
+    let key = crate::harness::repository().join("tests/fixtures/sops/keys.txt");
+    let output = with_stack("releases:\n  - {name: a, chart: charts/cm, secrets: [s.yaml]}\n")
+        .file("s.yaml", &encrypted)
+        .stack(&["list", "--age-key-file", key.to_str().unwrap()])
+        .code(1);
+    assert!(
+        output.stderr.contains("s.yaml: MAC mismatch"),
+        "{}",
+        output.stderr
+    );
 }

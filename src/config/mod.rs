@@ -59,6 +59,9 @@ pub struct Environment {
     /// Values files (paths) or inline maps, lowest precedence first.
     pub values: Vec<ValuesSource>,
     pub secrets: Vec<FileRef>,
+    /// `ageKeyFile`: an identity file for this environment's secrets (for
+    /// throwaway demo and CI keys; people use `SOPS_AGE_KEY_FILE` and friends).
+    pub age_key_file: Option<PathBuf>,
 }
 
 /// A values layer: a file, or a map written inline.

@@ -18,7 +18,7 @@ const TOP_KEYS: &[&str] = &[
     "promotion",
     "defaultEnvironment",
 ];
-const ENVIRONMENT_KEYS: &[&str] = &["cluster", "kubeContext", "values", "secrets"];
+const ENVIRONMENT_KEYS: &[&str] = &["cluster", "kubeContext", "values", "secrets", "ageKeyFile"];
 const SIMULATED_KEYS: &[&str] = &["faultRate", "latencyMs", "seed"];
 const DEFAULTS_KEYS: &[&str] = &[
     "timeout",
@@ -128,6 +128,7 @@ fn parse_environments(node: &Node, base: &Path, stack: &mut Stack, errors: &mut 
             cluster: ClusterTarget::CurrentContext,
             values: Vec::new(),
             secrets: Vec::new(),
+            age_key_file: None,
         };
         if !body.is_null() {
             let Some(map) = MapReader::new(body, "an environment", ENVIRONMENT_KEYS, errors) else {
@@ -136,6 +137,10 @@ fn parse_environments(node: &Node, base: &Path, stack: &mut Stack, errors: &mut 
             environment.cluster = parse_cluster(&map, errors);
             environment.values = parse_values_list(map.list("values", errors), base, errors);
             environment.secrets = parse_file_list(map.list("secrets", errors), base, errors);
+            environment.age_key_file = map
+                .string("ageKeyFile", errors)
+                .and_then(Node::as_str)
+                .map(|path| base.join(path));
         }
         stack.environments.push(environment);
     }

@@ -14,7 +14,11 @@ pub struct Reporter {
 impl Reporter {
     pub fn line(&self, release: &str, message: &str) {
         if !self.quiet {
-            let _ = writeln!(anstream::stderr().lock(), "[{release}] {message}");
+            let _ = writeln!(
+                anstream::stderr().lock(),
+                "[{release}] {}",
+                crate::mask::mask_output(message)
+            );
         }
     }
 
