@@ -111,6 +111,11 @@ pub enum Command {
         /// `namespace/name`, or a name that is unique in the stack
         release: String,
     },
+    /// SOPS files with age
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// The embedded simulated cluster
     Cluster {
         #[command(subcommand)]
@@ -145,6 +150,26 @@ pub struct ApplyArgs {
     /// Do not wait for readiness
     #[arg(long)]
     pub no_wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Decrypt a SOPS file to stdout (or --output FILE, or --in-place)
+    Decrypt {
+        file: PathBuf,
+        /// Write the plaintext to this file (created 0600)
+        #[arg(long = "output-file", value_name = "FILE", conflicts_with = "in_place")]
+        output_file: Option<PathBuf>,
+        /// Replace the encrypted file with its plaintext
+        #[arg(long)]
+        in_place: bool,
+    },
+    /// Generate an age identity (written 0600 with --output, else to stdout)
+    Keygen {
+        /// Write the identity to this file (created 0600)
+        #[arg(long = "output-file", value_name = "FILE")]
+        output_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

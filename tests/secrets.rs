@@ -111,3 +111,81 @@ fn decrypted_strings_are_reported_for_masking() {
         );
     }
 }
+
+#[test]
+fn files_real_sops_writes_decrypt_with_stack() {
+    let Some(sops) = crate::harness::external_tool("STACK_SOPS", "sops") else {
+        return;
+    };
+    let test = crate::harness::Test::new()
+        .file("plain.yaml", "db:\n  password: hunter22\n  port: 5432\n  ratio: 0.5\n  enabled: true\nhosts: [a, b]\nnote_unencrypted: clear\n");
+    test.stack(&["secrets", "keygen", "--output-file", "key.txt"])
+        .success();
+    let key = test.read("key.txt");
+    let recipient = key
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    let sops_run = |args: &[&str]| {
+        let output = std::process::Command::new(&sops)
+            .args(args)
+            .current_dir(test.path())
+            .env("SOPS_DISABLE_VERSION_CHECK", "1")
+            .env("SOPS_AGE_KEY_FILE", test.path().join("key.txt"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "sops {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let encrypted = sops_run(&["encrypt", "--age", &recipient, "plain.yaml"]);
+    std::fs::write(test.path().join("enc.yaml"), &encrypted).unwrap();
+    let ours = test
+        .stack(&[
+            "secrets",
+            "decrypt",
+            "enc.yaml",
+            "--age-key-file",
+            "key.txt",
+        ])
+        .success()
+        .stdout;
+    let theirs = sops_run(&["decrypt", "enc.yaml"]);
+    let parse = |text: &str| {
+        stack::secrets::tree::parse_yaml(text)
+            .unwrap()
+            .iter()
+            .map(Tree::to_value)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(parse(&ours), parse(&theirs));
+    assert!(ours.contains("password: hunter22"));
+}
+
+#[test]
+fn keygen_writes_a_private_identity_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let test = crate::harness::Test::new();
+    let output = test
+        .stack(&["secrets", "keygen", "--output-file", "key.txt"])
+        .success();
+    assert!(
+        output.stderr.starts_with("Public key: age1"),
+        "{}",
+        output.stderr
+    );
+    let mode = std::fs::metadata(test.path().join("key.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        test.read("key.txt")
+            .lines()
+            .any(|l| l.starts_with("AGE-SECRET-KEY-1"))
+    );
+}

@@ -8,10 +8,11 @@ mod graph;
 mod lint;
 mod list;
 mod remote;
+mod secrets;
 mod status;
 mod template;
 
-use crate::cli::{Cli, ClusterCommand, Command};
+use crate::cli::{Cli, ClusterCommand, Command, SecretsCommand};
 use crate::error::Errors;
 use crate::output;
 use crate::project::Project;
@@ -37,6 +38,17 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Destroy => destroy::run(&load(settings)?, settings),
         Command::Status => status::status(&load(settings)?, settings),
         Command::History { release } => status::history(&load(settings)?, settings, release),
+        Command::Secrets {
+            command:
+                SecretsCommand::Decrypt {
+                    file,
+                    output_file,
+                    in_place,
+                },
+        } => secrets::decrypt(settings, file, output_file.as_deref(), *in_place),
+        Command::Secrets {
+            command: SecretsCommand::Keygen { output_file },
+        } => secrets::keygen(output_file.as_deref()),
         Command::Cluster {
             command: ClusterCommand::Serve(args),
         } => cluster::serve(settings, args),
