@@ -164,6 +164,16 @@ pub enum SecretsCommand {
         #[arg(long)]
         in_place: bool,
     },
+    /// Encrypt a plaintext YAML/JSON file for the recipients `.sops.yaml` names
+    Encrypt {
+        file: PathBuf,
+        /// Write the encrypted file here
+        #[arg(long = "output-file", value_name = "FILE", conflicts_with = "in_place")]
+        output_file: Option<PathBuf>,
+        /// Replace the plaintext file with the encrypted one
+        #[arg(long)]
+        in_place: bool,
+    },
     /// Generate an age identity (written 0600 with --output, else to stdout)
     Keygen {
         /// Write the identity to this file (created 0600)

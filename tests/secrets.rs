@@ -189,3 +189,90 @@ fn keygen_writes_a_private_identity_file() {
             .any(|l| l.starts_with("AGE-SECRET-KEY-1"))
     );
 }
+
+#[test]
+fn files_stack_encrypts_decrypt_with_real_sops_and_with_stack() {
+    let plain = "db:\n  password: hunter22\n  port: 5432\n  ratio: 0.5\n  enabled: true\nhosts: [a, b]\nnote_unencrypted: clear\nempty: \"\"\n";
+    let test = crate::harness::Test::new().file("secrets/plain.yaml", plain);
+    test.stack(&["secrets", "keygen", "--output-file", "key.txt"])
+        .success();
+    let recipient = test
+        .read("key.txt")
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        test.path().join(".sops.yaml"),
+        format!("creation_rules:\n  - path_regex: secrets/.*\\.yaml$\n    age: {recipient}\n"),
+    )
+    .unwrap();
+    test.stack(&[
+        "secrets",
+        "encrypt",
+        "secrets/plain.yaml",
+        "--output-file",
+        "secrets/enc.yaml",
+    ])
+    .success();
+    let encrypted = test.read("secrets/enc.yaml");
+    assert!(
+        !encrypted.contains("hunter22") && encrypted.contains("note_unencrypted: clear"),
+        "{encrypted}"
+    );
+    let parse = |text: &str| {
+        stack::secrets::tree::parse_yaml(text)
+            .unwrap()
+            .iter()
+            .map(Tree::to_value)
+            .collect::<Vec<_>>()
+    };
+    let ours = test
+        .stack(&[
+            "secrets",
+            "decrypt",
+            "secrets/enc.yaml",
+            "--age-key-file",
+            "key.txt",
+        ])
+        .success()
+        .stdout;
+    assert_eq!(parse(&ours), parse(plain));
+    let Some(sops) = crate::harness::external_tool("STACK_SOPS", "sops") else {
+        return;
+    };
+    let output = std::process::Command::new(sops)
+        .args(["decrypt", "secrets/enc.yaml"])
+        .current_dir(test.path())
+        .env("SOPS_DISABLE_VERSION_CHECK", "1")
+        .env("SOPS_AGE_KEY_FILE", test.path().join("key.txt"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        parse(&String::from_utf8(output.stdout).unwrap()),
+        parse(plain)
+    );
+}
+
+#[test]
+fn encrypt_without_a_matching_rule_is_an_error() {
+    let test = crate::harness::Test::new()
+        .file("plain.yaml", "a: 1\n")
+        .file(
+            ".sops.yaml",
+            "creation_rules:\n  - path_regex: other/.*\n    age: age1x\n",
+        );
+    let output = test.stack(&["secrets", "encrypt", "plain.yaml"]).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("no creation rule matches plain.yaml"),
+        "{}",
+        output.stderr
+    );
+}

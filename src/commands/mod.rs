@@ -47,6 +47,14 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
                 },
         } => secrets::decrypt(settings, file, output_file.as_deref(), *in_place),
         Command::Secrets {
+            command:
+                SecretsCommand::Encrypt {
+                    file,
+                    output_file,
+                    in_place,
+                },
+        } => secrets::encrypt(file, output_file.as_deref(), *in_place),
+        Command::Secrets {
             command: SecretsCommand::Keygen { output_file },
         } => secrets::keygen(output_file.as_deref()),
         Command::Cluster {

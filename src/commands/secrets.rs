@@ -68,6 +68,50 @@ pub fn decrypt(
     Ok(0)
 }
 
+pub fn encrypt(file: &Path, output: Option<&Path>, in_place: bool) -> Result<u8, Errors> {
+    let secrets_error = |error| Errors::from(Error::Secrets { error, span: None });
+    let text = fs_err::read_to_string(file).map_err(|source| Error::Write {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let json = file.extension().is_some_and(|e| e == "json");
+    let documents: Vec<Tree> = if json {
+        vec![serde_json::from_str(&text).map_err(|e| {
+            secrets_error(crate::secrets::SecretsError::Malformed {
+                file: file.display().to_string(),
+                reason: e.to_string(),
+            })
+        })?]
+    } else {
+        crate::secrets::tree::parse_yaml(&text).map_err(|reason| {
+            secrets_error(crate::secrets::SecretsError::Malformed {
+                file: file.display().to_string(),
+                reason,
+            })
+        })?
+    };
+    let creation = crate::secrets::encrypt::creation_for(file).map_err(secrets_error)?;
+    let encrypted =
+        crate::secrets::encrypt::encrypt(&documents, &creation).map_err(secrets_error)?;
+    let out = if json {
+        format!("{:#}\n", encrypted.first().cloned().unwrap_or_default())
+    } else {
+        encrypted
+            .iter()
+            .map(crate::yaml::to_string)
+            .collect::<Vec<_>>()
+            .join("---\n")
+    };
+    match (output, in_place) {
+        (Some(path), _) => write_private(path, out.as_bytes())?,
+        (None, true) => write_private(file, out.as_bytes())?,
+        (None, false) => {
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+        }
+    }
+    Ok(0)
+}
+
 pub fn keygen(output: Option<&Path>) -> Result<u8, Errors> {
     use age::secrecy::ExposeSecret as _;
     let identity = age::x25519::Identity::generate();

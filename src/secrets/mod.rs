@@ -2,6 +2,7 @@
 //! per run (`sops`); the identities they are decrypted with
 //! (`identities`); masking of every decrypted value lives in `crate::mask`.
 
+pub mod encrypt;
 pub mod identities;
 mod shamir;
 pub mod sops;
