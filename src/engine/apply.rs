@@ -104,14 +104,7 @@ async fn run(
         wait_ready(session, id, &rendered.objects, release.options.timeout).await?;
     }
     for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
-        delete_object(
-            session,
-            &change.api_version,
-            &change.key.kind,
-            change.key.namespace.as_deref(),
-            &change.key.name,
-        )
-        .await?;
+        delete_change(session, change).await?;
         session
             .reporter
             .detail(id, &format!("pruned {}", change.key));
@@ -325,6 +318,18 @@ async fn wait_ready(
     }
 }
 
+/// Delete the object a planned change names.
+pub async fn delete_change(session: &Session, change: &crate::plan::Change) -> Result<(), String> {
+    delete_object(
+        session,
+        &change.api_version,
+        &change.key.kind,
+        change.key.namespace.as_deref(),
+        &change.key.name,
+    )
+    .await
+}
+
 pub async fn delete_object(
     session: &Session,
     api_version: &str,
@@ -394,14 +399,7 @@ pub async fn remove_release(session: &Session, plan: &ReleasePlan) -> Result<(),
     let mut changes: Vec<_> = plan.changes.iter().collect();
     changes.sort_by_key(|c| std::cmp::Reverse(rank(&c.key.kind)));
     for change in changes {
-        delete_object(
-            session,
-            &change.api_version,
-            &change.key.kind,
-            change.key.namespace.as_deref(),
-            &change.key.name,
-        )
-        .await?;
+        delete_change(session, change).await?;
     }
     let (namespace, name) = plan.id.split_once('/').unwrap_or(("default", &plan.id));
     let api: Api<k8s_openapi::api::core::v1::Secret> =

@@ -588,16 +588,7 @@ fn object_request(
         }
         ("update", _) => {
             let body = parse_body(body, content_type)?;
-            let manager = if request.manager.is_empty() {
-                "unknown"
-            } else {
-                request.manager
-            };
-            let request = Request {
-                manager,
-                ..request.clone()
-            };
-            let (code, object) = write::update(&mut store, &request, body)?;
+            let (code, object) = write::update(&mut store, &with_manager(request), body)?;
             Ok(json_response(code, &object))
         }
         ("apply", _) => {
@@ -625,16 +616,8 @@ fn object_request(
                 return Err(ApiError::unsupported_media_type(content_type));
             }
             let body = parse_body(body, content_type)?;
-            let manager = if request.manager.is_empty() {
-                "unknown"
-            } else {
-                request.manager
-            };
-            let request = Request {
-                manager,
-                ..request.clone()
-            };
-            let (code, object) = write::patch(&mut store, &request, content_type, &body)?;
+            let (code, object) =
+                write::patch(&mut store, &with_manager(request), content_type, &body)?;
             Ok(json_response(code, &object))
         }
         ("delete", _) => {
@@ -662,6 +645,19 @@ fn object_request(
             Ok(json_response(code, &object))
         }
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Non-apply writers without a `fieldManager` are recorded as `unknown`.
+fn with_manager<'a>(request: &Request<'a>) -> Request<'a> {
+    let manager = if request.manager.is_empty() {
+        "unknown"
+    } else {
+        request.manager
+    };
+    Request {
+        manager,
+        ..request.clone()
     }
 }
 
