@@ -11,87 +11,25 @@
 //! kubectl comes from `STACK_KUBECTL` or PATH; without it the kubectl columns
 //! are left out. Run: `cargo bench --bench apply`
 
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const RELEASES: usize = 200;
 const OBJECTS: usize = 10;
 
-struct Server {
-    child: Child,
-    address: String,
-    kubeconfig: PathBuf,
+#[path = "../tests/harness/mod.rs"]
+#[allow(dead_code, clippy::all, clippy::pedantic)]
+mod harness;
+
+use harness::Server;
+
+fn requests(server: &Server) -> u64 {
+    harness::metric(&server.metrics(), "stack_simulator_requests_total", &[])
 }
 
-impl Server {
-    fn start(dir: &Path) -> Self {
-        let kubeconfig = dir.join("kubeconfig");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stack"))
-            .args(["cluster", "serve", "-q", "--write-kubeconfig"])
-            .arg(&kubeconfig)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start stack cluster serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut address = String::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.expect("kubeconfig");
-            if let Some(server) = line.trim().strip_prefix("server: ") {
-                address = server.to_string();
-            }
-            if line.contains("token:") {
-                break;
-            }
-        }
-        Self {
-            child,
-            address,
-            kubeconfig,
-        }
-    }
-
-    fn metric(&self, name: &str) -> u64 {
-        let metrics = get(&format!("{}/metrics", self.address));
-        metrics
-            .lines()
-            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    fn requests(&self) -> u64 {
-        self.metric("stack_simulator_requests_total")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn get(url: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+fn mutating(server: &Server) -> u64 {
+    harness::metric(&server.metrics(), "stack_simulator_mutating_requests_total", &[])
 }
 
 fn stack(dir: &Path, args: &[&str]) -> Duration {
@@ -149,7 +87,7 @@ fn main() {
     stack::synthetic::generate(ours.path(), RELEASES, OBJECTS).expect("generate stack");
     stack::synthetic::generate(theirs.path(), RELEASES, OBJECTS).expect("generate stack");
     let objects = RELEASES * OBJECTS;
-    let server = Server::start(ours.path());
+    let server = Server::start(ours.path(), &["-q"]);
     println!(
         "{RELEASES} releases × {OBJECTS} objects = {objects} objects; simulator at {}",
         server.address
@@ -157,12 +95,12 @@ fn main() {
 
     let concurrency = std::env::var("STACK_BENCH_CONCURRENCY").unwrap_or_else(|_| "8".into());
     let apply_time = stack(ours.path(), &["apply", "-q", "--concurrency", &concurrency]);
-    let before = server.requests();
+    let before = requests(&server);
     let diff_time = stack(ours.path(), &["diff", "--detailed-exitcode"]);
-    let diff_requests = server.requests() - before;
-    let writes_before = server.metric("stack_simulator_mutating_requests_total");
+    let diff_requests = requests(&server) - before;
+    let writes_before = mutating(&server);
     let noop_time = stack(ours.path(), &["apply", "-q"]);
-    let noop_writes = server.metric("stack_simulator_mutating_requests_total") - writes_before;
+    let noop_writes = mutating(&server) - writes_before;
 
     println!(
         "stack apply onto an empty cluster:  {:>9.0} ms",
@@ -210,7 +148,7 @@ fn main() {
         ms(kubectl_diff),
         kubectl_diff.as_secs_f64() / diff_time.as_secs_f64()
     );
-    let empty = Server::start(theirs.path());
+    let empty = Server::start(theirs.path(), &["-q"]);
     let namespaces = theirs.path().join("namespaces.yaml");
     let documents: Vec<String> = (0..10)
         .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns{n}\n"))
