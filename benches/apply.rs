@@ -29,7 +29,11 @@ fn requests(server: &Server) -> u64 {
 }
 
 fn mutating(server: &Server) -> u64 {
-    harness::metric(&server.metrics(), "stack_simulator_mutating_requests_total", &[])
+    harness::metric(
+        &server.metrics(),
+        "stack_simulator_mutating_requests_total",
+        &[],
+    )
 }
 
 fn stack(dir: &Path, args: &[&str]) -> Duration {

@@ -174,6 +174,10 @@ pub enum SecretsCommand {
         #[arg(long)]
         in_place: bool,
     },
+    /// Re-wrap a file's data key for the recipients `.sops.yaml` names now
+    Updatekeys { file: PathBuf },
+    /// Re-encrypt a file with a new data key, for the same recipients
+    Rotate { file: PathBuf },
     /// Generate an age identity (written 0600 with --output, else to stdout)
     Keygen {
         /// Write the identity to this file (created 0600)

@@ -276,3 +276,128 @@ fn encrypt_without_a_matching_rule_is_an_error() {
         output.stderr
     );
 }
+
+/// A folder with two fresh identities, a `.sops.yaml` for the first, and a
+/// file encrypted by stack.
+fn encrypted_for_first_key() -> (crate::harness::Test, String, String) {
+    let test =
+        crate::harness::Test::new().file("secrets/db.yaml", "password: hunter22\nuser: admin\n");
+    test.stack(&["secrets", "keygen", "--output-file", "a.txt"])
+        .success();
+    test.stack(&["secrets", "keygen", "--output-file", "b.txt"])
+        .success();
+    let recipient = |file: &str| {
+        test.read(file)
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (recipient("a.txt"), recipient("b.txt"));
+    std::fs::write(
+        test.path().join(".sops.yaml"),
+        format!("creation_rules:\n  - path_regex: secrets/\n    age: {a}\n"),
+    )
+    .unwrap();
+    test.stack(&["secrets", "encrypt", "--in-place", "secrets/db.yaml"])
+        .success();
+    (test, a, b)
+}
+
+fn password_ciphertext(test: &crate::harness::Test) -> String {
+    test.read("secrets/db.yaml")
+        .lines()
+        .find(|l| l.contains("ENC[") && !l.contains("mac"))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn updatekeys_rewraps_the_data_key_and_keeps_the_values() {
+    let (test, a, b) = encrypted_for_first_key();
+    let before = password_ciphertext(&test);
+    test.stack(&[
+        "secrets",
+        "decrypt",
+        "secrets/db.yaml",
+        "--age-key-file",
+        "b.txt",
+    ])
+    .code(1);
+    std::fs::write(
+        test.path().join(".sops.yaml"),
+        format!("creation_rules:\n  - path_regex: secrets/\n    age: {a},{b}\n"),
+    )
+    .unwrap();
+    test.stack(&[
+        "secrets",
+        "updatekeys",
+        "secrets/db.yaml",
+        "--age-key-file",
+        "a.txt",
+    ])
+    .success();
+    assert_eq!(
+        password_ciphertext(&test),
+        before,
+        "values keep their ciphertext"
+    );
+    let decrypted = test
+        .stack(&[
+            "secrets",
+            "decrypt",
+            "secrets/db.yaml",
+            "--age-key-file",
+            "b.txt",
+        ])
+        .success();
+    assert!(
+        decrypted.stdout.contains("password: hunter22"),
+        "{}",
+        decrypted.stdout
+    );
+}
+
+#[test]
+fn rotate_re_encrypts_with_a_new_data_key() {
+    let (test, _, _) = encrypted_for_first_key();
+    let before = password_ciphertext(&test);
+    test.stack(&[
+        "secrets",
+        "rotate",
+        "secrets/db.yaml",
+        "--age-key-file",
+        "a.txt",
+    ])
+    .success();
+    assert_ne!(password_ciphertext(&test), before);
+    let decrypted = test
+        .stack(&[
+            "secrets",
+            "decrypt",
+            "secrets/db.yaml",
+            "--age-key-file",
+            "a.txt",
+        ])
+        .success();
+    assert!(
+        decrypted.stdout.contains("password: hunter22"),
+        "{}",
+        decrypted.stdout
+    );
+    let Some(sops) = crate::harness::external_tool("STACK_SOPS", "sops") else {
+        return;
+    };
+    let output = std::process::Command::new(sops)
+        .args(["decrypt", "secrets/db.yaml"])
+        .current_dir(test.path())
+        .env("SOPS_DISABLE_VERSION_CHECK", "1")
+        .env("SOPS_AGE_KEY_FILE", test.path().join("a.txt"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("password: hunter22"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

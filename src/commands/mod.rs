@@ -55,6 +55,12 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
                 },
         } => secrets::encrypt(file, output_file.as_deref(), *in_place),
         Command::Secrets {
+            command: SecretsCommand::Updatekeys { file },
+        } => secrets::update_keys(settings, file),
+        Command::Secrets {
+            command: SecretsCommand::Rotate { file },
+        } => secrets::rotate(settings, file),
+        Command::Secrets {
             command: SecretsCommand::Keygen { output_file },
         } => secrets::keygen(output_file.as_deref()),
         Command::Cluster {

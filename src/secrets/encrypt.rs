@@ -50,7 +50,7 @@ fn encrypt_value(key: &[u8], plaintext: &[u8], aad: &[u8], kind: &str) -> Result
     ))
 }
 
-fn wrap_key(key: &[u8], recipient: &str) -> Result<String, SecretsError> {
+pub fn wrap_key(key: &[u8], recipient: &str) -> Result<String, SecretsError> {
     let bad = |reason: String| SecretsError::Malformed {
         file: ".sops.yaml".into(),
         reason,
@@ -292,4 +292,40 @@ pub fn creation_for(file: &std::path::Path) -> Result<Creation, SecretsError> {
         file: config.display().to_string(),
         reason: format!("no creation rule matches {relative}"),
     })
+}
+
+/// `updatekeys`: the same data key, wrapped for `recipients`; values, MAC
+/// and `lastmodified` unchanged.
+pub fn update_keys(
+    file: &str,
+    mut documents: Vec<Tree>,
+    recipients: &[String],
+    identities: &crate::secrets::identities::Identities,
+) -> Result<Vec<Value>, SecretsError> {
+    let metadata = documents
+        .first()
+        .and_then(|d| d.get("sops"))
+        .cloned()
+        .ok_or_else(|| SecretsError::NotSops { file: file.into() })?;
+    if matches!(metadata.get("key_groups"), Some(Tree::Seq(groups)) if groups.len() > 1) {
+        return Err(SecretsError::Malformed {
+            file: file.into(),
+            reason: "updatekeys of files with several key groups is not supported yet".into(),
+        });
+    }
+    let (key, _) = crate::secrets::sops::data_key(file, &metadata, identities)?;
+    let age: Vec<Value> = recipients
+        .iter()
+        .map(|r| Ok(json!({"recipient": r, "enc": wrap_key(&key, r)?})))
+        .collect::<Result<_, SecretsError>>()?;
+    let mut out = Vec::with_capacity(documents.len());
+    for document in &mut documents {
+        let mut value = document.to_value();
+        if let Some(sops) = value.get_mut("sops").and_then(Value::as_object_mut) {
+            sops.remove("key_groups");
+            sops.insert("age".into(), Value::Array(age.clone()));
+        }
+        out.push(value);
+    }
+    Ok(out)
 }

@@ -342,7 +342,7 @@ fn rule(file: &str, metadata: &Tree) -> Result<Rule, SecretsError> {
 }
 
 /// The age entries of a group: `(recipient, armored file)`.
-fn age_entries(group: &Tree) -> Vec<(String, String)> {
+pub fn age_entries(group: &Tree) -> Vec<(String, String)> {
     match group.get("age") {
         Some(Tree::Seq(entries)) => entries
             .iter()
@@ -368,7 +368,7 @@ fn unwrap_with_age(enc: &str, identities: &Identities) -> Option<Zeroizing<Vec<u
     Some(key)
 }
 
-fn data_key(
+pub fn data_key(
     file: &str,
     metadata: &Tree,
     identities: &Identities,
