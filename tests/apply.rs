@@ -393,3 +393,17 @@ fn kubectl_sees_what_stack_applied() {
         ]
     );
 }
+
+#[test]
+fn apply_retries_through_injected_faults() {
+    let test = Test::example();
+    let server = Server::start(test.path(), &["--fault-rate", "0.08", "--seed", "11"]);
+    test.stack(&["apply", "-q"]).success();
+    test.stack(&["diff", "--detailed-exitcode"]).code(0);
+    let faults = metric(
+        &server.metrics(),
+        "stack_simulator_injected_faults_total",
+        &[],
+    );
+    assert!(faults > 0, "no fault was injected");
+}
