@@ -40,6 +40,22 @@ fn expected(file: &str) -> Vec<serde_json::Value> {
     trees.iter().map(Tree::to_value).collect()
 }
 
+/// Run the real sops in a test's folder, with `key` as its identity file.
+fn run_sops(
+    sops: &Path,
+    test: &crate::harness::Test,
+    key: &str,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(sops)
+        .args(args)
+        .current_dir(test.path())
+        .env("SOPS_DISABLE_VERSION_CHECK", "1")
+        .env("SOPS_AGE_KEY_FILE", test.path().join(key))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn every_vector_decrypts_to_what_sops_printed() {
     let manifest: serde_json::Value =
@@ -128,13 +144,7 @@ fn files_real_sops_writes_decrypt_with_stack() {
         .unwrap()
         .to_string();
     let sops_run = |args: &[&str]| {
-        let output = std::process::Command::new(&sops)
-            .args(args)
-            .current_dir(test.path())
-            .env("SOPS_DISABLE_VERSION_CHECK", "1")
-            .env("SOPS_AGE_KEY_FILE", test.path().join("key.txt"))
-            .output()
-            .unwrap();
+        let output = run_sops(&sops, &test, "key.txt", args);
         assert!(
             output.status.success(),
             "sops {args:?}: {}",
@@ -241,13 +251,7 @@ fn files_stack_encrypts_decrypt_with_real_sops_and_with_stack() {
     let Some(sops) = crate::harness::external_tool("STACK_SOPS", "sops") else {
         return;
     };
-    let output = std::process::Command::new(sops)
-        .args(["decrypt", "secrets/enc.yaml"])
-        .current_dir(test.path())
-        .env("SOPS_DISABLE_VERSION_CHECK", "1")
-        .env("SOPS_AGE_KEY_FILE", test.path().join("key.txt"))
-        .output()
-        .unwrap();
+    let output = run_sops(&sops, &test, "key.txt", &["decrypt", "secrets/enc.yaml"]);
     assert!(
         output.status.success(),
         "{}",
@@ -388,13 +392,7 @@ fn rotate_re_encrypts_with_a_new_data_key() {
     let Some(sops) = crate::harness::external_tool("STACK_SOPS", "sops") else {
         return;
     };
-    let output = std::process::Command::new(sops)
-        .args(["decrypt", "secrets/db.yaml"])
-        .current_dir(test.path())
-        .env("SOPS_DISABLE_VERSION_CHECK", "1")
-        .env("SOPS_AGE_KEY_FILE", test.path().join("a.txt"))
-        .output()
-        .unwrap();
+    let output = run_sops(&sops, &test, "a.txt", &["decrypt", "secrets/db.yaml"]);
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("password: hunter22"),
         "{}",

@@ -201,6 +201,21 @@ async fn api_for(
     }
 }
 
+async fn api_for_object(
+    session: &Session,
+    object: &Object,
+    timeout: Duration,
+) -> Result<Api<DynamicObject>, String> {
+    api_for(
+        session,
+        &object.api_version,
+        &object.kind,
+        object.namespace.as_deref(),
+        timeout,
+    )
+    .await
+}
+
 async fn apply_object(
     session: &Session,
     id: &str,
@@ -208,14 +223,7 @@ async fn apply_object(
     previous: &[Value],
     timeout: Duration,
 ) -> Result<(), String> {
-    let api = api_for(
-        session,
-        &object.api_version,
-        &object.kind,
-        object.namespace.as_deref(),
-        timeout,
-    )
-    .await?;
+    let api = api_for_object(session, object, timeout).await?;
     let params = PatchParams {
         force: session.force_conflicts,
         ..PatchParams::apply(FIELD_MANAGER)
@@ -290,14 +298,7 @@ async fn wait_ready(
     }
     let mut futures = Vec::new();
     for object in waits {
-        let api = api_for(
-            session,
-            &object.api_version,
-            &object.kind,
-            object.namespace.as_deref(),
-            timeout,
-        )
-        .await?;
+        let api = api_for_object(session, object, timeout).await?;
         let label = format!("{}/{}", object.kind, object.name);
         let reporter = session.reporter;
         let id = id.to_string();

@@ -136,6 +136,23 @@ fn resource(store: &Store, key: &str) -> Option<ResourceType> {
     store.registry.by_key(key).cloned()
 }
 
+/// A write by the controller manager.
+fn as_controller<'a>(
+    resource: &'a ResourceType,
+    namespace: &'a str,
+    name: &'a str,
+    subresource: Option<&'a str>,
+) -> Request<'a> {
+    Request {
+        resource,
+        namespace,
+        name,
+        manager: MANAGER,
+        subresource,
+        dry_run: false,
+    }
+}
+
 fn create(store: &mut Store, key: &str, mut object: Value) -> Option<Value> {
     let resource = resource(store, key)?;
     object["apiVersion"] = json!(resource.api_version());
@@ -148,14 +165,7 @@ fn create(store: &mut Store, key: &str, mut object: Value) -> Option<Value> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let request = Request {
-        resource: &resource,
-        namespace: &namespace,
-        name: &name,
-        manager: MANAGER,
-        subresource: None,
-        dry_run: false,
-    };
+    let request = as_controller(&resource, &namespace, &name, None);
     write::create(store, &request, object)
         .ok()
         .map(|(_, object)| object)
@@ -175,14 +185,7 @@ fn set_status(store: &mut Store, key: &str, namespace: &str, name: &str, status:
     let mut body = live.clone();
     body["status"] = status;
     let subresource = resource.status.then_some("status");
-    let request = Request {
-        resource: &resource,
-        namespace,
-        name,
-        manager: MANAGER,
-        subresource,
-        dry_run: false,
-    };
+    let request = as_controller(&resource, namespace, name, subresource);
     let _ = write::update(store, &request, body);
 }
 
@@ -205,14 +208,7 @@ fn update(
     if &body == live {
         return;
     }
-    let request = Request {
-        resource: &resource,
-        namespace,
-        name,
-        manager: MANAGER,
-        subresource: None,
-        dry_run: false,
-    };
+    let request = as_controller(&resource, namespace, name, None);
     let _ = write::update(store, &request, body);
 }
 
@@ -220,14 +216,7 @@ fn delete(store: &mut Store, key: &str, namespace: &str, name: &str) {
     let Some(resource) = resource(store, key) else {
         return;
     };
-    let request = Request {
-        resource: &resource,
-        namespace,
-        name,
-        manager: MANAGER,
-        subresource: None,
-        dry_run: false,
-    };
+    let request = as_controller(&resource, namespace, name, None);
     let _ = write::delete(store, &request, &DeleteOptions::default());
 }
 
