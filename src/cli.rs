@@ -103,7 +103,18 @@ pub enum Command {
     /// Diff, then apply what changed, wait, prune, record the revision
     Apply(ApplyArgs),
     /// Delete the selected releases in reverse dependency order
-    Destroy,
+    Destroy(LockArgs),
+    /// Run the selected releases' tests against what is deployed
+    Test(LockArgs),
+    /// Roll a release back to an earlier revision
+    Rollback {
+        /// `namespace/name`, or a name that is unique in the stack
+        release: String,
+        /// The revision to restore [default: the one deployed before the latest]
+        revision: Option<u32>,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
     /// Each release: revision, state, ready or not
     Status,
     /// The revisions of a release kept in the cluster
@@ -150,6 +161,42 @@ pub struct ApplyArgs {
     /// Do not wait for readiness
     #[arg(long)]
     pub no_wait: bool,
+    /// Roll back a failed release (`release`, the default), or every
+    /// release this run changed (`stack`) [default: each release's `atomic`]
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "release", require_equals = true)]
+    pub atomic: Option<AtomicScope>,
+    /// Leave a failed release as it is, for debugging
+    #[arg(long, conflicts_with = "atomic")]
+    pub no_atomic: bool,
+    /// Run every release's tests [default: each release's `tests`]
+    #[arg(long, conflicts_with = "skip_tests")]
+    pub tests: bool,
+    /// Run no tests
+    #[arg(long)]
+    pub skip_tests: bool,
+    /// How a revision left `pending` by an interrupted run is recovered
+    #[arg(long, value_enum, default_value_t = crate::engine::recover::Direction::Back)]
+    pub recover: crate::engine::recover::Direction,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AtomicScope {
+    Release,
+    Stack,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Wait this long for another run's lock (`30s`, `5m`) instead of failing
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_for_lock: Option<std::time::Duration>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::reader::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration; write it like 90s, 5m or 1h"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -34,6 +34,14 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// A run whose releases failed; `code` is 1, 3 (rolled back) or 4
+    /// (the rollback failed too).
+    #[error("{message}")]
+    Deploy {
+        message: String,
+        hint: String,
+        code: u8,
+    },
     #[error(
         "cannot write {}: {}",
         display_path(path),
@@ -49,6 +57,8 @@ pub enum Error {
 /// (`diff --detailed-exitcode`), 3 failed and rolled back, 4 rollback failed.
 pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CHANGES: u8 = 2;
+pub const EXIT_ROLLED_BACK: u8 = 3;
+pub const EXIT_ROLLBACK_FAILED: u8 = 4;
 
 impl Error {
     pub fn diagnostic(&self) -> Diagnostic {
@@ -63,11 +73,9 @@ impl Error {
                 ),
             ),
             Self::Cluster(error) => (None, error.hint()),
-            Self::Engine(_) => (
-                None,
-                Some("check that the cluster is reachable; requests were retried".into()),
-            ),
+            Self::Engine(error) => (None, Some(error.hint())),
             Self::Failed { hint, .. } => (None, hint.clone()),
+            Self::Deploy { hint, .. } => (None, Some(hint.clone())),
             Self::Secrets { error, span } => (span.clone(), error.hint()),
             Self::Write { .. } => (None, None),
         };
@@ -77,7 +85,11 @@ impl Error {
     }
 
     pub fn exit_code(&self) -> u8 {
-        EXIT_ERROR
+        match self {
+            Self::Deploy { code, .. } => *code,
+            Self::Engine(error) => error.exit_code(),
+            _ => EXIT_ERROR,
+        }
     }
 }
 

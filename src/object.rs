@@ -33,6 +33,19 @@ pub struct ObjectKey {
 }
 
 impl Object {
+    /// An object as a revision stored it (its body is all there is).
+    pub fn from_body(body: &Value, template: &str) -> Self {
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+        Self {
+            api_version: text(&body["apiVersion"]),
+            kind: text(&body["kind"]),
+            name: text(&body["metadata"]["name"]),
+            namespace: body["metadata"]["namespace"].as_str().map(str::to_string),
+            body: body.clone(),
+            template: template.to_string(),
+        }
+    }
+
     pub fn key(&self) -> ObjectKey {
         ObjectKey {
             group: crate::kinds::group_of(&self.api_version).to_string(),

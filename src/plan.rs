@@ -62,6 +62,8 @@ pub struct ReleasePlan {
     pub unchanged: usize,
     /// The latest revision in the cluster.
     pub previous: Option<Revision>,
+    /// The latest deployed revision: what a rollback restores.
+    pub deployed: Option<Revision>,
     /// Nothing to write at all: no change and the latest revision is
     /// deployed from these exact values.
     pub up_to_date: bool,
@@ -173,6 +175,7 @@ pub fn plan_release(
     deletions.sort_by(|a, b| a.key.cmp(&b.key));
     changes.extend(deletions);
     let previous = history.and_then(|h| h.last()).cloned();
+    let deployed = last_deployed(history);
     let digest = crate::revision::values_digest(&rendered.values);
     let up_to_date = changes.is_empty()
         && previous.as_ref().is_some_and(|p| {
@@ -187,8 +190,18 @@ pub fn plan_release(
         changes,
         unchanged,
         previous,
+        deployed,
         up_to_date,
     }
+}
+
+/// The newest revision in state `deployed`.
+pub fn last_deployed(history: Option<&Vec<Revision>>) -> Option<Revision> {
+    history?
+        .iter()
+        .rev()
+        .find(|r| r.state == State::Deployed)
+        .cloned()
 }
 
 fn rendered_bodies(rendered: &RenderedRelease) -> Vec<Value> {
@@ -230,5 +243,6 @@ pub fn plan_removal(
         changes,
         unchanged: 0,
         previous: history.and_then(|h| h.last()).cloned(),
+        deployed: last_deployed(history),
     }
 }

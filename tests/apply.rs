@@ -198,7 +198,7 @@ fn a_field_another_manager_owns_stops_the_apply_naming_it() {
     }
     let output = test
         .stack(&["apply", "-l", "name=backend", "--include-transitive-needs"])
-        .code(1);
+        .code(3);
     assert!(
         output
             .stderr
@@ -211,6 +211,14 @@ fn a_field_another_manager_owns_stops_the_apply_naming_it() {
         "{}",
         output.stderr
     );
+    {
+        // The failed first install is removed, but not what it found there.
+        let server = server(&test);
+        let map = server.get("/api/v1/namespaces/apps/configmaps/backend-config");
+        assert_eq!(map["data"]["LOG_LEVEL"], "debug", "{map}");
+        let deployment = server.get("/apis/apps/v1/namespaces/apps/deployments/backend");
+        assert_eq!(deployment["code"], 404, "{deployment}");
+    }
     test.stack(&["apply", "-q", "--force-conflicts"]).success();
 }
 

@@ -98,6 +98,16 @@ pub async fn fetch(
     resources: &Resources,
     scopes: BTreeSet<Scope>,
 ) -> Result<(HashMap<ObjectKey, Value>, BTreeSet<(String, String)>, usize), kube::Error> {
+    fetch_selected(client, resources, scopes, None).await
+}
+
+/// [`fetch`], limited to the objects a label selector picks.
+pub async fn fetch_selected(
+    client: &kube::Client,
+    resources: &Resources,
+    scopes: BTreeSet<Scope>,
+    selector: Option<&str>,
+) -> Result<(HashMap<ObjectKey, Value>, BTreeSet<(String, String)>, usize), kube::Error> {
     let mut unserved = BTreeSet::new();
     let mut lists = Vec::new();
     for (api_version, kind, namespace) in scopes {
@@ -111,7 +121,10 @@ pub async fn fetch(
     let requests = lists.len();
     let results: Vec<Vec<Value>> = futures::stream::iter(lists)
         .map(|api| async move {
-            let params = ListParams::default();
+            let params = match selector {
+                Some(selector) => ListParams::default().labels(selector),
+                None => ListParams::default(),
+            };
             let list = retry(|| api.list(&params)).await?;
             Ok::<_, kube::Error>(
                 list.items

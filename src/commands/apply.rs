@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::cli::{ApplyArgs, OutputFormat};
-use crate::engine::{self, Finished, Outcome};
-use crate::error::{Error, Errors};
+use crate::cli::{ApplyArgs, AtomicScope, OutputFormat};
+use crate::engine::{self, Finished, Outcome, Rollback};
+use crate::error::{EXIT_ERROR, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, Error, Errors};
 use crate::output;
 use crate::project::Project;
 use crate::render::RenderedRelease;
@@ -33,42 +33,189 @@ pub fn run(project: &Project, settings: &Settings, args: &ApplyArgs) -> Result<u
     let concurrency = args
         .concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 4));
-    let finished = super::remote::with_session(project, settings, |session| async move {
-        let planned =
-            engine::plan(&session, project, &rendered, &removals, args.prune_releases).await?;
-        let mut session = Arc::try_unwrap(session)
-            .unwrap_or_else(|_| unreachable!("the session is not shared yet"));
-        session.force_conflicts = args.force_conflicts;
-        session.wait = !args.no_wait;
-        Ok(engine::apply(
-            Arc::new(session),
-            project,
-            rendered,
-            planned.plan,
-            concurrency,
-        )
-        .await)
-    })?;
+    let (finished, interrupted) =
+        super::remote::with_session(project, settings, |session| async move {
+            let mut session = Arc::try_unwrap(session)
+                .unwrap_or_else(|_| unreachable!("the session is not shared yet"));
+            configure(&mut session, args);
+            session.interrupt.listen();
+            let session = Arc::new(session);
+            let finished =
+                deploy(&session, project, rendered, &removals, args, concurrency).await?;
+            Ok((finished, session.interrupt.is_set()))
+        })?;
     print_summary(&finished, settings);
-    let failed: Vec<&Finished> = finished
+    verdict(&finished, interrupted)
+}
+
+fn configure(session: &mut engine::Session, args: &ApplyArgs) {
+    session.force_conflicts = args.force_conflicts;
+    session.wait = !args.no_wait;
+    session.atomic = if args.no_atomic {
+        Some(false)
+    } else {
+        args.atomic.map(|_| true)
+    };
+    session.stack_atomic = args.atomic == Some(AtomicScope::Stack);
+    session.tests = match (args.tests, args.skip_tests) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+}
+
+/// Plan; when there is anything to write, take the lock, recover what an
+/// interrupted run left, plan again if the history moved meanwhile, and
+/// apply. A run with nothing to do writes nothing, not even the lock.
+async fn deploy(
+    session: &Arc<engine::Session>,
+    project: &Project,
+    rendered: Vec<(usize, RenderedRelease)>,
+    removals: &[usize],
+    args: &ApplyArgs,
+    concurrency: usize,
+) -> Result<Vec<Finished>, Errors> {
+    let plan = |session| engine::plan(session, project, &rendered, removals, args.prune_releases);
+    let mut planned = plan(session).await?;
+    let idle = planned.plan.releases.iter().all(|r| r.up_to_date)
+        && !engine::recover::has_pending(&planned.live.revisions, &session.stack_name);
+    let lock = if idle {
+        None
+    } else {
+        let lock = super::remote::lock(session, project, "stack apply", &args.lock).await?;
+        let moved = match recover(session, project, args, &planned).await {
+            Ok(moved) => moved,
+            Err(error) => {
+                lock.release().await;
+                return Err(error);
+            }
+        };
+        if moved {
+            match plan(session).await {
+                Ok(fresh) => planned = fresh,
+                Err(error) => {
+                    lock.release().await;
+                    return Err(error.into());
+                }
+            }
+        }
+        Some(lock)
+    };
+    let finished = engine::apply(
+        Arc::clone(session),
+        project,
+        rendered.clone(),
+        planned.plan,
+        concurrency,
+    )
+    .await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    Ok(finished)
+}
+
+/// Under the lock: recover what an interrupted run left; whether the
+/// history moved since `planned` was made (so it must be made again).
+async fn recover(
+    session: &engine::Session,
+    project: &Project,
+    args: &ApplyArgs,
+    planned: &engine::Planned,
+) -> Result<bool, Errors> {
+    let recovered = engine::recover::recover(session, project, args.recover).await?;
+    let (now, _) = crate::cluster::live::history(&session.client)
+        .await
+        .map_err(engine::EngineError::api("cannot read release history"))?;
+    Ok(!recovered.is_empty() || snapshot(&now) != snapshot(&planned.live.revisions))
+}
+
+/// Each release's newest revision and its state: what a plan was made from.
+fn snapshot(
+    history: &std::collections::HashMap<String, Vec<crate::revision::Revision>>,
+) -> std::collections::BTreeMap<&str, (u32, crate::revision::State)> {
+    history
         .iter()
-        .filter(|f| matches!(f.outcome, Outcome::Failed { .. }))
-        .collect();
-    if failed.is_empty() {
+        .filter_map(|(id, revisions)| {
+            Some((id.as_str(), revisions.last().map(|r| (r.number, r.state))?))
+        })
+        .collect()
+}
+
+/// The exit code: 0, or an error whose code says whether what failed was
+/// rolled back (3), could not be (4), or was left in place (1).
+fn verdict(finished: &[Finished], interrupted: bool) -> Result<u8, Errors> {
+    let mut reasons = Vec::new();
+    let mut code = 0;
+    for done in finished {
+        let (reason, worst) = match &done.outcome {
+            Outcome::Failed { error, rollback } => (format!("{}: {error}", done.id), rollback),
+            Outcome::Undone {
+                rollback: rollback @ Rollback::Failed { .. },
+            } => (
+                format!("{}: undoing its deployment failed", done.id),
+                rollback,
+            ),
+            _ => continue,
+        };
+        let (release_code, note) = match worst {
+            Rollback::Restored {
+                revision: Some(number),
+            } => (EXIT_ROLLED_BACK, format!("rolled back (revision {number})")),
+            Rollback::Restored { revision: None } => {
+                (EXIT_ROLLED_BACK, "removed (first install)".into())
+            }
+            Rollback::NothingChanged => (EXIT_ROLLED_BACK, "nothing was changed".into()),
+            Rollback::Left => (EXIT_ERROR, "left in place".into()),
+            Rollback::Failed { error } => {
+                (EXIT_ROLLBACK_FAILED, format!("ROLLBACK FAILED: {error}"))
+            }
+        };
+        code = worst_code(code, release_code);
+        reasons.push(format!("{reason}\n    => {note}"));
+    }
+    if code == 0 {
+        if interrupted {
+            return Err(Error::Failed {
+                message: "interrupted: releases that had not started were skipped".into(),
+                hint: Some("run `stack apply` again to finish".into()),
+            }
+            .into());
+        }
         return Ok(0);
     }
-    let reasons: Vec<String> = failed
-        .iter()
-        .map(|f| match &f.outcome {
-            Outcome::Failed { error } => format!("{}: {error}", f.id),
-            _ => String::new(),
-        })
-        .collect();
-    Err(Error::Failed {
-        message: format!("{} of {} releases failed:\n  {}", failed.len(), finished.len(), reasons.join("\n  ")),
-        hint: Some("fix the cause and run `stack apply` again; `stack status` shows where each release stands".into()),
+    let hint = match code {
+        EXIT_ROLLED_BACK => {
+            "the failed releases are back at their previous revisions and their dependents were not started; fix the cause and run `stack apply` again (`stack history RELEASE` shows the failed revision)"
+        }
+        EXIT_ROLLBACK_FAILED => {
+            "act now: the releases marked ROLLBACK FAILED are between revisions; `stack status` shows where each stands, `stack rollback RELEASE REVISION` restores one by hand, and the next `stack apply` retries"
+        }
+        _ => {
+            "the failure is left in place for debugging; `stack rollback RELEASE` restores the previous revision"
+        }
+    };
+    Err(Error::Deploy {
+        message: format!(
+            "{} release(s) failed:\n  {}",
+            reasons.len(),
+            reasons.join("\n  ")
+        ),
+        hint: hint.into(),
+        code,
     }
     .into())
+}
+
+/// 4 over 1 over 3: a failed rollback matters most, then a failure left in place.
+fn worst_code(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        EXIT_ROLLBACK_FAILED => 3,
+        EXIT_ERROR => 2,
+        EXIT_ROLLED_BACK => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) { b } else { a }
 }
 
 fn print_summary(finished: &[Finished], settings: &Settings) {
@@ -115,7 +262,17 @@ fn describe(outcome: &Outcome) -> (&'static str, Option<u32>) {
         Outcome::Unchanged => ("unchanged", None),
         Outcome::Deployed { revision } => ("deployed", Some(*revision)),
         Outcome::Removed => ("removed", None),
-        Outcome::Failed { .. } => ("failed", None),
+        Outcome::Failed { rollback, .. } => match rollback {
+            Rollback::Restored { revision } => ("failed, rolled back", *revision),
+            Rollback::NothingChanged => ("failed, nothing changed", None),
+            Rollback::Left => ("failed", None),
+            Rollback::Failed { .. } => ("failed, ROLLBACK FAILED", None),
+        },
         Outcome::Skipped { .. } => ("skipped", None),
+        Outcome::Undone { rollback } => match rollback {
+            Rollback::Failed { .. } => ("undo FAILED", None),
+            Rollback::Restored { revision } => ("undone", *revision),
+            _ => ("undone", None),
+        },
     }
 }

@@ -10,8 +10,21 @@ use crate::plan;
 use crate::project::Project;
 use crate::settings::Settings;
 
-pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
+pub fn run(
+    project: &Project,
+    settings: &Settings,
+    lock_args: &crate::cli::LockArgs,
+) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
+        let lock = super::remote::lock(&session, project, "stack destroy", lock_args).await?;
+        let result = destroy(&session, project).await;
+        lock.release().await;
+        result
+    })
+}
+
+async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<u8, Errors> {
+    {
         let (history, _) = live::history(&session.client)
             .await
             .map_err(EngineError::api("cannot read release history"))?;
@@ -40,7 +53,7 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
                 session.reporter.line(id, "not installed");
                 continue;
             }
-            apply::remove_release(&session, &removal)
+            apply::remove_release(session, &removal)
                 .await
                 .map_err(|message| crate::error::Error::Failed {
                     message,
@@ -59,5 +72,5 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
             }
         }
         Ok(0)
-    })
+    }
 }

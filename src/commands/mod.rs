@@ -8,9 +8,11 @@ mod graph;
 mod lint;
 mod list;
 mod remote;
+mod rollback;
 mod secrets;
 mod status;
 mod template;
+mod test;
 
 use crate::cli::{Cli, ClusterCommand, Command, SecretsCommand};
 use crate::error::Errors;
@@ -35,7 +37,13 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Lint => lint::run(&load(settings)?, settings),
         Command::Diff(args) => diff::run(&load(settings)?, settings, args),
         Command::Apply(args) => apply::run(&load(settings)?, settings, args),
-        Command::Destroy => destroy::run(&load(settings)?, settings),
+        Command::Destroy(lock) => destroy::run(&load(settings)?, settings, lock),
+        Command::Test(lock) => test::run(&load(settings)?, settings, lock),
+        Command::Rollback {
+            release,
+            revision,
+            lock,
+        } => rollback::run(&load(settings)?, settings, release, *revision, lock),
         Command::Status => status::status(&load(settings)?, settings),
         Command::History { release } => status::history(&load(settings)?, settings, release),
         Command::Secrets {

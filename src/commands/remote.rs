@@ -29,7 +29,7 @@ where
             verbose: settings.verbose,
         };
         let session = Session::new(
-            cluster.client.clone(),
+            crate::cluster::crash::wrap(cluster.client.clone()),
             Masker::new(settings.show_secrets),
             reporter,
             stack_name(project),
@@ -73,4 +73,27 @@ fn git_commit(project: &Project) -> Option<String> {
         .status
         .success()
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Take the stack's lock for this environment (see `engine::lock`).
+pub async fn lock(
+    session: &Session,
+    project: &Project,
+    command: &str,
+    args: &crate::cli::LockArgs,
+) -> Result<crate::engine::lock::Lock, Errors> {
+    let name =
+        crate::engine::lock::lease_name(&session.stack_name, &project.environment.environment.name);
+    let quiet = session.reporter.quiet;
+    crate::engine::lock::acquire(
+        &session.client,
+        &name,
+        command,
+        args.wait_for_lock,
+        |warning| {
+            crate::output::note(warning, quiet);
+        },
+    )
+    .await
+    .map_err(Errors::from)
 }

@@ -87,34 +87,33 @@ fn deployed(revisions: Option<&Vec<Revision>>) -> Option<&Revision> {
     revisions?.iter().rev().find(|r| r.state == State::Deployed)
 }
 
-pub fn history(project: &Project, settings: &Settings, wanted: &str) -> Result<u8, Errors> {
+/// The release a command line names: `namespace/name`, or a name that is
+/// unique in the stack.
+pub fn find_release(project: &Project, wanted: &str) -> Result<String, Errors> {
     let matches: Vec<&str> = project
         .releases
         .iter()
         .map(|r| r.id.as_str())
         .filter(|id| *id == wanted || id.rsplit('/').next() == Some(wanted))
         .collect();
-    let id = match matches.as_slice() {
-        [id] => (*id).to_string(),
-        [] => {
-            return Err(Error::Failed {
-                message: format!("no release `{wanted}` in this stack"),
-                hint: crate::suggest::nearest(
-                    wanted,
-                    project.releases.iter().map(|r| r.id.as_str()),
-                )
+    match matches.as_slice() {
+        [id] => Ok((*id).to_string()),
+        [] => Err(Error::Failed {
+            message: format!("no release `{wanted}` in this stack"),
+            hint: crate::suggest::nearest(wanted, project.releases.iter().map(|r| r.id.as_str()))
                 .map(|s| format!("did you mean `{s}`?")),
-            }
-            .into());
         }
-        several => {
-            return Err(Error::Failed {
-                message: format!("`{wanted}` names several releases: {}", several.join(", ")),
-                hint: Some("write it as namespace/name".into()),
-            }
-            .into());
+        .into()),
+        several => Err(Error::Failed {
+            message: format!("`{wanted}` names several releases: {}", several.join(", ")),
+            hint: Some("write it as namespace/name".into()),
         }
-    };
+        .into()),
+    }
+}
+
+pub fn history(project: &Project, settings: &Settings, wanted: &str) -> Result<u8, Errors> {
+    let id = find_release(project, wanted)?;
     let revisions = super::remote::with_session(project, settings, |session| async move {
         let (history, _) = live::history(&session.client)
             .await
@@ -140,7 +139,11 @@ pub fn history(project: &Project, settings: &Settings, wanted: &str) -> Result<u
                         r.chart.clone(),
                         r.values_digest.clone(),
                         r.commit.clone().unwrap_or_else(|| "-".into()),
-                        r.message.clone().unwrap_or_default(),
+                        r.message
+                            .as_deref()
+                            .and_then(|m| m.lines().next())
+                            .unwrap_or_default()
+                            .to_string(),
                     ]
                 })
                 .collect();

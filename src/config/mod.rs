@@ -133,6 +133,20 @@ pub struct ReleaseOptions {
     pub history_max: u32,
 }
 
+impl Default for ReleaseOptions {
+    fn default() -> Self {
+        let defaults = Defaults::default();
+        Self {
+            timeout: defaults.timeout,
+            wait: defaults.wait,
+            atomic: defaults.atomic,
+            create_namespace: defaults.create_namespace,
+            tests: defaults.tests,
+            history_max: defaults.history_max,
+        }
+    }
+}
+
 /// What `stack promote` moves between environments.
 #[derive(Debug, Clone)]
 pub struct Promotion {

@@ -4,13 +4,21 @@
 //! that does I/O.
 
 pub mod apply;
+pub mod diagnose;
+pub mod history;
+pub mod interrupt;
+pub mod lock;
+pub mod objects;
 pub mod order;
+pub mod recover;
 pub mod report;
+pub mod rollback;
+pub mod schedule;
+pub mod test_jobs;
 pub mod wait;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
 use futures::StreamExt as _;
 use kube::api::{Patch, PatchParams};
@@ -27,6 +35,7 @@ use crate::project::Project;
 use crate::render::RenderedRelease;
 
 pub use report::Reporter;
+pub use schedule::{Finished, Outcome, Rollback, apply};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -35,6 +44,33 @@ pub enum EngineError {
         context: String,
         source: kube::Error,
     },
+    #[error("another run holds the lock {lease}: {holder}, running `{command}` since {since}")]
+    Locked {
+        lease: String,
+        holder: String,
+        command: String,
+        since: String,
+    },
+    #[error("{message}")]
+    Recovery { message: String },
+}
+
+impl EngineError {
+    pub fn hint(&self) -> String {
+        match self {
+            Self::Api { .. } => "check that the cluster is reachable; requests were retried".into(),
+            Self::Locked { .. } => "wait for it to finish, or pass --wait-for-lock 5m to wait here; a lock whose holder stopped renewing it is taken over after 30s".into(),
+            Self::Recovery { .. } => "nothing else was applied; fix the cause and run `stack apply` again, or `stack rollback RELEASE REVISION`".into(),
+        }
+    }
+
+    /// 4 when recovering an interrupted run failed: the cluster is in between.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Recovery { .. } => crate::error::EXIT_ROLLBACK_FAILED,
+            _ => crate::error::EXIT_ERROR,
+        }
+    }
 }
 
 impl EngineError {
@@ -57,6 +93,14 @@ pub struct Session {
     pub namespaces: Mutex<BTreeSet<String>>,
     pub force_conflicts: bool,
     pub wait: bool,
+    /// `--atomic` / `--no-atomic`: overrides each release's `atomic`.
+    pub atomic: Option<bool>,
+    /// `--atomic=stack`: when a release fails, undo every release this run changed.
+    pub stack_atomic: bool,
+    /// `--tests` / `--skip-tests`: overrides each release's `tests`.
+    pub tests: Option<bool>,
+    /// Set by Ctrl-C or SIGTERM: start no more releases.
+    pub interrupt: interrupt::Interrupt,
 }
 
 impl Session {
@@ -80,6 +124,10 @@ impl Session {
             namespaces: Mutex::new(BTreeSet::new()),
             force_conflicts: false,
             wait: true,
+            atomic: None,
+            stack_atomic: false,
+            tests: None,
+            interrupt: interrupt::Interrupt::default(),
         })
     }
 }
@@ -272,139 +320,4 @@ async fn confirm(
             }
         }
     }
-}
-
-/// How one release ended in a run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Unchanged,
-    Deployed { revision: u32 },
-    Removed,
-    Failed { error: String },
-    Skipped { because: String },
-}
-
-#[derive(Debug, Clone)]
-pub struct Finished {
-    pub id: String,
-    pub outcome: Outcome,
-    pub duration: Duration,
-    pub changes: (usize, usize, usize),
-}
-
-/// Apply a plan: removals first (reverse graph order), then releases as a
-/// DAG. Returns every release's outcome in the order they finished.
-pub async fn apply(
-    session: Arc<Session>,
-    project: &Project,
-    rendered: Vec<(usize, RenderedRelease)>,
-    plan: Plan,
-    concurrency: usize,
-) -> Vec<Finished> {
-    let mut finished = Vec::new();
-    let mut removals: Vec<plan::ReleasePlan> = plan
-        .releases
-        .iter()
-        .filter(|r| r.intent == Intent::Remove)
-        .cloned()
-        .collect();
-    removals.sort_by_key(|r| {
-        std::cmp::Reverse(
-            r.index
-                .and_then(|i| project.graph.order.iter().position(|&o| o == i)),
-        )
-    });
-    for removal in removals {
-        let start = Instant::now();
-        let counts = removal.counts();
-        let outcome = match apply::remove_release(&session, &removal).await {
-            Ok(()) => Outcome::Removed,
-            Err(error) => Outcome::Failed { error },
-        };
-        finished.push(Finished {
-            id: removal.id.clone(),
-            outcome,
-            duration: start.elapsed(),
-            changes: counts,
-        });
-    }
-    let rendered: HashMap<usize, RenderedRelease> = rendered.into_iter().collect();
-    let plans: HashMap<usize, plan::ReleasePlan> = plan
-        .releases
-        .into_iter()
-        .filter(|r| r.intent == Intent::Apply)
-        .filter_map(|r| r.index.map(|i| (i, r)))
-        .collect();
-    let mut state: HashMap<usize, Option<bool>> = plans.keys().map(|&i| (i, None)).collect();
-    let mut running = tokio::task::JoinSet::new();
-    let mut started: BTreeSet<usize> = BTreeSet::new();
-    loop {
-        let mut progressed = true;
-        while progressed {
-            progressed = false;
-            for &index in &project.graph.order {
-                if !plans.contains_key(&index) || started.contains(&index) {
-                    continue;
-                }
-                let needs: Vec<usize> = project.graph.needs[index]
-                    .iter()
-                    .copied()
-                    .filter(|n| plans.contains_key(n))
-                    .collect();
-                if let Some(&failed) = needs.iter().find(|n| state[n] == Some(false)) {
-                    started.insert(index);
-                    state.insert(index, Some(false));
-                    let because =
-                        format!("its need {} did not succeed", project.releases[failed].id);
-                    session
-                        .reporter
-                        .line(&project.releases[index].id, &format!("skipped: {because}"));
-                    finished.push(Finished {
-                        id: project.releases[index].id.clone(),
-                        outcome: Outcome::Skipped { because },
-                        duration: Duration::ZERO,
-                        changes: (0, 0, 0),
-                    });
-                    progressed = true;
-                    continue;
-                }
-                if running.len() >= concurrency.max(1)
-                    || !needs.iter().all(|n| state[n] == Some(true))
-                {
-                    continue;
-                }
-                started.insert(index);
-                let (session, release) = (Arc::clone(&session), project.releases[index].clone());
-                let (rendered, release_plan) = (rendered[&index].clone(), plans[&index].clone());
-                running.spawn(async move {
-                    let start = Instant::now();
-                    let counts = release_plan.counts();
-                    let outcome =
-                        apply::apply_release(&session, &release, &rendered, &release_plan).await;
-                    (
-                        index,
-                        Finished {
-                            id: release.id.clone(),
-                            outcome,
-                            duration: start.elapsed(),
-                            changes: counts,
-                        },
-                    )
-                });
-                progressed = true;
-            }
-        }
-        let Some(joined) = running.join_next().await else {
-            break;
-        };
-        if let Ok((index, done)) = joined {
-            let success = !matches!(
-                done.outcome,
-                Outcome::Failed { .. } | Outcome::Skipped { .. }
-            );
-            state.insert(index, Some(success));
-            finished.push(done);
-        }
-    }
-    finished
 }

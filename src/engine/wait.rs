@@ -140,41 +140,120 @@ pub fn readiness(object: &Value) -> Option<Readiness> {
     }
 }
 
-/// Watch one object until it is ready (Ok) or fails (Err with the reason).
-/// Reports progress through `progress`.
+/// The rule for test objects: a Job completes, a Pod succeeds.
+pub fn test_readiness(object: &Value) -> Option<Readiness> {
+    if object["kind"] != "Pod" {
+        return readiness(object);
+    }
+    match object["status"]["phase"].as_str() {
+        Some("Succeeded") => Some(Readiness::Ready),
+        Some("Failed") => Some(Readiness::Failed("the pod failed".into())),
+        phase => Some(Readiness::Waiting(phase.unwrap_or("Pending").to_string())),
+    }
+}
+
+/// A Job that finished and was then removed by its TTL controller.
+fn vanished_through_ttl(object: &Value) -> bool {
+    object["kind"] == "Job" && !object["spec"]["ttlSecondsAfterFinished"].is_null()
+}
+
+/// An object's changes as `(object, deleted)`, watched again whenever the
+/// watch ends or breaks (each new watch starts with the current state).
+fn changes(
+    api: Api<DynamicObject>,
+    params: WatchParams,
+) -> futures::stream::BoxStream<'static, (Value, bool)> {
+    futures::stream::unfold(
+        (api, params, None::<futures::stream::BoxStream<'static, _>>),
+        |(api, params, mut current)| async move {
+            loop {
+                if let Some(stream) = current.as_mut() {
+                    match stream.try_next().await {
+                        Ok(Some(WatchEvent::Added(object) | WatchEvent::Modified(object))) => {
+                            let value = serde_json::to_value(&object).unwrap_or_default();
+                            return Some(((value, false), (api, params, current)));
+                        }
+                        Ok(Some(WatchEvent::Deleted(object))) => {
+                            let value = serde_json::to_value(&object).unwrap_or_default();
+                            return Some(((value, true), (api, params, current)));
+                        }
+                        Ok(Some(_)) => continue,
+                        Ok(None) => current = None,
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            current = None;
+                        }
+                    }
+                }
+                match super::super::cluster::retry::retry(|| api.watch(&params, "0")).await {
+                    Ok(stream) => current = Some(stream.boxed()),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
+/// What [`until_ready`] watches besides the object: the pods of a workload,
+/// and the ReplicaSets that tell a Deployment's current pods from old ones.
+pub struct Pods {
+    pub pods: Api<DynamicObject>,
+    pub replica_sets: Api<DynamicObject>,
+    pub selector: String,
+}
+
+/// Watch one object until it is ready (Ok) or fails (Err with the reason),
+/// judged by `rule`; with `pods`, a pod of the current rollout that fails
+/// in a way waiting will not fix (a crash loop, an image that cannot be
+/// pulled) fails it at once. Reports progress through `progress`.
 pub async fn until_ready(
     api: Api<DynamicObject>,
     name: String,
+    rule: fn(&Value) -> Option<Readiness>,
+    pods: Option<Pods>,
     progress: impl Fn(&str) + Send,
 ) -> Result<(), String> {
+    let fields = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    let objects = changes(api, fields).map(|change| (change, false));
+    let pod_changes = match &pods {
+        Some(pods) => {
+            let params = WatchParams::default().labels(&pods.selector).timeout(290);
+            changes(pods.pods.clone(), params)
+                .map(|change| (change, true))
+                .boxed()
+        }
+        None => futures::stream::pending().boxed(),
+    };
+    let mut merged = futures::stream::select(objects, pod_changes);
+    let (mut latest, mut failing) = (None::<Value>, std::collections::BTreeMap::new());
     let mut last = String::new();
-    loop {
-        let params = WatchParams::default()
-            .fields(&format!("metadata.name={name}"))
-            .timeout(290);
-        let stream = match super::super::cluster::retry::retry(|| api.watch(&params, "0")).await {
-            Ok(stream) => stream,
-            Err(error) => return Err(format!("cannot watch: {error}")),
-        };
-        let mut stream = stream.boxed();
-        loop {
-            let event = match stream.try_next().await {
-                Ok(Some(event)) => event,
-                Ok(None) => break,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    break;
+    while let Some(((value, deleted), is_pod)) = merged.next().await {
+        if is_pod {
+            let pod = value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            match super::diagnose::pod_failure(&value) {
+                Some(_) if !deleted && value["metadata"]["deletionTimestamp"].is_null() => {
+                    failing.insert(pod, value);
                 }
-            };
-            let object = match event {
-                WatchEvent::Added(object) | WatchEvent::Modified(object) => object,
-                WatchEvent::Deleted(_) => return Err("it was deleted while waiting".into()),
-                WatchEvent::Bookmark(_) | WatchEvent::Error(_) => continue,
-            };
-            let value = serde_json::to_value(&object).unwrap_or_default();
-            match readiness(&value) {
+                _ => {
+                    failing.remove(&pod);
+                }
+            }
+        } else {
+            match rule(&value) {
                 None | Some(Readiness::Ready) => return Ok(()),
                 Some(Readiness::Failed(reason)) => return Err(reason),
+                Some(Readiness::Waiting(_)) if deleted && vanished_through_ttl(&value) => {
+                    return Ok(());
+                }
+                Some(Readiness::Waiting(_)) if deleted => {
+                    return Err("it was deleted while waiting".into());
+                }
                 Some(Readiness::Waiting(text)) => {
                     if text != last {
                         progress(&text);
@@ -182,7 +261,55 @@ pub async fn until_ready(
                     }
                 }
             }
+            latest = Some(value);
         }
+        if let (Some(object), Some(pods)) = (&latest, &pods)
+            && generation_observed(object)
+        {
+            for (name, pod) in &failing {
+                if of_current_rollout(object, pod, &pods.replica_sets).await {
+                    let failure = super::diagnose::pod_failure(pod).unwrap_or_default();
+                    return Err(format!("pod {name}: {failure}"));
+                }
+            }
+        }
+    }
+    Err("the watch ended".into())
+}
+
+/// Whether a pod belongs to a workload's current rollout rather than to one
+/// that is being replaced.
+async fn of_current_rollout(
+    object: &Value,
+    pod: &Value,
+    replica_sets: &Api<DynamicObject>,
+) -> bool {
+    const REVISION: &str = "deployment.kubernetes.io/revision";
+    match object["kind"].as_str() {
+        Some("Deployment") => {
+            let Some(current) = object["metadata"]["annotations"][REVISION].as_str() else {
+                return true;
+            };
+            let Some(owner) = pod["metadata"]["ownerReferences"][0]["name"].as_str() else {
+                return true;
+            };
+            let owner = super::super::cluster::retry::retry(|| replica_sets.get_opt(owner)).await;
+            match owner {
+                Ok(Some(rs)) => rs
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REVISION))
+                    .is_none_or(|revision| revision == current),
+                _ => false,
+            }
+        }
+        Some("StatefulSet") => {
+            let update = object["status"]["updateRevision"].as_str();
+            let of_pod = pod["metadata"]["labels"]["controller-revision-hash"].as_str();
+            update.is_none() || update == of_pod
+        }
+        _ => true,
     }
 }
 

@@ -1,0 +1,113 @@
+//! `stack rollback RELEASE [REVISION]`: restore a revision kept in the
+//! cluster — by default the one deployed before the latest — as a new
+//! revision, the same way a failed apply is rolled back.
+
+use crate::cli::LockArgs;
+use crate::cluster::live;
+use crate::engine::EngineError;
+use crate::engine::rollback::{Undo, roll_back};
+use crate::error::{EXIT_ROLLBACK_FAILED, Error, Errors};
+use crate::project::Project;
+use crate::revision::{Revision, State};
+use crate::settings::Settings;
+
+pub fn run(
+    project: &Project,
+    settings: &Settings,
+    wanted: &str,
+    revision: Option<u32>,
+    lock_args: &LockArgs,
+) -> Result<u8, Errors> {
+    let id = super::status::find_release(project, wanted)?;
+    let options = project
+        .releases
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| r.options.clone())
+        .unwrap_or_default();
+    super::remote::with_session(project, settings, |session| async move {
+        let lock = super::remote::lock(&session, project, "stack rollback", lock_args).await?;
+        let result = async {
+            let (history, _) = live::history(&session.client)
+                .await
+                .map_err(EngineError::api("cannot read release history"))?;
+            let revisions = history.get(&id).cloned().unwrap_or_default();
+            let (latest, target) = choose(&id, &revisions, revision)?;
+            let undo = Undo {
+                state: if latest.state == State::Deployed {
+                    State::RolledBack
+                } else {
+                    latest.state
+                },
+                reason: format!("rolled back by hand to revision {}", target.number),
+                undone: latest,
+                target: Some(target),
+                keep: std::collections::BTreeSet::new(),
+                timeout: options.timeout,
+                history_max: options.history_max,
+            };
+            match roll_back(&session, undo).await {
+                Ok(number) => {
+                    session.reporter.line(
+                        &id,
+                        &format!("rolled back: revision {} is deployed", number.unwrap_or(0)),
+                    );
+                    Ok(0)
+                }
+                Err(message) => Err(Errors::from(Error::Deploy {
+                    message: format!("cannot roll back {id}: {message}"),
+                    hint: "`stack status` shows where the release stands; run the rollback again once the cause is fixed".into(),
+                    code: EXIT_ROLLBACK_FAILED,
+                })),
+            }
+        }
+        .await;
+        lock.release().await;
+        result
+    })
+}
+
+/// The latest revision and the one to restore.
+fn choose(
+    id: &str,
+    revisions: &[Revision],
+    wanted: Option<u32>,
+) -> Result<(Revision, Revision), Errors> {
+    let failed = |message: String, hint: &str| {
+        Errors::from(Error::Failed {
+            message,
+            hint: Some(hint.into()),
+        })
+    };
+    let Some(latest) = revisions.last().cloned() else {
+        return Err(failed(
+            format!("{id} has no revisions in the cluster"),
+            "`stack apply` installs it",
+        ));
+    };
+    let target = match wanted {
+        Some(number) => revisions.iter().find(|r| r.number == number).cloned(),
+        None => revisions
+            .iter()
+            .rev()
+            .skip(1)
+            .find(|r| matches!(r.state, State::Deployed | State::Superseded))
+            .cloned(),
+    };
+    let Some(target) = target else {
+        return Err(failed(
+            format!(
+                "{id} has no revision {} to roll back to",
+                wanted.map_or_else(|| "deployed before the latest".into(), |n| n.to_string())
+            ),
+            "`stack history RELEASE` lists the revisions kept",
+        ));
+    };
+    if target.number == latest.number {
+        return Err(failed(
+            format!("revision {} is already the latest of {id}", target.number),
+            "name an earlier revision; `stack history RELEASE` lists them",
+        ));
+    }
+    Ok((latest, target))
+}

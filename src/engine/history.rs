@@ -1,0 +1,106 @@
+//! Writing a release's revisions: one Secret each (see `revision`), the
+//! newest `historyMax` kept.
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+
+use crate::cluster::retry::retry;
+use crate::diff::FIELD_MANAGER;
+use crate::engine::Session;
+use crate::revision::{Revision, State};
+
+pub fn now() -> String {
+    crate::simulator::write::now()
+}
+
+type Secrets = Api<k8s_openapi::api::core::v1::Secret>;
+
+fn secrets(session: &Session, namespace: &str) -> Secrets {
+    Api::namespaced(session.client.clone(), namespace)
+}
+
+/// Create or replace a revision's Secret.
+pub async fn write(session: &Session, revision: &Revision) -> Result<(), String> {
+    let secret = revision.to_secret();
+    let namespace = secret["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let name = secret["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let api = secrets(session, &namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&secret);
+    retry(|| api.patch(&name, &params, &patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("cannot record revision {}: {e}", revision.number))
+}
+
+/// Record a revision in a new state (and why), finished now.
+pub async fn mark(
+    session: &Session,
+    revision: &mut Revision,
+    state: State,
+    message: Option<String>,
+) -> Result<(), String> {
+    revision.state = state;
+    revision.finished = Some(now());
+    if message.is_some() {
+        revision.message = message;
+    }
+    write(session, revision).await
+}
+
+/// Mark the revision that `current` replaced as superseded.
+pub async fn supersede(session: &Session, replaced: Option<&Revision>) -> Result<(), String> {
+    if let Some(replaced) = replaced
+        && replaced.state == State::Deployed
+    {
+        let mut superseded = replaced.clone();
+        superseded.state = State::Superseded;
+        write(session, &superseded).await?;
+    }
+    Ok(())
+}
+
+/// Keep the last `keep` revisions of a release.
+pub async fn trim(session: &Session, id: &str, current: u32, keep: u32) -> Result<(), String> {
+    if current <= keep {
+        return Ok(());
+    }
+    let (namespace, name) = id.split_once('/').unwrap_or(("default", id));
+    let api = secrets(session, namespace);
+    let params = DeleteParams::default();
+    for number in 1..=current.saturating_sub(keep) {
+        let secret = crate::revision::secret_name(name, number);
+        match retry(|| api.delete(&secret, &params)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(format!("cannot trim history: {error}")),
+        }
+    }
+    Ok(())
+}
+
+/// Delete every revision of a release.
+pub async fn delete_all(session: &Session, id: &str) -> Result<(), String> {
+    let (namespace, name) = id.split_once('/').unwrap_or(("default", id));
+    let api = secrets(session, namespace);
+    let selector = format!("{}={namespace}.{name}", crate::revision::HISTORY_LABEL);
+    let params = kube::api::ListParams::default().labels(&selector);
+    let list = retry(|| api.list(&params))
+        .await
+        .map_err(|e| format!("cannot read history: {e}"))?;
+    let delete = DeleteParams::default();
+    for secret in list.items {
+        let secret_name = secret.metadata.name.unwrap_or_default();
+        match retry(|| api.delete(&secret_name, &delete)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(format!("cannot delete history: {error}")),
+        }
+    }
+    Ok(())
+}

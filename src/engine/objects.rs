@@ -1,0 +1,343 @@
+//! Object-level work the release steps share: ensuring a namespace,
+//! server-side applying one object (taking back drift, stopping at foreign
+//! owners), deleting one, and waiting for a set of objects to be ready —
+//! with pods watched too, so a crash loop fails at once instead of at the
+//! timeout, and every failure explained (see `diagnose`).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::cluster::retry::retry;
+use crate::diff::FIELD_MANAGER;
+use crate::engine::Session;
+use crate::engine::diagnose;
+use crate::engine::report::seconds;
+use crate::engine::wait::{self, Readiness};
+use crate::object::Object;
+
+/// Create the namespace unless it exists. It is created, not applied: no
+/// field of it is owned by `stack`, so a release that renders the namespace
+/// itself keeps it as it wants it.
+pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), String> {
+    if session
+        .namespaces
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(namespace)
+    {
+        return Ok(());
+    }
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(session.client.clone());
+    let existing = retry(|| api.get_opt(namespace))
+        .await
+        .map_err(|e| format!("cannot read namespace {namespace}: {e}"))?;
+    if existing.is_none() {
+        let body: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap_or_default();
+        let params = kube::api::PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match retry(|| api.create(&params, &body)).await {
+            Ok(_) => session.reporter.detail(namespace, "created namespace"),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => return Err(format!("cannot create namespace {namespace}: {error}")),
+        }
+    }
+    session
+        .namespaces
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(namespace.to_string());
+    Ok(())
+}
+
+/// The dynamic API of an object's kind; when the kind is not served yet (a
+/// CRD applied moments ago), discovery is refreshed until it is.
+pub async fn api_for(
+    session: &Session,
+    object: &Object,
+    timeout: Duration,
+) -> Result<Api<DynamicObject>, String> {
+    let (api_version, kind) = (&object.api_version, &object.kind);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_millis(20);
+    loop {
+        if let Some((api, _)) = session.resources.read().await.api(
+            &session.client,
+            api_version,
+            kind,
+            object.namespace.as_deref(),
+        ) {
+            return Ok(api);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the cluster does not serve {kind} ({api_version}); is its CRD installed?"
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+        if let Ok(fresh) = crate::cluster::resources::Resources::discover(&session.client).await {
+            *session.resources.write().await = fresh;
+        }
+    }
+}
+
+/// Server-side apply one object. A conflict on fields our `previous`
+/// revision set is drift and is taken back; a conflict on fields another
+/// manager owns stops here, naming it, unless `force`.
+pub async fn apply_object(
+    session: &Session,
+    id: &str,
+    object: &Object,
+    previous: &[Value],
+    timeout: Duration,
+    force: bool,
+) -> Result<(), String> {
+    let api = api_for(session, object, timeout).await?;
+    let params = PatchParams {
+        force: force || session.force_conflicts,
+        ..PatchParams::apply(FIELD_MANAGER)
+    };
+    let patch = Patch::Apply(&object.body);
+    let result = retry(|| api.patch(&object.name, &params, &patch)).await;
+    match result {
+        Ok(_) => {
+            session
+                .reporter
+                .detail(id, &format!("applied {}", object.key()));
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let conflicts: Vec<String> = status
+                .details
+                .as_ref()
+                .map(|d| d.causes.iter().map(|c| c.field.clone()).collect())
+                .unwrap_or_default();
+            if !is_drift(object, previous, &conflicts) {
+                return Err(format!(
+                    "{} conflicts with another field manager: {}\nhint: pass --force-conflicts to take these fields over",
+                    object.key(),
+                    status.message
+                ));
+            }
+            session.reporter.line(
+                id,
+                &format!(
+                    "restoring drift in {}: {}",
+                    object.key(),
+                    conflicts.join(", ")
+                ),
+            );
+            let forced = PatchParams::apply(FIELD_MANAGER).force();
+            retry(|| api.patch(&object.name, &forced, &patch))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("cannot apply {}: {e}", object.key()))
+        }
+        Err(error) => Err(format!("cannot apply {}: {error}", object.key())),
+    }
+}
+
+/// Whether every conflicting field is one our previous revision set.
+fn is_drift(object: &Object, previous: &[Value], conflicts: &[String]) -> bool {
+    let Some(ours) = previous
+        .iter()
+        .find(|p| crate::cluster::live::key_of(p) == object.key())
+    else {
+        return false;
+    };
+    let fields = crate::fields::FieldSet::of_object(ours, false);
+    let owned: BTreeSet<String> = fields
+        .paths()
+        .iter()
+        .map(|p| crate::fields::display(p))
+        .collect();
+    !conflicts.is_empty() && conflicts.iter().all(|c| owned.contains(c))
+}
+
+/// Apply objects in kind order, each rank's objects at once.
+pub async fn apply_all(
+    session: &Session,
+    id: &str,
+    objects: &mut [&Object],
+    previous: &[Value],
+    timeout: Duration,
+    force: bool,
+) -> Result<(), String> {
+    objects.sort_by_key(|o| super::order::rank(&o.kind));
+    for group in objects.chunk_by(|a, b| super::order::rank(&a.kind) == super::order::rank(&b.kind))
+    {
+        let applies = group
+            .iter()
+            .map(|object| apply_object(session, id, object, previous, timeout, force));
+        for result in futures::future::join_all(applies).await {
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// Delete an object; gone already is fine.
+pub async fn delete_object(
+    session: &Session,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<(), String> {
+    let Some((api, _)) =
+        session
+            .resources
+            .read()
+            .await
+            .api(&session.client, api_version, kind, namespace)
+    else {
+        return Ok(());
+    };
+    let params = DeleteParams::background();
+    match retry(|| api.delete(name, &params)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(format!("cannot delete {kind}/{name}: {error}")),
+    }
+}
+
+/// Delete the object a planned change names.
+pub async fn delete_change(session: &Session, change: &crate::plan::Change) -> Result<(), String> {
+    delete_object(
+        session,
+        &change.api_version,
+        &change.key.kind,
+        change.key.namespace.as_deref(),
+        &change.key.name,
+    )
+    .await
+}
+
+/// Wait until every object that has a readiness rule is ready, judged by
+/// `rule`; the first failure (or the timeout) is explained.
+pub async fn wait_ready(
+    session: &Session,
+    id: &str,
+    objects: &[&Object],
+    timeout: Duration,
+    rule: fn(&Value) -> Option<Readiness>,
+) -> Result<(), String> {
+    let waits: Vec<&Object> = objects
+        .iter()
+        .copied()
+        .filter(|o| rule(&json!({"kind": o.kind, "spec": o.body["spec"]})).is_some())
+        .collect();
+    if waits.is_empty() {
+        return Ok(());
+    }
+    let mut futures = Vec::new();
+    for object in waits {
+        let api = api_for(session, object, timeout).await?;
+        futures.push(wait_one(session, id, object, api, rule));
+    }
+    let results = tokio::time::timeout(timeout, futures::future::try_join_all(futures)).await;
+    let failure = match results {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(failure)) => failure,
+        Err(_) => {
+            let pending = pending_objects(session, objects, rule).await;
+            let names: Vec<String> = pending.iter().map(|(o, _)| label(o)).collect();
+            let mut message = format!(
+                "timed out after {} waiting for {}",
+                seconds(timeout),
+                if names.is_empty() {
+                    "readiness".into()
+                } else {
+                    names.join(", ")
+                }
+            );
+            for (object, api) in pending {
+                message.push_str(&explanation(session, object, &api).await);
+            }
+            return Err(message);
+        }
+    };
+    let (object, api, reason) = failure;
+    let mut message = format!("{} failed: {reason}", label(object));
+    message.push_str(&explanation(session, object, &api).await);
+    Err(message)
+}
+
+fn label(object: &Object) -> String {
+    format!("{}/{}", object.kind, object.name)
+}
+
+type Failure<'a> = (&'a Object, Api<DynamicObject>, String);
+
+/// Wait for one object, with a workload's pods watched for failures.
+async fn wait_one<'a>(
+    session: &Session,
+    id: &str,
+    object: &'a Object,
+    api: Api<DynamicObject>,
+    rule: fn(&Value) -> Option<Readiness>,
+) -> Result<(), Failure<'a>> {
+    let name = label(object);
+    let reporter = session.reporter;
+    let pods = match (diagnose::pod_selector(&object.body), &object.namespace) {
+        (Some(selector), Some(namespace)) if object.kind != "Job" => {
+            let erase =
+                |resource| Api::namespaced_with(session.client.clone(), namespace, resource);
+            Some(wait::Pods {
+                pods: erase(&kube::api::ApiResource::erase::<
+                    k8s_openapi::api::core::v1::Pod,
+                >(&())),
+                replica_sets: erase(&kube::api::ApiResource::erase::<
+                    k8s_openapi::api::apps::v1::ReplicaSet,
+                >(&())),
+                selector,
+            })
+        }
+        _ => None,
+    };
+    wait::until_ready(api.clone(), object.name.clone(), rule, pods, |text| {
+        reporter.line(id, &format!("waiting for {name}: {text}"));
+    })
+    .await
+    .map_err(|reason| (object, api, reason))
+}
+
+/// The objects of a set that are not ready yet.
+async fn pending_objects<'a>(
+    session: &Session,
+    objects: &[&'a Object],
+    rule: fn(&Value) -> Option<Readiness>,
+) -> Vec<(&'a Object, Api<DynamicObject>)> {
+    let mut pending = Vec::new();
+    for object in objects {
+        let Ok(api) = api_for(session, object, Duration::ZERO).await else {
+            continue;
+        };
+        let live = retry(|| api.get_opt(&object.name)).await.ok().flatten();
+        let value = live.and_then(|l| serde_json::to_value(l).ok());
+        let ready = value
+            .as_ref()
+            .is_some_and(|v| matches!(rule(v), None | Some(Readiness::Ready)));
+        if !ready {
+            pending.push((*object, api));
+        }
+    }
+    pending
+}
+
+/// Indented lines that explain why an object is not ready.
+async fn explanation(session: &Session, object: &Object, api: &Api<DynamicObject>) -> String {
+    let lines = diagnose::explain(&session.client, api, &object.body).await;
+    let name = label(object);
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&format!("\n    {name}: {line}"));
+    }
+    text
+}

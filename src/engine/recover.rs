@@ -1,0 +1,100 @@
+//! Crash recovery: a revision still `pending` when a run starts was left by
+//! a run that died (kill -9, a lost machine). Before anything else, each one
+//! is said out loud and rolled back to the release's last deployed revision
+//! (removed, when there is none) — or, with `--recover=forward`, its own
+//! objects are applied again. Never "another operation is in progress".
+
+use std::time::Duration;
+
+use crate::cluster::live;
+use crate::engine::rollback::{Undo, roll_back};
+use crate::engine::{EngineError, Session};
+use crate::project::Project;
+use crate::revision::State;
+
+/// Which way a pending revision is recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Direction {
+    /// Restore the last deployed revision.
+    #[default]
+    Back,
+    /// Apply the pending revision's objects again.
+    Forward,
+}
+
+/// Whether a release's newest revision is pending, left by a run of this stack.
+fn is_pending(revisions: &[crate::revision::Revision], stack: &str) -> bool {
+    revisions
+        .last()
+        .is_some_and(|r| r.state == State::Pending && r.stack == stack)
+}
+
+/// Whether any release of this stack has its newest revision pending.
+pub fn has_pending(
+    history: &std::collections::HashMap<String, Vec<crate::revision::Revision>>,
+    stack: &str,
+) -> bool {
+    history
+        .values()
+        .any(|revisions| is_pending(revisions, stack))
+}
+
+/// Recover every pending revision of this stack; the ids recovered.
+pub async fn recover(
+    session: &Session,
+    project: &Project,
+    direction: Direction,
+) -> Result<Vec<String>, EngineError> {
+    let (history, _) = live::history(&session.client)
+        .await
+        .map_err(EngineError::api("cannot read release history"))?;
+    let mut pending: Vec<_> = history
+        .iter()
+        .filter(|(_, revisions)| is_pending(revisions, &session.stack_name))
+        .collect();
+    pending.sort_by(|a, b| a.0.cmp(b.0));
+    let mut recovered = Vec::new();
+    for (id, revisions) in pending {
+        let Some(undone) = revisions.last().cloned() else {
+            continue;
+        };
+        let options = project
+            .releases
+            .iter()
+            .find(|r| &r.id == id)
+            .map(|r| &r.options);
+        let target = match direction {
+            Direction::Forward => Some(undone.clone()),
+            Direction::Back => crate::plan::last_deployed(Some(revisions)),
+        };
+        session.reporter.line(
+            id,
+            &format!(
+                "revision {} was left pending by an interrupted run; recovering it ({})",
+                undone.number,
+                match (direction, &target) {
+                    (Direction::Forward, _) => "applying it again".to_string(),
+                    (Direction::Back, Some(target)) =>
+                        format!("rolling back to revision {}", target.number),
+                    (Direction::Back, None) => "removing the unfinished first install".to_string(),
+                }
+            ),
+        );
+        let undo = Undo {
+            undone,
+            state: State::Failed,
+            reason: "interrupted: the run that applied it stopped before it finished".into(),
+            target,
+            keep: std::collections::BTreeSet::new(),
+            timeout: options.map_or(Duration::from_secs(300), |o| o.timeout),
+            history_max: options.map_or(10, |o| o.history_max),
+        };
+        roll_back(session, undo)
+            .await
+            .map_err(|message| EngineError::Recovery {
+                message: format!("cannot recover {id} from its interrupted run: {message}"),
+            })?;
+        recovered.push(id.clone());
+    }
+    Ok(recovered)
+}

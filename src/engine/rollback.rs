@@ -1,0 +1,153 @@
+//! Rolling a release back: the revision being undone is marked (`failed`,
+//! or `rolled-back` when it had deployed), the target revision's objects are
+//! re-applied with force under a new revision, every object that carries the
+//! release's label but is not in the target is deleted, and the target is
+//! waited for. Without a target (a first install) the release's objects are
+//! removed. A kill at any point leaves a `pending` revision that the next
+//! run recovers the same way.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::cluster::live;
+use crate::engine::objects::{apply_all, delete_object, wait_ready};
+use crate::engine::{Session, history, wait};
+use crate::object::{Object, ObjectKey};
+use crate::revision::{Revision, State};
+
+/// What to undo, and what to bring back.
+#[derive(Debug, Clone)]
+pub struct Undo {
+    /// The newest revision: the one being undone.
+    pub undone: Revision,
+    /// What it is marked: `failed` or `rolled-back`.
+    pub state: State,
+    pub reason: String,
+    /// The revision to restore; `None` removes the release.
+    pub target: Option<Revision>,
+    /// Objects that existed before without being ours (adopted): never deleted.
+    pub keep: BTreeSet<ObjectKey>,
+    pub timeout: Duration,
+    pub history_max: u32,
+}
+
+/// Roll back; the number of the restored revision, `None` when the release
+/// was removed.
+pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>, String> {
+    let id = undo.undone.release.clone();
+    history::mark(
+        session,
+        &mut undo.undone,
+        undo.state,
+        Some(undo.reason.clone()),
+    )
+    .await?;
+    let Some(target) = undo.target.clone() else {
+        session
+            .reporter
+            .line(&id, "removing the failed first install");
+        remove_extra(session, &undo, &[]).await?;
+        return Ok(None);
+    };
+    let number = undo.undone.number + 1;
+    session.reporter.line(
+        &id,
+        &format!(
+            "rolling back to revision {} as revision {number}",
+            target.number
+        ),
+    );
+    let mut restored = Revision {
+        number,
+        state: State::Pending,
+        started: history::now(),
+        finished: None,
+        tests_passed: None,
+        message: Some(format!(
+            "rollback to revision {} after revision {} {}",
+            target.number,
+            undo.undone.number,
+            undo.state.as_str()
+        )),
+        ..target.clone()
+    };
+    history::write(session, &restored).await?;
+    let objects: Vec<Object> = target
+        .objects
+        .iter()
+        .map(|body| Object::from_body(body, "revision"))
+        .collect();
+    let mut refs: Vec<&Object> = objects.iter().collect();
+    apply_all(session, &id, &mut refs, &target.objects, undo.timeout, true).await?;
+    remove_extra(session, &undo, &target.objects).await?;
+    wait_ready(session, &id, &refs, undo.timeout, wait::readiness).await?;
+    history::mark(session, &mut restored, State::Deployed, None).await?;
+    history::supersede(session, Some(&target)).await?;
+    history::trim(session, &id, number, undo.history_max).await?;
+    Ok(Some(number))
+}
+
+/// Delete every live object labelled for the release that `keep_objects`
+/// does not have, looking in every kind and namespace the revisions name.
+async fn remove_extra(
+    session: &Session,
+    undo: &Undo,
+    keep_objects: &[serde_json::Value],
+) -> Result<(), String> {
+    let id = &undo.undone.release;
+    let mut scopes = BTreeSet::new();
+    let revisions = std::iter::once(&undo.undone).chain(undo.target.as_ref());
+    for revision in revisions {
+        for object in revision.objects.iter().chain(&revision.tests) {
+            scopes.insert(live::scope_of(object));
+        }
+    }
+    let selector = format!(
+        "{}={}",
+        crate::object::RELEASE_LABEL,
+        id.replacen('/', ".", 1)
+    );
+    let resources = session.resources.read().await.clone();
+    let (labelled, _, _) =
+        live::fetch_selected(&session.client, &resources, scopes, Some(&selector))
+            .await
+            .map_err(|e| format!("cannot read the release's objects: {e}"))?;
+    let wanted: BTreeSet<ObjectKey> = keep_objects.iter().map(live::key_of).collect();
+    let mut extra: Vec<(&ObjectKey, &serde_json::Value)> = labelled
+        .iter()
+        .filter(|(key, _)| !wanted.contains(key) && !undo.keep.contains(key))
+        .collect();
+    extra.sort_by_key(|(key, _)| std::cmp::Reverse(super::order::rank(&key.kind)));
+    for (key, object) in &extra {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        delete_object(
+            session,
+            api_version,
+            &key.kind,
+            key.namespace.as_deref(),
+            &key.name,
+        )
+        .await?;
+        session.reporter.detail(id, &format!("deleted {key}"));
+    }
+    if keep_objects.is_empty() {
+        let resources = &resources;
+        let gone = extra.iter().map(|(key, object)| async move {
+            let api_version = object["apiVersion"].as_str().unwrap_or_default();
+            let api = resources.api(
+                &session.client,
+                api_version,
+                &key.kind,
+                key.namespace.as_deref(),
+            );
+            if let Some((api, _)) = api {
+                wait::until_gone(api, key.name.clone()).await;
+            }
+        });
+        let all = futures::future::join_all(gone);
+        if tokio::time::timeout(undo.timeout, all).await.is_err() {
+            return Err("timed out waiting for the release's objects to be deleted".into());
+        }
+    }
+    Ok(())
+}

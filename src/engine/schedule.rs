@@ -1,0 +1,266 @@
+//! Running a plan: removals first (reverse graph order), then releases as a
+//! DAG — each starts as soon as all its needs succeeded, at most
+//! `concurrency` at a time; a failed release's dependents are skipped; an
+//! interrupt starts nothing new. With `--atomic=stack`, a failure undoes
+//! every release the run deployed, newest first.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::Session;
+use crate::engine::apply::{adopted, apply_release, remove_release};
+use crate::engine::rollback::{Undo, roll_back};
+use crate::plan::{self, Intent, Plan};
+use crate::project::Project;
+use crate::render::RenderedRelease;
+use crate::revision::State;
+
+/// What happened to a failed release's changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rollback {
+    /// It failed before changing anything.
+    NothingChanged,
+    /// Rolled back: the new revision restoring the old one, or `None` when
+    /// a first install was removed.
+    Restored { revision: Option<u32> },
+    /// Not atomic: the failure is left in place.
+    Left,
+    /// The rollback failed too.
+    Failed { error: String },
+}
+
+/// How one release ended in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Unchanged,
+    Deployed {
+        revision: u32,
+    },
+    Removed,
+    Failed {
+        error: String,
+        rollback: Rollback,
+    },
+    Skipped {
+        because: String,
+    },
+    /// Deployed in this run, then undone because another release failed.
+    Undone {
+        rollback: Rollback,
+    },
+}
+
+impl Outcome {
+    pub fn failed(error: String) -> Self {
+        Self::Failed {
+            error,
+            rollback: Rollback::Left,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub id: String,
+    pub outcome: Outcome,
+    pub duration: Duration,
+    pub changes: (usize, usize, usize),
+}
+
+/// Apply a plan; every release's outcome in the order they finished.
+pub async fn apply(
+    session: Arc<Session>,
+    project: &Project,
+    rendered: Vec<(usize, RenderedRelease)>,
+    plan: Plan,
+    concurrency: usize,
+) -> Vec<Finished> {
+    let mut finished = remove(&session, project, &plan).await;
+    let rendered: HashMap<usize, RenderedRelease> = rendered.into_iter().collect();
+    let plans: HashMap<usize, plan::ReleasePlan> = plan
+        .releases
+        .into_iter()
+        .filter(|r| r.intent == Intent::Apply)
+        .filter_map(|r| r.index.map(|i| (i, r)))
+        .collect();
+    let mut state: HashMap<usize, Option<bool>> = plans.keys().map(|&i| (i, None)).collect();
+    let mut running = tokio::task::JoinSet::new();
+    let mut started: BTreeSet<usize> = BTreeSet::new();
+    loop {
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for &index in &project.graph.order {
+                if !plans.contains_key(&index) || started.contains(&index) {
+                    continue;
+                }
+                let needs: Vec<usize> = project.graph.needs[index]
+                    .iter()
+                    .copied()
+                    .filter(|n| plans.contains_key(n))
+                    .collect();
+                let failed_need = needs.iter().find(|n| state[n] == Some(false));
+                let because = if session.interrupt.is_set() {
+                    Some("the run was interrupted".to_string())
+                } else {
+                    failed_need
+                        .map(|&n| format!("its need {} did not succeed", project.releases[n].id))
+                };
+                if let Some(because) = because {
+                    started.insert(index);
+                    state.insert(index, Some(false));
+                    let id = project.releases[index].id.clone();
+                    session.reporter.line(&id, &format!("skipped: {because}"));
+                    finished.push(Finished {
+                        id,
+                        outcome: Outcome::Skipped { because },
+                        duration: Duration::ZERO,
+                        changes: (0, 0, 0),
+                    });
+                    progressed = true;
+                    continue;
+                }
+                if running.len() >= concurrency.max(1)
+                    || !needs.iter().all(|n| state[n] == Some(true))
+                {
+                    continue;
+                }
+                started.insert(index);
+                let (session, release) = (Arc::clone(&session), project.releases[index].clone());
+                let (rendered, release_plan) = (rendered[&index].clone(), plans[&index].clone());
+                running.spawn(async move {
+                    let start = Instant::now();
+                    let counts = release_plan.counts();
+                    let outcome = apply_release(&session, &release, &rendered, &release_plan).await;
+                    let done = Finished {
+                        id: release.id.clone(),
+                        outcome,
+                        duration: start.elapsed(),
+                        changes: counts,
+                    };
+                    (index, done)
+                });
+                progressed = true;
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        if let Ok((index, done)) = joined {
+            let success = !matches!(
+                done.outcome,
+                Outcome::Failed { .. } | Outcome::Skipped { .. }
+            );
+            state.insert(index, Some(success));
+            finished.push(done);
+        }
+    }
+    if session.stack_atomic
+        && finished
+            .iter()
+            .any(|f| matches!(f.outcome, Outcome::Failed { .. }))
+    {
+        undo_run(&session, project, &plans, &mut finished).await;
+    }
+    finished
+}
+
+/// Removals first, in reverse graph order.
+async fn remove(session: &Session, project: &Project, plan: &Plan) -> Vec<Finished> {
+    let mut removals: Vec<&plan::ReleasePlan> = plan
+        .releases
+        .iter()
+        .filter(|r| r.intent == Intent::Remove)
+        .collect();
+    removals.sort_by_key(|r| {
+        std::cmp::Reverse(
+            r.index
+                .and_then(|i| project.graph.order.iter().position(|&o| o == i)),
+        )
+    });
+    let mut finished = Vec::new();
+    for removal in removals {
+        if removal.up_to_date {
+            finished.push(Finished {
+                id: removal.id.clone(),
+                outcome: Outcome::Unchanged,
+                duration: Duration::ZERO,
+                changes: (0, 0, 0),
+            });
+            continue;
+        }
+        let start = Instant::now();
+        let counts = removal.counts();
+        let outcome = match remove_release(session, removal).await {
+            Ok(()) => Outcome::Removed,
+            Err(error) => Outcome::failed(error),
+        };
+        finished.push(Finished {
+            id: removal.id.clone(),
+            outcome,
+            duration: start.elapsed(),
+            changes: counts,
+        });
+    }
+    finished
+}
+
+/// `--atomic=stack`: undo every release this run deployed, newest first.
+async fn undo_run(
+    session: &Session,
+    project: &Project,
+    plans: &HashMap<usize, plan::ReleasePlan>,
+    finished: &mut [Finished],
+) {
+    let history = match crate::cluster::live::history(&session.client).await {
+        Ok((history, _)) => history,
+        Err(error) => {
+            for done in finished
+                .iter_mut()
+                .filter(|f| matches!(f.outcome, Outcome::Deployed { .. }))
+            {
+                done.outcome = Outcome::Undone {
+                    rollback: Rollback::Failed {
+                        error: format!("cannot read release history: {error}"),
+                    },
+                };
+            }
+            return;
+        }
+    };
+    for done in finished.iter_mut().rev() {
+        if !matches!(done.outcome, Outcome::Deployed { .. }) {
+            continue;
+        }
+        let Some((index, release_plan)) = plans.iter().find(|(_, p)| p.id == done.id) else {
+            continue;
+        };
+        let Some(undone) = history.get(&done.id).and_then(|h| h.last()).cloned() else {
+            continue;
+        };
+        let options = &project.releases[*index].options;
+        let undo = Undo {
+            undone,
+            state: State::RolledBack,
+            reason: "another release of the run failed (--atomic=stack)".into(),
+            target: release_plan.deployed.clone(),
+            keep: adopted(release_plan),
+            timeout: options.timeout,
+            history_max: options.history_max,
+        };
+        session
+            .reporter
+            .line(&done.id, "undoing: another release of the run failed");
+        let rollback = match roll_back(session, undo).await {
+            Ok(revision) => Rollback::Restored { revision },
+            Err(error) => {
+                session
+                    .reporter
+                    .line(&done.id, &format!("rollback failed: {error}"));
+                Rollback::Failed { error }
+            }
+        };
+        done.outcome = Outcome::Undone { rollback };
+    }
+}

@@ -1,0 +1,74 @@
+//! A release's tests (`templates/tests/`): after the release is ready, each
+//! test object replaces the one of the previous run, is applied, and is
+//! waited for (a Job completes, a Pod succeeds; a Job its TTL removed after
+//! it finished counts as done). A failed test fails the release, with the
+//! tail of its pods' logs.
+
+use std::time::Duration;
+
+use crate::engine::objects::{api_for, apply_all, delete_object, wait_ready};
+use crate::engine::{Session, diagnose, wait};
+use crate::object::Object;
+
+/// Lines of each failed test pod's log that are shown.
+const LOG_LINES: i64 = 20;
+
+pub async fn run(
+    session: &Session,
+    id: &str,
+    tests: &[Object],
+    timeout: Duration,
+) -> Result<(), String> {
+    if tests.is_empty() {
+        return Ok(());
+    }
+    session
+        .reporter
+        .line(id, &format!("running {} test(s)", tests.len()));
+    replace_previous(session, tests, timeout).await?;
+    let mut refs: Vec<&Object> = tests.iter().collect();
+    apply_all(session, id, &mut refs, &[], timeout, true).await?;
+    let Err(failure) = wait_ready(session, id, &refs, timeout, wait::test_readiness).await else {
+        session.reporter.line(id, "tests passed");
+        return Ok(());
+    };
+    let mut message = format!("test failed: {failure}");
+    for test in tests {
+        for (pod, log) in diagnose::log_tail(&session.client, &test.body, LOG_LINES).await {
+            let log = log.trim_end();
+            if log.is_empty() {
+                continue;
+            }
+            message.push_str(&format!("\n    log of pod {pod}:"));
+            for line in log.lines() {
+                message.push_str(&format!("\n      {line}"));
+            }
+        }
+    }
+    Err(message)
+}
+
+/// Delete the test objects of an earlier run and wait for them to go.
+async fn replace_previous(
+    session: &Session,
+    tests: &[Object],
+    timeout: Duration,
+) -> Result<(), String> {
+    let deletions = tests.iter().map(|test| async move {
+        delete_object(
+            session,
+            &test.api_version,
+            &test.kind,
+            test.namespace.as_deref(),
+            &test.name,
+        )
+        .await?;
+        let api = api_for(session, test, timeout).await?;
+        wait::until_gone(api, test.name.clone()).await;
+        Ok::<(), String>(())
+    });
+    match tokio::time::timeout(timeout, futures::future::try_join_all(deletions)).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err("timed out deleting the previous run's test objects".into()),
+    }
+}
