@@ -4,6 +4,7 @@
 mod harness;
 
 mod apply;
+mod atomic;
 mod commands;
 mod crash;
 mod errors;

@@ -47,6 +47,9 @@ pub fn readiness(object: &Value) -> Option<Readiness> {
     let waiting = |text: String| Some(Readiness::Waiting(text));
     match kind {
         "Deployment" => {
+            if !generation_observed(object) {
+                return waiting("waiting for the rollout to start".into());
+            }
             if let Some(progressing) = condition(object, "Progressing")
                 && progressing["reason"] == "ProgressDeadlineExceeded"
             {
@@ -58,9 +61,6 @@ pub fn readiness(object: &Value) -> Option<Readiness> {
                 )));
             }
             let replicas = object["spec"]["replicas"].as_u64().unwrap_or(1);
-            if !generation_observed(object) {
-                return waiting("waiting for the rollout to start".into());
-            }
             let (updated, total, available) = (
                 number(&status["updatedReplicas"]),
                 number(&status["replicas"]),
