@@ -5,9 +5,11 @@ mod harness;
 
 mod apply;
 mod atomic;
+mod bad_input;
 mod commands;
 mod crash;
 mod errors;
+mod faults;
 mod kubectl;
 mod secrets;
 mod selection;

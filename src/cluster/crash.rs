@@ -1,8 +1,8 @@
 //! A fault-injection hook for crash-recovery tests and rehearsals:
 //! `STACK_FAULT_KILL_AFTER_WRITES=N` makes this process kill itself with
-//! SIGKILL just before its (N+1)-th write request (anything but GET, LIST
-//! and WATCH) — a `kill -9` at an exact, repeatable point of a run. Off
-//! unless the variable is set.
+//! SIGKILL just before its (N+1)-th write request (anything but GET, LIST,
+//! WATCH and dry runs) — a `kill -9` at an exact, repeatable point of a run.
+//! Off unless the variable is set.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,9 @@ pub fn wrap(client: kube::Client) -> kube::Client {
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         let (client, writes) = (client.clone(), Arc::clone(&writes));
         async move {
+            let dry_run = request.uri().query().is_some_and(|q| q.contains("dryRun="));
             if request.method() != http::Method::GET
+                && !dry_run
                 && writes.fetch_add(1, Ordering::SeqCst) >= limit
             {
                 kill_self();

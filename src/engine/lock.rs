@@ -96,7 +96,7 @@ enum Takeover {
 fn takeover(existing: &Lease) -> Takeover {
     let spec = existing.spec.clone().unwrap_or_default();
     let holder = spec.holder_identity.clone().unwrap_or_default();
-    if holder.is_empty() {
+    if holder.is_empty() || holder == identity() {
         return Takeover::Free;
     }
     let renewed = spec.renew_time.or(spec.acquire_time).map(|t| t.0);
@@ -176,7 +176,8 @@ pub async fn acquire(
                 };
                 let version = existing.metadata.resource_version.clone();
                 let body = lease(name, command, version);
-                let result = api.replace(name, &PostParams::default(), &body).await;
+                let params = PostParams::default();
+                let result = retry(|| api.replace(name, &params, &body)).await;
                 if result.is_ok()
                     && let Some(warning) = warning
                 {
@@ -246,6 +247,8 @@ mod tests {
     #[test]
     fn a_free_or_expired_lease_is_taken_over_a_fresh_one_is_not() {
         let mut fresh = lease("l", "apply", None);
+        assert_eq!(takeover(&fresh), Takeover::Free, "our own lease");
+        fresh.spec.as_mut().unwrap().holder_identity = Some("ops@elsewhere (pid 1)".into());
         assert_eq!(takeover(&fresh), Takeover::Held);
         fresh.spec.as_mut().unwrap().renew_time = Some(MicroTime(jiff::Timestamp::UNIX_EPOCH));
         assert!(matches!(takeover(&fresh), Takeover::Abandoned(text) if text.contains("expired")));

@@ -106,6 +106,11 @@ impl Test {
 
     /// Run `stack` with these arguments.
     pub fn stack(&self, args: &[&str]) -> Output {
+        output_of(&mut self.command(args))
+    }
+
+    /// `stack` with these arguments, ready to run.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stack"));
         command
             .args(args)
@@ -117,12 +122,17 @@ impl Test {
         for (key, value) in &self.env {
             command.env(key, value);
         }
-        let output = command.output().expect("run stack");
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        command
+    }
+}
+
+/// Run a command to its end; a process killed by a signal has code -1.
+pub fn output_of(command: &mut Command) -> Output {
+    let output = command.output().expect("run stack");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
@@ -295,8 +305,18 @@ pub fn http(url: &str, method: &str, content_type: &str, body: &str) -> (u16, St
 
 impl Server {
     /// GET a path of the API as JSON.
+    /// Answers that are injected faults (500, 429) are asked again, a
+    /// bounded number of times.
     pub fn get(&self, path: &str) -> serde_json::Value {
-        serde_json::from_str(&http_get(&format!("{}{path}", self.address))).expect("JSON")
+        let mut answer = serde_json::Value::Null;
+        for _ in 0..50 {
+            answer =
+                serde_json::from_str(&http_get(&format!("{}{path}", self.address))).expect("JSON");
+            if answer["code"] != 500 && answer["code"] != 429 {
+                break;
+            }
+        }
+        answer
     }
 }
 

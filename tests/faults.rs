@@ -1,0 +1,365 @@
+//! Fault suites against the simulated cluster's fault injection: injected
+//! 500s/429s with latency, kill -9 at many points of a run, the lock.
+//! Every output is checked for leaked secrets (see `atomic::Seen`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead as _;
+
+use serde_json::{Value, json};
+
+use crate::atomic::{POD_FAULT, Seen};
+use crate::harness::{Server, Test, http, metric, output_of};
+
+/// The example's collections, by API path.
+const COLLECTIONS: &[&str] = &[
+    "/api/v1/namespaces",
+    "/api/v1/configmaps",
+    "/api/v1/secrets",
+    "/api/v1/services",
+    "/api/v1/persistentvolumeclaims",
+    "/apis/apps/v1/deployments",
+    "/apis/apps/v1/statefulsets",
+    "/apis/batch/v1/jobs",
+    "/apis/networking.k8s.io/v1/ingresses",
+    "/apis/networking.k8s.io/v1/networkpolicies",
+];
+
+type Key = (String, String, String);
+
+fn key_of(object: &Value) -> Key {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    (
+        text(&object["kind"]),
+        text(&object["metadata"]["namespace"]),
+        text(&object["metadata"]["name"]),
+    )
+}
+
+/// Every object carrying a release label, by release label.
+fn labelled(server: &Server) -> BTreeMap<String, BTreeSet<Key>> {
+    let mut found: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
+    for path in COLLECTIONS {
+        let list = server.get(&format!("{path}?labelSelector=stack.dev/release"));
+        let kind = list["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches("List")
+            .to_string();
+        for item in list["items"].as_array().into_iter().flatten() {
+            let mut item = item.clone();
+            item["kind"] = json!(kind);
+            let release = item["metadata"]["labels"]["stack.dev/release"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            found.entry(release).or_default().insert(key_of(&item));
+        }
+    }
+    found
+}
+
+/// Each release's deployed revision's objects (and tests), by release
+/// label; panics when a release's newest revision is not deployed.
+fn deployed_revisions(server: &Server) -> BTreeMap<String, BTreeSet<Key>> {
+    let list = server.get("/api/v1/secrets?labelSelector=stack.dev/history-of");
+    let mut newest: BTreeMap<String, stack::revision::Revision> = BTreeMap::new();
+    for secret in list["items"].as_array().into_iter().flatten() {
+        let revision = stack::revision::Revision::from_secret(secret).expect("a revision");
+        let label = revision.release.replacen('/', ".", 1);
+        if newest
+            .get(&label)
+            .is_none_or(|r| r.number < revision.number)
+        {
+            newest.insert(label, revision);
+        }
+    }
+    newest
+        .into_iter()
+        .map(|(label, revision)| {
+            assert_eq!(
+                revision.state,
+                stack::revision::State::Deployed,
+                "{label} revision {}",
+                revision.number
+            );
+            let objects = revision
+                .objects
+                .iter()
+                .chain(&revision.tests)
+                .map(key_of)
+                .collect();
+            (label, objects)
+        })
+        .collect()
+}
+
+/// No object that belongs to no revision exists, and none of a deployed
+/// revision is missing. The number of objects checked.
+fn check_objects(server: &Server) -> usize {
+    let live = labelled(server);
+    let deployed = deployed_revisions(server);
+    let mut checked = 0;
+    for (release, objects) in &deployed {
+        let present = live.get(release).cloned().unwrap_or_default();
+        for object in objects {
+            // A finished test Job may be gone (a TTL); everything else must be there.
+            assert!(
+                present.contains(object) || object.0 == "Job",
+                "{release}: {object:?} is missing"
+            );
+            checked += 1;
+        }
+        for object in &present {
+            assert!(
+                objects.contains(object),
+                "{release}: {object:?} belongs to no revision"
+            );
+        }
+    }
+    for release in live.keys() {
+        assert!(
+            deployed.contains_key(release),
+            "{release} has objects but no deployed revision"
+        );
+    }
+    checked
+}
+
+#[test]
+fn the_example_applies_twenty_times_in_a_row_through_faults_and_latency() {
+    let mut seen = Seen::default();
+    let test = Test::example();
+    let server = Server::start(
+        test.path(),
+        &["--fault-rate", "0.05", "--latency-ms", "1", "--seed", "5"],
+    );
+    let mut checked = 0;
+    for run in 0..20 {
+        let replicas = format!("scale.backend={}", 1 + run % 3);
+        let marker = format!("marker={run}");
+        seen.keep(
+            test.stack(&["apply", "-q", "--set", &replicas, "--set", &marker])
+                .success(),
+        );
+        checked += check_objects(&server);
+    }
+    seen.keep(
+        test.stack(&[
+            "diff",
+            "--detailed-exitcode",
+            "--set",
+            "scale.backend=2",
+            "--set",
+            "marker=19",
+        ])
+        .code(0),
+    );
+    let faults = metric(
+        &server.metrics(),
+        "stack_simulator_injected_faults_total",
+        &[],
+    );
+    assert!(faults > 0, "no fault was injected");
+    eprintln!(
+        "fault suite 1: 20 runs, {faults} faults injected, {checked} objects checked, 0 lost"
+    );
+}
+
+#[test]
+fn kill_9_at_twenty_points_of_a_run_is_recovered_by_the_next_apply() {
+    let mut seen = Seen::default();
+    let test = Test::example();
+    let server = Server::start(test.path(), &[]);
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    let mutating = || {
+        metric(
+            &server.metrics(),
+            "stack_simulator_mutating_requests_total",
+            &[],
+        )
+    };
+    let before = mutating();
+    seen.keep(
+        test.stack(&[
+            "apply",
+            "-q",
+            "--set",
+            "scale.backend=2",
+            "--set",
+            "marker=measure",
+        ])
+        .success(),
+    );
+    let writes = mutating() - before;
+    assert!(writes >= 20, "a run makes {writes} writes");
+    let (mut recovered, mut checked) = (0, 0);
+    for point in 1..=20_u64 {
+        let after = (point * writes / 21).max(1);
+        let replicas = format!("scale.backend={}", 1 + point % 3);
+        let marker = format!("marker={point}");
+        let killed = output_of(
+            test.command(&["apply", "-q", "--set", &replicas, "--set", &marker])
+                .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
+        );
+        assert_eq!(
+            killed.code, -1,
+            "killed after {after} writes: {}",
+            killed.stderr
+        );
+        let output = seen.keep(
+            test.stack(&["apply", "--set", &replicas, "--set", &marker])
+                .success(),
+        );
+        if output.stderr.contains("left pending by an interrupted run") {
+            recovered += 1;
+        }
+        checked += check_objects(&server);
+        seen.keep(
+            test.stack(&[
+                "diff",
+                "--detailed-exitcode",
+                "--set",
+                &replicas,
+                "--set",
+                &marker,
+            ])
+            .code(0),
+        );
+    }
+    assert!(
+        recovered >= 10,
+        "only {recovered} of 20 kills left a pending revision"
+    );
+    eprintln!(
+        "fault suite 5: 20 kills over a {writes}-write run, {recovered} pending revisions recovered, {checked} objects checked, 0 lost"
+    );
+}
+
+/// Create a Lease as another run would hold it.
+fn hold_lock(server: &Server, pid: u32, renewed: &str) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let stack = server
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": format!("stack-lock.{stack}.development"), "namespace": "default",
+            "annotations": {"stack.dev/pid": pid.to_string(), "stack.dev/host": host, "stack.dev/command": "stack apply"}},
+        "spec": {"holderIdentity": format!("ops@{host} (pid {pid})"), "leaseDurationSeconds": 30,
+            "acquireTime": renewed, "renewTime": renewed},
+    });
+    let (code, body) = http(
+        &format!(
+            "{}/apis/coordination.k8s.io/v1/namespaces/default/leases/stack-lock.{stack}.development?fieldManager=test",
+            server.address
+        ),
+        "PATCH",
+        "application/apply-patch+yaml",
+        &lease.to_string(),
+    );
+    assert!(code == 200 || code == 201, "{code} {body}");
+}
+
+#[test]
+fn a_held_lock_stops_apply_naming_its_holder_and_an_expired_one_is_taken_over() {
+    let mut seen = Seen::default();
+    let test = Test::example();
+    let server = Server::start(test.path(), &[]);
+    let now = jiff::Timestamp::now().to_string();
+    hold_lock(&server, std::process::id(), &now);
+    let before = metric(
+        &server.metrics(),
+        "stack_simulator_mutating_requests_total",
+        &[],
+    );
+    let output = seen.keep(test.stack(&["apply"]).code(1));
+    for expected in [
+        "another run holds the lock",
+        "(pid ",
+        "running `stack apply` since",
+        "--wait-for-lock",
+    ] {
+        assert!(
+            output.stderr.contains(expected),
+            "{expected}:\n{}",
+            output.stderr
+        );
+    }
+    let waited = seen.keep(test.stack(&["apply", "--wait-for-lock", "1s"]).code(1));
+    assert!(
+        waited.stderr.contains("another run holds the lock"),
+        "{}",
+        waited.stderr
+    );
+    let after = metric(
+        &server.metrics(),
+        "stack_simulator_mutating_requests_total",
+        &[],
+    );
+    assert_eq!(after, before, "writes while the lock was held elsewhere");
+    hold_lock(&server, std::process::id(), "2000-01-01T00:00:00.000000Z");
+    let output = seen.keep(test.stack(&["apply"]).success());
+    assert!(output.stderr.contains("expired"), "{}", output.stderr);
+    let lease = server.get(&format!(
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases/stack-lock.{}.development",
+        test.path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase()
+    ));
+    assert_eq!(lease["code"], 404, "the lock is released: {lease}");
+}
+
+#[test]
+fn two_applies_started_together_one_runs_the_other_names_the_holder() {
+    let mut seen = Seen::default();
+    let test = Test::example();
+    let _server = Server::start(test.path(), &[]);
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    let rollout = format!("{}=250", POD_FAULT.replace("fail", "rollout-seconds"));
+    let mut first = test
+        .command(&["apply", "--set", &rollout])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the first apply");
+    let stderr = first.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut first_output = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("read stderr");
+        first_output.push_str(&line);
+        first_output.push('\n');
+        if line.contains("waiting for Deployment/backend") {
+            break;
+        }
+    }
+    let second = seen.keep(test.stack(&["apply", "--set", &rollout]).code(1));
+    assert!(
+        second.stderr.contains("another run holds the lock"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains(&format!("(pid {})", first.id())),
+        "{}",
+        second.stderr
+    );
+    for line in lines {
+        first_output.push_str(&line.expect("read stderr"));
+        first_output.push('\n');
+    }
+    let status = first.wait().expect("wait for the first apply");
+    assert!(status.success(), "{first_output}");
+    seen.keep(crate::harness::Output {
+        code: 0,
+        stdout: String::new(),
+        stderr: first_output,
+    });
+}
