@@ -361,3 +361,44 @@ fn stack_test_runs_the_deployed_tests_again() {
         output.stderr
     );
 }
+
+#[test]
+fn a_test_job_its_ttl_removes_counts_as_done() {
+    let test = Test::new()
+        .file(
+            "stack.yaml",
+            "
+            environments:
+              default:
+                cluster: simulated
+            releases:
+              - name: app
+                chart: chart
+                tests: true
+            ",
+        )
+        .configmap_chart("chart")
+        .file(
+            "chart/templates/tests/check.yaml",
+            "
+            apiVersion: batch/v1
+            kind: Job
+            metadata:
+              name: check
+            spec:
+              ttlSecondsAfterFinished: 0
+              template:
+                spec:
+                  restartPolicy: Never
+                  containers: [{name: check, image: busybox}]
+            ",
+        );
+    let output = test.stack(&["apply"]).success();
+    assert!(
+        output.stderr.contains("[default/app] tests passed"),
+        "{}",
+        output.stderr
+    );
+    let status = test.stack(&["status", "-o", "json"]).success().json();
+    assert_eq!(status[0]["state"], "deployed");
+}

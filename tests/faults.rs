@@ -363,3 +363,96 @@ fn two_applies_started_together_one_runs_the_other_names_the_holder() {
         stderr: first_output,
     });
 }
+
+/// Start `stack apply` with a slow backend rollout; the stderr lines up to
+/// the one where it waits for the backend.
+fn start_slow_apply(test: &Test) -> (std::process::Child, String, impl Iterator<Item = String>) {
+    let rollout = format!("{}=250", POD_FAULT.replace("fail", "rollout-seconds"));
+    let mut child = test
+        .command(&["apply", "--set", &rollout])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start apply");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr)
+        .lines()
+        .map(|line| line.expect("read stderr"));
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("waiting for Deployment/backend") {
+            break;
+        }
+    }
+    (child, seen, lines)
+}
+
+#[test]
+fn sigterm_starts_nothing_new_lets_the_release_in_flight_finish_and_releases_the_lock() {
+    let mut seen = Seen::default();
+    let test = Test::example();
+    let server = Server::start(test.path(), &[]);
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    let (mut child, mut stderr, rest) = start_slow_apply(&test);
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(sent.success());
+    stderr.extend(rest.map(|line| line + "\n"));
+    let status = child.wait().expect("wait for apply");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    for expected in [
+        "interrupted: starting no more releases",
+        "[apps/backend] deployed revision 2",
+        "[apps/frontend] skipped: the run was interrupted",
+    ] {
+        assert!(stderr.contains(expected), "{expected}:\n{stderr}");
+    }
+    let stack = test
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    let lease = server.get(&format!(
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases/stack-lock.{stack}.development"
+    ));
+    assert_eq!(lease["code"], 404, "the lock is released: {lease}");
+    seen.keep(crate::harness::Output {
+        code: 1,
+        stdout: String::new(),
+        stderr,
+    });
+}
+
+#[test]
+fn recover_forward_applies_the_pending_revision_again() {
+    let mut seen = Seen::default();
+    let test = Test::example();
+    let server = Server::start(test.path(), &[]);
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    let (mut child, _, _) = start_slow_apply(&test);
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let rollout = format!("{}=250", POD_FAULT.replace("fail", "rollout-seconds"));
+    let output = seen.keep(
+        test.stack(&["apply", "--recover", "forward", "--set", &rollout])
+            .success(),
+    );
+    assert!(
+        output
+            .stderr
+            .contains("left pending by an interrupted run; recovering it (applying it again)"),
+        "{}",
+        output.stderr
+    );
+    let deployment = server.get("/apis/apps/v1/namespaces/apps/deployments/backend");
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["annotations"]["sim.stack.dev/rollout-seconds"],
+        "250",
+        "the pending revision's objects are applied"
+    );
+    check_objects(&server);
+}

@@ -285,6 +285,11 @@ async fn wait_one<'a>(
 ) -> Result<(), Failure<'a>> {
     let name = label(object);
     let reporter = session.reporter;
+    if wait::may_vanish(&object.body)
+        && matches!(retry(|| api.get_opt(&object.name)).await, Ok(None))
+    {
+        return Ok(());
+    }
     let pods = match (diagnose::pod_selector(&object.body), &object.namespace) {
         (Some(selector), Some(namespace)) if object.kind != "Job" => {
             let erase =

@@ -63,12 +63,19 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         started: history::now(),
         finished: None,
         tests_passed: None,
-        message: Some(format!(
-            "rollback to revision {} after revision {} {}",
-            target.number,
-            undo.undone.number,
-            undo.state.as_str()
-        )),
+        message: Some(if target.number == undo.undone.number {
+            format!(
+                "revision {} applied again after an interrupted run",
+                target.number
+            )
+        } else {
+            format!(
+                "rollback to revision {} after revision {} {}",
+                target.number,
+                undo.undone.number,
+                undo.state.as_str()
+            )
+        }),
         ..target.clone()
     };
     history::write(session, &restored).await?;

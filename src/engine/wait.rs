@@ -152,8 +152,8 @@ pub fn test_readiness(object: &Value) -> Option<Readiness> {
     }
 }
 
-/// A Job that finished and was then removed by its TTL controller.
-fn vanished_through_ttl(object: &Value) -> bool {
+/// A Job that its TTL controller removes once it finished: gone counts as done.
+pub fn may_vanish(object: &Value) -> bool {
     object["kind"] == "Job" && !object["spec"]["ttlSecondsAfterFinished"].is_null()
 }
 
@@ -248,7 +248,7 @@ pub async fn until_ready(
             match rule(&value) {
                 None | Some(Readiness::Ready) => return Ok(()),
                 Some(Readiness::Failed(reason)) => return Err(reason),
-                Some(Readiness::Waiting(_)) if deleted && vanished_through_ttl(&value) => {
+                Some(Readiness::Waiting(_)) if deleted && may_vanish(&value) => {
                     return Ok(());
                 }
                 Some(Readiness::Waiting(_)) if deleted => {
