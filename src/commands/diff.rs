@@ -19,6 +19,20 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
     let planned = super::remote::with_session(project, settings, |session| async move {
         Ok(engine::plan(&session, project, &rendered, &removals, args.prune_releases).await?)
     })?;
+    for (id, revisions) in &planned.live.revisions {
+        if let Some(pending) = revisions
+            .last()
+            .filter(|r| r.state == crate::revision::State::Pending)
+        {
+            output::note(
+                &format!(
+                    "{id}: revision {} is pending (a run was interrupted, or is running now); `stack apply` recovers it before anything else",
+                    pending.number
+                ),
+                settings.quiet,
+            );
+        }
+    }
     let masker = crate::mask::Masker::new(settings.show_secrets);
     match settings.output {
         OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
