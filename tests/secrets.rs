@@ -141,6 +141,46 @@ fn every_vector_decrypts_to_what_sops_printed() {
 }
 
 #[test]
+fn the_decrypt_command_prints_what_sops_printed() {
+    let manifest: serde_json::Value = serde_json::from_str(&fixture("manifest.json")).unwrap();
+    let test = crate::harness::Test::new();
+    let mut checked = 0;
+    for vector in manifest["vectors"].as_array().unwrap() {
+        let (Some(output), "ok") = (
+            vector["sops_decrypt_output"].as_str(),
+            vector["expected"].as_str().unwrap(),
+        ) else {
+            continue;
+        };
+        let encrypted = fixtures().join(vector["encrypted"].as_str().unwrap());
+        let keys: String = vector["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| fixture(key.as_str().unwrap()))
+            .collect();
+        let stack = Path::new(env!("CARGO_BIN_EXE_stack"));
+        let args = ["secrets", "decrypt", encrypted.to_str().unwrap()];
+        let printed = run_in(&test, stack, &args, &[("SOPS_AGE_KEY", keys)])
+            .success()
+            .stdout;
+        let extension = Path::new(output).extension().unwrap();
+        let parsed: Vec<serde_json::Value> = if extension == "json" {
+            vec![serde_json::from_str(&printed).unwrap()]
+        } else {
+            stack::secrets::tree::parse_yaml(&printed)
+                .unwrap()
+                .iter()
+                .map(Tree::to_value)
+                .collect()
+        };
+        assert_eq!(parsed, expected(output), "{}", vector["name"]);
+        checked += 1;
+    }
+    assert_eq!(checked, 17);
+}
+
+#[test]
 fn a_wrong_identity_names_the_recipients_and_what_was_tried() {
     let error = decrypt_file(
         &fixtures().join("simple.enc.yaml"),

@@ -3,6 +3,8 @@
 //! `stack secrets encrypt --age` writes decrypt with the real `age -d`, and
 //! the other way round.
 
+use std::io::Write as _;
+
 use super::{fixtures, run_in};
 use crate::harness::Test;
 
@@ -191,5 +193,40 @@ fn age_files_round_trip_with_the_real_age_cli() {
         masked.stdout.contains("token: (sensitive value)"),
         "{}",
         masked.stdout
+    );
+}
+
+#[test]
+fn a_passphrase_is_asked_for_on_the_terminal() {
+    let Some(script) = crate::harness::external_tool("STACK_SCRIPT", "script") else {
+        return;
+    };
+    let test = vectors();
+    let command = format!(
+        "{} secrets decrypt age-hello.passphrase.age",
+        env!("CARGO_BIN_EXE_stack")
+    );
+    // `script` runs stack on a pseudo-terminal and types its stdin there.
+    let mut child = std::process::Command::new(script)
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(test.path())
+        .env_remove("STACK_AGE_PASSPHRASE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct-horse-battery\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("Passphrase for age-hello.passphrase.age: ")
+            && terminal.contains("Hello from the age CLI!"),
+        "{terminal}"
     );
 }
