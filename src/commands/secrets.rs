@@ -114,12 +114,13 @@ pub fn encrypt(
     in_place: bool,
     age: bool,
 ) -> Result<u8, Errors> {
+    let name = file.display().to_string();
     let documents = parse_file(file)?;
     let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
     let out = if age {
         let [recipients] = creation.groups.groups.as_slice() else {
-            return Err(secrets_error(SecretsError::Malformed {
-                file: file.display().to_string(),
+            return Err(secrets_error(SecretsError::Plaintext {
+                file: name,
                 reason:
                     "a plain age file has no key groups; the matching creation rule names several"
                         .into(),
@@ -128,8 +129,8 @@ pub fn encrypt(
         let plaintext = crate::secrets::read(file).map_err(secrets_error)?;
         crate::secrets::age_file::encrypt(recipients, &plaintext).map_err(secrets_error)?
     } else {
-        let encrypted =
-            crate::secrets::encrypt::encrypt(&documents, &creation).map_err(secrets_error)?;
+        let encrypted = crate::secrets::encrypt::encrypt(&name, &documents, &creation)
+            .map_err(secrets_error)?;
         render(file, &encrypted).into_bytes()
     };
     emit(file, output, in_place, &out).map(|()| 0)
@@ -163,8 +164,8 @@ pub fn edit(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Err
             eprintln!("{name}: nothing was written (the document is empty)");
             return Ok(0);
         }
-        let encrypted =
-            crate::secrets::encrypt::encrypt(&documents, &creation).map_err(secrets_error)?;
+        let encrypted = crate::secrets::encrypt::encrypt(&name, &documents, &creation)
+            .map_err(secrets_error)?;
         write_private(file, render(file, &encrypted).as_bytes())?;
         eprintln!("{name}: created");
         return Ok(0);
@@ -238,8 +239,8 @@ pub fn rotate(settings: &crate::settings::Settings, file: &Path) -> Result<u8, E
         crate::secrets::sops::decrypt(&name, documents, &identities).map_err(secrets_error)?;
     let creation =
         crate::secrets::creation::Creation::of_file(&name, &metadata).map_err(secrets_error)?;
-    let encrypted =
-        crate::secrets::encrypt::encrypt(&decrypted.documents, &creation).map_err(secrets_error)?;
+    let encrypted = crate::secrets::encrypt::encrypt(&name, &decrypted.documents, &creation)
+        .map_err(secrets_error)?;
     write_private(file, render(file, &encrypted).as_bytes())?;
     eprintln!("{name}: re-encrypted with a new data key");
     Ok(0)

@@ -5,6 +5,7 @@
 //! the same, read back from an encrypted file's metadata (for `rotate`).
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
 
 use crate::secrets::SecretsError;
 use crate::secrets::keys::Groups;
@@ -88,8 +89,8 @@ pub fn creation_for(file: &Path) -> Result<Creation, SecretsError> {
         reason: crate::diagnostic::io_reason(&e),
     })?;
     let documents =
-        crate::secrets::tree::parse_yaml(&text).map_err(|reason| SecretsError::Malformed {
-            file: config_name.clone(),
+        crate::secrets::tree::parse_yaml(&text).map_err(|reason| SecretsError::Config {
+            config: config_name.clone(),
             reason,
         })?;
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
@@ -156,8 +157,8 @@ fn read_rule(config: &str, file: &str, rule: &Tree) -> Result<Creation, SecretsE
         });
     }
     let groups: Vec<Vec<String>> = groups.iter().map(|g| key_list(g.get("age"))).collect();
-    let bad = |reason: String| SecretsError::Malformed {
-        file: config.into(),
+    let bad = |reason: String| SecretsError::Config {
+        config: config.into(),
         reason: format!("the creation rule for {file}: {reason}"),
     };
     if let Some(index) = groups.iter().position(Vec::is_empty) {
@@ -167,8 +168,18 @@ fn read_rule(config: &str, file: &str, rule: &Tree) -> Result<Creation, SecretsE
             format!("key group {} names no age recipient", index + 1)
         }));
     }
+    if let Some((recipient, error)) = groups.iter().flatten().find_map(|r| {
+        age::x25519::Recipient::from_str(r)
+            .err()
+            .map(|e| (r.clone(), e))
+    }) {
+        return Err(bad(format!("bad age recipient `{recipient}`: {error}")));
+    }
     let threshold = threshold(rule, groups.len()).map_err(bad)?;
-    let (_, field) = crate::secrets::rule::Rule::read(config, rule)?;
+    let (_, field) = crate::secrets::rule::Rule::read(config, rule).map_err(|e| match e {
+        SecretsError::Malformed { reason, .. } => bad(reason),
+        other => other,
+    })?;
     Ok(Creation {
         groups: Groups { groups, threshold },
         rule: field,

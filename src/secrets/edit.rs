@@ -1,7 +1,9 @@
 //! The editor step of `stack secrets edit`: the plaintext written to a file
 //! readable by its owner only (0600) in a private temporary folder (0700),
 //! `$VISUAL` or `$EDITOR` (else `vi`) run on it through `sh`, the edited text
-//! read back, and the folder removed however the edit ends.
+//! read back, and the folder removed however the edit ends — Ctrl-C, a
+//! closed terminal or SIGTERM while the editor runs end the editor, not
+//! stack, which then cleans up.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -19,6 +21,29 @@ pub fn editor_command() -> String {
         .filter_map(|name| std::env::var(name).ok())
         .find(|command| !command.trim().is_empty())
         .unwrap_or_else(|| "vi".into())
+}
+
+/// While held, SIGINT, SIGTERM, SIGHUP and SIGQUIT no longer end the
+/// process: tokio's handlers replace the default action.
+fn hold_signals() -> Option<(tokio::runtime::Runtime, Vec<tokio::signal::unix::Signal>)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .ok()?;
+    let signals = {
+        let _context = runtime.enter();
+        [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+            SignalKind::quit(),
+        ]
+        .into_iter()
+        .filter_map(|kind| signal(kind).ok())
+        .collect()
+    };
+    Some((runtime, signals))
 }
 
 /// Let the user edit `plaintext` (in a file named like `file`); the text
@@ -47,6 +72,7 @@ pub fn run_editor(file: &Path, plaintext: &[u8]) -> Result<Zeroizing<Vec<u8>>, S
         .open(&path)
         .and_then(|mut temporary| temporary.write_all(plaintext))
         .map_err(|e| failed(format!("cannot write the temporary file: {e}")))?;
+    let held = hold_signals();
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{command} \"$1\""))
@@ -54,6 +80,7 @@ pub fn run_editor(file: &Path, plaintext: &[u8]) -> Result<Zeroizing<Vec<u8>>, S
         .arg(&path)
         .status()
         .map_err(|e| failed(format!("cannot start sh: {e}")))?;
+    drop(held);
     if !status.success() {
         return Err(failed(match status.code() {
             Some(code) => format!("it exited with status {code}"),

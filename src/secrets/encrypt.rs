@@ -76,15 +76,16 @@ impl Encryption<'_> {
     }
 }
 
-fn malformed(reason: String) -> SecretsError {
-    SecretsError::Malformed {
-        file: "the plaintext".into(),
+fn refused(file: &str, reason: String) -> SecretsError {
+    SecretsError::Plaintext {
+        file: file.into(),
         reason,
     }
 }
 
 /// Seal the documents: their encrypted form and the MAC (upper-case hex).
 fn seal(
+    file: &str,
     documents: &[Tree],
     key: &[u8],
     rule: &Rule,
@@ -92,8 +93,9 @@ fn seal(
     ivs: Option<&Ivs>,
 ) -> Result<(Vec<Value>, String), SecretsError> {
     if documents.first().and_then(|d| d.get("sops")).is_some() {
-        return Err(malformed(
-            "the file is already encrypted (it has a `sops` key)".into(),
+        return Err(refused(
+            file,
+            "it is already encrypted (it has a `sops` key)".into(),
         ));
     }
     let mut encryption = Encryption {
@@ -109,12 +111,12 @@ fn seal(
     let mut out = Vec::with_capacity(documents.len());
     for document in documents {
         if !matches!(document, Tree::Map(_)) {
-            return Err(malformed("each document must be a map".into()));
+            return Err(refused(file, "each document must be a map".into()));
         }
         out.push(
             encryption
                 .walk(document, &mut Vec::new())
-                .map_err(malformed)?,
+                .map_err(|reason| refused(file, reason))?,
         );
     }
     Ok((out, crate::hex::upper(&encryption.hasher.finalize())))
@@ -123,6 +125,7 @@ fn seal(
 /// Set `lastmodified` to now and `mac` to the sealed MAC (in place when the
 /// fields exist), then append the block to each document.
 fn finish(
+    file: &str,
     mut documents: Vec<Value>,
     mut metadata: Map<String, Value>,
     key: &[u8],
@@ -130,7 +133,7 @@ fn finish(
 ) -> Result<Vec<Value>, SecretsError> {
     let lastmodified = crate::simulator::write::now();
     let sealed_mac = cipher::encrypt(key, mac.as_bytes(), lastmodified.as_bytes(), "str", None)
-        .map_err(malformed)?;
+        .map_err(|reason| refused(file, reason))?;
     metadata.insert("lastmodified".into(), json!(lastmodified));
     metadata.insert("mac".into(), json!(sealed_mac));
     for document in &mut documents {
@@ -142,16 +145,30 @@ fn finish(
 }
 
 /// Encrypt new documents with a new data key, as a creation rule says.
-pub fn encrypt(documents: &[Tree], creation: &Creation) -> Result<Vec<Value>, SecretsError> {
+pub fn encrypt(
+    file: &str,
+    documents: &[Tree],
+    creation: &Creation,
+) -> Result<Vec<Value>, SecretsError> {
     let key = Zeroizing::new(rand::random::<[u8; 32]>().to_vec());
     let (rule, field) = Rule::read(".sops.yaml", &creation.rule_block())?;
     if matches!(rule, Rule::ByValue) {
-        return Err(malformed(format!(
-            "`{}` is not supported when encrypting (comments are not kept); use encrypted_regex or a suffix rule",
-            field.0
-        )));
+        return Err(refused(
+            file,
+            format!(
+                "`{}` is not supported when encrypting (comments are not kept); use encrypted_regex or a suffix rule",
+                field.0
+            ),
+        ));
     }
-    let (sealed, mac) = seal(documents, &key, &rule, creation.mac_only_encrypted, None)?;
+    let (sealed, mac) = seal(
+        file,
+        documents,
+        &key,
+        &rule,
+        creation.mac_only_encrypted,
+        None,
+    )?;
     let mut metadata: Map<String, Value> =
         crate::secrets::keys::key_fields(&key, &creation.groups)?
             .into_iter()
@@ -163,7 +180,7 @@ pub fn encrypt(documents: &[Tree], creation: &Creation) -> Result<Vec<Value>, Se
         metadata.insert("mac_only_encrypted".into(), json!(true));
     }
     metadata.insert("version".into(), json!("3.11.0"));
-    finish(sealed, metadata, &key, &mac)
+    finish(file, sealed, metadata, &key, &mac)
 }
 
 /// Encrypt edited documents as the file they came from was: the same data
@@ -185,6 +202,7 @@ pub fn reencrypt(
     }
     let mac_only = unlocked.metadata.get("mac_only_encrypted") == Some(&Tree::Bool(true));
     let (sealed, mac) = seal(
+        file,
         documents,
         &unlocked.key,
         &rule,
@@ -195,7 +213,7 @@ pub fn reencrypt(
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    finish(sealed, metadata, &unlocked.key, &mac)
+    finish(file, sealed, metadata, &unlocked.key, &mac)
 }
 
 /// `updatekeys`: the same data key, wrapped for the groups a creation rule

@@ -63,6 +63,13 @@ pub enum SecretsError {
         crate::diagnostic::display_path(Path::new(file))
     )]
     NoConfig { file: String },
+    #[error("{}: {reason}", crate::diagnostic::display_path(Path::new(config)))]
+    Config { config: String, reason: String },
+    #[error(
+        "{}: cannot encrypt it: {reason}",
+        crate::diagnostic::display_path(Path::new(file))
+    )]
+    Plaintext { file: String, reason: String },
     #[error(
         "{}: no creation rule matches {file}",
         crate::diagnostic::display_path(Path::new(config))
@@ -117,6 +124,8 @@ impl SecretsError {
             Self::Malformed { .. } => "restore the file from git; files written by sops or `stack secrets` have this form".into(),
             Self::Read { .. } => "check the path".into(),
             Self::Identity { .. } => "an identity file holds lines starting with AGE-SECRET-KEY-1 (`stack secrets keygen` writes one)".into(),
+            Self::Config { .. } => "see `creation_rules` in sops's documentation; stack reads the same file".into(),
+            Self::Plaintext { .. } => "the plaintext must be YAML maps (or a JSON object) without a `sops` key".into(),
             Self::NoConfig { .. } => "create a .sops.yaml with `creation_rules` naming age recipients".into(),
             Self::NoRule { .. } => "add a creation rule whose path_regex matches the file, or one without path_regex".into(),
             Self::UnsupportedRule { .. } => "name age recipients (`age: age1…`) in the rule; `stack secrets keygen` makes an identity".into(),

@@ -18,7 +18,8 @@ struct Decryption<'a> {
     hasher: Sha512,
     file: &'a str,
     secrets: Vec<String>,
-    ivs: Ivs,
+    /// Kept only when the file is to be written back (`open`).
+    ivs: Option<Ivs>,
 }
 
 /// A decrypted file: its documents and the strings that were secret.
@@ -46,14 +47,23 @@ pub fn decrypt(
     documents: Vec<Tree>,
     identities: &Identities,
 ) -> Result<Decrypted, SecretsError> {
-    open(file, documents, identities).map(|(decrypted, _)| decrypted)
+    walk(file, documents, identities, false).map(|(decrypted, _)| decrypted)
 }
 
 /// Decrypt, keeping what is needed to write the file back.
 pub fn open(
     file: &str,
+    documents: Vec<Tree>,
+    identities: &Identities,
+) -> Result<(Decrypted, Unlocked), SecretsError> {
+    walk(file, documents, identities, true)
+}
+
+fn walk(
+    file: &str,
     mut documents: Vec<Tree>,
     identities: &Identities,
+    keep_ivs: bool,
 ) -> Result<(Decrypted, Unlocked), SecretsError> {
     let metadata = documents
         .first()
@@ -81,7 +91,7 @@ pub fn open(
         hasher: Sha512::new(),
         file,
         secrets: Vec::new(),
-        ivs: Ivs::default(),
+        ivs: keep_ivs.then(Ivs::default),
     };
     if mac_only_encrypted {
         decryption.hasher.update(Sha256::digest(b"sops"));
@@ -103,7 +113,11 @@ pub fn open(
         secrets,
         recipients,
     };
-    let unlocked = Unlocked { key, metadata, ivs };
+    let unlocked = Unlocked {
+        key,
+        metadata,
+        ivs: ivs.unwrap_or_default(),
+    };
     Ok((decrypted, unlocked))
 }
 
@@ -216,7 +230,9 @@ impl Decryption<'_> {
             other => return Err(self.bad(path, &format!("unknown type `{other}`"))),
         };
         self.hasher.update(cipher::plaintext(&value).0.as_bytes());
-        self.ivs.remember(aad, &opened);
+        if let Some(ivs) = &mut self.ivs {
+            ivs.remember(aad, &opened);
+        }
         if let Tree::Str(secret) = &value {
             self.secrets.push(secret.clone());
         } else {

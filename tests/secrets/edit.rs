@@ -187,3 +187,32 @@ fn editing_a_new_file_encrypts_it_per_the_creation_rules() {
     assert!(decrypt(&test, "secrets/new.yaml", "a.txt").contains("token: abc123-secret"));
     assert_real_sops_decrypts(&test, "a.txt", "secrets/new.yaml", "token: abc123-secret");
 }
+
+#[test]
+fn ctrl_c_during_the_edit_still_removes_the_plaintext() {
+    use std::os::unix::process::CommandExt as _;
+    let (test, _, _) = encrypted_for_first_key();
+    let before = test.read("secrets/db.yaml");
+    // What Ctrl-C does: SIGINT to the whole foreground process group.
+    let editor = editor(&test, "kill -INT 0");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stack"))
+        .args([
+            "secrets",
+            "edit",
+            "secrets/db.yaml",
+            "--age-key-file",
+            "a.txt",
+        ])
+        .current_dir(test.path())
+        .env("EDITOR", editor)
+        .env_remove("VISUAL")
+        .env("TMPDIR", test.path().join("tmp"))
+        .process_group(0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("it was killed by a signal"), "{stderr}");
+    assert_eq!(test.read("secrets/db.yaml"), before);
+    assert_temporary_files_are_gone(&test);
+}
