@@ -584,6 +584,7 @@ fn bad_input_is_refused_with_its_path_and_a_hint() {
     for case in bad_inputs() {
         let test = crate::harness::Test::new()
             .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env("EDITOR", "false")
             .file(case.file, &case.contents)
             .file(".sops.yaml", "creation_rules:\n  - path_regex: secrets/\n    pgp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n  - path_regex: bad/\n    age: age1x\n  - path_regex: other/\n    age: age1kqr7r4jpvfjyfprhv9pkkytl33pgcghn6cjx94merpxv2tdsm50qjc395g\n");
         for key in ["keys.txt", "keys2.txt"] {

@@ -94,16 +94,19 @@ pub fn decrypt(
     emit(file, output, in_place, text.as_bytes()).map(|()| 0)
 }
 
-fn parse_file(file: &Path) -> Result<Vec<Tree>, Errors> {
+/// Parse a SOPS file (`plaintext`: a file to encrypt) for rewriting.
+fn parse_file(file: &Path, plaintext: bool) -> Result<Vec<Tree>, Errors> {
     let contents = crate::secrets::read(file).map_err(secrets_error)?;
-    let malformed = |reason: String| {
-        secrets_error(SecretsError::Malformed {
-            file: file.display().to_string(),
-            reason,
+    let refused = |reason: String| {
+        let file = file.display().to_string();
+        secrets_error(if plaintext {
+            SecretsError::Plaintext { file, reason }
+        } else {
+            SecretsError::Malformed { file, reason }
         })
     };
-    let text = String::from_utf8(contents).map_err(|_| malformed("not UTF-8 text".into()))?;
-    crate::secrets::parse(file, &text).map_err(malformed)
+    let text = String::from_utf8(contents).map_err(|_| refused("not UTF-8 text".into()))?;
+    crate::secrets::parse(file, &text).map_err(refused)
 }
 
 /// `stack secrets encrypt FILE`: a SOPS file, or with `--age` a plain
@@ -115,7 +118,7 @@ pub fn encrypt(
     age: bool,
 ) -> Result<u8, Errors> {
     let name = file.display().to_string();
-    let documents = parse_file(file)?;
+    let documents = parse_file(file, true)?;
     let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
     let out = if age {
         let [recipients] = creation.groups.groups.as_slice() else {
@@ -172,12 +175,12 @@ pub fn edit(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Err
     }
     let identities = identities(settings)?;
     if crate::secrets::age_file::is_age(&crate::secrets::read(file).map_err(secrets_error)?) {
-        return Err(secrets_error(SecretsError::Malformed {
+        return Err(secrets_error(SecretsError::NotEditable {
             file: name,
-            reason: "plain age files cannot be edited: decrypt it, change it, and `stack secrets encrypt --age` it again".into(),
+            reason: "it is a plain age file".into(),
         }));
     }
-    let documents = parse_file(file)?;
+    let documents = parse_file(file, false)?;
     let (decrypted, unlocked) =
         crate::secrets::sops::open(&name, documents, &identities).map_err(secrets_error)?;
     let before = plain_values(&decrypted.documents);
@@ -201,7 +204,7 @@ pub fn edit(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Err
 pub fn update_keys(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Errors> {
     let identities = identities(settings)?;
     let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
-    let documents = parse_file(file)?;
+    let documents = parse_file(file, false)?;
     let updated = crate::secrets::encrypt::update_keys(
         &file.display().to_string(),
         &documents,
@@ -229,7 +232,7 @@ pub fn update_keys(settings: &crate::settings::Settings, file: &Path) -> Result<
 pub fn rotate(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Errors> {
     let identities = identities(settings)?;
     let name = file.display().to_string();
-    let documents = parse_file(file)?;
+    let documents = parse_file(file, false)?;
     let metadata = documents
         .first()
         .and_then(|d| d.get("sops"))

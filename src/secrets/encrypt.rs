@@ -192,12 +192,9 @@ pub fn reencrypt(
 ) -> Result<Vec<Value>, SecretsError> {
     let (rule, field) = Rule::read(file, &unlocked.metadata)?;
     if matches!(rule, Rule::ByValue) {
-        return Err(SecretsError::Malformed {
+        return Err(SecretsError::NotEditable {
             file: file.into(),
-            reason: format!(
-                "files with `{}` cannot be edited (comments are not kept)",
-                field.0
-            ),
+            reason: format!("it uses `{}` (comments are not kept)", field.0),
         });
     }
     let mac_only = unlocked.metadata.get("mac_only_encrypted") == Some(&Tree::Bool(true));

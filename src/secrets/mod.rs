@@ -66,6 +66,11 @@ pub enum SecretsError {
     #[error("{}: {reason}", crate::diagnostic::display_path(Path::new(config)))]
     Config { config: String, reason: String },
     #[error(
+        "{}: cannot be edited: {reason}",
+        crate::diagnostic::display_path(Path::new(file))
+    )]
+    NotEditable { file: String, reason: String },
+    #[error(
         "{}: cannot encrypt it: {reason}",
         crate::diagnostic::display_path(Path::new(file))
     )]
@@ -124,6 +129,7 @@ impl SecretsError {
             Self::Malformed { .. } => "restore the file from git; files written by sops or `stack secrets` have this form".into(),
             Self::Read { .. } => "check the path".into(),
             Self::Identity { .. } => "an identity file holds lines starting with AGE-SECRET-KEY-1 (`stack secrets keygen` writes one)".into(),
+            Self::NotEditable { .. } => "decrypt it (`stack secrets decrypt --output-file`), change the plaintext, and encrypt it again".into(),
             Self::Config { .. } => "see `creation_rules` in sops's documentation; stack reads the same file".into(),
             Self::Plaintext { .. } => "the plaintext must be YAML maps (or a JSON object) without a `sops` key".into(),
             Self::NoConfig { .. } => "create a .sops.yaml with `creation_rules` naming age recipients".into(),
