@@ -23,8 +23,9 @@ pub fn editor_command() -> String {
         .unwrap_or_else(|| "vi".into())
 }
 
-/// While held, SIGINT, SIGTERM, SIGHUP and SIGQUIT no longer end the
-/// process: tokio's handlers replace the default action.
+/// From here on SIGINT, SIGTERM, SIGHUP and SIGQUIT no longer end the
+/// process: tokio's handlers replace the default action (and stay for the
+/// rest of the process, which ends right after the edit).
 fn hold_signals() -> Option<(tokio::runtime::Runtime, Vec<tokio::signal::unix::Signal>)> {
     use tokio::signal::unix::{SignalKind, signal};
     let runtime = tokio::runtime::Builder::new_current_thread()
