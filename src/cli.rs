@@ -220,7 +220,12 @@ pub enum SecretsCommand {
         /// Replace the plaintext file with the encrypted one
         #[arg(long)]
         in_place: bool,
+        /// Write a plain age file (ASCII-armored) instead of a SOPS file
+        #[arg(long)]
+        age: bool,
     },
+    /// Edit a SOPS file in $VISUAL/$EDITOR; unchanged values keep their ciphertext
+    Edit { file: PathBuf },
     /// Re-wrap a file's data key for the recipients `.sops.yaml` names now
     Updatekeys { file: PathBuf },
     /// Re-encrypt a file with a new data key, for the same recipients

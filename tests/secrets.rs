@@ -8,6 +8,13 @@ use stack::secrets::identities::Identities;
 use stack::secrets::tree::Tree;
 use stack::secrets::{SecretsError, decrypt_file};
 
+#[path = "secrets/age.rs"]
+mod age_files;
+#[path = "secrets/edit.rs"]
+mod edit;
+#[path = "secrets/groups.rs"]
+mod groups;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sops")
 }
@@ -40,20 +47,58 @@ fn expected(file: &str) -> Vec<serde_json::Value> {
     trees.iter().map(Tree::to_value).collect()
 }
 
+/// Run `program` in a test's folder with these variables, and no default
+/// key file.
+fn run_in(
+    test: &crate::harness::Test,
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> crate::harness::Output {
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(test.path())
+        .env("NO_COLOR", "1")
+        .env("SOPS_DISABLE_VERSION_CHECK", "1")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env_remove("SOPS_AGE_KEY");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    crate::harness::Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// Run the real sops in a test's folder, with `key` as its identity file.
 fn run_sops(
     sops: &Path,
     test: &crate::harness::Test,
     key: &str,
     args: &[&str],
-) -> std::process::Output {
-    std::process::Command::new(sops)
-        .args(args)
-        .current_dir(test.path())
-        .env("SOPS_DISABLE_VERSION_CHECK", "1")
-        .env("SOPS_AGE_KEY_FILE", test.path().join(key))
-        .output()
-        .unwrap()
+) -> crate::harness::Output {
+    let key = test.path().join(key).display().to_string();
+    run_in(test, sops, args, &[("SOPS_AGE_KEY_FILE", key)])
+}
+
+/// When the real sops is there: it decrypts `file` with the identity file
+/// `key` to text that contains `expected`.
+#[track_caller]
+fn assert_real_sops_decrypts(test: &crate::harness::Test, key: &str, file: &str, expected: &str) {
+    let Some(sops) = crate::harness::external_tool("STACK_SOPS", "sops") else {
+        return;
+    };
+    let output = run_sops(&sops, test, key, &["decrypt", file]).success();
+    assert!(
+        output.stdout.contains(expected),
+        "{file}: {}",
+        output.stdout
+    );
 }
 
 #[test]
@@ -93,6 +138,46 @@ fn every_vector_decrypts_to_what_sops_printed() {
         checked += 1;
     }
     assert_eq!(checked, 24);
+}
+
+#[test]
+fn the_decrypt_command_prints_what_sops_printed() {
+    let manifest: serde_json::Value = serde_json::from_str(&fixture("manifest.json")).unwrap();
+    let test = crate::harness::Test::new();
+    let mut checked = 0;
+    for vector in manifest["vectors"].as_array().unwrap() {
+        let (Some(output), "ok") = (
+            vector["sops_decrypt_output"].as_str(),
+            vector["expected"].as_str().unwrap(),
+        ) else {
+            continue;
+        };
+        let encrypted = fixtures().join(vector["encrypted"].as_str().unwrap());
+        let keys: String = vector["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| fixture(key.as_str().unwrap()))
+            .collect();
+        let stack = Path::new(env!("CARGO_BIN_EXE_stack"));
+        let args = ["secrets", "decrypt", encrypted.to_str().unwrap()];
+        let printed = run_in(&test, stack, &args, &[("SOPS_AGE_KEY", keys)])
+            .success()
+            .stdout;
+        let extension = Path::new(output).extension().unwrap();
+        let parsed: Vec<serde_json::Value> = if extension == "json" {
+            vec![serde_json::from_str(&printed).unwrap()]
+        } else {
+            stack::secrets::tree::parse_yaml(&printed)
+                .unwrap()
+                .iter()
+                .map(Tree::to_value)
+                .collect()
+        };
+        assert_eq!(parsed, expected(output), "{}", vector["name"]);
+        checked += 1;
+    }
+    assert_eq!(checked, 17);
 }
 
 #[test]
@@ -143,15 +228,7 @@ fn files_real_sops_writes_decrypt_with_stack() {
         .find_map(|l| l.strip_prefix("# public key: "))
         .unwrap()
         .to_string();
-    let sops_run = |args: &[&str]| {
-        let output = run_sops(&sops, &test, "key.txt", args);
-        assert!(
-            output.status.success(),
-            "sops {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let sops_run = |args: &[&str]| run_sops(&sops, &test, "key.txt", args).success().stdout;
     let encrypted = sops_run(&["encrypt", "--age", &recipient, "plain.yaml"]);
     std::fs::write(test.path().join("enc.yaml"), &encrypted).unwrap();
     let ours = test
@@ -251,16 +328,8 @@ fn files_stack_encrypts_decrypt_with_real_sops_and_with_stack() {
     let Some(sops) = crate::harness::external_tool("STACK_SOPS", "sops") else {
         return;
     };
-    let output = run_sops(&sops, &test, "key.txt", &["decrypt", "secrets/enc.yaml"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        parse(&String::from_utf8(output.stdout).unwrap()),
-        parse(plain)
-    );
+    let output = run_sops(&sops, &test, "key.txt", &["decrypt", "secrets/enc.yaml"]).success();
+    assert_eq!(parse(&output.stdout), parse(plain));
 }
 
 #[test]
@@ -308,6 +377,17 @@ fn encrypted_for_first_key() -> (crate::harness::Test, String, String) {
     (test, a, b)
 }
 
+fn update_keys(test: &crate::harness::Test, key: &str) {
+    test.stack(&[
+        "secrets",
+        "updatekeys",
+        "secrets/db.yaml",
+        "--age-key-file",
+        key,
+    ])
+    .success();
+}
+
 fn password_ciphertext(test: &crate::harness::Test) -> String {
     test.read("secrets/db.yaml")
         .lines()
@@ -333,14 +413,7 @@ fn updatekeys_rewraps_the_data_key_and_keeps_the_values() {
         format!("creation_rules:\n  - path_regex: secrets/\n    age: {a},{b}\n"),
     )
     .unwrap();
-    test.stack(&[
-        "secrets",
-        "updatekeys",
-        "secrets/db.yaml",
-        "--age-key-file",
-        "a.txt",
-    ])
-    .success();
+    update_keys(&test, "a.txt");
     assert_eq!(
         password_ciphertext(&test),
         before,
@@ -389,13 +462,149 @@ fn rotate_re_encrypts_with_a_new_data_key() {
         "{}",
         decrypted.stdout
     );
-    let Some(sops) = crate::harness::external_tool("STACK_SOPS", "sops") else {
-        return;
-    };
-    let output = run_sops(&sops, &test, "a.txt", &["decrypt", "secrets/db.yaml"]);
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("password: hunter22"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_real_sops_decrypts(&test, "a.txt", "secrets/db.yaml", "password: hunter22");
+}
+
+/// A file that is not what `stack secrets` expects, the command run on it,
+/// and what the error and its hint must say.
+struct BadInput {
+    file: &'static str,
+    contents: String,
+    args: &'static [&'static str],
+    message: &'static str,
+    hint: &'static str,
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(fixtures().join(name)).unwrap()
+}
+
+fn bad_inputs() -> Vec<BadInput> {
+    let simple = fixture("simple.enc.yaml");
+    let sops_block = "sops:\n    lastmodified: \"2026-11-23T18:20:23Z\"\n    mac: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\n    version: 3.11.0\n";
+    let decrypt: &[&str] = &["secrets", "decrypt", "s.yaml", "--age-key-file", "keys.txt"];
+    let encrypt: &[&str] = &["secrets", "encrypt", "s.yaml"];
+    vec![
+        BadInput {
+            file: "s.yaml",
+            contents: "password: hunter22\n".into(),
+            args: decrypt,
+            message: "error: s.yaml: not a SOPS file (no `sops` metadata)",
+            hint: "hint: encrypt it with `stack secrets encrypt --in-place`",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: simple.replacen(
+                "username: ENC[AES256_GCM,data:",
+                "username: ENC[AES256_GCM,dat:",
+                1,
+            ),
+            args: decrypt,
+            message: "error: s.yaml: cannot decrypt `username`: malformed ENC[…]: no `data`",
+            hint: "hint: restore the file from git",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: fixture("tampered-gcm.enc.yaml"),
+            args: decrypt,
+            message: "error: s.yaml: cannot decrypt `username`: authentication failed",
+            hint: "hint: restore the file from git",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: fixture("tampered-mac.enc.yaml"),
+            args: decrypt,
+            message: "error: s.yaml: MAC mismatch",
+            hint: "hint: restore the file from git",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: fixture("tampered-lastmodified.enc.yaml"),
+            args: decrypt,
+            message: "error: s.yaml: cannot decrypt the MAC",
+            hint: "hint: restore the file from git",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: format!(
+                "a: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\n{sops_block}    pgp:\n        - fp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n          enc: x\n"
+            ),
+            args: decrypt,
+            message: "error: s.yaml: encrypted only for pgp — not supported, use age",
+            hint: "hint: re-encrypt the file for age recipients",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: format!(
+                "a: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\n{sops_block}    kms:\n        - arn: arn:aws:kms:eu-west-1:1:key/x\n          enc: x\n"
+            ),
+            args: decrypt,
+            message: "error: s.yaml: encrypted only for kms — not supported, use age",
+            hint: "hint: re-encrypt the file for age recipients",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: simple.clone(),
+            args: &[
+                "secrets",
+                "decrypt",
+                "s.yaml",
+                "--age-key-file",
+                "keys2.txt",
+            ],
+            message: "error: s.yaml: no identity can decrypt it (recipients: age1kqr7r4jpvfjyfprhv9pkkytl33pgcghn6cjx94merpxv2tdsm50qjc395g)",
+            hint: "hint: identities tried: --age-key-file keys2.txt",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: simple,
+            args: &["secrets", "decrypt", "s.yaml"],
+            message: "error: s.yaml: no identity can decrypt it",
+            hint: "hint: no age identity was found",
+        },
+        BadInput {
+            file: "s.yaml",
+            contents: "a: 1\n".into(),
+            args: encrypt,
+            message: "error: .sops.yaml: no creation rule matches s.yaml",
+            hint: "hint: add a creation rule whose path_regex matches",
+        },
+        BadInput {
+            file: "secrets/s.yaml",
+            contents: "a: 1\n".into(),
+            args: &["secrets", "encrypt", "secrets/s.yaml"],
+            message: "error: .sops.yaml: the creation rule for secrets/s.yaml names pgp keys — not supported, use age",
+            hint: "hint: name age recipients",
+        },
+    ]
+}
+
+#[test]
+fn bad_input_is_refused_with_its_path_and_a_hint() {
+    for case in bad_inputs() {
+        let test = crate::harness::Test::new()
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env("EDITOR", "false")
+            .file(case.file, &case.contents)
+            .file(".sops.yaml", "creation_rules:\n  - path_regex: secrets/\n    pgp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n  - path_regex: bad/\n    age: age1x\n  - path_regex: other/\n    age: age1kqr7r4jpvfjyfprhv9pkkytl33pgcghn6cjx94merpxv2tdsm50qjc395g\n");
+        for key in ["keys.txt", "keys2.txt"] {
+            std::fs::copy(fixtures().join(key), test.path().join(key)).unwrap();
+        }
+        let before = test.read(case.file);
+        let output = test.stack(case.args).code(1);
+        assert!(
+            output.stderr.starts_with(case.message),
+            "{}\n{}",
+            case.message,
+            output.stderr
+        );
+        assert!(
+            output.stderr.contains(case.hint),
+            "{}\n{}",
+            case.hint,
+            output.stderr
+        );
+        assert!(output.stdout.is_empty(), "{}", output.stdout);
+        assert_eq!(test.read(case.file), before, "nothing applied");
+    }
 }

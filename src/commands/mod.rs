@@ -60,8 +60,12 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
                     file,
                     output_file,
                     in_place,
+                    age,
                 },
-        } => secrets::encrypt(file, output_file.as_deref(), *in_place),
+        } => secrets::encrypt(file, output_file.as_deref(), *in_place, *age),
+        Command::Secrets {
+            command: SecretsCommand::Edit { file },
+        } => secrets::edit(settings, file),
         Command::Secrets {
             command: SecretsCommand::Updatekeys { file },
         } => secrets::update_keys(settings, file),

@@ -1,12 +1,21 @@
-//! `stack secrets`: SOPS files with age. `decrypt` writes plaintext only
-//! where asked (stdout, `--output`, `--in-place`); `keygen` makes an age
-//! identity.
+//! `stack secrets`: SOPS files and plain age files. `decrypt` writes
+//! plaintext only where asked (stdout, `--output-file`, `--in-place`);
+//! `edit` decrypts to a private temporary file and re-encrypts with the same
+//! data key; `encrypt`, `updatekeys` and `rotate` follow `.sops.yaml`;
+//! `keygen` makes an age identity.
 
 use std::io::Write as _;
 use std::path::Path;
 
+use serde_json::Value;
+
 use crate::error::{Error, Errors};
+use crate::secrets::SecretsError;
 use crate::secrets::tree::Tree;
+
+fn secrets_error(error: SecretsError) -> Errors {
+    Errors::from(Error::Secrets { error, span: None })
+}
 
 /// Write a file readable by its owner only.
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), Errors> {
@@ -29,86 +38,28 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), Errors> {
     })
 }
 
-pub fn decrypt(
+/// Write to `--output-file`, over the input (`--in-place`), or to stdout.
+fn emit(file: &Path, output: Option<&Path>, in_place: bool, text: &[u8]) -> Result<(), Errors> {
+    match (output, in_place) {
+        (Some(path), _) => write_private(path, text),
+        (None, true) => write_private(file, text),
+        // Asked for explicitly: plaintext goes to stdout unmasked.
+        (None, false) => {
+            let _ = std::io::stdout().lock().write_all(text);
+            Ok(())
+        }
+    }
+}
+
+fn identities(
     settings: &crate::settings::Settings,
-    file: &Path,
-    output: Option<&Path>,
-    in_place: bool,
-) -> Result<u8, Errors> {
-    let identities = crate::secrets::identities::load(settings.age_key_file.as_deref())
-        .map_err(|error| Error::Secrets { error, span: None })?;
-    let decrypted = crate::secrets::decrypt_file(file, &identities)
-        .map_err(|error| Error::Secrets { error, span: None })?;
-    let json = file.extension().is_some_and(|e| e == "json");
-    let text = if json {
-        format!(
-            "{:#}\n",
-            decrypted
-                .documents
-                .first()
-                .map(Tree::to_value)
-                .unwrap_or_default()
-        )
-    } else {
-        decrypted
-            .documents
-            .iter()
-            .map(|document| crate::yaml::to_string(&document.to_value()))
-            .collect::<Vec<_>>()
-            .join("---\n")
-    };
-    match (output, in_place) {
-        (Some(path), _) => write_private(path, text.as_bytes())?,
-        (None, true) => write_private(file, text.as_bytes())?,
-        // Asked for explicitly: the plaintext goes to stdout unmasked.
-        (None, false) => {
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        }
-    }
-    Ok(0)
+) -> Result<crate::secrets::identities::Identities, Errors> {
+    crate::secrets::identities::load(settings.age_key_file.as_deref()).map_err(secrets_error)
 }
 
-pub fn encrypt(file: &Path, output: Option<&Path>, in_place: bool) -> Result<u8, Errors> {
-    let secrets_error = |error| Errors::from(Error::Secrets { error, span: None });
-    let documents = parse_file(file)?;
-    let creation = crate::secrets::encrypt::creation_for(file).map_err(secrets_error)?;
-    let encrypted =
-        crate::secrets::encrypt::encrypt(&documents, &creation).map_err(secrets_error)?;
-    let out = render(file, &encrypted);
-    match (output, in_place) {
-        (Some(path), _) => write_private(path, out.as_bytes())?,
-        (None, true) => write_private(file, out.as_bytes())?,
-        (None, false) => {
-            let _ = std::io::stdout().lock().write_all(out.as_bytes());
-        }
-    }
-    Ok(0)
-}
-
-fn parse_file(file: &Path) -> Result<Vec<Tree>, Errors> {
-    let malformed = |reason: String| {
-        Errors::from(Error::Secrets {
-            error: crate::secrets::SecretsError::Malformed {
-                file: file.display().to_string(),
-                reason,
-            },
-            span: None,
-        })
-    };
-    let text = fs_err::read_to_string(file).map_err(|source| Error::Write {
-        path: file.to_path_buf(),
-        source,
-    })?;
-    if file.extension().is_some_and(|e| e == "json") {
-        Ok(vec![
-            serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?,
-        ])
-    } else {
-        crate::secrets::tree::parse_yaml(&text).map_err(malformed)
-    }
-}
-
-fn render(file: &Path, documents: &[serde_json::Value]) -> String {
+/// Documents as the file's format writes them: JSON (by extension) or a
+/// YAML stream.
+fn render(file: &Path, documents: &[Value]) -> String {
     if file.extension().is_some_and(|e| e == "json") {
         format!("{:#}\n", documents.first().cloned().unwrap_or_default())
     } else {
@@ -120,73 +71,181 @@ fn render(file: &Path, documents: &[serde_json::Value]) -> String {
     }
 }
 
-/// `stack secrets updatekeys FILE`: the recipients of the matching
+fn plain_values(documents: &[Tree]) -> Vec<Value> {
+    documents.iter().map(Tree::to_value).collect()
+}
+
+pub fn decrypt(
+    settings: &crate::settings::Settings,
+    file: &Path,
+    output: Option<&Path>,
+    in_place: bool,
+) -> Result<u8, Errors> {
+    let identities = identities(settings)?;
+    let contents = crate::secrets::read(file).map_err(secrets_error)?;
+    if crate::secrets::age_file::is_age(&contents) {
+        let plaintext =
+            crate::secrets::age_file::decrypt(&file.display().to_string(), &contents, &identities)
+                .map_err(secrets_error)?;
+        return emit(file, output, in_place, &plaintext).map(|()| 0);
+    }
+    let decrypted = crate::secrets::decrypt_file(file, &identities).map_err(secrets_error)?;
+    let text = zeroize::Zeroizing::new(render(file, &plain_values(&decrypted.documents)));
+    emit(file, output, in_place, text.as_bytes()).map(|()| 0)
+}
+
+/// Parse a SOPS file (`plaintext`: a file to encrypt) for rewriting.
+fn parse_file(file: &Path, plaintext: bool) -> Result<Vec<Tree>, Errors> {
+    let contents = crate::secrets::read(file).map_err(secrets_error)?;
+    let refused = |reason: String| {
+        let file = file.display().to_string();
+        secrets_error(if plaintext {
+            SecretsError::Plaintext { file, reason }
+        } else {
+            SecretsError::Malformed { file, reason }
+        })
+    };
+    let text = String::from_utf8(contents).map_err(|_| refused("not UTF-8 text".into()))?;
+    crate::secrets::parse(file, &text).map_err(refused)
+}
+
+/// `stack secrets encrypt FILE`: a SOPS file, or with `--age` a plain
+/// ASCII-armored age file, for the recipients of the matching rule.
+pub fn encrypt(
+    file: &Path,
+    output: Option<&Path>,
+    in_place: bool,
+    age: bool,
+) -> Result<u8, Errors> {
+    let name = file.display().to_string();
+    let documents = parse_file(file, true)?;
+    let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
+    let out = if age {
+        let [recipients] = creation.groups.groups.as_slice() else {
+            return Err(secrets_error(SecretsError::Plaintext {
+                file: name,
+                reason:
+                    "a plain age file has no key groups; the matching creation rule names several"
+                        .into(),
+            }));
+        };
+        let plaintext = crate::secrets::read(file).map_err(secrets_error)?;
+        crate::secrets::age_file::encrypt(recipients, &plaintext).map_err(secrets_error)?
+    } else {
+        let encrypted = crate::secrets::encrypt::encrypt(&name, &documents, &creation)
+            .map_err(secrets_error)?;
+        render(file, &encrypted).into_bytes()
+    };
+    emit(file, output, in_place, &out).map(|()| 0)
+}
+
+/// `stack secrets edit FILE`: see `crate::secrets::edit`. A file that does
+/// not exist yet starts empty and is encrypted per `.sops.yaml`.
+pub fn edit(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Errors> {
+    let name = file.display().to_string();
+    let parse_edited = |edited: &[u8]| {
+        let edited_error = |reason: String| {
+            secrets_error(SecretsError::Edited {
+                file: name.clone(),
+                format: if file.extension().is_some_and(|e| e == "json") {
+                    "JSON"
+                } else {
+                    "YAML"
+                }
+                .into(),
+                reason,
+            })
+        };
+        let text = std::str::from_utf8(edited).map_err(|_| edited_error("not UTF-8".into()))?;
+        crate::secrets::parse(file, text).map_err(edited_error)
+    };
+    if !file.exists() {
+        let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
+        let edited = crate::secrets::edit::run_editor(file, b"").map_err(secrets_error)?;
+        let documents = parse_edited(&edited)?;
+        if documents.is_empty() {
+            eprintln!("{name}: nothing was written (the document is empty)");
+            return Ok(0);
+        }
+        let encrypted = crate::secrets::encrypt::encrypt(&name, &documents, &creation)
+            .map_err(secrets_error)?;
+        write_private(file, render(file, &encrypted).as_bytes())?;
+        eprintln!("{name}: created");
+        return Ok(0);
+    }
+    let identities = identities(settings)?;
+    if crate::secrets::age_file::is_age(&crate::secrets::read(file).map_err(secrets_error)?) {
+        return Err(secrets_error(SecretsError::NotEditable {
+            file: name,
+            reason: "it is a plain age file".into(),
+        }));
+    }
+    let documents = parse_file(file, false)?;
+    let (decrypted, unlocked) =
+        crate::secrets::sops::open(&name, documents, &identities).map_err(secrets_error)?;
+    let before = plain_values(&decrypted.documents);
+    let plaintext = zeroize::Zeroizing::new(render(file, &before));
+    let edited =
+        crate::secrets::edit::run_editor(file, plaintext.as_bytes()).map_err(secrets_error)?;
+    let documents = parse_edited(&edited)?;
+    if edited.as_slice() == plaintext.as_bytes() || plain_values(&documents) == before {
+        eprintln!("{name}: no changes, nothing written");
+        return Ok(0);
+    }
+    let encrypted =
+        crate::secrets::encrypt::reencrypt(&name, &documents, &unlocked).map_err(secrets_error)?;
+    write_private(file, render(file, &encrypted).as_bytes())?;
+    eprintln!("{name}: re-encrypted (unchanged values keep their ciphertext)");
+    Ok(0)
+}
+
+/// `stack secrets updatekeys FILE`: the key groups of the matching
 /// creation rule, the same data key, values untouched.
 pub fn update_keys(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Errors> {
-    let secrets_error = |error| Errors::from(Error::Secrets { error, span: None });
-    let identities = crate::secrets::identities::load(settings.age_key_file.as_deref())
-        .map_err(secrets_error)?;
-    let creation = crate::secrets::encrypt::creation_for(file).map_err(secrets_error)?;
-    let documents = parse_file(file)?;
+    let identities = identities(settings)?;
+    let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
+    let documents = parse_file(file, false)?;
     let updated = crate::secrets::encrypt::update_keys(
         &file.display().to_string(),
-        documents,
-        &creation.recipients,
+        &documents,
+        &creation,
         &identities,
     )
     .map_err(secrets_error)?;
     write_private(file, render(file, &updated).as_bytes())?;
+    let groups: Vec<String> = creation
+        .groups
+        .groups
+        .iter()
+        .map(|g| g.join(", "))
+        .collect();
     eprintln!(
         "{}: data key wrapped for {}",
         file.display(),
-        creation.recipients.join(", ")
+        groups.join(" | ")
     );
     Ok(0)
 }
 
-/// `stack secrets rotate FILE`: decrypt, then encrypt with a new data key for
-/// the file's own recipients and rule.
+/// `stack secrets rotate FILE`: decrypt, then encrypt with a new data key
+/// for the file's own key groups and rule.
 pub fn rotate(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Errors> {
-    let secrets_error = |error| Errors::from(Error::Secrets { error, span: None });
-    let identities = crate::secrets::identities::load(settings.age_key_file.as_deref())
-        .map_err(secrets_error)?;
-    let documents = parse_file(file)?;
+    let identities = identities(settings)?;
+    let name = file.display().to_string();
+    let documents = parse_file(file, false)?;
     let metadata = documents
         .first()
         .and_then(|d| d.get("sops"))
         .cloned()
         .unwrap_or(Tree::Null);
     let decrypted =
-        crate::secrets::sops::decrypt(&file.display().to_string(), documents, &identities)
-            .map_err(secrets_error)?;
-    let recipients: Vec<String> = crate::secrets::sops::age_entries(&metadata)
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    let fields = [
-        "unencrypted_suffix",
-        "encrypted_suffix",
-        "unencrypted_regex",
-        "encrypted_regex",
-    ];
-    let rule = fields
-        .iter()
-        .find_map(|f| {
-            metadata
-                .get(f)
-                .and_then(Tree::as_str)
-                .map(|v| ((*f).to_string(), v.to_string()))
-        })
-        .unwrap_or_else(|| ("unencrypted_suffix".into(), "_unencrypted".into()));
-    let creation = crate::secrets::encrypt::Creation {
-        recipients,
-        rule,
-        mac_only_encrypted: metadata.get("mac_only_encrypted") == Some(&Tree::Bool(true)),
-    };
-    let encrypted =
-        crate::secrets::encrypt::encrypt(&decrypted.documents, &creation).map_err(secrets_error)?;
+        crate::secrets::sops::decrypt(&name, documents, &identities).map_err(secrets_error)?;
+    let creation =
+        crate::secrets::creation::Creation::of_file(&name, &metadata).map_err(secrets_error)?;
+    let encrypted = crate::secrets::encrypt::encrypt(&name, &decrypted.documents, &creation)
+        .map_err(secrets_error)?;
     write_private(file, render(file, &encrypted).as_bytes())?;
-    eprintln!("{}: re-encrypted with a new data key", file.display());
+    eprintln!("{name}: re-encrypted with a new data key");
     Ok(0)
 }
 
@@ -195,10 +254,10 @@ pub fn keygen(output: Option<&Path>) -> Result<u8, Errors> {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public();
     let created = crate::simulator::write::now();
-    let text = format!(
+    let text = zeroize::Zeroizing::new(format!(
         "# created: {created}\n# public key: {recipient}\n{}\n",
         identity.to_string().expose_secret()
-    );
+    ));
     match output {
         Some(path) => {
             write_private(path, text.as_bytes())?;

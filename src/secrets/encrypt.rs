@@ -1,90 +1,37 @@
-//! Encrypting a plaintext YAML/JSON file as sops does (sops-format.md
-//! §10.1): a fresh data key wrapped for each age recipient, every value that
-//! the rule selects encrypted with AES-256-GCM (32-byte IV, path as AAD), the
-//! MAC over every value, `lastmodified`, the `sops` block appended.
+//! Writing SOPS files as sops does (sops-format.md §10.1, §10.3): every
+//! value the rule selects sealed with the data key (`cipher`), the MAC over
+//! the values, `lastmodified`, the `sops` block appended to each document.
+//! A new file gets a new data key; an edited one keeps its key, metadata
+//! and, for every unchanged value, its ciphertext.
 
-use std::io::Write as _;
-use std::str::FromStr as _;
-
-use aes_gcm::aead::consts::U32;
-use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-use aes_gcm::{AesGcm, aes::Aes256};
-use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
 
 use crate::secrets::SecretsError;
-use crate::secrets::tree::{Tree, go_float};
-
-/// What a creation rule of `.sops.yaml` says.
-pub struct Creation {
-    pub recipients: Vec<String>,
-    /// One of the six rule fields and its value (`unencrypted_suffix` by default).
-    pub rule: (String, String),
-    pub mac_only_encrypted: bool,
-}
-
-fn base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn encrypt_value(key: &[u8], plaintext: &[u8], aad: &[u8], kind: &str) -> Result<String, String> {
-    let iv: [u8; 32] = rand::random();
-    let cipher = AesGcm::<Aes256, U32>::new_from_slice(key).map_err(|e| e.to_string())?;
-    let sealed = cipher
-        .encrypt(
-            (&iv).into(),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    let (data, tag) = sealed.split_at(sealed.len() - 16);
-    Ok(format!(
-        "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{kind}]",
-        base64(data),
-        base64(&iv),
-        base64(tag)
-    ))
-}
-
-pub fn wrap_key(key: &[u8], recipient: &str) -> Result<String, SecretsError> {
-    let bad = |reason: String| SecretsError::Malformed {
-        file: ".sops.yaml".into(),
-        reason,
-    };
-    let parsed = age::x25519::Recipient::from_str(recipient)
-        .map_err(|e| bad(format!("bad age recipient `{recipient}`: {e}")))?;
-    let encryptor =
-        age::Encryptor::with_recipients(std::iter::once(&parsed as &dyn age::Recipient))
-            .map_err(|e| bad(e.to_string()))?;
-    let armor = age::armor::ArmoredWriter::wrap_output(Vec::new(), age::armor::Format::AsciiArmor)
-        .map_err(|e| bad(e.to_string()))?;
-    let mut writer = encryptor
-        .wrap_output(armor)
-        .map_err(|e| bad(e.to_string()))?;
-    writer.write_all(key).map_err(|e| bad(e.to_string()))?;
-    let armored = writer
-        .finish()
-        .and_then(age::armor::ArmoredWriter::finish)
-        .map_err(|e| bad(e.to_string()))?;
-    let mut text = String::from_utf8(armored).map_err(|e| bad(e.to_string()))?;
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    Ok(text)
-}
-
-/// Whether the value at a path is encrypted.
-type Selector<'a> = Box<dyn Fn(&[String]) -> bool + 'a>;
+use crate::secrets::cipher::{self, Ivs};
+use crate::secrets::creation::Creation;
+use crate::secrets::rule::Rule;
+use crate::secrets::sops::Unlocked;
+use crate::secrets::tree::Tree;
 
 struct Encryption<'a> {
     key: &'a [u8],
-    selects: Selector<'a>,
+    rule: &'a Rule,
     mac_only: bool,
     hasher: Sha512,
+    ivs: Option<&'a Ivs>,
+}
+
+/// The type to write for a value: its own, unless the same plaintext was
+/// stored under a type that decrypts to this one (sops 3.11 types JSON
+/// numbers `float`, whole floats print as ints, `+Inf`/`NaN` as strings;
+/// timestamps and binaries decrypt to strings).
+fn kept_kind<'a>(new: &'a str, old: &'a str) -> &'a str {
+    match (new, old) {
+        ("int", "float") | ("str", "time" | "bytes" | "float") => old,
+        _ => new,
+    }
 }
 
 impl Encryption<'_> {
@@ -106,200 +53,172 @@ impl Encryption<'_> {
                     .collect::<Result<_, _>>()?,
             ),
             Tree::Null => Value::Null,
-            leaf => {
-                let (bytes, kind) = match leaf {
-                    Tree::Str(text) => (text.clone(), "str"),
-                    Tree::Int(number) => (number.to_string(), "int"),
-                    Tree::Float(number) => (go_float(*number), "float"),
-                    Tree::Bool(flag) => {
-                        ((if *flag { "True" } else { "False" }).to_string(), "bool")
-                    }
-                    _ => (String::new(), "str"),
-                };
-                let encrypted = (self.selects)(path);
-                if encrypted || !self.mac_only {
-                    self.hasher.update(bytes.as_bytes());
-                }
-                if !encrypted || bytes.is_empty() {
-                    return Ok(leaf.to_value());
-                }
-                let mut aad = path.join(":");
-                aad.push(':');
-                Value::String(encrypt_value(
-                    self.key,
-                    bytes.as_bytes(),
-                    aad.as_bytes(),
-                    kind,
-                )?)
-            }
+            leaf => self.leaf(leaf, path)?,
         })
+    }
+
+    fn leaf(&mut self, leaf: &Tree, path: &[String]) -> Result<Value, String> {
+        let (bytes, kind) = cipher::plaintext(leaf);
+        let bytes = Zeroizing::new(bytes);
+        let encrypted = self.rule.encrypted(path, leaf);
+        if encrypted || !self.mac_only {
+            self.hasher.update(bytes.as_bytes());
+        }
+        if !encrypted || bytes.is_empty() {
+            return Ok(leaf.to_value());
+        }
+        let aad = cipher::aad(path);
+        let (iv, kind) = match self.ivs.and_then(|ivs| ivs.recall(&aad, bytes.as_bytes())) {
+            Some((iv, old)) => (Some(iv), kept_kind(kind, old)),
+            None => (None, kind),
+        };
+        cipher::encrypt(self.key, bytes.as_bytes(), aad.as_bytes(), kind, iv).map(Value::String)
     }
 }
 
-/// Encrypt documents; returns them with the `sops` block appended to each.
-pub fn encrypt(documents: &[Tree], creation: &Creation) -> Result<Vec<Value>, SecretsError> {
-    let malformed = |reason: String| SecretsError::Malformed {
-        file: "the plaintext".into(),
+fn refused(file: &str, reason: String) -> SecretsError {
+    SecretsError::Plaintext {
+        file: file.into(),
         reason,
-    };
+    }
+}
+
+/// Seal the documents: their encrypted form and the MAC (upper-case hex).
+fn seal(
+    file: &str,
+    documents: &[Tree],
+    key: &[u8],
+    rule: &Rule,
+    mac_only: bool,
+    ivs: Option<&Ivs>,
+) -> Result<(Vec<Value>, String), SecretsError> {
     if documents.first().and_then(|d| d.get("sops")).is_some() {
-        return Err(malformed(
-            "the file is already encrypted (it has a `sops` key)".into(),
+        return Err(refused(
+            file,
+            "it is already encrypted (it has a `sops` key)".into(),
         ));
     }
-    if creation.recipients.is_empty() {
-        return Err(malformed(
-            "the matching creation rule names no age recipient".into(),
-        ));
-    }
-    let key = Zeroizing::new(rand::random::<[u8; 32]>().to_vec());
-    let (field, pattern) = (creation.rule.0.as_str(), creation.rule.1.clone());
-    let regex = regex::Regex::new(&pattern).map_err(|e| malformed(e.to_string()))?;
-    let selects: Selector = match field {
-        "encrypted_suffix" => {
-            Box::new(move |p: &[String]| p.iter().any(|k| k.ends_with(pattern.as_str())))
-        }
-        "unencrypted_regex" => Box::new(move |p: &[String]| !p.iter().any(|k| regex.is_match(k))),
-        "encrypted_regex" => Box::new(move |p: &[String]| p.iter().any(|k| regex.is_match(k))),
-        _ => Box::new(move |p: &[String]| !p.iter().any(|k| k.ends_with(pattern.as_str()))),
-    };
     let mut encryption = Encryption {
-        key: &key,
-        selects,
-        mac_only: creation.mac_only_encrypted,
+        key,
+        rule,
+        mac_only,
         hasher: Sha512::new(),
+        ivs,
     };
-    if creation.mac_only_encrypted {
+    if mac_only {
         encryption.hasher.update(Sha256::digest(b"sops"));
     }
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(documents.len());
     for document in documents {
         if !matches!(document, Tree::Map(_)) {
-            return Err(malformed("each document must be a map".into()));
+            return Err(refused(file, "each document must be a map".into()));
         }
         out.push(
             encryption
                 .walk(document, &mut Vec::new())
-                .map_err(malformed)?,
+                .map_err(|reason| refused(file, reason))?,
         );
     }
-    let mac = crate::hex::upper(&encryption.hasher.finalize());
+    Ok((out, crate::hex::upper(&encryption.hasher.finalize())))
+}
+
+/// Set `lastmodified` to now and `mac` to the sealed MAC (in place when the
+/// fields exist), then append the block to each document.
+fn finish(
+    file: &str,
+    mut documents: Vec<Value>,
+    mut metadata: Map<String, Value>,
+    key: &[u8],
+    mac: &str,
+) -> Result<Vec<Value>, SecretsError> {
     let lastmodified = crate::simulator::write::now();
-    let mut metadata = Map::new();
-    let age: Vec<Value> = creation
-        .recipients
-        .iter()
-        .map(|r| Ok(json!({"recipient": r, "enc": wrap_key(&key, r)?})))
-        .collect::<Result<_, SecretsError>>()?;
-    metadata.insert("age".into(), Value::Array(age));
+    let sealed_mac = cipher::encrypt(key, mac.as_bytes(), lastmodified.as_bytes(), "str", None)
+        .map_err(|reason| refused(file, reason))?;
     metadata.insert("lastmodified".into(), json!(lastmodified));
-    metadata.insert(
-        "mac".into(),
-        json!(
-            encrypt_value(&key, mac.as_bytes(), lastmodified.as_bytes(), "str")
-                .map_err(malformed)?
-        ),
-    );
-    metadata.insert(field.to_string(), json!(creation.rule.1));
-    if creation.mac_only_encrypted {
-        metadata.insert("mac_only_encrypted".into(), json!(true));
-    }
-    metadata.insert("version".into(), json!("3.11.0"));
-    for document in &mut out {
+    metadata.insert("mac".into(), json!(sealed_mac));
+    for document in &mut documents {
         if let Some(map) = document.as_object_mut() {
             map.insert("sops".into(), Value::Object(metadata.clone()));
         }
     }
-    Ok(out)
+    Ok(documents)
 }
 
-/// The creation rule for a file, from the `.sops.yaml` found from the
-/// working directory upwards (the first rule whose `path_regex` matches the
-/// path relative to the config's folder).
-pub fn creation_for(file: &std::path::Path) -> Result<Creation, SecretsError> {
-    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let config = cwd
-        .ancestors()
-        .take(100)
-        .map(|d| d.join(".sops.yaml"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| SecretsError::Malformed {
-            file: file.display().to_string(),
-            reason: "no .sops.yaml found in the working directory or its parents".into(),
-        })?;
-    let text = fs_err::read_to_string(&config).map_err(|e| SecretsError::Read {
-        file: config.display().to_string(),
-        reason: crate::diagnostic::io_reason(&e),
-    })?;
-    let documents =
-        crate::secrets::tree::parse_yaml(&text).map_err(|reason| SecretsError::Malformed {
-            file: config.display().to_string(),
-            reason,
-        })?;
-    let relative = absolute
-        .strip_prefix(config.parent().unwrap_or(&cwd))
-        .unwrap_or(&absolute)
-        .to_string_lossy()
-        .into_owned();
-    let rules = match documents.first().and_then(|d| d.get("creation_rules")) {
-        Some(Tree::Seq(rules)) => rules.clone(),
-        _ => Vec::new(),
-    };
-    for rule in rules {
-        let matches = match rule.get("path_regex").and_then(Tree::as_str) {
-            Some(pattern) => regex::Regex::new(pattern).is_ok_and(|r| r.is_match(&relative)),
-            None => true,
-        };
-        if !matches {
-            continue;
-        }
-        let recipients: Vec<String> = match rule.get("age") {
-            Some(Tree::Str(list)) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            Some(Tree::Seq(items)) => items
-                .iter()
-                .filter_map(Tree::as_str)
-                .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
-        };
-        let fields = [
-            "unencrypted_suffix",
-            "encrypted_suffix",
-            "unencrypted_regex",
-            "encrypted_regex",
-        ];
-        let rule_field = fields
-            .iter()
-            .find_map(|f| {
-                rule.get(f)
-                    .and_then(Tree::as_str)
-                    .map(|v| ((*f).to_string(), v.to_string()))
-            })
-            .unwrap_or_else(|| ("unencrypted_suffix".into(), "_unencrypted".into()));
-        return Ok(Creation {
-            recipients,
-            rule: rule_field,
-            mac_only_encrypted: rule.get("mac_only_encrypted") == Some(&Tree::Bool(true)),
+/// Encrypt new documents with a new data key, as a creation rule says.
+pub fn encrypt(
+    file: &str,
+    documents: &[Tree],
+    creation: &Creation,
+) -> Result<Vec<Value>, SecretsError> {
+    let key = Zeroizing::new(rand::random::<[u8; 32]>().to_vec());
+    let (rule, field) = Rule::read(".sops.yaml", &creation.rule_block())?;
+    if matches!(rule, Rule::ByValue) {
+        return Err(refused(
+            file,
+            format!(
+                "`{}` is not supported when encrypting (comments are not kept); use encrypted_regex or a suffix rule",
+                field.0
+            ),
+        ));
+    }
+    let (sealed, mac) = seal(
+        file,
+        documents,
+        &key,
+        &rule,
+        creation.mac_only_encrypted,
+        None,
+    )?;
+    let mut metadata: Map<String, Value> =
+        crate::secrets::keys::key_fields(&key, &creation.groups)?
+            .into_iter()
+            .collect();
+    metadata.insert("lastmodified".into(), Value::Null);
+    metadata.insert("mac".into(), Value::Null);
+    metadata.insert(field.0, json!(field.1));
+    if creation.mac_only_encrypted {
+        metadata.insert("mac_only_encrypted".into(), json!(true));
+    }
+    metadata.insert("version".into(), json!("3.11.0"));
+    finish(file, sealed, metadata, &key, &mac)
+}
+
+/// Encrypt edited documents as the file they came from was: the same data
+/// key, metadata and rule; unchanged values keep their ciphertexts.
+pub fn reencrypt(
+    file: &str,
+    documents: &[Tree],
+    unlocked: &Unlocked,
+) -> Result<Vec<Value>, SecretsError> {
+    let (rule, field) = Rule::read(file, &unlocked.metadata)?;
+    if matches!(rule, Rule::ByValue) {
+        return Err(SecretsError::NotEditable {
+            file: file.into(),
+            reason: format!("it uses `{}` (comments are not kept)", field.0),
         });
     }
-    Err(SecretsError::Malformed {
-        file: config.display().to_string(),
-        reason: format!("no creation rule matches {relative}"),
-    })
+    let mac_only = unlocked.metadata.get("mac_only_encrypted") == Some(&Tree::Bool(true));
+    let (sealed, mac) = seal(
+        file,
+        documents,
+        &unlocked.key,
+        &rule,
+        mac_only,
+        Some(&unlocked.ivs),
+    )?;
+    let metadata = match unlocked.metadata.to_value() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    finish(file, sealed, metadata, &unlocked.key, &mac)
 }
 
-/// `updatekeys`: the same data key, wrapped for `recipients`; values, MAC
-/// and `lastmodified` unchanged.
+/// `updatekeys`: the same data key, wrapped for the groups a creation rule
+/// names now; values, MAC and `lastmodified` unchanged.
 pub fn update_keys(
     file: &str,
-    mut documents: Vec<Tree>,
-    recipients: &[String],
+    documents: &[Tree],
+    creation: &Creation,
     identities: &crate::secrets::identities::Identities,
 ) -> Result<Vec<Value>, SecretsError> {
     let metadata = documents
@@ -307,23 +226,13 @@ pub fn update_keys(
         .and_then(|d| d.get("sops"))
         .cloned()
         .ok_or_else(|| SecretsError::NotSops { file: file.into() })?;
-    if matches!(metadata.get("key_groups"), Some(Tree::Seq(groups)) if groups.len() > 1) {
-        return Err(SecretsError::Malformed {
-            file: file.into(),
-            reason: "updatekeys of files with several key groups is not supported yet".into(),
-        });
-    }
-    let (key, _) = crate::secrets::sops::data_key(file, &metadata, identities)?;
-    let age: Vec<Value> = recipients
-        .iter()
-        .map(|r| Ok(json!({"recipient": r, "enc": wrap_key(&key, r)?})))
-        .collect::<Result<_, SecretsError>>()?;
+    let (key, _) = crate::secrets::keys::data_key(file, &metadata, identities)?;
+    let fields = crate::secrets::keys::key_fields(&key, &creation.groups)?;
     let mut out = Vec::with_capacity(documents.len());
-    for document in &mut documents {
+    for document in documents {
         let mut value = document.to_value();
         if let Some(sops) = value.get_mut("sops").and_then(Value::as_object_mut) {
-            sops.remove("key_groups");
-            sops.insert("age".into(), Value::Array(age.clone()));
+            *sops = crate::secrets::keys::replace_key_fields(sops, fields.clone());
         }
         out.push(value);
     }

@@ -59,7 +59,17 @@ pub fn load(explicit: Option<&Path>) -> Result<Identities, SecretsError> {
     if let Ok(keys) = std::env::var("SOPS_AGE_KEY")
         && !keys.trim().is_empty()
     {
-        let lines: Vec<&str> = keys.split_whitespace().collect();
+        // One identity per line, or several on one line; `#` lines are comments.
+        let lines: Vec<&str> = keys
+            .lines()
+            .flat_map(|line| {
+                if line.trim_start().starts_with('#') {
+                    vec![line]
+                } else {
+                    line.split_whitespace().collect()
+                }
+            })
+            .collect();
         parse(&lines.join("\n"), "SOPS_AGE_KEY", &mut identities)?;
     }
     if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE").filter(|v| !v.is_empty()) {

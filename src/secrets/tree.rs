@@ -52,6 +52,16 @@ impl Tree {
         }
     }
 
+    /// Every non-empty string value (what masking registers).
+    pub fn strings(&self, out: &mut Vec<String>) {
+        match self {
+            Self::Map(entries) => entries.iter().for_each(|(_, v)| v.strings(out)),
+            Self::Seq(items) => items.iter().for_each(|v| v.strings(out)),
+            Self::Str(text) if !text.is_empty() => out.push(text.clone()),
+            _ => {}
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Self::Str(text) => Some(text),
