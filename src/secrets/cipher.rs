@@ -142,3 +142,30 @@ impl Ivs {
             .map(|(_, iv, kind)| (*iv, kind.as_str()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sops-format.md §12: key 00 01 … 1f, IV of 32 × 0x01.
+    #[test]
+    fn the_worked_example_seals_and_opens_with_a_given_iv() {
+        let key: Vec<u8> = (0..32).collect();
+        let sealed = encrypt(&key, b"admin", b"username:", "str", Some([1; 32])).unwrap();
+        assert_eq!(
+            sealed,
+            "ENC[AES256_GCM,data:2MDEjrc=,iv:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=,tag:ZcbD8AmRfBia4A7o8mH3kg==,type:str]"
+        );
+        let opened = decrypt(&key, &sealed, b"username:").unwrap();
+        assert_eq!(opened.plaintext.as_slice(), b"admin");
+        assert_eq!(
+            (opened.kind.as_str(), opened.iv.as_slice()),
+            ("str", &[1; 32][..])
+        );
+        let mut ivs = Ivs::default();
+        ivs.remember("username:".into(), &opened);
+        assert_eq!(ivs.recall("username:", b"admin"), Some(([1; 32], "str")));
+        assert_eq!(ivs.recall("username:", b"root"), None);
+        assert!(decrypt(&key, &sealed, b"password:").is_err());
+    }
+}

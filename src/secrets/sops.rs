@@ -29,6 +29,14 @@ pub struct Decrypted {
     pub recipients: Vec<String>,
 }
 
+impl Drop for Decrypted {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.documents.iter_mut().for_each(Tree::wipe);
+        self.secrets.zeroize();
+    }
+}
+
 /// What re-encrypting a file as it was needs: its data key, its metadata
 /// and the IVs of its values.
 pub struct Unlocked {

@@ -52,6 +52,23 @@ impl Tree {
         }
     }
 
+    /// Overwrite every string, key and number in place (for decrypted
+    /// documents, when they are dropped).
+    pub fn wipe(&mut self) {
+        use zeroize::Zeroize as _;
+        match self {
+            Self::Map(entries) => entries.iter_mut().for_each(|(key, value)| {
+                key.zeroize();
+                value.wipe();
+            }),
+            Self::Seq(items) => items.iter_mut().for_each(Self::wipe),
+            Self::Str(text) => text.zeroize(),
+            Self::Int(number) => number.zeroize(),
+            Self::Float(number) => number.zeroize(),
+            Self::Bool(_) | Self::Null => {}
+        }
+    }
+
     /// Every non-empty string value (what masking registers).
     pub fn strings(&self, out: &mut Vec<String>) {
         match self {
@@ -162,5 +179,30 @@ impl<'de> Visitor<'de> for TreeVisitor {
             entries.push((key, access.next_value()?));
         }
         Ok(Tree::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wipe_clears_every_key_string_and_number() {
+        let mut tree = Tree::Map(vec![
+            ("password".into(), Tree::Str("hunter22".into())),
+            (
+                "list".into(),
+                Tree::Seq(vec![Tree::Int(5432), Tree::Float(0.5)]),
+            ),
+        ]);
+        tree.wipe();
+        let cleared = Tree::Map(vec![
+            (String::new(), Tree::Str(String::new())),
+            (
+                String::new(),
+                Tree::Seq(vec![Tree::Int(0), Tree::Float(0.0)]),
+            ),
+        ]);
+        assert_eq!(tree, cleared);
     }
 }

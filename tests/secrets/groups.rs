@@ -70,7 +70,7 @@ fn assert_only_both_identities_decrypt(test: &Test) {
 }
 
 #[test]
-fn two_of_two_key_groups_need_both_identities() {
+fn two_of_two_key_groups_need_both_identities_also_after_rotate() {
     let test = plaintext_under_two_of_two_groups();
     test.stack(&["secrets", "encrypt", "--in-place", "secrets/db.yaml"])
         .success();
@@ -80,6 +80,13 @@ fn two_of_two_key_groups_need_both_identities() {
             && encrypted.matches("recipient: age1").count() == 2,
         "{encrypted}"
     );
+    assert_only_both_identities_decrypt(&test);
+    let before = password_ciphertext(&test);
+    let keys = test.read("a.txt") + &test.read("b.txt");
+    let stack = Path::new(env!("CARGO_BIN_EXE_stack"));
+    let rotate = ["secrets", "rotate", "secrets/db.yaml"];
+    run_in(&test, stack, &rotate, &[("SOPS_AGE_KEY", keys)]).success();
+    assert_ne!(password_ciphertext(&test), before, "a new data key");
     assert_only_both_identities_decrypt(&test);
 }
 
