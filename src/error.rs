@@ -24,6 +24,8 @@ pub enum Error {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Promote(#[from] crate::promote::PromoteError),
     #[error("{error}")]
     Secrets {
         error: crate::secrets::SecretsError,
@@ -67,6 +69,7 @@ impl Error {
                 None,
                 Some("check that the cluster is reachable; requests were retried".into()),
             ),
+            Self::Promote(error) => (error.span().cloned(), error.hint()),
             Self::Failed { hint, .. } => (None, hint.clone()),
             Self::Secrets { error, span } => (span.clone(), error.hint()),
             Self::Write { .. } => (None, None),

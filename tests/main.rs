@@ -8,6 +8,7 @@ mod commands;
 mod crash;
 mod errors;
 mod kubectl;
+mod promote;
 mod secrets;
 mod selection;
 mod simulator;

@@ -1,0 +1,371 @@
+//! `stack promote --from A --to B`: the promotable values of A (as merged
+//! for A) written into B's values file in place, once A's cluster shows that
+//! every selected release runs exactly those values, ready and tested. Reads
+//! top to bottom as load → plan → gate → write, with `--check` (exit 2 when
+//! B differs, no cluster read) and `--dry-run` (no write) on the way.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::cli::{OutputFormat, PromoteArgs};
+use crate::diagnostic::{Diagnostic, SourceFile, display_path};
+use crate::diff::text::{Style, lines};
+use crate::error::{EXIT_CHANGES, Error, Errors};
+use crate::output;
+use crate::project::Project;
+use crate::promote::log::{self, Entry, Provenance, Written};
+use crate::promote::{self, PromoteError, edit, paths};
+use crate::settings::Settings;
+use crate::yaml::{self, Node, NodeKind};
+
+/// The environment promoted into, and its values file.
+struct Target {
+    environment: String,
+    path: PathBuf,
+    file: Arc<SourceFile>,
+    root: Node,
+    /// Its merged values (all its values files and secrets).
+    values: Arc<Value>,
+    log: PathBuf,
+}
+
+pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
+    if args.from == args.to {
+        return Err(PromoteError::SameEnvironment {
+            environment: args.from.clone(),
+        }
+        .into());
+    }
+    let mut source_settings = settings.clone();
+    source_settings.environment = Some(args.from.clone());
+    let project = super::load(&source_settings)?;
+    let target = Target::load(&project, settings, &args.to)?;
+    let promotion = project
+        .stack
+        .promotion
+        .as_ref()
+        .ok_or(PromoteError::NoPromotion)?;
+    let plan = promote::plan(
+        &promotion.paths,
+        &args.from,
+        &source_values(&project, settings),
+        &target.values,
+        is_secret,
+    )
+    .map_err(Errors::from_all)?;
+    let written = edit::apply(&target.file.text, &target.root, &plan.changes);
+    let recorded = recorded_values(&target, &written, &plan)?;
+    if args.check || plan.changes.is_empty() {
+        show(settings, args, &target, &plan, &written, None);
+        return Ok(if args.check && !plan.changes.is_empty() {
+            EXIT_CHANGES
+        } else {
+            0
+        });
+    }
+    let (releases, mut forced) = gate(&project, settings, args)?;
+    forced.extend(hand_edits(&target, &plan, args)?);
+    let entry = Entry {
+        time: crate::simulator::write::now(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        file: file_name(&target.path),
+        digest: plan.digest.clone(),
+        releases,
+        values: recorded,
+        forced,
+    };
+    if !args.dry_run {
+        fs_err::write(&target.path, &written).map_err(|source| Error::Write {
+            path: target.path.clone(),
+            source,
+        })?;
+        log::append(&target.log, &entry)?;
+    }
+    show(settings, args, &target, &plan, &written, Some(&entry));
+    Ok(0)
+}
+
+impl Target {
+    fn load(project: &Project, settings: &Settings, name: &str) -> Result<Self, Errors> {
+        let stack = &project.stack;
+        let promotion = stack.promotion.as_ref().ok_or(PromoteError::NoPromotion)?;
+        let values = super::env::merged_values(stack, settings, name)?;
+        let Some(file) = promotion.files.iter().find(|t| t.environment == name) else {
+            return Err(PromoteError::NoTargetFile {
+                environment: name.to_string(),
+                known: promotion
+                    .files
+                    .iter()
+                    .map(|t| t.environment.clone())
+                    .collect(),
+                span: promotion.span.clone(),
+            }
+            .into());
+        };
+        let file = &file.file;
+        let path = clean(&file.base.join(file.path.as_str().unwrap_or_default()));
+        let text =
+            fs_err::read_to_string(&path).map_err(|source| crate::config::ConfigError::Read {
+                path: path.clone(),
+                source,
+                span: Some(file.path.span.clone()),
+            })?;
+        let source = SourceFile::new(path.clone(), text);
+        let root = yaml::parse_node(&source).map_err(crate::config::ConfigError::Syntax)?;
+        if !matches!(root.kind, NodeKind::Mapping(_) | NodeKind::Null) {
+            return Err(PromoteError::NotAMap {
+                path,
+                span: root.span.clone(),
+            }
+            .into());
+        }
+        Ok(Self {
+            environment: name.to_string(),
+            log: log::path_for(&path),
+            path,
+            file: source,
+            root,
+            values,
+        })
+    }
+}
+
+/// The source environment's merged values, with `--set` over them as the
+/// releases saw them.
+fn source_values(project: &Project, settings: &Settings) -> Value {
+    let mut values = Value::clone(&project.environment.values);
+    for set in &settings.sets {
+        crate::values::merge(&mut values, set.to_overlay());
+    }
+    values
+}
+
+/// Whether a value came from a decrypted secret (the masker would hide it).
+fn is_secret(value: &Value) -> bool {
+    let mut masked = value.clone();
+    crate::mask::Masker::new(false).mask_object(&mut masked);
+    masked != *value
+}
+
+/// The promoted leaves as the new text holds them. The new text is parsed
+/// back first: a file that would not read as the promoted values is never
+/// written.
+fn recorded_values(
+    target: &Target,
+    written: &str,
+    plan: &promote::Plan,
+) -> Result<Vec<Written>, Errors> {
+    let reparsed = SourceFile::new(target.path.clone(), written.to_string());
+    let values = yaml::parse_values(&reparsed).ok();
+    let wrong = plan.changes.iter().find(|change| {
+        values.as_ref().and_then(|v| paths::get(v, &change.path)) != Some(&change.after)
+    });
+    if values.is_none() || wrong.is_some() {
+        return Err(Error::Failed {
+            message: format!(
+                "writing {} into {} would not give the promoted values; nothing written",
+                wrong.map_or_else(|| "the values".into(), |c| paths::display(&c.path)),
+                display_path(&target.path)
+            ),
+            hint: Some("simplify the YAML around that key (anchors, multi-line scalars) or edit it by hand".into()),
+        }
+        .into());
+    }
+    let values = values.unwrap_or_default();
+    Ok(plan
+        .values
+        .iter()
+        .filter(|(path, value)| paths::get(&values, path) == Some(value))
+        .map(|(path, value)| Written {
+            path: path.clone(),
+            value: value.clone(),
+        })
+        .collect())
+}
+
+/// Verify the selected releases in the source's cluster; refusals stop the
+/// promotion unless `--force`, which records them.
+fn gate(
+    project: &Project,
+    settings: &Settings,
+    args: &PromoteArgs,
+) -> Result<(Vec<Provenance>, Vec<String>), Errors> {
+    let (releases, refusals) = super::verify::verify(project, settings)?;
+    if refusals.is_empty() {
+        return Ok((releases, Vec::new()));
+    }
+    if !args.force {
+        return Err(PromoteError::Refused {
+            from: args.from.clone(),
+            refusals,
+        }
+        .into());
+    }
+    warn(
+        settings,
+        &format!(
+            "--force: promoting unverified releases:\n  {}",
+            refusals.join("\n  ")
+        ),
+    );
+    Ok((releases, refusals))
+}
+
+/// Promoted values the user changed in the file since the last promotion
+/// and that this one would overwrite: refused unless `--force`.
+fn hand_edits(
+    target: &Target,
+    plan: &promote::Plan,
+    args: &PromoteArgs,
+) -> Result<Vec<String>, Errors> {
+    let entries = log::read(&target.log)?;
+    let Some(last) = log::last(&entries, &target.environment, &file_name(&target.path)) else {
+        return Ok(Vec::new());
+    };
+    let overwritten: Vec<String> = log::hand_edits(last, &target.root.to_value())
+        .iter()
+        .filter(|edit| {
+            plan.changes
+                .iter()
+                .any(|c| c.path.starts_with(&edit.path) || edit.path.starts_with(&c.path))
+        })
+        .map(|edit| {
+            let now = edit.now.as_ref().map_or_else(
+                || "the file no longer has it".into(),
+                |v| format!("the file has {v}"),
+            );
+            format!(
+                "{}: the last promotion wrote {}, {now}",
+                paths::display(&edit.path),
+                edit.written
+            )
+        })
+        .collect();
+    if overwritten.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !args.force {
+        return Err(PromoteError::HandEdited {
+            path: target.path.clone(),
+            time: last.time.clone(),
+            edits: overwritten,
+        }
+        .into());
+    }
+    Ok(overwritten
+        .into_iter()
+        .map(|edit| format!("overwrote a hand edit: {edit}"))
+        .collect())
+}
+
+fn warn(settings: &Settings, message: &str) {
+    if !settings.quiet {
+        output::print_diagnostics(&[Diagnostic::warning(message)], settings.color);
+    }
+}
+
+/// The diff of the file, then what happened (stderr), or one JSON object.
+fn show(
+    settings: &Settings,
+    args: &PromoteArgs,
+    target: &Target,
+    plan: &promote::Plan,
+    written: &str,
+    entry: Option<&Entry>,
+) {
+    let style = Style {
+        color: settings.color && super::env::stdout_is_terminal(),
+        context: 3,
+    };
+    let hunks = lines(&target.file.text, written, style);
+    let shown = display_path(&target.path);
+    let diff = if hunks.is_empty() {
+        String::new()
+    } else {
+        format!("--- {shown}\n+++ {shown}\n{hunks}")
+    };
+    if settings.output != OutputFormat::Text {
+        let report = report(args, target, plan, &diff, entry);
+        match settings.output {
+            OutputFormat::Yaml => output::stdout(&yaml::to_string(&report)),
+            _ => output::stdout(&format!("{report:#}\n")),
+        }
+        return;
+    }
+    output::stdout(&diff);
+    let message = if plan.changes.is_empty() {
+        format!(
+            "`{}` already has the promotable values of `{}`",
+            args.to, args.from
+        )
+    } else if args.check {
+        format!(
+            "`{}` differs from `{}` in {} promotable values",
+            args.to,
+            args.from,
+            plan.changes.len()
+        )
+    } else if args.dry_run {
+        format!(
+            "dry run: {} values would be promoted into {shown}; nothing written",
+            plan.changes.len()
+        )
+    } else {
+        format!(
+            "promoted {} values from `{}` into {shown}; recorded in {}",
+            plan.changes.len(),
+            args.from,
+            display_path(&target.log)
+        )
+    };
+    output::note(&message, settings.quiet);
+}
+
+fn report(
+    args: &PromoteArgs,
+    target: &Target,
+    plan: &promote::Plan,
+    diff: &str,
+    entry: Option<&Entry>,
+) -> Value {
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|c| json!({"path": paths::display(&c.path), "from": c.before, "to": c.after}))
+        .collect();
+    json!({
+        "from": args.from,
+        "to": args.to,
+        "file": display_path(&target.path),
+        "changed": !plan.changes.is_empty(),
+        "written": entry.is_some() && !args.dry_run,
+        "changes": changes,
+        "digest": plan.digest,
+        "releases": entry.map(|e| e.releases.clone()).unwrap_or_default(),
+        "forced": entry.map(|e| e.forced.clone()).unwrap_or_default(),
+        "diff": diff,
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+/// `stacks/../environments/staging.yaml` → `environments/staging.yaml`.
+fn clean(path: &Path) -> PathBuf {
+    let mut cleaned = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir if cleaned.file_name().is_some() => {
+                cleaned.pop();
+            }
+            Component::CurDir => {}
+            other => cleaned.push(other),
+        }
+    }
+    cleaned
+}
