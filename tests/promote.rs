@@ -12,13 +12,14 @@ const PROMOTE: [&str; 5] = ["promote", "--from", "development", "--to", "staging
 /// records no test results yet, and a release with tests is promoted only
 /// once they passed (that rule has its own test below).
 fn example() -> Test {
-    let test = Test::example();
+    edit_stack(Test::example(), "    tests: true\n", "    tests: false\n")
+}
+
+/// Replace `from` (which must be there) in the example's stack file.
+fn edit_stack(test: Test, from: &str, to: &str) -> Test {
     let stack = test.read("stacks/platform.yaml");
-    assert!(stack.contains("    tests: true\n"));
-    test.file(
-        "stacks/platform.yaml",
-        &stack.replace("    tests: true\n", "    tests: false\n"),
-    )
+    assert!(stack.contains(from), "{from:?} is not in the stack file");
+    test.file("stacks/platform.yaml", &stack.replace(from, to))
 }
 
 /// The example with development applied.
@@ -323,7 +324,8 @@ fn a_hand_edit_since_the_last_promotion_is_never_lost() {
     promote(&test, &["-q"]).success();
     let edited = test
         .read(STAGING)
-        .replace("tag: \"1.5.0\"", "tag: \"1.5.1-hotfix\"");
+        .replace("tag: \"1.5.0\"", "tag: \"1.5.1-hotfix\"")
+        .replace("  backend: 2\n", "  backend: 3 # for the load test\n");
     let test = test.file(STAGING, &edited);
     let development = test
         .read("environments/development.yaml")
@@ -341,7 +343,11 @@ fn a_hand_edit_since_the_last_promotion_is_never_lost() {
     );
     assert_eq!(test.read(STAGING), edited);
     promote(&test, &["--force", "-q"]).success();
-    assert!(test.read(STAGING).contains("tag: \"1.6.0\""));
+    assert_eq!(
+        test.read(STAGING),
+        edited.replace("tag: \"1.5.1-hotfix\"", "tag: \"1.6.0\""),
+        "the other edit stays"
+    );
     let log = test.read(LOG);
     let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
     assert!(
@@ -376,22 +382,6 @@ fn unknown_environments_are_named_with_a_suggestion() {
         &unlisted.stderr,
         "names no values file for environment `development`",
     );
-}
-
-#[test]
-fn a_promotion_path_that_matches_nothing_is_located() {
-    let test = example();
-    let stack = test.read("stacks/platform.yaml");
-    let test = test.file(
-        "stacks/platform.yaml",
-        &stack.replace("  paths: [images]", "  paths: [images, charts.*.version]"),
-    );
-    let output = promote(&test, &["--check"]).code(1);
-    shows(
-        &output.stderr,
-        "promotion path `charts.*.version` matches nothing in the values of `development`",
-    );
-    shows(&output.stderr, "stacks/platform.yaml:");
 }
 
 #[test]
@@ -464,19 +454,15 @@ fn env_diff_compares_merged_values_with_secrets_masked() {
 
 #[test]
 fn the_promotion_section_is_checked_where_the_stack_is_parsed() {
-    let test = example();
-    let stack = test.read("stacks/platform.yaml");
-    let test = test.file(
-        "stacks/platform.yaml",
-        &stack
-            .replace(
-                "    staging: ../environments",
-                "    stagin: ../environments",
-            )
-            .replace(
-                "  paths: [images]",
-                "  paths: [images, images..tag]\n  path: []",
-            ),
+    let test = edit_stack(
+        example(),
+        "    staging: ../environments",
+        "    stagin: ../environments",
+    );
+    let test = edit_stack(
+        test,
+        "  paths: [images]",
+        "  paths: [images, images..tag]\n  path: []",
     );
     let output = test.stack(&["list"]).code(1);
     for expected in [
@@ -500,4 +486,31 @@ fn a_damaged_promotion_log_is_named_and_nothing_is_written() {
         "environments/promotions.jsonl:1: not a promotion log entry",
     );
     assert_eq!(test.read(STAGING), original);
+}
+
+#[test]
+fn promotion_mistakes_are_located_in_the_stack_file() {
+    for (from, to, expected) in [
+        (
+            "  paths: [images]",
+            "  paths: [images, charts.*.version]",
+            "promotion path `charts.*.version` matches nothing in the values of `development`",
+        ),
+        (
+            "    staging: ../environments/staging.yaml",
+            "    staging: ../environments/production.yaml",
+            "environments/production.yaml is not one of the values files of `staging`",
+        ),
+        (
+            "  paths: [images]",
+            "  paths: [images, postgres]",
+            "`postgres.password` holds a value decrypted from a secret; secrets are not promoted",
+        ),
+    ] {
+        let test = edit_stack(example(), from, to);
+        let output = promote(&test, &["--check"]).code(1);
+        shows(&output.stderr, expected);
+        shows(&output.stderr, "--> stacks/platform.yaml:");
+        assert_eq!(output.stdout, "");
+    }
 }

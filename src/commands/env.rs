@@ -12,7 +12,7 @@ use crate::diff::text::{Style, unified};
 use crate::error::{EXIT_CHANGES, Errors};
 use crate::mask::Masker;
 use crate::output;
-use crate::resolve::{self, SecretFiles};
+use crate::resolve::{self, ResolvedEnvironment, SecretFiles};
 use crate::settings::Settings;
 
 pub fn diff(settings: &Settings, from: &str, to: &str, detailed: bool) -> Result<u8, Errors> {
@@ -44,13 +44,18 @@ pub(super) fn load_stack(settings: &Settings) -> Result<Stack, Errors> {
     config::load(&files).map_err(Errors::from_all)
 }
 
-/// An environment's values files and secrets, merged (secrets registered
-/// with the masker).
-pub(super) fn merged_values(
+/// An environment's values files and secrets, merged.
+fn merged_values(stack: &Stack, settings: &Settings, name: &str) -> Result<Arc<Value>, Errors> {
+    Ok(resolve(stack, settings, name)?.values)
+}
+
+/// An environment with its values files and secrets merged (secrets
+/// registered with the masker).
+pub(super) fn resolve(
     stack: &Stack,
     settings: &Settings,
     name: &str,
-) -> Result<Arc<Value>, Errors> {
+) -> Result<ResolvedEnvironment, Errors> {
     let environment = resolve::environment(stack, name)?;
     let mut secrets = SecretFiles::new(
         settings
@@ -58,8 +63,7 @@ pub(super) fn merged_values(
             .clone()
             .or_else(|| environment.age_key_file.clone()),
     );
-    let resolved = resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)?;
-    Ok(resolved.values)
+    resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)
 }
 
 /// Colour only on a terminal.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::cli::{OutputFormat, PromoteArgs};
+use crate::config::{FileRef, ValuesSource};
 use crate::diagnostic::{Diagnostic, SourceFile, display_path};
 use crate::diff::text::{Style, lines};
 use crate::error::{EXIT_CHANGES, Error, Errors};
@@ -47,10 +48,11 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
         .promotion
         .as_ref()
         .ok_or(PromoteError::NoPromotion)?;
+    let source = source_values(&project, settings);
     let plan = promote::plan(
         &promotion.paths,
         &args.from,
-        &source_values(&project, settings),
+        &source,
         &target.values,
         is_secret,
     )
@@ -59,11 +61,8 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
     let recorded = recorded_values(&target, &written, &plan)?;
     if args.check || plan.changes.is_empty() {
         show(settings, args, &target, &plan, &written, None);
-        return Ok(if args.check && !plan.changes.is_empty() {
-            EXIT_CHANGES
-        } else {
-            0
-        });
+        let differs = args.check && !plan.changes.is_empty();
+        return Ok(if differs { EXIT_CHANGES } else { 0 });
     }
     let (releases, mut forced) = gate(&project, settings, args)?;
     forced.extend(hand_edits(&target, &plan, args)?);
@@ -91,22 +90,10 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
 impl Target {
     fn load(project: &Project, settings: &Settings, name: &str) -> Result<Self, Errors> {
         let stack = &project.stack;
-        let promotion = stack.promotion.as_ref().ok_or(PromoteError::NoPromotion)?;
-        let values = super::env::merged_values(stack, settings, name)?;
-        let Some(file) = promotion.files.iter().find(|t| t.environment == name) else {
-            return Err(PromoteError::NoTargetFile {
-                environment: name.to_string(),
-                known: promotion
-                    .files
-                    .iter()
-                    .map(|t| t.environment.clone())
-                    .collect(),
-                span: promotion.span.clone(),
-            }
-            .into());
-        };
-        let file = &file.file;
+        let resolved = super::env::resolve(stack, settings, name)?;
+        let file = target_file(stack, name)?;
         let path = clean(&file.base.join(file.path.as_str().unwrap_or_default()));
+        check_values_file(&resolved.environment, &path, file)?;
         let text =
             fs_err::read_to_string(&path).map_err(|source| crate::config::ConfigError::Read {
                 path: path.clone(),
@@ -128,9 +115,54 @@ impl Target {
             path,
             file: source,
             root,
-            values,
+            values: resolved.values,
         })
     }
+}
+
+/// The values file `promotion.files` names for an environment.
+fn target_file<'a>(stack: &'a crate::config::Stack, name: &str) -> Result<&'a FileRef, Errors> {
+    let promotion = stack.promotion.as_ref().ok_or(PromoteError::NoPromotion)?;
+    match promotion.files.iter().find(|t| t.environment == name) {
+        Some(target) => Ok(&target.file),
+        None => Err(PromoteError::NoTargetFile {
+            environment: name.to_string(),
+            known: promotion
+                .files
+                .iter()
+                .map(|t| t.environment.clone())
+                .collect(),
+            span: promotion.span.clone(),
+        }
+        .into()),
+    }
+}
+
+/// A file that is not among the environment's values files would not
+/// change it. (Templated values paths are not checked.)
+fn check_values_file(
+    environment: &crate::config::Environment,
+    path: &Path,
+    file: &FileRef,
+) -> Result<(), Errors> {
+    let mut templated = false;
+    let listed = environment.values.iter().any(|source| match source {
+        ValuesSource::File(values) => {
+            let text = values.path.as_str().unwrap_or_default();
+            templated |= text.contains("{{");
+            clean(&values.base.join(text)) == path
+        }
+        ValuesSource::Inline(_) => false,
+    });
+    if listed || templated {
+        return Ok(());
+    }
+    Err(PromoteError::NotAValuesFile {
+        path: path.to_path_buf(),
+        environment: environment.name.clone(),
+        span: file.path.span.clone(),
+    }
+    .into())
 }
 
 /// The source environment's merged values, with `--set` over them as the

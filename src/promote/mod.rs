@@ -38,6 +38,15 @@ pub enum PromoteError {
     #[error("`{path}` holds a value decrypted from a secret; secrets are not promoted")]
     SecretValue { path: String, span: Span },
     #[error(
+        "{} is not one of the values files of `{environment}`",
+        crate::diagnostic::display_path(path)
+    )]
+    NotAValuesFile {
+        path: PathBuf,
+        environment: String,
+        span: Span,
+    },
+    #[error(
         "{} must be a map of values to promote into",
         crate::diagnostic::display_path(path)
     )]
@@ -75,6 +84,7 @@ impl PromoteError {
             Self::NoTargetFile { span, .. }
             | Self::NoMatch { span, .. }
             | Self::SecretValue { span, .. }
+            | Self::NotAValuesFile { span, .. }
             | Self::NotAMap { span, .. } => Some(span),
             _ => None,
         }
@@ -88,6 +98,7 @@ impl PromoteError {
             Self::SameEnvironment { .. } => "--from is the verified environment, --to the one to update".into(),
             Self::NoMatch { .. } => "paths are dot-separated keys of the merged values; `*` matches one key".into(),
             Self::SecretValue { .. } => "promote the paths around it, and keep the secret in each environment's secrets file".into(),
+            Self::NotAValuesFile { environment, .. } => format!("promoting into it would not change `{environment}`: list it under `environments.{environment}.values`, or name one of those files here"),
             Self::NotAMap { .. } => "a values file is a map of keys; fix the file, or start it with `{}`".into(),
             Self::Refused { from, .. } => format!("run `stack apply -e {from}` until it succeeds, or pass --force to promote anyway (the log records it)"),
             Self::HandEdited { .. } => "to keep the edit, make it in the source environment and promote again (or revert it); --force overwrites it and the log records what it replaced".into(),
