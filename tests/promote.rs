@@ -514,3 +514,22 @@ fn promotion_mistakes_are_located_in_the_stack_file() {
         assert_eq!(output.stdout, "");
     }
 }
+
+#[test]
+fn a_later_values_file_that_undoes_the_promotion_is_warned_about() {
+    let test = edit_stack(
+        developed(),
+        "../environments/staging.yaml]",
+        "../environments/staging.yaml, ../environments/pinned.yaml]",
+    )
+    .file(
+        "environments/pinned.yaml",
+        "images: {backend: {tag: \"1.0.0\"}}\n",
+    );
+    let output = promote(&test, &[]).success();
+    shows(
+        &output.stderr,
+        "warning: `staging` still differs from `development` at images.backend.tag: a values or secrets file listed after the promoted one sets them",
+    );
+    promote(&test, &["--check"]).code(2);
+}

@@ -84,7 +84,45 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
         log::append(&target.log, &entry)?;
     }
     show(settings, args, &target, &plan, &written, Some(&entry));
+    if !args.dry_run {
+        check_effect(&project, settings, args, &source)?;
+    }
     Ok(0)
+}
+
+/// Warn when the target still differs once its file is written: a values
+/// or secrets file after it sets the same keys.
+fn check_effect(
+    project: &Project,
+    settings: &Settings,
+    args: &PromoteArgs,
+    source: &Value,
+) -> Result<(), Errors> {
+    let Some(promotion) = &project.stack.promotion else {
+        return Ok(());
+    };
+    let after = super::env::resolve(&project.stack, settings, &args.to)?;
+    let plan = promote::plan(&promotion.paths, &args.from, source, &after.values, |_| {
+        false
+    })
+    .map_err(Errors::from_all)?;
+    if !plan.changes.is_empty() {
+        let differing: Vec<String> = plan
+            .changes
+            .iter()
+            .map(|c| paths::display(&c.path))
+            .collect();
+        warn(
+            settings,
+            &format!(
+                "`{}` still differs from `{}` at {}: a values or secrets file listed after the promoted one sets them",
+                args.to,
+                args.from,
+                differing.join(", ")
+            ),
+        );
+    }
+    Ok(())
 }
 
 impl Target {
