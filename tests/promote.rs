@@ -410,6 +410,10 @@ fn env_diff_compares_merged_values_with_secrets_masked() {
         &output.stdout,
         "-  host: shop.dev.example.com\n+  host: shop.staging.example.com\n",
     );
+    shows(
+        &output.stdout,
+        "-  password: (sensitive value of development)\n+  password: (sensitive value of staging)\n",
+    );
     // Production has no secrets: staging's show as removed, masked.
     let output = test
         .stack(&["env", "diff", "staging", "production"])

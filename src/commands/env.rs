@@ -21,6 +21,9 @@ pub fn diff(settings: &Settings, from: &str, to: &str, detailed: bool) -> Result
     let after = merged_values(&stack, settings, to)?;
     let masker = Masker::new(settings.show_secrets);
     let (mut before, mut after) = (Value::clone(&before), Value::clone(&after));
+    if masker.enabled() {
+        mark_changed_secrets(&mut before, &mut after, (from, to));
+    }
     masker.mask_object(&mut before);
     masker.mask_object(&mut after);
     let style = Style {
@@ -70,4 +73,30 @@ pub(super) fn resolve(
 pub(super) fn stdout_is_terminal() -> bool {
     use std::io::IsTerminal as _;
     std::io::stdout().is_terminal()
+}
+
+/// Whether a value came from a decrypted secret (the masker would hide it).
+pub(super) fn is_secret(value: &Value) -> bool {
+    let mut masked = value.clone();
+    Masker::new(false).mask_object(&mut masked);
+    masked != *value
+}
+
+/// A secret that differs between the two sides would be masked alike on
+/// both: name each side's environment instead, so the change shows.
+fn mark_changed_secrets(before: &mut Value, after: &mut Value, names: (&str, &str)) {
+    let (Value::Object(before), Value::Object(after)) = (before, after) else {
+        return;
+    };
+    for (key, old) in before.iter_mut() {
+        let Some(new) = after.get_mut(key) else {
+            continue;
+        };
+        if old.is_object() && new.is_object() {
+            mark_changed_secrets(old, new, names);
+        } else if old != new && (is_secret(old) || is_secret(new)) {
+            *old = Value::String(format!("(sensitive value of {})", names.0));
+            *new = Value::String(format!("(sensitive value of {})", names.1));
+        }
+    }
 }

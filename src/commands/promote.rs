@@ -54,7 +54,7 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
         &args.from,
         &source,
         &target.values,
-        is_secret,
+        super::env::is_secret,
     )
     .map_err(Errors::from_all)?;
     let written = edit::apply(&target.file.text, &target.root, &plan.changes);
@@ -211,13 +211,6 @@ fn source_values(project: &Project, settings: &Settings) -> Value {
         crate::values::merge(&mut values, set.to_overlay());
     }
     values
-}
-
-/// Whether a value came from a decrypted secret (the masker would hide it).
-fn is_secret(value: &Value) -> bool {
-    let mut masked = value.clone();
-    crate::mask::Masker::new(false).mask_object(&mut masked);
-    masked != *value
 }
 
 /// The promoted leaves as the new text holds them. The new text is parsed
