@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::cli::{OutputFormat, PromoteArgs};
-use crate::config::{FileRef, ValuesSource};
+use crate::config::{FileRef, Promotion, Stack, ValuesSource};
 use crate::diagnostic::{Diagnostic, SourceFile, display_path};
 use crate::diff::text::{Style, lines};
 use crate::error::{EXIT_CHANGES, Error, Errors};
@@ -43,14 +43,9 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
     source_settings.environment = Some(args.from.clone());
     let project = super::load(&source_settings)?;
     let target = Target::load(&project, settings, &args.to)?;
-    let promotion = project
-        .stack
-        .promotion
-        .as_ref()
-        .ok_or(PromoteError::NoPromotion)?;
     let source = source_values(&project, settings);
     let plan = promote::plan(
-        &promotion.paths,
+        &promotion(&project.stack)?.paths,
         &args.from,
         &source,
         &target.values,
@@ -77,17 +72,27 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
         forced,
     };
     if !args.dry_run {
-        fs_err::write(&target.path, &written).map_err(|source| Error::Write {
-            path: target.path.clone(),
-            source,
-        })?;
-        log::append(&target.log, &entry)?;
+        write(&target, &written, &entry)?;
     }
     show(settings, args, &target, &plan, &written, Some(&entry));
     if !args.dry_run {
         check_effect(&project, settings, args, &source)?;
     }
     Ok(0)
+}
+
+fn promotion(stack: &Stack) -> Result<&Promotion, PromoteError> {
+    stack.promotion.as_ref().ok_or(PromoteError::NoPromotion)
+}
+
+/// The new text of the file, then the log entry.
+fn write(target: &Target, written: &str, entry: &Entry) -> Result<(), Errors> {
+    fs_err::write(&target.path, written).map_err(|source| Error::Write {
+        path: target.path.clone(),
+        source,
+    })?;
+    log::append(&target.log, entry)?;
+    Ok(())
 }
 
 /// Warn when the target still differs once its file is written: a values
@@ -98,14 +103,10 @@ fn check_effect(
     args: &PromoteArgs,
     source: &Value,
 ) -> Result<(), Errors> {
-    let Some(promotion) = &project.stack.promotion else {
-        return Ok(());
-    };
     let after = super::env::resolve(&project.stack, settings, &args.to)?;
-    let plan = promote::plan(&promotion.paths, &args.from, source, &after.values, |_| {
-        false
-    })
-    .map_err(Errors::from_all)?;
+    let patterns = &promotion(&project.stack)?.paths;
+    let plan = promote::plan(patterns, &args.from, source, &after.values, |_| false)
+        .map_err(Errors::from_all)?;
     if !plan.changes.is_empty() {
         let differing: Vec<String> = plan
             .changes
@@ -159,8 +160,8 @@ impl Target {
 }
 
 /// The values file `promotion.files` names for an environment.
-fn target_file<'a>(stack: &'a crate::config::Stack, name: &str) -> Result<&'a FileRef, Errors> {
-    let promotion = stack.promotion.as_ref().ok_or(PromoteError::NoPromotion)?;
+fn target_file<'a>(stack: &'a Stack, name: &str) -> Result<&'a FileRef, Errors> {
+    let promotion = promotion(stack)?;
     match promotion.files.iter().find(|t| t.environment == name) {
         Some(target) => Ok(&target.file),
         None => Err(PromoteError::NoTargetFile {

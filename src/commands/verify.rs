@@ -23,23 +23,7 @@ pub fn verify(
 ) -> Result<(Vec<Provenance>, Vec<String>), Errors> {
     let installed = project.installed_selection();
     let rendered = project.render(&installed)?;
-    let selected = &installed;
-    let (history, objects) =
-        super::remote::with_session(project, settings, |session| async move {
-            let (history, _) = live::history(&session.client)
-                .await
-                .map_err(EngineError::api("cannot read release history"))?;
-            let scopes: BTreeSet<live::Scope> = selected
-                .iter()
-                .filter_map(|&index| history.get(&project.releases[index].id)?.last())
-                .flat_map(|revision| revision.objects.iter().map(live::scope_of))
-                .collect();
-            let resources = session.resources.read().await.clone();
-            let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
-                .await
-                .map_err(EngineError::api("cannot read live objects"))?;
-            Ok((history, objects))
-        })?;
+    let (history, objects) = read(project, settings, &installed)?;
     let mut provenance = Vec::new();
     let mut refusals = Vec::new();
     let no_revisions: Vec<Revision> = Vec::new();
@@ -69,10 +53,34 @@ pub fn verify(
     Ok((provenance, refusals))
 }
 
-fn ready(
-    objects: &HashMap<crate::object::ObjectKey, serde_json::Value>,
-    object: &serde_json::Value,
-) -> bool {
+/// Every revision in the cluster, and the live objects of the selected
+/// releases' newest revisions.
+fn read(
+    project: &Project,
+    settings: &Settings,
+    installed: &[usize],
+) -> Result<(History, Objects), Errors> {
+    super::remote::with_session(project, settings, |session| async move {
+        let (history, _) = live::history(&session.client)
+            .await
+            .map_err(EngineError::api("cannot read release history"))?;
+        let scopes: BTreeSet<live::Scope> = installed
+            .iter()
+            .filter_map(|&index| history.get(&project.releases[index].id)?.last())
+            .flat_map(|revision| revision.objects.iter().map(live::scope_of))
+            .collect();
+        let resources = session.resources.read().await.clone();
+        let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
+            .await
+            .map_err(EngineError::api("cannot read live objects"))?;
+        Ok((history, objects))
+    })
+}
+
+type History = HashMap<String, Vec<Revision>>;
+type Objects = HashMap<crate::object::ObjectKey, serde_json::Value>;
+
+fn ready(objects: &Objects, object: &serde_json::Value) -> bool {
     objects
         .get(&live::key_of(object))
         .is_some_and(|live| live_readiness(live) == Readiness::Ready)
