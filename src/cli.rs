@@ -183,7 +183,9 @@ pub struct PromoteArgs {
 pub enum EnvCommand {
     /// How two environments' merged values differ (secrets masked)
     Diff {
+        /// The environment shown as `-`
         from: String,
+        /// The environment shown as `+`
         to: String,
         /// Exit 2 when they differ, 0 when they do not
         #[arg(long)]

@@ -213,7 +213,11 @@ fn promotion_is_refused_after_an_apply_whose_tests_failed() {
 #[test]
 fn check_exits_2_while_staging_differs_and_reads_no_cluster() {
     let test = example();
-    let original = test.read(STAGING);
+    let original = test.read(STAGING).replace(
+        "images:\n",
+        "images:\n  worker: {repository: registry.example.com/shop/worker, tag: \"0.9.0\"}\n",
+    );
+    let test = test.file(STAGING, &original);
     let output = promote(&test, &["--check"]).code(2);
     shows(
         &output.stdout,
@@ -222,6 +226,10 @@ fn check_exits_2_while_staging_differs_and_reads_no_cluster() {
     shows(
         &output.stderr,
         "differs from `development` in 2 promotable values",
+    );
+    shows(
+        &output.stderr,
+        "kept: `staging` has images.worker, which `development` has not",
     );
     assert_eq!(test.read(STAGING), original);
     assert!(

@@ -360,6 +360,18 @@ fn show(
         return;
     }
     output::stdout(&diff);
+    if !plan.kept.is_empty() {
+        let kept: Vec<String> = plan.kept.iter().map(|p| paths::display(p)).collect();
+        output::note(
+            &format!(
+                "kept: `{}` has {}, which `{}` has not",
+                args.to,
+                kept.join(", "),
+                args.from
+            ),
+            settings.quiet,
+        );
+    }
     let message = if plan.changes.is_empty() {
         format!(
             "`{}` already has the promotable values of `{}`",
@@ -407,6 +419,7 @@ fn report(
         "changed": !plan.changes.is_empty(),
         "written": entry.is_some() && !args.dry_run,
         "changes": changes,
+        "kept": plan.kept.iter().map(|p| paths::display(p)).collect::<Vec<_>>(),
         "digest": plan.digest,
         "releases": entry.map(|e| e.releases.clone()).unwrap_or_default(),
         "forced": entry.map(|e| e.forced.clone()).unwrap_or_default(),

@@ -116,6 +116,9 @@ pub struct Plan {
     pub values: Vec<(KeyPath, Value)>,
     /// Where the target's merged values differ, leaf by leaf.
     pub changes: Vec<Change>,
+    /// Keys the target has under the promoted paths and the source has not;
+    /// they are kept.
+    pub kept: Vec<KeyPath>,
     /// Digest of the promoted values.
     pub digest: String,
 }
@@ -145,6 +148,7 @@ pub fn plan(
     let concrete = paths::outermost(found.iter().map(|(path, _)| path.clone()).collect());
     let mut values = Vec::new();
     let mut changes = Vec::new();
+    let mut kept = Vec::new();
     let mut promoted = Value::Object(Map::new());
     for path in &concrete {
         let value = paths::get(source, path).cloned().unwrap_or(Value::Null);
@@ -163,6 +167,7 @@ pub fn plan(
             }
         }
         paths::changes(path, &value, paths::get(target, path), &mut changes);
+        paths::extra(path, &value, paths::get(target, path), &mut kept);
         crate::values::merge(&mut promoted, nested(path, value));
         values.extend(leaves);
     }
@@ -173,6 +178,7 @@ pub fn plan(
         paths: concrete,
         values,
         changes,
+        kept,
         digest: crate::revision::values_digest(&promoted),
     })
 }

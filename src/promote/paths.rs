@@ -87,6 +87,22 @@ pub fn changes(path: &[String], source: &Value, target: Option<&Value>, out: &mu
     }
 }
 
+/// Keys under `path` that `target` has and `source` has not (promotion
+/// keeps them).
+pub fn extra(path: &[String], source: &Value, target: Option<&Value>, out: &mut Vec<KeyPath>) {
+    let (Value::Object(source), Some(Value::Object(target))) = (source, target) else {
+        return;
+    };
+    for (key, value) in target {
+        let mut child = path.to_vec();
+        child.push(key.clone());
+        match source.get(key) {
+            Some(inner) => extra(&child, inner, Some(value), out),
+            None => out.push(child),
+        }
+    }
+}
+
 /// Every leaf under `path` with its value (a map is not a leaf; an empty
 /// map, a list or a scalar is).
 pub fn leaves(path: &[String], value: &Value, out: &mut Vec<(KeyPath, Value)>) {
@@ -120,6 +136,18 @@ mod tests {
         );
         assert!(expand("charts.*.missing", &values).is_empty());
         assert_eq!(expand("charts", &values), vec![keys("charts")]);
+    }
+
+    #[test]
+    fn keys_only_the_target_has_are_found() {
+        let source = json!({"backend": {"tag": "2"}});
+        let target = json!({"backend": {"tag": "1", "pull": "always"}, "worker": {"tag": "1"}});
+        let mut found = Vec::new();
+        extra(&keys("images"), &source, Some(&target), &mut found);
+        assert_eq!(
+            found,
+            vec![keys("images.backend.pull"), keys("images.worker")]
+        );
     }
 
     #[test]
