@@ -60,27 +60,20 @@ fn promote_after_a_successful_apply_changes_only_the_promoted_lines() {
     let original = test.read(STAGING);
     let output = promote(&test, &[]).success();
     assert_eq!(test.read(STAGING), promoted_staging(&original));
-    assert!(
-        output
-            .stdout
-            .starts_with("--- environments/staging.yaml\n+++ environments/staging.yaml\n@@"),
-        "{}",
-        output.stdout
-    );
-    let changed: Vec<&str> = output
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with(['-', '+']) && !l.starts_with("---") && !l.starts_with("+++"))
-        .collect();
-    assert_eq!(
-        changed,
-        [
-            "-  backend: {repository: registry.example.com/shop/backend, tag: \"1.4.2\"}",
-            "-  frontend: {repository: registry.example.com/shop/frontend, tag: \"2.1.0\"}",
-            "+  backend: {repository: registry.example.com/shop/backend, tag: \"1.5.0\"}",
-            "+  frontend: {repository: registry.example.com/shop/frontend, tag: \"2.2.0\"}",
-        ]
-    );
+    insta::assert_snapshot!(output.stdout, @r#"
+    --- environments/staging.yaml
+    +++ environments/staging.yaml
+    @@ -1,7 +1,7 @@
+     # Staging: what development has proven, promoted by `stack promote`.
+     images:
+    -  backend: {repository: registry.example.com/shop/backend, tag: "1.4.2"}
+    -  frontend: {repository: registry.example.com/shop/frontend, tag: "2.1.0"}
+    +  backend: {repository: registry.example.com/shop/backend, tag: "1.5.0"}
+    +  frontend: {repository: registry.example.com/shop/frontend, tag: "2.2.0"}
+     scale:
+       backend: 2
+       frontend: 2
+    "#);
     shows(&output.stderr, "promoted 2 values");
     let log = test.read(LOG);
     assert_eq!(log.lines().count(), 1, "{log}");
@@ -407,21 +400,37 @@ fn env_diff_compares_merged_values_with_secrets_masked() {
     let output = test
         .stack(&["env", "diff", "development", "staging"])
         .success();
-    assert!(
-        output
-            .stdout
-            .starts_with("--- development\n+++ staging\n@@"),
-        "{}",
-        output.stdout
-    );
-    shows(
-        &output.stdout,
-        "-  host: shop.dev.example.com\n+  host: shop.staging.example.com\n",
-    );
-    shows(
-        &output.stdout,
-        "-  password: (sensitive value of development)\n+  password: (sensitive value of staging)\n",
-    );
+    insta::assert_snapshot!(output.stdout, @r#"
+    --- development
+    +++ staging
+    @@ -4,20 +4,20 @@
+         tag: "16.4"
+       backend:
+         repository: registry.example.com/shop/backend
+    -    tag: "1.5.0"
+    +    tag: "1.4.2"
+       frontend:
+         repository: registry.example.com/shop/frontend
+    -    tag: "2.2.0"
+    +    tag: "2.1.0"
+     postgres:
+       host: postgres.data.svc.cluster.local
+       database: shop
+       storage: 1Gi
+    -  password: (sensitive value of development)
+    +  password: (sensitive value of staging)
+       user: (sensitive value)
+     frontend:
+       enabled: true
+     scale:
+    -  backend: 1
+    -  frontend: 1
+    +  backend: 2
+    +  frontend: 2
+     ingress:
+    -  host: shop.dev.example.com
+    +  host: shop.staging.example.com
+    "#);
     // Production has no secrets: staging's show as removed, masked.
     let output = test
         .stack(&["env", "diff", "staging", "production"])
