@@ -334,14 +334,13 @@ fn a_hand_edit_since_the_last_promotion_is_never_lost() {
     let test = test.file("environments/development.yaml", &development);
     test.stack(&["apply", "-q", "-e", "development"]).success();
     let output = promote(&test, &[]).code(1);
-    shows(
-        &output.stderr,
-        "environments/staging.yaml was edited by hand since the last promotion",
-    );
-    shows(
-        &output.stderr,
-        "images.backend.tag: the last promotion wrote \"1.5.0\", the file has \"1.5.1-hotfix\"",
-    );
+    insta::with_settings!({filters => vec![(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[time]")]}, {
+        insta::assert_snapshot!(output.stderr, @r#"
+        error: environments/staging.yaml was edited by hand since the last promotion ([time]):
+                 images.backend.tag: the last promotion wrote "1.5.0", the file has "1.5.1-hotfix"
+        hint: to keep the edit, make it in the source environment and promote again (or revert it); --force overwrites it and the log records what it replaced
+        "#);
+    });
     assert_eq!(test.read(STAGING), edited);
     promote(&test, &["--force", "-q"]).success();
     assert_eq!(
