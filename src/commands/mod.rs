@@ -13,7 +13,6 @@ mod remote;
 mod secrets;
 mod status;
 mod template;
-mod verify;
 
 use crate::cli::{Cli, ClusterCommand, Command, EnvCommand, SecretsCommand};
 use crate::error::Errors;

@@ -4,33 +4,25 @@
 //! top to bottom as load → plan → gate → write, with `--check` (exit 2 when
 //! B differs, no cluster read) and `--dry-run` (no write) on the way.
 
-use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use serde_json::Value;
 
-use serde_json::{Value, json};
-
-use crate::cli::{OutputFormat, PromoteArgs};
-use crate::config::{FileRef, Promotion, Stack, ValuesSource};
+use crate::cli::PromoteArgs;
+use crate::config::{Promotion, Stack};
 use crate::diagnostic::{Diagnostic, SourceFile, display_path};
-use crate::diff::text::{Style, lines};
 use crate::error::{EXIT_CHANGES, Error, Errors};
 use crate::output;
 use crate::project::Project;
 use crate::promote::log::{self, Entry, Provenance, Written};
 use crate::promote::{self, PromoteError, edit, paths};
 use crate::settings::Settings;
-use crate::yaml::{self, Node, NodeKind};
+use crate::yaml;
 
-/// The environment promoted into, and its values file.
-struct Target {
-    environment: String,
-    path: PathBuf,
-    file: Arc<SourceFile>,
-    root: Node,
-    /// Its merged values (all its values files and secrets).
-    values: Arc<Value>,
-    log: PathBuf,
-}
+mod show;
+mod target;
+mod verify;
+
+use show::show;
+use target::{Target, file_name};
 
 pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
     if args.from == args.to {
@@ -126,84 +118,6 @@ fn check_effect(
     Ok(())
 }
 
-impl Target {
-    fn load(project: &Project, settings: &Settings, name: &str) -> Result<Self, Errors> {
-        let stack = &project.stack;
-        let resolved = super::env::resolve(stack, settings, name)?;
-        let file = target_file(stack, name)?;
-        let path = clean(&file.base.join(file.path.as_str().unwrap_or_default()));
-        check_values_file(&resolved.environment, &path, file)?;
-        let text =
-            fs_err::read_to_string(&path).map_err(|source| crate::config::ConfigError::Read {
-                path: path.clone(),
-                source,
-                span: Some(file.path.span.clone()),
-            })?;
-        let source = SourceFile::new(path.clone(), text);
-        let root = yaml::parse_node(&source).map_err(crate::config::ConfigError::Syntax)?;
-        if !matches!(root.kind, NodeKind::Mapping(_) | NodeKind::Null) {
-            return Err(PromoteError::NotAMap {
-                path,
-                span: root.span.clone(),
-            }
-            .into());
-        }
-        Ok(Self {
-            environment: name.to_string(),
-            log: log::path_for(&path),
-            path,
-            file: source,
-            root,
-            values: resolved.values,
-        })
-    }
-}
-
-/// The values file `promotion.files` names for an environment.
-fn target_file<'a>(stack: &'a Stack, name: &str) -> Result<&'a FileRef, Errors> {
-    let promotion = promotion(stack)?;
-    match promotion.files.iter().find(|t| t.environment == name) {
-        Some(target) => Ok(&target.file),
-        None => Err(PromoteError::NoTargetFile {
-            environment: name.to_string(),
-            known: promotion
-                .files
-                .iter()
-                .map(|t| t.environment.clone())
-                .collect(),
-            span: promotion.span.clone(),
-        }
-        .into()),
-    }
-}
-
-/// A file that is not among the environment's values files would not
-/// change it. (Templated values paths are not checked.)
-fn check_values_file(
-    environment: &crate::config::Environment,
-    path: &Path,
-    file: &FileRef,
-) -> Result<(), Errors> {
-    let mut templated = false;
-    let listed = environment.values.iter().any(|source| match source {
-        ValuesSource::File(values) => {
-            let text = values.path.as_str().unwrap_or_default();
-            templated |= text.contains("{{");
-            clean(&values.base.join(text)) == path
-        }
-        ValuesSource::Inline(_) => false,
-    });
-    if listed || templated {
-        return Ok(());
-    }
-    Err(PromoteError::NotAValuesFile {
-        path: path.to_path_buf(),
-        environment: environment.name.clone(),
-        span: file.path.span.clone(),
-    }
-    .into())
-}
-
 /// The source environment's merged values, with `--set` over them as the
 /// releases saw them.
 fn source_values(project: &Project, settings: &Settings) -> Value {
@@ -257,7 +171,7 @@ fn gate(
     settings: &Settings,
     args: &PromoteArgs,
 ) -> Result<(Vec<Provenance>, Vec<String>), Errors> {
-    let (releases, refusals) = super::verify::verify(project, settings)?;
+    let (releases, refusals) = verify::verify(project, settings)?;
     if refusals.is_empty() {
         return Ok((releases, Vec::new()));
     }
@@ -329,120 +243,4 @@ fn warn(settings: &Settings, message: &str) {
     if !settings.quiet {
         output::print_diagnostics(&[Diagnostic::warning(message)], settings.color);
     }
-}
-
-/// The diff of the file, then what happened (stderr), or one JSON object.
-fn show(
-    settings: &Settings,
-    args: &PromoteArgs,
-    target: &Target,
-    plan: &promote::Plan,
-    written: &str,
-    entry: Option<&Entry>,
-) {
-    let style = Style {
-        color: settings.color && super::env::stdout_is_terminal(),
-        context: 3,
-    };
-    let hunks = lines(&target.file.text, written, style);
-    let shown = display_path(&target.path);
-    let diff = if hunks.is_empty() {
-        String::new()
-    } else {
-        format!("--- {shown}\n+++ {shown}\n{hunks}")
-    };
-    if settings.output != OutputFormat::Text {
-        let report = report(args, target, plan, &diff, entry);
-        match settings.output {
-            OutputFormat::Yaml => output::stdout(&yaml::to_string(&report)),
-            _ => output::stdout(&format!("{report:#}\n")),
-        }
-        return;
-    }
-    output::stdout(&diff);
-    if !plan.kept.is_empty() {
-        let kept: Vec<String> = plan.kept.iter().map(|p| paths::display(p)).collect();
-        output::note(
-            &format!(
-                "kept: `{}` has {}, which `{}` has not",
-                args.to,
-                kept.join(", "),
-                args.from
-            ),
-            settings.quiet,
-        );
-    }
-    let message = if plan.changes.is_empty() {
-        format!(
-            "`{}` already has the promotable values of `{}`",
-            args.to, args.from
-        )
-    } else if args.check {
-        format!(
-            "`{}` differs from `{}` in {} promotable values",
-            args.to,
-            args.from,
-            plan.changes.len()
-        )
-    } else if args.dry_run {
-        format!(
-            "dry run: {} values would be promoted into {shown}; nothing written",
-            plan.changes.len()
-        )
-    } else {
-        format!(
-            "promoted {} values from `{}` into {shown}; recorded in {}",
-            plan.changes.len(),
-            args.from,
-            display_path(&target.log)
-        )
-    };
-    output::note(&message, settings.quiet);
-}
-
-fn report(
-    args: &PromoteArgs,
-    target: &Target,
-    plan: &promote::Plan,
-    diff: &str,
-    entry: Option<&Entry>,
-) -> Value {
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .map(|c| json!({"path": paths::display(&c.path), "from": c.before, "to": c.after}))
-        .collect();
-    json!({
-        "from": args.from,
-        "to": args.to,
-        "file": display_path(&target.path),
-        "changed": !plan.changes.is_empty(),
-        "written": entry.is_some() && !args.dry_run,
-        "changes": changes,
-        "kept": plan.kept.iter().map(|p| paths::display(p)).collect::<Vec<_>>(),
-        "digest": plan.digest,
-        "releases": entry.map(|e| e.releases.clone()).unwrap_or_default(),
-        "forced": entry.map(|e| e.forced.clone()).unwrap_or_default(),
-        "diff": diff,
-    })
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-}
-
-/// `stacks/../environments/staging.yaml` → `environments/staging.yaml`.
-fn clean(path: &Path) -> PathBuf {
-    let mut cleaned = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::ParentDir if cleaned.file_name().is_some() => {
-                cleaned.pop();
-            }
-            Component::CurDir => {}
-            other => cleaned.push(other),
-        }
-    }
-    cleaned
 }

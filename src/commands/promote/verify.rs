@@ -60,7 +60,7 @@ fn read(
     settings: &Settings,
     installed: &[usize],
 ) -> Result<(History, Objects), Errors> {
-    super::remote::with_session(project, settings, |session| async move {
+    crate::commands::remote::with_session(project, settings, |session| async move {
         let (history, _) = live::history(&session.client)
             .await
             .map_err(EngineError::api("cannot read release history"))?;
