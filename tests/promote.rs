@@ -553,3 +553,22 @@ fn a_later_values_file_that_undoes_the_promotion_is_warned_about() {
     );
     promote(&test, &["--check"]).code(2);
 }
+
+#[test]
+fn an_edit_that_would_change_other_keys_is_not_written() {
+    let staging = "
+        images:
+          backend: &shared {repository: registry.example.com/shop/backend, tag: \"1.4.2\"}
+          frontend: {repository: registry.example.com/shop/frontend, tag: \"2.2.0\"}
+        legacy: *shared
+        ";
+    let test = developed().file(STAGING, staging);
+    let original = test.read(STAGING);
+    let output = promote(&test, &[]).code(1);
+    shows(
+        &output.stderr,
+        "writing the values into environments/staging.yaml would not give the promoted values; nothing written",
+    );
+    assert_eq!(test.read(STAGING), original);
+    assert!(!test.path().join(LOG).exists());
+}

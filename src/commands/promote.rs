@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::cli::PromoteArgs;
 use crate::config::{Promotion, Stack};
-use crate::diagnostic::{Diagnostic, SourceFile, display_path};
+use crate::diagnostic::{Diagnostic, SourceFile};
 use crate::error::{EXIT_CHANGES, Error, Errors};
 use crate::output;
 use crate::project::Project;
@@ -129,8 +129,8 @@ fn source_values(project: &Project, settings: &Settings) -> Value {
 }
 
 /// The promoted leaves as the new text holds them. The new text is parsed
-/// back first: a file that would not read as the promoted values is never
-/// written.
+/// back first: unless it reads as the old file with exactly the changes
+/// made (an anchor shared with other keys would not), nothing is written.
 fn recorded_values(
     target: &Target,
     written: &str,
@@ -138,17 +138,17 @@ fn recorded_values(
 ) -> Result<Vec<Written>, Errors> {
     let reparsed = SourceFile::new(target.path.clone(), written.to_string());
     let values = yaml::parse_values(&reparsed).ok();
-    let wrong = plan.changes.iter().find(|change| {
-        values.as_ref().and_then(|v| paths::get(v, &change.path)) != Some(&change.after)
-    });
-    if values.is_none() || wrong.is_some() {
-        return Err(Error::Failed {
-            message: format!(
-                "writing {} into {} would not give the promoted values; nothing written",
-                wrong.map_or_else(|| "the values".into(), |c| paths::display(&c.path)),
-                display_path(&target.path)
-            ),
-            hint: Some("simplify the YAML around that key (anchors, multi-line scalars) or edit it by hand".into()),
+    let mut expected = target.root.to_value();
+    for change in &plan.changes {
+        paths::set(&mut expected, &change.path, change.after.clone());
+    }
+    if values.as_ref() != Some(&expected) {
+        let wrong = plan.changes.iter().find(|change| {
+            values.as_ref().and_then(|v| paths::get(v, &change.path)) != Some(&change.after)
+        });
+        return Err(PromoteError::EditFailed {
+            path: target.path.clone(),
+            key: wrong.map(|change| paths::display(&change.path)),
         }
         .into());
     }

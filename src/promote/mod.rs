@@ -47,6 +47,12 @@ pub enum PromoteError {
         span: Span,
     },
     #[error(
+        "writing {} into {} would not give the promoted values; nothing written",
+        key.as_deref().unwrap_or("the values"),
+        crate::diagnostic::display_path(path)
+    )]
+    EditFailed { path: PathBuf, key: Option<String> },
+    #[error(
         "{} must be a map of values to promote into",
         crate::diagnostic::display_path(path)
     )]
@@ -102,6 +108,7 @@ impl PromoteError {
             Self::NotAMap { .. } => "a values file is a map of keys; fix the file, or start it with `{}`".into(),
             Self::Refused { from, .. } => format!("run `stack apply -e {from}` until it succeeds, or pass --force to promote anyway (the log records it)"),
             Self::HandEdited { .. } => "to keep the edit, make it in the source environment and promote again (or revert it); --force overwrites it and the log records what it replaced".into(),
+            Self::EditFailed { .. } => "simplify the YAML around that key (anchors, comments inside a flow map) or edit it by hand".into(),
             Self::LogLine { .. } => "the log is written by `stack promote`; restore the line from git".into(),
         })
     }

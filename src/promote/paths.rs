@@ -59,6 +59,20 @@ pub fn get<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(value, |current, key| current.get(key))
 }
 
+/// Set the value at a path, making maps on the way.
+pub fn set(value: &mut Value, path: &[String], new: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *value = new;
+        return;
+    };
+    if !value.is_object() {
+        *value = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(map) = value {
+        set(map.entry(first.clone()).or_insert(Value::Null), rest, new);
+    }
+}
+
 /// One leaf that differs: the target's value (if any) and the source's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
@@ -147,6 +161,17 @@ mod tests {
         assert_eq!(
             found,
             vec![keys("images.backend.pull"), keys("images.worker")]
+        );
+    }
+
+    #[test]
+    fn set_makes_the_maps_it_needs() {
+        let mut value = json!({"images": {"a": 1}, "scale": 2});
+        set(&mut value, &keys("images.b.tag"), json!("1"));
+        set(&mut value, &keys("scale.web"), json!(3));
+        assert_eq!(
+            value,
+            json!({"images": {"a": 1, "b": {"tag": "1"}}, "scale": {"web": 3}})
         );
     }
 
