@@ -172,34 +172,45 @@ fn promotion_is_refused_after_a_failed_apply() {
     assert_eq!(backend["verified"], false, "{entry}");
 }
 
-/// Needs test Jobs in `stack apply`: until apply runs them, the refusal
-/// says the tests have not run.
+/// Passes once `stack apply` runs test Jobs: until then the backend's tests
+/// count as not run. Development first runs the backend with passing tests,
+/// then a new version whose test Job fails (and is rolled back).
 #[test]
 fn promotion_is_refused_after_an_apply_whose_tests_failed() {
-    let test = Test::example().file(
-        "stacks/charts/backend/templates/tests/failing.yaml",
-        "
-        apiVersion: batch/v1
-        kind: Job
-        metadata:
-          name: backend-failing-test
-          annotations:
-            sim.stack.dev/fail: job-failed
-        spec:
-          backoffLimit: 0
-          template:
+    let test = Test::example();
+    test.stack(&["apply", "-q", "-e", "development"]).success();
+    let development = test
+        .read("environments/development.yaml")
+        .replace("\"1.5.0\"", "\"1.6.0\"");
+    let test = test
+        .file("environments/development.yaml", &development)
+        .file(
+            "stacks/charts/backend/templates/tests/failing.yaml",
+            "
+            apiVersion: batch/v1
+            kind: Job
+            metadata:
+              name: backend-failing-test
+              annotations:
+                sim.stack.dev/fail: job-failed
             spec:
-              restartPolicy: Never
-              containers:
-                - name: check
-                  image: curlimages/curl:8.10.1
-        ",
-    );
+              backoffLimit: 0
+              template:
+                spec:
+                  restartPolicy: Never
+                  containers:
+                    - name: check
+                      image: curlimages/curl:8.10.1
+            ",
+        );
     let _ = test.stack(&["apply", "-q", "-e", "development"]);
     let original = test.read(STAGING);
     let output = promote(&test, &[]).code(1);
-    shows(&output.stderr, "  apps/backend: ");
-    shows(&output.stderr, "failed its tests");
+    shows(&output.stderr, "1 release is not verified there:");
+    shows(
+        &output.stderr,
+        "  apps/backend: revision 2 failed its tests",
+    );
     assert_eq!(test.read(STAGING), original);
 }
 

@@ -72,17 +72,9 @@ pub fn verify<'a>(
 ) -> Result<&'a Revision, Refusal> {
     let newest = candidate.revisions.last().ok_or(Refusal::NotDeployed)?;
     let revision = newest.number;
-    if newest.state != State::Deployed {
-        return Err(Refusal::NotDeployedState {
-            revision,
-            state: newest.state,
-        });
-    }
-    if newest.values_digest != candidate.digest {
-        return Err(Refusal::OtherValues { revision });
-    }
-    if newest.objects != candidate.objects {
-        return Err(Refusal::OtherObjects { revision });
+    let current = newest.values_digest == candidate.digest && newest.objects == candidate.objects;
+    if newest.state != State::Deployed || !current {
+        return Err(explain(candidate, newest));
     }
     let unready: Vec<String> = newest
         .objects
@@ -110,6 +102,28 @@ pub fn verify<'a>(
         }
     }
     Ok(newest)
+}
+
+/// Why the newest revision is not the one to promote. An attempt with these
+/// values whose tests failed (and was rolled back since) says the most.
+fn explain(candidate: &Candidate, newest: &Revision) -> Refusal {
+    let attempt = candidate
+        .revisions
+        .iter()
+        .rev()
+        .find(|r| r.values_digest == candidate.digest);
+    let revision = newest.number;
+    match attempt {
+        Some(failed) if failed.tests_passed == Some(false) => Refusal::TestsFailed {
+            revision: failed.number,
+        },
+        _ if newest.state != State::Deployed => Refusal::NotDeployedState {
+            revision,
+            state: newest.state,
+        },
+        _ if newest.values_digest != candidate.digest => Refusal::OtherValues { revision },
+        _ => Refusal::OtherObjects { revision },
+    }
 }
 
 #[cfg(test)]
@@ -184,15 +198,33 @@ mod tests {
                 objects: vec!["Deployment/web".into()]
             })
         );
-        assert_eq!(
-            check(&deployed, true, true),
-            Err(Refusal::TestsFailed { revision: 1 })
-        );
         let mut changed = revision(1, State::Deployed, "abc", Some(true));
         changed.objects.clear();
         assert_eq!(
             check(&[changed], true, true),
             Err(Refusal::OtherObjects { revision: 1 })
+        );
+    }
+
+    #[test]
+    fn tests_must_have_passed_even_when_rolled_back_since() {
+        let deployed = [revision(1, State::Deployed, "abc", Some(false))];
+        assert_eq!(
+            check(&deployed, true, true),
+            Err(Refusal::TestsFailed { revision: 1 })
+        );
+        let rolled_back_after_tests = [
+            revision(1, State::Superseded, "old", Some(true)),
+            revision(2, State::Failed, "abc", Some(false)),
+            revision(3, State::Deployed, "old", Some(true)),
+        ];
+        assert_eq!(
+            check(&rolled_back_after_tests, true, true),
+            Err(Refusal::TestsFailed { revision: 2 })
+        );
+        assert_eq!(
+            check(&rolled_back_after_tests[..2], true, true),
+            Err(Refusal::TestsFailed { revision: 2 })
         );
         let untested = [revision(1, State::Deployed, "abc", None)];
         assert_eq!(
