@@ -317,6 +317,10 @@ mod tests {
             "# nothing yet\nimages:\n  a:\n    tag: \"1\"\n"
         );
         assert_eq!(
+            edited("", &[change("scale.web", json!(2))]),
+            "scale:\n  web: 2\n"
+        );
+        assert_eq!(
             edited("images:\nscale: 1\n", &[change("images.a", json!("1.0"))]),
             "images: {a: \"1.0\"}\nscale: 1\n"
         );
