@@ -127,6 +127,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Write the promotable values of one environment into another's values file
+    Promote(PromoteArgs),
+    /// Compare environments
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
     /// The embedded simulated cluster
     Cluster {
         #[command(subcommand)]
@@ -197,6 +204,40 @@ pub struct LockArgs {
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::config::reader::parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration; write it like 90s, 5m or 1h"))
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The environment whose verified values are promoted
+    #[arg(long, value_name = "ENV")]
+    pub from: String,
+    /// The environment whose values file is written
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Print the change and check the gate; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Exit 2 when the target differs from the source in promotable values;
+    /// no cluster is read, nothing is written
+    #[arg(long, conflicts_with = "dry_run")]
+    pub check: bool,
+    /// Promote even when the gate refuses or over a hand edit (the log records it)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// How two environments' merged values differ (secrets masked)
+    Diff {
+        /// The environment shown as `-`
+        from: String,
+        /// The environment shown as `+`
+        to: String,
+        /// Exit 2 when they differ, 0 when they do not
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,6 +24,8 @@ pub enum Error {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Promote(#[from] crate::promote::PromoteError),
     #[error("{error}")]
     Secrets {
         error: crate::secrets::SecretsError,
@@ -74,6 +76,7 @@ impl Error {
             ),
             Self::Cluster(error) => (None, error.hint()),
             Self::Engine(error) => (None, Some(error.hint())),
+            Self::Promote(error) => (error.span().cloned(), error.hint()),
             Self::Failed { hint, .. } => (None, hint.clone()),
             Self::Deploy { hint, .. } => (None, Some(hint.clone())),
             Self::Secrets { error, span } => (span.clone(), error.hint()),

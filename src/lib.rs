@@ -28,6 +28,7 @@ pub mod output;
 pub mod parallel;
 pub mod plan;
 pub mod project;
+pub mod promote;
 pub mod quantity;
 pub mod release;
 pub mod render;

@@ -8,7 +8,7 @@ use crate::error::Errors;
 use crate::graph::{NeedsMode, Selector};
 use crate::values::SetValue;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// `-e`; `None` means the stack's `defaultEnvironment`, else `default`.
     pub environment: Option<String>,

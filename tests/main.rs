@@ -11,6 +11,7 @@ mod crash;
 mod errors;
 mod faults;
 mod kubectl;
+mod promote;
 mod secrets;
 mod selection;
 mod simulator;

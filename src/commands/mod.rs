@@ -4,9 +4,11 @@ mod apply;
 mod cluster;
 mod destroy;
 mod diff;
+mod env;
 mod graph;
 mod lint;
 mod list;
+mod promote;
 mod remote;
 mod rollback;
 mod secrets;
@@ -14,7 +16,7 @@ mod status;
 mod template;
 mod test;
 
-use crate::cli::{Cli, ClusterCommand, Command, SecretsCommand};
+use crate::cli::{Cli, ClusterCommand, Command, EnvCommand, SecretsCommand};
 use crate::error::Errors;
 use crate::output;
 use crate::project::Project;
@@ -75,6 +77,15 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Secrets {
             command: SecretsCommand::Keygen { output_file },
         } => secrets::keygen(output_file.as_deref()),
+        Command::Promote(args) => promote::run(settings, args),
+        Command::Env {
+            command:
+                EnvCommand::Diff {
+                    from,
+                    to,
+                    detailed_exitcode,
+                },
+        } => env::diff(settings, from, to, *detailed_exitcode),
         Command::Cluster {
             command: ClusterCommand::Serve(args),
         } => cluster::serve(settings, args),

@@ -150,9 +150,19 @@ impl Default for ReleaseOptions {
 /// What `stack promote` moves between environments.
 #[derive(Debug, Clone)]
 pub struct Promotion {
+    /// Dot-separated value paths; `*` matches one key.
     pub paths: Vec<(String, Span)>,
-    pub files: Vec<(String, FileRef)>,
+    /// Per target environment, the values file promote writes into.
+    pub files: Vec<PromotionFile>,
     pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct PromotionFile {
+    pub environment: String,
+    /// Where the environment is named.
+    pub span: Span,
+    pub file: FileRef,
 }
 
 /// Load and merge every stack file; all problems are reported together.
@@ -176,10 +186,35 @@ pub fn load(files: &StackFiles) -> Result<Stack, Vec<ConfigError>> {
             }),
         }
     }
+    check_promotion(&stack, &mut errors);
     if errors.is_empty() {
         Ok(stack)
     } else {
         Err(errors)
+    }
+}
+
+/// `promotion.files` names environments of the stack.
+fn check_promotion(stack: &Stack, errors: &mut Vec<ConfigError>) {
+    let Some(promotion) = &stack.promotion else {
+        return;
+    };
+    let known: Vec<&str> = stack.environments.iter().map(|e| e.name.as_str()).collect();
+    for target in &promotion.files {
+        if !known.contains(&target.environment.as_str()) {
+            let hint = match crate::suggest::nearest(&target.environment, known.iter().copied()) {
+                Some(name) => format!("did you mean `{name}`?"),
+                None => format!("environments of this stack: {}", known.join(", ")),
+            };
+            errors.push(ConfigError::Invalid {
+                message: format!(
+                    "`promotion.files` names `{}`, which is not an environment",
+                    target.environment
+                ),
+                span: target.span.clone(),
+                hint: Some(hint),
+            });
+        }
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::config::reader::{MapReader, expect_string, wrong_type};
 use crate::config::{
-    ClusterTarget, ConfigError, Defaults, Environment, FileRef, Promotion, ReleaseOptions,
-    ReleaseSpec, SimulatedOptions, Stack, ValuesSource,
+    ClusterTarget, ConfigError, Defaults, Environment, FileRef, Promotion, PromotionFile,
+    ReleaseOptions, ReleaseSpec, SimulatedOptions, Stack, ValuesSource,
 };
 use crate::diagnostic::SourceFile;
 use crate::yaml::{Node, NodeKind, parse_node};
@@ -381,29 +381,37 @@ fn parse_file_list(items: &[Node], base: &Path, errors: &mut Vec<ConfigError>) -
 
 fn parse_promotion(node: &Node, base: &Path, errors: &mut Vec<ConfigError>) -> Option<Promotion> {
     let map = MapReader::new(node, "promotion", PROMOTION_KEYS, errors)?;
-    let paths = map
-        .list("paths", errors)
-        .iter()
-        .filter_map(|item| expect_string(item, "paths", errors))
-        .map(|item| {
-            (
-                item.as_str().unwrap_or_default().to_string(),
-                item.span.clone(),
-            )
-        })
-        .collect();
+    let mut paths = Vec::new();
+    for item in map.list("paths", errors) {
+        let Some(item) = expect_string(item, "paths", errors) else {
+            continue;
+        };
+        let path = item.as_str().unwrap_or_default();
+        if path.split('.').any(str::is_empty) {
+            errors.push(ConfigError::Invalid {
+                message: format!("`{path}` is not a value path"),
+                span: item.span.clone(),
+                hint: Some(
+                    "write keys separated by dots, `*` for any one key: `charts.*.version`".into(),
+                ),
+            });
+        } else {
+            paths.push((path.to_string(), item.span.clone()));
+        }
+    }
     let mut files = Vec::new();
     if let Some(node) = map.get("files") {
         if let NodeKind::Mapping(entries) = &node.kind {
             for (key, value) in entries {
                 if let Some(path) = expect_string(value, &key.name, errors) {
-                    files.push((
-                        key.name.clone(),
-                        FileRef {
+                    files.push(PromotionFile {
+                        environment: key.name.clone(),
+                        span: key.span.clone(),
+                        file: FileRef {
                             path: path.clone(),
                             base: base.to_path_buf(),
                         },
-                    ));
+                    });
                 }
             }
         } else {

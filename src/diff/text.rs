@@ -80,7 +80,12 @@ pub fn unified(
         .map(crate::yaml::to_string)
         .unwrap_or_default();
     let (old, new) = (masker.mask_text(&old), masker.mask_text(&new));
-    let diff = TextDiff::from_lines(&old, &new);
+    lines(&old, &new, style)
+}
+
+/// The unified diff of two texts, hunks only.
+pub fn lines(old: &str, new: &str, style: Style) -> String {
+    let diff = TextDiff::from_lines(old, new);
     let mut out = String::new();
     for group in diff.grouped_ops(style.context) {
         let (first, last) = (&group[0], &group[group.len() - 1]);

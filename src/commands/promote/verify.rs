@@ -1,0 +1,87 @@
+//! The promotion gate's reading of the source environment's cluster: the
+//! revisions of every selected release and the live objects of their newest
+//! revisions, judged by `promote::gate`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::cluster::live;
+use crate::engine::EngineError;
+use crate::engine::apply::live_readiness;
+use crate::engine::wait::Readiness;
+use crate::error::Errors;
+use crate::project::Project;
+use crate::promote::gate::{self, Candidate};
+use crate::promote::log::Provenance;
+use crate::revision::Revision;
+use crate::settings::Settings;
+
+/// Each installed selected release's provenance, and the refusals (`id:
+/// reason`) of those the gate does not let through.
+pub fn verify(
+    project: &Project,
+    settings: &Settings,
+) -> Result<(Vec<Provenance>, Vec<String>), Errors> {
+    let installed = project.installed_selection();
+    let rendered = project.render(&installed)?;
+    let (history, objects) = read(project, settings, &installed)?;
+    let mut provenance = Vec::new();
+    let mut refusals = Vec::new();
+    let no_revisions: Vec<Revision> = Vec::new();
+    for (index, rendered) in installed.iter().zip(&rendered) {
+        let release = &project.releases[*index];
+        let digest = crate::revision::values_digest(&rendered.values);
+        let bodies: Vec<serde_json::Value> =
+            rendered.objects.iter().map(|o| o.body.clone()).collect();
+        let candidate = Candidate {
+            digest: &digest,
+            objects: &bodies,
+            has_tests: release.options.tests && !rendered.tests.is_empty(),
+            revisions: history.get(&release.id).unwrap_or(&no_revisions),
+        };
+        let verdict = gate::verify(&candidate, |object| ready(&objects, object));
+        if let Err(refusal) = &verdict {
+            refusals.push(format!("{}: {refusal}", release.id));
+        }
+        let verified = verdict.is_ok();
+        provenance.push(Provenance {
+            id: release.id.clone(),
+            revision: candidate.revisions.last().map(|r| r.number),
+            values_digest: digest,
+            verified,
+        });
+    }
+    Ok((provenance, refusals))
+}
+
+/// Every revision in the cluster, and the live objects of the selected
+/// releases' newest revisions.
+fn read(
+    project: &Project,
+    settings: &Settings,
+    installed: &[usize],
+) -> Result<(History, Objects), Errors> {
+    crate::commands::remote::with_session(project, settings, |session| async move {
+        let (history, _) = live::history(&session.client)
+            .await
+            .map_err(EngineError::api("cannot read release history"))?;
+        let scopes: BTreeSet<live::Scope> = installed
+            .iter()
+            .filter_map(|&index| history.get(&project.releases[index].id)?.last())
+            .flat_map(|revision| revision.objects.iter().map(live::scope_of))
+            .collect();
+        let resources = session.resources.read().await.clone();
+        let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
+            .await
+            .map_err(EngineError::api("cannot read live objects"))?;
+        Ok((history, objects))
+    })
+}
+
+type History = HashMap<String, Vec<Revision>>;
+type Objects = HashMap<crate::object::ObjectKey, serde_json::Value>;
+
+fn ready(objects: &Objects, object: &serde_json::Value) -> bool {
+    objects
+        .get(&live::key_of(object))
+        .is_some_and(|live| live_readiness(live) == Readiness::Ready)
+}
