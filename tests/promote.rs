@@ -212,7 +212,10 @@ fn promotion_is_refused_after_an_apply_whose_tests_failed() {
         "  apps/backend: revision 2 failed its tests",
     );
     // Skipped because its need failed: still at the old values.
-    shows(&output.stderr, "  apps/frontend: its deployed revision 1 was rendered from other values");
+    shows(
+        &output.stderr,
+        "  apps/frontend: its deployed revision 1 was rendered from other values",
+    );
     assert_eq!(test.read(STAGING), original);
 }
 
