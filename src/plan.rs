@@ -64,6 +64,10 @@ pub struct ReleasePlan {
     pub previous: Option<Revision>,
     /// The latest deployed revision: what a rollback restores.
     pub deployed: Option<Revision>,
+    /// The numbers of the revisions kept in the cluster.
+    pub kept: Vec<u32>,
+    /// `Kind/namespace/name` of every object the release's revisions adopted.
+    pub adopted: BTreeSet<String>,
     /// Nothing to write at all: no change and the latest revision is
     /// deployed from these exact values.
     pub up_to_date: bool,
@@ -191,8 +195,18 @@ pub fn plan_release(
         unchanged,
         previous,
         deployed,
+        kept: kept(history),
+        adopted: history
+            .map(|h| crate::revision::adopted_in(h))
+            .unwrap_or_default(),
         up_to_date,
     }
+}
+
+fn kept(history: Option<&Vec<Revision>>) -> Vec<u32> {
+    history
+        .map(|h| h.iter().map(|r| r.number).collect())
+        .unwrap_or_default()
 }
 
 /// The newest revision in state `deployed`.
@@ -244,5 +258,9 @@ pub fn plan_removal(
         unchanged: 0,
         previous: history.and_then(|h| h.last()).cloned(),
         deployed: last_deployed(history),
+        kept: kept(history),
+        adopted: history
+            .map(|h| crate::revision::adopted_in(h))
+            .unwrap_or_default(),
     }
 }

@@ -64,6 +64,18 @@ pub struct Revision {
     pub tests_passed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Objects this revision took over that existed before without our
+    /// label (`Kind/namespace/name`): a rollback never deletes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<String>,
+}
+
+/// Every object any of these revisions adopted.
+pub fn adopted_in(revisions: &[Revision]) -> std::collections::BTreeSet<String> {
+    revisions
+        .iter()
+        .flat_map(|r| r.adopted.iter().cloned())
+        .collect()
 }
 
 /// `stack.v1.<release name>.v<N>`.
@@ -142,6 +154,7 @@ mod tests {
             tests: Vec::new(),
             tests_passed: None,
             message: None,
+            adopted: Vec::new(),
         };
         let secret = revision.to_secret();
         assert_eq!(secret["metadata"]["name"], "stack.v1.web.v3");

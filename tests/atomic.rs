@@ -402,3 +402,33 @@ fn a_test_job_its_ttl_removes_counts_as_done() {
     let status = test.stack(&["status", "-o", "json"]).success().json();
     assert_eq!(status[0]["state"], "deployed");
 }
+
+#[test]
+fn a_test_log_that_prints_a_secret_is_masked_on_screen_and_in_history() {
+    let mut seen = Seen::default();
+    let test = deployed();
+    let fault = format!("{TEST_FAULT}=job-failed");
+    let log = format!("{TEST_LOG}=connecting with password dev-s3cret-password");
+    let output = seen.keep(
+        test.stack(&["apply", "--set", &fault, "--set", &log])
+            .code(3),
+    );
+    assert!(
+        output
+            .stderr
+            .contains("connecting with password (sensitive value)"),
+        "{}",
+        output.stderr
+    );
+    let history = seen.keep(
+        test.stack(&["history", "backend", "-o", "json", "--show-secrets"])
+            .success(),
+    );
+    assert!(
+        history
+            .stdout
+            .contains("connecting with password (sensitive value)"),
+        "{}",
+        history.stdout
+    );
+}

@@ -174,8 +174,11 @@ fn verdict(finished: &[Finished], interrupted: bool) -> Result<u8, Errors> {
         code = worst_code(code, release_code);
         reasons.push(format!("{reason}\n    => {note}"));
     }
+    let skipped = finished.iter().any(
+        |f| matches!(&f.outcome, Outcome::Skipped { because } if because.contains("interrupted")),
+    );
     if code == 0 {
-        if interrupted {
+        if interrupted && skipped {
             return Err(Error::Failed {
                 message: "interrupted: releases that had not started were skipped".into(),
                 hint: Some("run `stack apply` again to finish".into()),

@@ -90,6 +90,7 @@ pub async fn lock(
         &name,
         command,
         args.wait_for_lock,
+        session.interrupt.clone(),
         |warning| {
             crate::output::note(warning, quiet);
         },

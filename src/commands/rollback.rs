@@ -34,15 +34,16 @@ pub fn run(
             let revisions = history.get(&id).cloned().unwrap_or_default();
             let (latest, target) = choose(&id, &revisions, revision)?;
             let undo = Undo {
-                state: if latest.state == State::Deployed {
-                    State::RolledBack
-                } else {
-                    latest.state
+                state: match latest.state {
+                    State::Deployed => State::RolledBack,
+                    State::Pending => State::Failed,
+                    state => state,
                 },
                 reason: format!("rolled back by hand to revision {}", target.number),
                 undone: latest,
                 target: Some(target),
-                keep: std::collections::BTreeSet::new(),
+                keep: crate::revision::adopted_in(&revisions),
+                existing: revisions.iter().map(|r| r.number).collect(),
                 timeout: options.timeout,
                 history_max: options.history_max,
             };

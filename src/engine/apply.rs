@@ -34,13 +34,16 @@ pub async fn apply_release(
         Err(failure) => failure,
     };
     session.reporter.line(id, &format!("failed: {error}"));
+    let atomic = session.atomic.unwrap_or(release.options.atomic);
     let Some(revision) = revision else {
-        return Outcome::Failed {
-            error,
-            rollback: Rollback::NothingChanged,
+        let rollback = if atomic {
+            Rollback::NothingChanged
+        } else {
+            Rollback::Left
         };
+        return Outcome::Failed { error, rollback };
     };
-    if !session.atomic.unwrap_or(release.options.atomic) {
+    if !atomic {
         let mut revision = revision;
         let rollback =
             match history::mark(session, &mut revision, State::Failed, Some(error.clone())).await {
@@ -54,7 +57,8 @@ pub async fn apply_release(
         state: State::Failed,
         reason: error.clone(),
         target: plan.deployed.clone(),
-        keep: adopted(plan),
+        keep: plan.adopted.clone(),
+        existing: plan.kept.clone(),
         timeout: release.options.timeout,
         history_max: release.options.history_max,
     };
@@ -126,6 +130,7 @@ async fn run(
         tests: rendered.tests.iter().map(|o| o.body.clone()).collect(),
         tests_passed: None,
         message: None,
+        adopted: adopted(plan).iter().map(ToString::to_string).collect(),
     };
     history::write(session, &revision)
         .await
@@ -195,8 +200,22 @@ async fn steps(
             .detail(id, &format!("pruned {}", change.key));
     }
     history::mark(session, revision, State::Deployed, None).await?;
-    history::supersede(session, plan.deployed.as_ref()).await?;
-    history::trim(session, id, revision.number, release.options.history_max).await
+    // Deployed: what follows is bookkeeping, and its failure only a warning.
+    let tidy = async {
+        history::supersede(session, plan.deployed.as_ref()).await?;
+        history::trim(
+            session,
+            id,
+            &plan.kept,
+            revision.number,
+            release.options.history_max,
+        )
+        .await
+    };
+    if let Err(error) = tidy.await {
+        session.reporter.line(id, &format!("warning: {error}"));
+    }
+    Ok(())
 }
 
 /// Delete everything a release owns, then its history.

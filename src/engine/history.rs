@@ -47,8 +47,13 @@ pub async fn mark(
 ) -> Result<(), String> {
     revision.state = state;
     revision.finished = Some(now());
-    if message.is_some() {
-        revision.message = message;
+    if let Some(message) = message {
+        // Stored masked: a secret rotated later must not show in history.
+        let message = crate::mask::Masker::new(false).mask_text(&message);
+        revision.message = Some(match revision.message.take() {
+            Some(earlier) => format!("{earlier}\n(then: {message})"),
+            None => message,
+        });
     }
     write(session, revision).await
 }
@@ -65,15 +70,20 @@ pub async fn supersede(session: &Session, replaced: Option<&Revision>) -> Result
     Ok(())
 }
 
-/// Keep the last `keep` revisions of a release.
-pub async fn trim(session: &Session, id: &str, current: u32, keep: u32) -> Result<(), String> {
-    if current <= keep {
-        return Ok(());
-    }
+/// Keep the last `keep` revisions of a release: of the revisions `kept` in
+/// the cluster, delete those more than `keep` below `current`.
+pub async fn trim(
+    session: &Session,
+    id: &str,
+    kept: &[u32],
+    current: u32,
+    keep: u32,
+) -> Result<(), String> {
+    let oldest = current.saturating_sub(keep);
     let (namespace, name) = id.split_once('/').unwrap_or(("default", id));
     let api = secrets(session, namespace);
     let params = DeleteParams::default();
-    for number in 1..=current.saturating_sub(keep) {
+    for &number in kept.iter().filter(|&&n| n <= oldest) {
         let secret = crate::revision::secret_name(name, number);
         match retry(|| api.delete(&secret, &params)).await {
             Ok(_) => {}

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::cluster::retry::retry;
 use crate::engine::EngineError;
+use crate::engine::interrupt::Interrupt;
 
 const NAMESPACE: &str = "default";
 /// How long a lease lasts without renewal.
@@ -99,6 +100,21 @@ fn takeover(existing: &Lease) -> Takeover {
     if holder.is_empty() || holder == identity() {
         return Takeover::Free;
     }
+    // A holder on this machine is judged by its process, not by the clock.
+    let annotations = existing.metadata.annotations.clone().unwrap_or_default();
+    let on_this_host = annotations.get(HOST).is_some_and(|h| *h == host());
+    let pid = annotations.get(PID).and_then(|p| p.parse::<u32>().ok());
+    if on_this_host
+        && let Some(pid) = pid
+        && cfg!(target_os = "linux")
+    {
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Takeover::Held;
+        }
+        return Takeover::Abandoned(format!(
+            "the lock held by {holder} belongs to a process that is gone; taking it over"
+        ));
+    }
     let renewed = spec.renew_time.or(spec.acquire_time).map(|t| t.0);
     let duration = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
     if let Some(renewed) = renewed
@@ -106,18 +122,6 @@ fn takeover(existing: &Lease) -> Takeover {
     {
         return Takeover::Abandoned(format!(
             "the lock held by {holder} expired (last renewed {renewed}); taking it over"
-        ));
-    }
-    let annotations = existing.metadata.annotations.clone().unwrap_or_default();
-    let on_this_host = annotations.get(HOST).is_some_and(|h| *h == host());
-    let pid = annotations.get(PID).and_then(|p| p.parse::<u32>().ok());
-    if on_this_host
-        && let Some(pid) = pid
-        && cfg!(target_os = "linux")
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    {
-        return Takeover::Abandoned(format!(
-            "the lock held by {holder} belongs to a process that is gone; taking it over"
         ));
     }
     Takeover::Held
@@ -148,6 +152,7 @@ pub async fn acquire(
     name: &str,
     command: &str,
     wait: Option<Duration>,
+    lost: Interrupt,
     warn: impl Fn(&str),
 ) -> Result<Lock, EngineError> {
     let api: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
@@ -192,7 +197,7 @@ pub async fn acquire(
             Err(error) => return Err(failed("write")(error)),
         }
     }
-    let renewal = tokio::spawn(renew(api.clone(), name.to_string()));
+    let renewal = tokio::spawn(renew(api.clone(), name.to_string(), lost));
     Ok(Lock {
         api,
         name: name.to_string(),
@@ -200,17 +205,34 @@ pub async fn acquire(
     })
 }
 
-/// Renew the lease while the run lasts.
-async fn renew(api: Api<Lease>, name: String) {
+/// Renew the lease while the run lasts; when another run took it, stop
+/// starting releases.
+async fn renew(api: Api<Lease>, name: String, lost: Interrupt) {
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
-        let Ok(Some(mut current)) = retry(|| api.get_opt(&name)).await else {
+        let Ok(current) = retry(|| api.get_opt(&name)).await else {
             continue;
+        };
+        let ours = current.as_ref().is_some_and(|lease| {
+            lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref())
+                == Some(identity().as_str())
+        });
+        let Some(mut current) = current.filter(|_| ours) else {
+            crate::output::note(
+                "the lock was taken by another run: starting no more releases",
+                false,
+            );
+            lost.set();
+            return;
         };
         if let Some(spec) = current.spec.as_mut() {
             spec.renew_time = Some(MicroTime(now()));
         }
-        let _ = api.replace(&name, &PostParams::default(), &current).await;
+        let params = PostParams::default();
+        let _ = retry(|| api.replace(&name, &params, &current)).await;
     }
 }
 

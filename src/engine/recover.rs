@@ -22,6 +22,33 @@ pub enum Direction {
     Forward,
 }
 
+/// After a recovery: older revisions still `pending` (a rollback that was
+/// itself interrupted) are marked failed, and going forward supersedes the
+/// revision that was deployed before.
+async fn settle(
+    session: &Session,
+    revisions: &[crate::revision::Revision],
+    direction: Direction,
+) -> Result<(), String> {
+    let newest = revisions.last().map_or(0, |r| r.number);
+    for revision in revisions
+        .iter()
+        .filter(|r| r.state == State::Pending && r.number != newest)
+    {
+        let mut revision = revision.clone();
+        let reason = "interrupted: the run that applied it stopped before it finished".to_string();
+        crate::engine::history::mark(session, &mut revision, State::Failed, Some(reason)).await?;
+    }
+    if direction == Direction::Forward {
+        crate::engine::history::supersede(
+            session,
+            crate::plan::last_deployed(Some(&revisions.to_vec())).as_ref(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Whether a release's newest revision is pending, left by a run of this stack.
 fn is_pending(revisions: &[crate::revision::Revision], stack: &str) -> bool {
     revisions
@@ -65,7 +92,15 @@ pub async fn recover(
             .map(|r| &r.options);
         let target = match direction {
             Direction::Forward => Some(undone.clone()),
-            Direction::Back => crate::plan::last_deployed(Some(revisions)),
+            // The last deployed revision; failing that, the newest that was
+            // ever live — never "remove" a release that once deployed.
+            Direction::Back => crate::plan::last_deployed(Some(revisions)).or_else(|| {
+                revisions
+                    .iter()
+                    .rev()
+                    .find(|r| matches!(r.state, State::Superseded | State::RolledBack))
+                    .cloned()
+            }),
         };
         session.reporter.line(
             id,
@@ -85,15 +120,18 @@ pub async fn recover(
             state: State::Failed,
             reason: "interrupted: the run that applied it stopped before it finished".into(),
             target,
-            keep: std::collections::BTreeSet::new(),
+            keep: crate::revision::adopted_in(revisions),
+            existing: revisions.iter().map(|r| r.number).collect(),
             timeout: options.map_or(Duration::from_secs(300), |o| o.timeout),
             history_max: options.map_or(10, |o| o.history_max),
         };
-        roll_back(session, undo)
+        let failed = |message: String| EngineError::Recovery {
+            message: format!("cannot recover {id} from its interrupted run: {message}"),
+        };
+        roll_back(session, undo).await.map_err(failed)?;
+        settle(session, revisions, direction)
             .await
-            .map_err(|message| EngineError::Recovery {
-                message: format!("cannot recover {id} from its interrupted run: {message}"),
-            })?;
+            .map_err(failed)?;
         recovered.push(id.clone());
     }
     Ok(recovered)

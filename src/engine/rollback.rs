@@ -25,8 +25,11 @@ pub struct Undo {
     pub reason: String,
     /// The revision to restore; `None` removes the release.
     pub target: Option<Revision>,
-    /// Objects that existed before without being ours (adopted): never deleted.
-    pub keep: BTreeSet<ObjectKey>,
+    /// `Kind/namespace/name` of objects that existed before without being
+    /// ours (adopted): never deleted.
+    pub keep: BTreeSet<String>,
+    /// The numbers of the release's revisions in the cluster.
+    pub existing: Vec<u32>,
     pub timeout: Duration,
     pub history_max: u32,
 }
@@ -35,21 +38,24 @@ pub struct Undo {
 /// was removed.
 pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>, String> {
     let id = undo.undone.release.clone();
-    history::mark(
-        session,
-        &mut undo.undone,
-        undo.state,
-        Some(undo.reason.clone()),
-    )
-    .await?;
+    let reason = Some(undo.reason.clone());
     let Some(target) = undo.target.clone() else {
+        // Removed first, marked after: a kill in between leaves it pending.
         session
             .reporter
             .line(&id, "removing the failed first install");
         remove_extra(session, &undo, &[]).await?;
+        history::mark(session, &mut undo.undone, undo.state, reason).await?;
         return Ok(None);
     };
-    let number = undo.undone.number + 1;
+    let number = undo
+        .existing
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(undo.undone.number)
+        + 1;
     session.reporter.line(
         &id,
         &format!(
@@ -63,21 +69,12 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         started: history::now(),
         finished: None,
         tests_passed: None,
-        message: Some(if target.number == undo.undone.number {
-            format!(
-                "revision {} applied again after an interrupted run",
-                target.number
-            )
-        } else {
-            format!(
-                "rollback to revision {} after revision {} {}",
-                target.number,
-                undo.undone.number,
-                undo.state.as_str()
-            )
-        }),
+        message: Some(restore_message(&target, &undo)),
         ..target.clone()
     };
+    // The restoring revision is pending before anything changes, and the
+    // undone one is marked only once it is deployed: a kill at any point
+    // leaves a pending revision for the next run to recover.
     history::write(session, &restored).await?;
     let objects: Vec<Object> = target
         .objects
@@ -89,9 +86,35 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
     remove_extra(session, &undo, &target.objects).await?;
     wait_ready(session, &id, &refs, undo.timeout, wait::readiness).await?;
     history::mark(session, &mut restored, State::Deployed, None).await?;
-    history::supersede(session, Some(&target)).await?;
-    history::trim(session, &id, number, undo.history_max).await?;
+    if undo.undone.number != target.number {
+        history::mark(session, &mut undo.undone, undo.state, reason).await?;
+    }
+    let tidy = async {
+        history::supersede(session, Some(&target)).await?;
+        let mut kept = undo.existing.clone();
+        kept.push(undo.undone.number);
+        history::trim(session, &id, &kept, number, undo.history_max).await
+    };
+    if let Err(error) = tidy.await {
+        session.reporter.line(&id, &format!("warning: {error}"));
+    }
     Ok(Some(number))
+}
+
+fn restore_message(target: &Revision, undo: &Undo) -> String {
+    if target.number == undo.undone.number {
+        format!(
+            "revision {} applied again after an interrupted run",
+            target.number
+        )
+    } else {
+        format!(
+            "rollback to revision {} after revision {} {}",
+            target.number,
+            undo.undone.number,
+            undo.state.as_str()
+        )
+    }
 }
 
 /// Delete every live object labelled for the release that `keep_objects`
@@ -122,7 +145,16 @@ async fn remove_extra(
     let wanted: BTreeSet<ObjectKey> = keep_objects.iter().map(live::key_of).collect();
     let mut extra: Vec<(&ObjectKey, &serde_json::Value)> = labelled
         .iter()
-        .filter(|(key, _)| !wanted.contains(key) && !undo.keep.contains(key))
+        .filter(|(key, _)| {
+            let name = key.to_string();
+            let adopted = undo.keep.contains(&name)
+                || undo.undone.adopted.contains(&name)
+                || undo
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.adopted.contains(&name));
+            !wanted.contains(key) && !adopted
+        })
         .collect();
     extra.sort_by_key(|(key, _)| std::cmp::Reverse(super::order::rank(&key.kind)));
     for (key, object) in &extra {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::Session;
-use crate::engine::apply::{adopted, apply_release, remove_release};
+use crate::engine::apply::{apply_release, remove_release};
 use crate::engine::rollback::{Undo, roll_back};
 use crate::plan::{self, Intent, Plan};
 use crate::project::Project;
@@ -86,6 +86,7 @@ pub async fn apply(
         .collect();
     let mut state: HashMap<usize, Option<bool>> = plans.keys().map(|&i| (i, None)).collect();
     let mut running = tokio::task::JoinSet::new();
+    let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut started: BTreeSet<usize> = BTreeSet::new();
     loop {
         let mut progressed = true;
@@ -129,7 +130,7 @@ pub async fn apply(
                 started.insert(index);
                 let (session, release) = (Arc::clone(&session), project.releases[index].clone());
                 let (rendered, release_plan) = (rendered[&index].clone(), plans[&index].clone());
-                running.spawn(async move {
+                let task = running.spawn(async move {
                     let start = Instant::now();
                     let counts = release_plan.counts();
                     let outcome = apply_release(&session, &release, &rendered, &release_plan).await;
@@ -141,20 +142,38 @@ pub async fn apply(
                     };
                     (index, done)
                 });
+                tasks.insert(task.id(), index);
                 progressed = true;
             }
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(joined) = running.join_next_with_id().await else {
             break;
         };
-        if let Ok((index, done)) = joined {
-            let success = !matches!(
-                done.outcome,
-                Outcome::Failed { .. } | Outcome::Skipped { .. }
-            );
-            state.insert(index, Some(success));
-            finished.push(done);
-        }
+        let (index, done) = match joined {
+            Ok((_, result)) => result,
+            Err(error) => {
+                // A release task that panicked: a failure whose state is unknown.
+                let index = tasks.get(&error.id()).copied().unwrap_or_default();
+                let done = Finished {
+                    id: project.releases[index].id.clone(),
+                    outcome: Outcome::Failed {
+                        error: format!("internal error: {error}"),
+                        rollback: Rollback::Failed {
+                            error: "not attempted; the next `stack apply` recovers its pending revision".into(),
+                        },
+                    },
+                    duration: Duration::ZERO,
+                    changes: (0, 0, 0),
+                };
+                (index, done)
+            }
+        };
+        let success = !matches!(
+            done.outcome,
+            Outcome::Failed { .. } | Outcome::Skipped { .. }
+        );
+        state.insert(index, Some(success));
+        finished.push(done);
     }
     if session.stack_atomic
         && finished
@@ -233,10 +252,14 @@ async fn undo_run(
         if !matches!(done.outcome, Outcome::Deployed { .. }) {
             continue;
         }
-        let Some((index, release_plan)) = plans.iter().find(|(_, p)| p.id == done.id) else {
-            continue;
-        };
-        let Some(undone) = history.get(&done.id).and_then(|h| h.last()).cloned() else {
+        let found = plans.iter().find(|(_, p)| p.id == done.id);
+        let undone = history.get(&done.id).and_then(|h| h.last()).cloned();
+        let (Some((index, release_plan)), Some(undone)) = (found, undone) else {
+            done.outcome = Outcome::Undone {
+                rollback: Rollback::Failed {
+                    error: "its revisions are not in the cluster".into(),
+                },
+            };
             continue;
         };
         let options = &project.releases[*index].options;
@@ -245,7 +268,11 @@ async fn undo_run(
             state: State::RolledBack,
             reason: "another release of the run failed (--atomic=stack)".into(),
             target: release_plan.deployed.clone(),
-            keep: adopted(release_plan),
+            keep: release_plan.adopted.clone(),
+            existing: history
+                .get(&done.id)
+                .map(|h| h.iter().map(|r| r.number).collect())
+                .unwrap_or_default(),
             timeout: options.timeout,
             history_max: options.history_max,
         };

@@ -77,9 +77,21 @@ pub fn readiness(object: &Value) -> Option<Readiness> {
                 return waiting("waiting for the rollout to start".into());
             }
             let ready = number(&status["readyReplicas"]);
+            // OnDelete updates no pod by itself, and a partition only the
+            // pods at or above it (kubectl rollout status judges the same).
+            let strategy = &object["spec"]["updateStrategy"];
+            if strategy["type"] == "OnDelete" {
+                return if ready < replicas {
+                    waiting(format!("{ready}/{replicas} ready"))
+                } else {
+                    Some(Readiness::Ready)
+                };
+            }
+            let partition = strategy["rollingUpdate"]["partition"].as_u64().unwrap_or(0);
             let updated = number(&status["updatedReplicas"]);
-            let revision_done = status["currentRevision"] == status["updateRevision"];
-            if ready < replicas || updated < replicas || !revision_done {
+            let revision_done =
+                partition > 0 || status["currentRevision"] == status["updateRevision"];
+            if ready < replicas || updated < replicas.saturating_sub(partition) || !revision_done {
                 return waiting(format!("{ready}/{replicas} ready"));
             }
             Some(Readiness::Ready)
@@ -294,13 +306,20 @@ async fn of_current_rollout(
                 return true;
             };
             let owner = super::super::cluster::retry::retry(|| replica_sets.get_opt(owner)).await;
+            let deployment = object["metadata"]["name"].as_str();
             match owner {
-                Ok(Some(rs)) => rs
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(REVISION))
-                    .is_none_or(|revision| revision == current),
+                Ok(Some(rs)) => {
+                    let ours = rs.metadata.owner_references.as_ref().is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r.kind == "Deployment" && Some(r.name.as_str()) == deployment)
+                    });
+                    let revision = rs
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(REVISION));
+                    ours && revision.is_none_or(|revision| revision == current)
+                }
                 _ => false,
             }
         }

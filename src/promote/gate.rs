@@ -145,6 +145,7 @@ mod tests {
             objects: vec![json!({"kind": "Deployment", "metadata": {"name": "web"}})],
             tests: Vec::new(),
             tests_passed: tests,
+            adopted: Vec::new(),
             message: None,
         }
     }
