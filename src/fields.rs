@@ -249,6 +249,21 @@ impl FieldSet {
         remove_in(self, path);
     }
 
+    /// Give up every path `object` does not have, in one walk over both.
+    pub fn retain_present(&mut self, object: &Value) {
+        self.retain_in(object, "");
+    }
+
+    fn retain_in(&mut self, value: &Value, field: &str) {
+        self.children.retain(|element, child| {
+            let Some(next) = step(value, element, field) else {
+                return false;
+            };
+            child.retain_in(next, element.strip_prefix("f:").unwrap_or(field));
+            !child.is_empty()
+        });
+    }
+
     pub fn union(&mut self, other: &Self) {
         self.owned |= other.owned;
         for (element, child) in &other.children {

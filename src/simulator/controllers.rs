@@ -123,6 +123,9 @@ struct Controllers {
     /// `(due, resource, namespace, name)` of rollouts in progress.
     timers: Vec<(f64, String, String, String)>,
     dirty: BTreeSet<(String, String, String)>,
+    /// The resourceVersion each workload had when its last pass ended:
+    /// events up to it are the pass's own writes, already accounted for.
+    seen: HashMap<(String, String, String), u64>,
     /// Look at everything (first pass, or events were missed).
     resync: bool,
     claims: bool,
@@ -153,7 +156,7 @@ fn as_controller<'a>(
     }
 }
 
-fn create(store: &mut Store, key: &str, mut object: Value) -> Option<Value> {
+fn create(store: &mut Store, key: &str, mut object: Value) -> Option<Arc<Value>> {
     let resource = resource(store, key)?;
     object["apiVersion"] = json!(resource.api_version());
     object["kind"] = json!(resource.kind);
@@ -182,8 +185,15 @@ fn set_status(store: &mut Store, key: &str, namespace: &str, name: &str, status:
     if live.get("status") == Some(&status) {
         return;
     }
-    let mut body = live.clone();
-    body["status"] = status;
+    // Through the status subresource only `.status` counts: no need to copy the rest.
+    let body = if resource.status {
+        json!({"apiVersion": live["apiVersion"], "kind": live["kind"],
+            "metadata": {"name": name, "namespace": live["metadata"]["namespace"]}, "status": status})
+    } else {
+        let mut body = live.clone();
+        body["status"] = status;
+        body
+    };
     let subresource = resource.status.then_some("status");
     let request = as_controller(&resource, namespace, name, subresource);
     let _ = write::update(store, &request, body);
@@ -285,8 +295,8 @@ enum PodFate {
     Failed,
 }
 
-fn pod_status(fate: PodFate, container: &str, image: &str, node_index: usize) -> Value {
-    let now = now();
+/// A pod's status as of `now` (its start time).
+fn pod_status(fate: PodFate, container: &str, image: &str, node_index: usize, now: &str) -> Value {
     let (phase, ready, state, restarts) = match fate {
         PodFate::Ready => ("Running", true, json!({"running": {"startedAt": now}}), 0),
         PodFate::CrashLoop => (
@@ -367,13 +377,21 @@ fn sync_pods(
             pod["spec"]["nodeName"] = json!(format!("sim-node-{}", index % NODES + 1));
             create(store, "/pods", pod);
         }
-        set_status(
-            store,
-            "/pods",
-            &namespace,
-            name,
-            pod_status(fate, &container, &image, index),
-        );
+        // A pod already in this state keeps its times: it is not rewritten.
+        let started = store
+            .get("/pods", &namespace, name)
+            .and_then(|pod| pod["status"]["startTime"].as_str())
+            .map(str::to_string);
+        let unchanged = started.as_deref().is_some_and(|started| {
+            store
+                .get("/pods", &namespace, name)
+                .map(|pod| &pod["status"])
+                == Some(&pod_status(fate, &container, &image, index, started))
+        });
+        if !unchanged {
+            let status = pod_status(fate, &container, &image, index, &now());
+            set_status(store, "/pods", &namespace, name, status);
+        }
     }
 }
 
@@ -413,7 +431,17 @@ impl Controllers {
         let (namespace, name) = crate::simulator::store::object_id(&event.object);
         let key = event.resource.as_str();
         if WORKLOADS.contains(&key) {
-            self.dirty.insert((key.to_string(), namespace, name));
+            let id = (key.to_string(), namespace, name);
+            let own = self
+                .seen
+                .get(&id)
+                .is_some_and(|&seen| seen >= event.revision);
+            if event.action == Action::Deleted {
+                self.seen.remove(&id);
+            }
+            if !own {
+                self.dirty.insert(id);
+            }
         }
         match key {
             "/persistentvolumeclaims" => self.claims = true,
@@ -460,7 +488,7 @@ impl Controllers {
             .extend(due.into_iter().map(|(_, key, ns, name)| (key, ns, name)));
         let default_seconds = inner.config.rollout_seconds;
         for (key, namespace, name) in std::mem::take(&mut self.dirty) {
-            let Some(object) = store.get(&key, &namespace, &name).cloned() else {
+            let Some(object) = store.get_shared(&key, &namespace, &name).cloned() else {
                 continue;
             };
             if !object["metadata"]["deletionTimestamp"].is_null() {
@@ -482,9 +510,16 @@ impl Controllers {
                 "apps/daemonsets" => daemon_set(&mut store, &object, ready),
                 _ => {
                     if let Some(due) = job(&mut store, &object, ready, now, inner.config.second) {
-                        self.timers.push((due, key, namespace, name));
+                        self.timers
+                            .push((due, key.clone(), namespace.clone(), name.clone()));
                     }
                 }
+            }
+            if let Some(revision) = store
+                .get(&key, &namespace, &name)
+                .and_then(|o| o["metadata"]["resourceVersion"].as_str()?.parse().ok())
+            {
+                self.seen.insert((key, namespace, name), revision);
             }
         }
         if std::mem::take(&mut self.claims) {
@@ -554,9 +589,14 @@ fn deployment(store: &mut Store, deployment: &Value, ready: bool) {
     let rs_name = format!("{name}-{hash}");
     let fault = annotation(deployment, FAIL).unwrap_or_default().to_string();
     let fate = fate_of(deployment);
-    let revisions: Vec<u64> = owned_by(store, "apps/replicasets", &namespace, &uid)
-        .iter()
+    // The sets of earlier templates (this pass leaves them as they are until it scales them down).
+    let old_sets: Vec<Value> = owned_by(store, "apps/replicasets", &namespace, &uid)
+        .into_iter()
         .filter(|rs| rs["metadata"]["name"] != rs_name)
+        .cloned()
+        .collect();
+    let revisions: Vec<u64> = old_sets
+        .iter()
         .filter_map(|rs| {
             rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
                 .as_str()?
@@ -596,24 +636,30 @@ fn deployment(store: &mut Store, deployment: &Value, ready: bool) {
             }),
         );
     }
-    update(store, "apps/replicasets", &namespace, &rs_name, |rs| {
-        rs["spec"]["replicas"] = json!(replicas);
-    });
-    update(store, "apps/deployments", &namespace, &name, |d| {
-        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
-            json!(revision.to_string());
-    });
-    let old_sets: Vec<Value> = owned_by(store, "apps/replicasets", &namespace, &uid)
-        .into_iter()
-        .filter(|rs| rs["metadata"]["name"] != rs_name)
-        .cloned()
-        .collect();
+    // Looked at before `update` copies the object to change it.
+    if store
+        .get("apps/replicasets", &namespace, &rs_name)
+        .is_some_and(|rs| rs["spec"]["replicas"] != replicas)
+    {
+        update(store, "apps/replicasets", &namespace, &rs_name, |rs| {
+            rs["spec"]["replicas"] = json!(replicas);
+        });
+    }
+    let revision_text = revision.to_string();
+    if deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        != revision_text.as_str()
+    {
+        update(store, "apps/deployments", &namespace, &name, |d| {
+            d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+                json!(revision_text);
+        });
+    }
     let old_ready: u64 = old_sets
         .iter()
         .filter_map(|rs| rs["status"]["readyReplicas"].as_u64())
         .sum();
     let rs = store
-        .get("apps/replicasets", &namespace, &rs_name)
+        .get_shared("apps/replicasets", &namespace, &rs_name)
         .cloned()
         .unwrap_or_default();
     let failing = ready && (fate != PodFate::Ready);

@@ -5,13 +5,16 @@
 //! write, written with a single `write` call: a process killed at any instant
 //! leaves at most a torn last line, which loading ignores, so every object is
 //! found in its old or its new version. The journal is compacted on open.
+//!
+//! Objects are shared (`Arc`): the map, the watch history and every writer
+//! hold the same value, so a write copies an object only where it changes it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::simulator::resources::{Registry, from_crd};
@@ -43,14 +46,25 @@ pub struct Event {
     pub action: Action,
     /// The resource type's key (`apps/deployments`).
     pub resource: String,
-    pub object: Value,
+    pub object: Arc<Value>,
+}
+
+/// One journal line, serialised straight from borrowed parts.
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    rv: u64,
+    op: &'a str,
+    resource: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    object: &'a Value,
 }
 
 pub type ObjectId = (String, String);
 
 pub struct Store {
     pub registry: Registry,
-    objects: HashMap<String, BTreeMap<ObjectId, Value>>,
+    objects: HashMap<String, BTreeMap<ObjectId, Arc<Value>>>,
     pub revision: u64,
     history: VecDeque<Arc<Event>>,
     journal: Option<Journal>,
@@ -103,7 +117,7 @@ impl Store {
             if record["op"] == "delete" {
                 objects.remove(&id);
             } else {
-                objects.insert(id, record["object"].clone());
+                objects.insert(id, Arc::new(record["object"].clone()));
             }
             self.revision = self.revision.max(revision);
         }
@@ -116,8 +130,14 @@ impl Store {
         let mut buffer = Vec::new();
         for (resource, objects) in &self.objects {
             for ((namespace, name), object) in objects {
-                let record = json!({"rv": self.revision, "op": "put", "resource": resource,
-                    "namespace": namespace, "name": name, "object": object});
+                let record = Record {
+                    rv: self.revision,
+                    op: "put",
+                    resource,
+                    namespace,
+                    name,
+                    object,
+                };
                 serde_json::to_writer(&mut buffer, &record)?;
                 buffer.push(b'\n');
             }
@@ -151,6 +171,11 @@ impl Store {
     }
 
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<&Value> {
+        self.get_shared(resource, namespace, name).map(Arc::as_ref)
+    }
+
+    /// The stored object itself, to keep without copying it.
+    pub fn get_shared(&self, resource: &str, namespace: &str, name: &str) -> Option<&Arc<Value>> {
         self.objects
             .get(resource)?
             .get(&(namespace.to_string(), name.to_string()))
@@ -167,7 +192,7 @@ impl Store {
             .into_iter()
             .flat_map(|objects| objects.iter())
             .filter(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
-            .map(|(_, object)| object)
+            .map(|(_, object)| object.as_ref())
     }
 
     /// Number of objects of a type.
@@ -176,7 +201,7 @@ impl Store {
     }
 
     /// Store an object at a new resourceVersion and tell watchers.
-    pub fn put(&mut self, resource: &str, mut object: Value, action: Action) -> Value {
+    pub fn put(&mut self, resource: &str, mut object: Value, action: Action) -> Arc<Value> {
         self.revision += 1;
         if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert(
@@ -186,31 +211,35 @@ impl Store {
         }
         let id = object_id(&object);
         self.persist("put", resource, &id, &object);
+        let object = Arc::new(object);
         self.objects
             .entry(resource.to_string())
             .or_default()
-            .insert(id, object.clone());
-        self.record(action, resource, object.clone());
+            .insert(id, Arc::clone(&object));
+        self.record(action, resource, Arc::clone(&object));
         object
     }
 
     /// Remove an object; watchers get its last state at a new resourceVersion.
-    pub fn remove(&mut self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+    pub fn remove(&mut self, resource: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
         let id = (namespace.to_string(), name.to_string());
         let mut object = self.objects.get_mut(resource)?.remove(&id)?;
         self.revision += 1;
-        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(metadata) = Arc::make_mut(&mut object)
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+        {
             metadata.insert(
                 "resourceVersion".into(),
                 Value::String(self.revision.to_string()),
             );
         }
         self.persist("delete", resource, &id, &Value::Null);
-        self.record(Action::Deleted, resource, object.clone());
+        self.record(Action::Deleted, resource, Arc::clone(&object));
         Some(object)
     }
 
-    fn record(&mut self, action: Action, resource: &str, object: Value) {
+    fn record(&mut self, action: Action, resource: &str, object: Arc<Value>) {
         let event = Arc::new(Event {
             revision: self.revision,
             action,
@@ -226,9 +255,14 @@ impl Store {
 
     fn persist(&mut self, op: &str, resource: &str, id: &ObjectId, object: &Value) {
         if let Some(journal) = &mut self.journal {
-            let record = json!({"rv": self.revision, "op": op, "resource": resource,
-                "namespace": id.0, "name": id.1, "object": object});
-            journal.append(&record);
+            journal.append(&Record {
+                rv: self.revision,
+                op,
+                resource,
+                namespace: &id.0,
+                name: &id.1,
+                object,
+            });
         }
     }
 
@@ -278,7 +312,7 @@ impl Journal {
     }
 
     /// One line, one `write` call.
-    fn append(&mut self, record: &Value) {
+    fn append(&mut self, record: &Record) {
         let mut line = serde_json::to_vec(record).unwrap_or_default();
         line.push(b'\n');
         if let Err(error) = self.file.write_all(&line) {

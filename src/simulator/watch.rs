@@ -44,9 +44,16 @@ impl Filter {
     }
 }
 
+/// One watch event, serialised from borrowed parts.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a Value,
+}
+
 fn line(kind: &str, object: &Value) -> Bytes {
-    let mut bytes =
-        serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    let mut bytes = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
 }
@@ -103,7 +110,7 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
             .and_then(|t| t.parse().ok())
             .unwrap_or(1800),
     );
-    let (sender, receiver) = futures::channel::mpsc::unbounded::<Bytes>();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let mut matched: HashSet<ObjectId> = HashSet::new();
     let (mut events, start) = {
         let store = inner.store();
@@ -123,12 +130,12 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
                     }
                     for event in history.iter().filter(|e| filter.in_scope(e)) {
                         if let Some(bytes) = translate(&filter, event, &mut matched) {
-                            let _ = sender.unbounded_send(bytes);
+                            let _ = sender.send(bytes);
                         }
                     }
                 }
                 None => {
-                    let _ = sender.unbounded_send(expired(revision, store.revision));
+                    let _ = sender.send(expired(revision, store.revision));
                     drop(sender);
                     return Ok(body(receiver));
                 }
@@ -137,11 +144,11 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
                 for object in store.list(&filter.resource, filter.namespace.as_deref()) {
                     if filter.matches(object) {
                         matched.insert(object_id(object));
-                        let _ = sender.unbounded_send(line("ADDED", object));
+                        let _ = sender.send(line("ADDED", object));
                     }
                 }
                 if send_initial {
-                    let _ = sender.unbounded_send(bookmark(resource, store.revision, true));
+                    let _ = sender.send(bookmark(resource, store.revision, true));
                 }
             }
         }
@@ -150,11 +157,15 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let received = tokio::time::timeout_at(deadline, events.recv()).await;
+            // A watcher that went away stops costing anything at once.
+            let received = tokio::select! {
+                received = tokio::time::timeout_at(deadline, events.recv()) => received,
+                () = sender.closed() => break,
+            };
             let event = match received {
                 Ok(Ok(event)) => event,
                 Ok(Err(RecvError::Lagged(_))) => {
-                    let _ = sender.unbounded_send(expired(start, start));
+                    let _ = sender.send(expired(start, start));
                     break;
                 }
                 Err(_) | Ok(Err(RecvError::Closed)) => break,
@@ -163,7 +174,7 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
                 continue;
             }
             if let Some(bytes) = translate(&filter, &event, &mut matched)
-                && sender.unbounded_send(bytes).is_err()
+                && sender.send(bytes).is_err()
             {
                 break;
             }
@@ -193,8 +204,8 @@ fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) ->
     Some(line(kind, &event.object))
 }
 
-fn body(receiver: futures::channel::mpsc::UnboundedReceiver<Bytes>) -> ResponseBody {
-    BodyExt::boxed(StreamBody::new(
-        receiver.map(|bytes| Ok(Frame::data(bytes))),
-    ))
+fn body(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Bytes>) -> ResponseBody {
+    let frames = futures::stream::poll_fn(move |context| receiver.poll_recv(context))
+        .map(|bytes| Ok(Frame::data(bytes)));
+    BodyExt::boxed(StreamBody::new(frames))
 }

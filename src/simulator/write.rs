@@ -4,6 +4,8 @@
 //! subresource rules, defaulting, generation, managedFields, no-op detection,
 //! dry runs — so that a dry run returns exactly what the write would.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::fields::{self, FieldSet, Path};
@@ -223,18 +225,6 @@ fn has_generation(resource: &ResourceType) -> bool {
     resource.status || resource.group.contains('.') && !resource.group.ends_with("k8s.io")
 }
 
-/// Everything that is not metadata (nor status, when it is a subresource).
-fn spec_of(resource: &ResourceType, object: &Value) -> Value {
-    let mut copy = object.clone();
-    if let Some(map) = copy.as_object_mut() {
-        map.remove("metadata");
-        if resource.status {
-            map.remove("status");
-        }
-    }
-    copy
-}
-
 fn check_namespace(store: &Store, request: &Request) -> Result<(), ApiError> {
     if !request.resource.namespaced {
         return Ok(());
@@ -273,10 +263,11 @@ fn is_empty(value: &Value) -> bool {
 fn commit(
     store: &mut Store,
     request: &Request,
-    old: Option<&Value>,
+    live: Option<&Arc<Value>>,
     mut new: Value,
     ownership: Ownership,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
+    let old = live.map(Arc::as_ref);
     let resource = request.resource;
     let status_write = request.subresource == Some("status");
     let now = now();
@@ -321,7 +312,7 @@ fn commit(
             }
             if status_write {
                 // Only `.status` changes through the status subresource.
-                let status = new.get("status").cloned();
+                let status = new.as_object_mut().and_then(|map| map.remove("status"));
                 new = old.clone();
                 match status {
                     Some(status) => new["status"] = status,
@@ -389,15 +380,12 @@ fn commit(
     };
     let entries = prune_entries(entries, &new);
     set_entries(&mut new, &entries);
-    if let Some(old) = old {
-        if without_volatile(old) == without_volatile(&new) {
-            return Ok((200, old.clone()));
+    if let Some(live) = live {
+        if same_but_volatile(live, &new) {
+            return Ok((200, Arc::clone(live)));
         }
-        if has_generation(resource)
-            && spec_of(resource, old) != spec_of(resource, &new)
-            && !status_write
-        {
-            let generation = old["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
+        if has_generation(resource) && !same_spec(resource, live, &new) && !status_write {
+            let generation = live["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(generation);
         }
     }
@@ -410,7 +398,7 @@ fn commit(
         {
             map.remove("resourceVersion");
         }
-        return Ok((if old.is_none() { 201 } else { 200 }, new));
+        return Ok((if old.is_none() { 201 } else { 200 }, Arc::new(new)));
     }
     // Removing the last finalizer of an object being deleted deletes it.
     let finalized = !new["metadata"]["deletionTimestamp"].is_null()
@@ -422,7 +410,7 @@ fn commit(
         store.put(&key, new.clone(), Action::Modified);
         let removed = store
             .remove(&key, request.namespace, request.name)
-            .unwrap_or(new);
+            .unwrap_or_else(|| Arc::new(new));
         return Ok((200, removed));
     }
     let action = if old.is_none() {
@@ -434,20 +422,46 @@ fn commit(
     Ok((if old.is_none() { 201 } else { 200 }, stored))
 }
 
-/// The object without what changes on every write (for no-op detection).
-fn without_volatile(object: &Value) -> Value {
-    let mut copy = object.clone();
-    if let Some(metadata) = copy["metadata"].as_object_mut() {
-        metadata.remove("resourceVersion");
-        if let Some(Value::Array(entries)) = metadata.get_mut("managedFields") {
-            for entry in entries {
-                if let Some(entry) = entry.as_object_mut() {
-                    entry.remove("time");
-                }
+/// Whether two objects are equal but for what changes on every write
+/// (`resourceVersion`, managedFields times): the no-op test, without copies.
+fn same_but_volatile(old: &Value, new: &Value) -> bool {
+    same_except(old, new, |key| key == "metadata")
+        && same_except(&old["metadata"], &new["metadata"], |key| {
+            key == "resourceVersion" || key == "managedFields"
+        })
+        && match (
+            old["metadata"].get("managedFields"),
+            new["metadata"].get("managedFields"),
+        ) {
+            (Some(Value::Array(old)), Some(Value::Array(new))) => {
+                old.len() == new.len()
+                    && old
+                        .iter()
+                        .zip(new)
+                        .all(|(old, new)| same_except(old, new, |key| key == "time"))
             }
+            (old, new) => old == new,
         }
-    }
-    copy
+}
+
+/// Whether everything but metadata (and status, when it is a subresource) is equal.
+fn same_spec(resource: &ResourceType, old: &Value, new: &Value) -> bool {
+    same_except(old, new, |key| {
+        key == "metadata" || (resource.status && key == "status")
+    })
+}
+
+/// Map equality over the keys `skip` does not name (plain equality for non-maps).
+fn same_except(old: &Value, new: &Value, skip: impl Fn(&str) -> bool) -> bool {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return old == new;
+    };
+    let kept = |map: &Map<String, Value>| map.keys().filter(|key| !skip(key)).count();
+    kept(old) == kept(new)
+        && old
+            .iter()
+            .filter(|(key, _)| !skip(key))
+            .all(|(key, value)| new.get(key) == Some(value))
 }
 
 fn validate(resource: &ResourceType, object: &Value, name: &str) -> Result<(), ApiError> {
@@ -499,7 +513,9 @@ fn update_entries(request: &Request, old: Option<&Value>, new: &Value, now: &str
         FieldSet::of_object(new, !request.resource.status)
     };
     let changed: Vec<Path> = match old {
-        None => new_fields.paths(),
+        // A new object: everything in it is the creator's.
+        None if new_fields.is_empty() => return entries,
+        None => return vec![update_entry(request, now, new_fields)],
         Some(old) => {
             let mut all = new_fields.clone();
             all.union(&if status_only {
@@ -509,8 +525,10 @@ fn update_entries(request: &Request, old: Option<&Value>, new: &Value, now: &str
             });
             all.paths()
                 .into_iter()
-                .filter(|path| fields::get(old, path) != fields::get(new, path))
-                .filter(|path| fields::get(new, path).is_some())
+                .filter(|path| {
+                    let value = fields::get(new, path);
+                    value.is_some() && fields::get(old, path) != value
+                })
                 .collect()
         }
     };
@@ -528,14 +546,7 @@ fn update_entries(request: &Request, old: Option<&Value>, new: &Value, now: &str
     {
         Some(index) => index,
         None => {
-            entries.push(Entry {
-                manager: request.manager.to_string(),
-                operation: "Update".into(),
-                api_version: request.resource.api_version(),
-                time: now.to_string(),
-                subresource: subresource.to_string(),
-                fields: FieldSet::default(),
-            });
+            entries.push(update_entry(request, now, FieldSet::default()));
             entries.len() - 1
         }
     };
@@ -547,16 +558,24 @@ fn update_entries(request: &Request, old: Option<&Value>, new: &Value, now: &str
     entries
 }
 
+/// The entry of a non-apply writer.
+fn update_entry(request: &Request, now: &str, fields: FieldSet) -> Entry {
+    Entry {
+        manager: request.manager.to_string(),
+        operation: "Update".into(),
+        api_version: request.resource.api_version(),
+        time: now.to_string(),
+        subresource: request.subresource.unwrap_or_default().to_string(),
+        fields,
+    }
+}
+
 /// Drop owned paths that no longer exist in the object, and empty entries.
 fn prune_entries(entries: Vec<Entry>, object: &Value) -> Vec<Entry> {
     entries
         .into_iter()
         .map(|mut entry| {
-            for path in entry.fields.paths() {
-                if fields::get(object, &path).is_none() {
-                    entry.fields.remove(&path);
-                }
-            }
+            entry.fields.retain_present(object);
             entry
         })
         .filter(|entry| !entry.fields.is_empty())
@@ -567,7 +586,7 @@ pub fn create(
     store: &mut Store,
     request: &Request,
     mut body: Value,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
     if !body["metadata"]["resourceVersion"]
         .as_str()
         .unwrap_or_default()
@@ -594,10 +613,12 @@ pub fn update(
     store: &mut Store,
     request: &Request,
     mut body: Value,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
     check_identity(request, &mut body)?;
     let old = live(store, request)?;
-    if body["metadata"].get("managedFields").is_none()
+    // (A status write keeps everything but `.status` from the live object anyway.)
+    if request.subresource != Some("status")
+        && body["metadata"].get("managedFields").is_none()
         && let Some(entries) = old["metadata"].get("managedFields")
     {
         body["metadata"]["managedFields"] = entries.clone();
@@ -605,9 +626,9 @@ pub fn update(
     commit(store, request, Some(&old), body, Ownership::Update)
 }
 
-fn live(store: &Store, request: &Request) -> Result<Value, ApiError> {
+fn live(store: &Store, request: &Request) -> Result<Arc<Value>, ApiError> {
     store
-        .get(&request.resource.key(), request.namespace, request.name)
+        .get_shared(&request.resource.key(), request.namespace, request.name)
         .cloned()
         .ok_or_else(|| ApiError::not_found(request.resource, request.name))
 }
@@ -618,9 +639,9 @@ pub fn patch(
     request: &Request,
     content_type: &str,
     body: &Value,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
     let old = live(store, request)?;
-    let mut new = old.clone();
+    let mut new = Value::clone(&old);
     match content_type {
         "application/json-patch+json" => {
             patch::json_patch(&mut new, body).map_err(|message| ApiError {
@@ -661,7 +682,7 @@ pub fn apply(
     request: &Request,
     mut config: Value,
     force: bool,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
     if request.manager.is_empty() {
         return Err(ApiError::invalid(
             "PatchOptions",
@@ -677,7 +698,7 @@ pub fn apply(
     }
     check_identity(request, &mut config)?;
     let live = store
-        .get(&request.resource.key(), request.namespace, request.name)
+        .get_shared(&request.resource.key(), request.namespace, request.name)
         .cloned();
     if let (Some(live), Some(requested)) = (&live, config["metadata"]["resourceVersion"].as_str())
         && requested
@@ -697,8 +718,8 @@ pub fn apply(
     } else {
         FieldSet::of_object(&config, !request.resource.status)
     };
-    let mut entries = live.as_ref().map(entries_of).unwrap_or_default();
-    let mut merged = live.clone().unwrap_or_else(|| {
+    let mut entries = live.as_deref().map(entries_of).unwrap_or_default();
+    let mut merged = live.as_deref().cloned().unwrap_or_else(|| {
         json!({"apiVersion": config["apiVersion"], "kind": config["kind"], "metadata": {"name": request.name}})
     });
     if let Some(live) = &live {
@@ -721,12 +742,12 @@ pub fn apply(
             subresource,
         );
     }
-    let body = if status_only {
-        json!({"status": config.get("status").cloned().unwrap_or(json!({}))})
+    if status_only {
+        let status = json!({"status": config.get("status").cloned().unwrap_or(json!({}))});
+        fields::merge_applied(&mut merged, &status, "");
     } else {
-        config.clone()
-    };
-    fields::merge_applied(&mut merged, &body, "");
+        fields::merge_applied(&mut merged, &config, "");
+    }
     let own = entries
         .iter()
         .position(|e| e.same_owner(request.manager, "Apply", subresource));
@@ -843,7 +864,7 @@ pub fn delete(
     store: &mut Store,
     request: &Request,
     options: &DeleteOptions,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
     let resource = request.resource;
     let live = live(store, request)?;
     let metadata = &live["metadata"];
@@ -883,7 +904,7 @@ pub fn delete(
     }
     let deferred = !finalizers.is_empty() || resource.kind == "Namespace";
     if deferred {
-        let mut marked = live.clone();
+        let mut marked = Value::clone(&live);
         marked["metadata"]["deletionTimestamp"] = json!(now());
         marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
         if !finalizers.is_empty() {
@@ -897,7 +918,7 @@ pub fn delete(
             marked["status"]["phase"] = json!("Terminating");
         }
         if request.dry_run {
-            return Ok((200, marked));
+            return Ok((200, Arc::new(marked)));
         }
         let stored = store.put(&resource.key(), marked, Action::Modified);
         return Ok((200, stored));
@@ -905,7 +926,7 @@ pub fn delete(
     if request.dry_run {
         return Ok((
             200,
-            success(resource, request.name, metadata["uid"].as_str()),
+            Arc::new(success(resource, request.name, metadata["uid"].as_str())),
         ));
     }
     let removed = store.remove(&resource.key(), request.namespace, request.name);
@@ -914,7 +935,7 @@ pub fn delete(
     }
     Ok((
         200,
-        success(resource, request.name, metadata["uid"].as_str()),
+        Arc::new(success(resource, request.name, metadata["uid"].as_str())),
     ))
 }
 
