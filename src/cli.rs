@@ -100,7 +100,7 @@ pub enum Command {
     Lint,
     /// Rendered objects vs the live cluster, per release, as a unified diff
     Diff(DiffArgs),
-    /// Diff, then apply what changed, wait, prune, record the revision
+    /// Diff, then apply what changed, wait, test, prune, record the revision; roll back what fails
     Apply(ApplyArgs),
     /// Delete the selected releases in reverse dependency order
     Destroy(LockArgs),
