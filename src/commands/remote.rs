@@ -24,10 +24,7 @@ where
             settings.kube_context.as_deref(),
         )
         .await?;
-        let reporter = Reporter {
-            quiet: settings.quiet,
-            verbose: settings.verbose,
-        };
+        let reporter = Reporter::for_terminal(settings.quiet, settings.verbose);
         let session = Session::new(
             crate::cluster::crash::wrap(cluster.client.clone()),
             Masker::new(settings.show_secrets),

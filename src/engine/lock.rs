@@ -271,7 +271,11 @@ mod tests {
         let mut fresh = lease("l", "apply", None);
         assert_eq!(takeover(&fresh), Takeover::Free, "our own lease");
         fresh.spec.as_mut().unwrap().holder_identity = Some("ops@elsewhere (pid 1)".into());
-        assert_eq!(takeover(&fresh), Takeover::Held, "a live process of this machine");
+        assert_eq!(
+            takeover(&fresh),
+            Takeover::Held,
+            "a live process of this machine"
+        );
         fresh.spec.as_mut().unwrap().renew_time = Some(MicroTime(jiff::Timestamp::UNIX_EPOCH));
         assert_eq!(takeover(&fresh), Takeover::Held, "however old its lease");
         let annotations = fresh.metadata.annotations.as_mut().unwrap();

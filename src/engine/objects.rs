@@ -284,7 +284,7 @@ async fn wait_one<'a>(
     rule: fn(&Value) -> Option<Readiness>,
 ) -> Result<(), Failure<'a>> {
     let name = label(object);
-    let reporter = session.reporter;
+    let reporter = session.reporter.clone();
     if wait::may_vanish(&object.body)
         && matches!(retry(|| api.get_opt(&object.name)).await, Ok(None))
     {

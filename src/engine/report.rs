@@ -1,24 +1,132 @@
-//! Progress for people: one plain, non-interleaved line per event, prefixed
-//! with the release (`[apps/backend] waiting for Deployment/backend: 1/3
-//! ready`), on stderr; `-q` keeps only errors, `-v` adds per-object lines.
+//! Progress for people, on stderr. On a terminal (and not in CI): a live
+//! view, one line per release — waiting, applying, `waiting for
+//! Deployment/web: 1/3 ready`, done — under a progress bar of the run, with
+//! failures, rollbacks and warnings printed in full above it. Elsewhere:
+//! one plain, non-interleaved line per event, prefixed with the release
+//! (`[apps/backend] waiting for Deployment/backend: 1/3 ready`). `-q` keeps
+//! only errors, `-v` adds per-object lines. Everything passes the masker.
 
+use std::collections::HashMap;
 use std::io::Write as _;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy)]
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug, Clone, Default)]
 pub struct Reporter {
     pub quiet: bool,
     pub verbose: bool,
+    live: Option<Arc<Live>>,
+}
+
+#[derive(Debug)]
+struct Live {
+    multi: MultiProgress,
+    run: ProgressBar,
+    releases: Mutex<HashMap<String, ProgressBar>>,
+}
+
+/// Events worth keeping on screen in full, not only as a release's status.
+fn lasting(message: &str) -> bool {
+    [
+        "failed",
+        "rolling back",
+        "rolled back",
+        "removing",
+        "skipped",
+        "warning",
+        "restoring",
+        "undoing",
+        "left pending",
+    ]
+    .iter()
+    .any(|word| message.contains(word))
 }
 
 impl Reporter {
-    pub fn line(&self, release: &str, message: &str) {
-        if !self.quiet {
-            let _ = writeln!(
-                anstream::stderr().lock(),
-                "[{release}] {}",
-                crate::mask::mask_output(message)
+    /// Plain lines.
+    pub fn plain(quiet: bool, verbose: bool) -> Self {
+        Self {
+            quiet,
+            verbose,
+            live: None,
+        }
+    }
+
+    /// The live view when stderr is a terminal outside CI, else plain lines.
+    pub fn for_terminal(quiet: bool, verbose: bool) -> Self {
+        use std::io::IsTerminal as _;
+        let terminal = std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none()
+            && std::env::var("TERM").map_or(true, |t| t != "dumb");
+        if quiet || !terminal {
+            return Self::plain(quiet, verbose);
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let run = ProgressBar::hidden();
+        Self {
+            quiet,
+            verbose,
+            live: Some(Arc::new(Live {
+                multi,
+                run,
+                releases: Mutex::new(HashMap::new()),
+            })),
+        }
+    }
+
+    /// A run of these releases starts: each gets its line, waiting.
+    pub fn start(&self, releases: &[String]) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        live.multi.add(live.run.clone());
+        live.run.set_length(releases.len() as u64);
+        live.run.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} releases  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        for id in releases {
+            let bar = live
+                .multi
+                .insert_before(&live.run, ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:<28} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
+            bar.set_prefix(id.clone());
+            bar.set_message("waiting");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            live.releases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id.clone(), bar);
+        }
+    }
+
+    pub fn line(&self, release: &str, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let message = crate::mask::mask_output(message);
+        let Some(live) = &self.live else {
+            let _ = writeln!(anstream::stderr().lock(), "[{release}] {message}");
+            return;
+        };
+        let first = message.lines().next().unwrap_or_default();
+        if let Some(bar) = live
+            .releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(release)
+        {
+            bar.set_message(first.to_string());
+        }
+        if lasting(first) || !live.has(release) {
+            live.multi.suspend(|| {
+                let _ = writeln!(anstream::stderr().lock(), "[{release}] {message}");
+            });
         }
     }
 
@@ -26,6 +134,47 @@ impl Reporter {
         if self.verbose && !self.quiet {
             self.line(release, message);
         }
+    }
+
+    /// A release is done: its line keeps how it ended.
+    pub fn finish(&self, release: &str, how: &str) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        if let Some(bar) = live
+            .releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(release)
+        {
+            bar.finish_with_message(crate::mask::mask_output(how));
+        }
+        live.run.inc(1);
+    }
+
+    /// The run is over: the view is cleared, the summary table follows.
+    pub fn close(&self) {
+        if let Some(live) = &self.live {
+            for bar in live
+                .releases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .values()
+            {
+                bar.finish_and_clear();
+            }
+            live.run.finish_and_clear();
+            let _ = live.multi.clear();
+        }
+    }
+}
+
+impl Live {
+    fn has(&self, release: &str) -> bool {
+        self.releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(release)
     }
 }
 
@@ -35,5 +184,31 @@ pub fn seconds(duration: Duration) -> String {
         format!("{}ms", duration.as_millis())
     } else {
         format!("{:.1}s", duration.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_and_rollbacks_stay_on_screen_progress_does_not() {
+        assert!(lasting(
+            "failed: Deployment/web failed: ProgressDeadlineExceeded"
+        ));
+        assert!(lasting("rolling back to revision 1 as revision 3"));
+        assert!(lasting("skipped: its need apps/db did not succeed"));
+        assert!(!lasting("waiting for Deployment/web: 1/3 ready"));
+        assert!(!lasting(
+            "applying revision 2: 0 to create, 1 to change, 0 to delete"
+        ));
+    }
+
+    #[test]
+    fn plain_reporters_have_no_live_view() {
+        let reporter = Reporter::plain(false, false);
+        reporter.start(&["apps/web".into()]);
+        reporter.finish("apps/web", "deployed");
+        assert!(reporter.live.is_none());
     }
 }

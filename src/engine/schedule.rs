@@ -52,6 +52,26 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A few words for a release's line in the live view.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Unchanged => "unchanged".into(),
+            Self::Deployed { revision } => format!("deployed revision {revision}"),
+            Self::Removed => "removed".into(),
+            Self::Failed {
+                rollback: Rollback::Restored { .. },
+                ..
+            } => "failed, rolled back".into(),
+            Self::Failed {
+                rollback: Rollback::Failed { .. },
+                ..
+            } => "failed, ROLLBACK FAILED".into(),
+            Self::Failed { .. } => "failed".into(),
+            Self::Skipped { because } => format!("skipped: {because}"),
+            Self::Undone { .. } => "undone".into(),
+        }
+    }
+
     pub fn failed(error: String) -> Self {
         Self::Failed {
             error,
@@ -76,6 +96,15 @@ pub async fn apply(
     plan: Plan,
     concurrency: usize,
 ) -> Vec<Finished> {
+    let ids: Vec<String> = project
+        .graph
+        .order
+        .iter()
+        .filter_map(|&i| plan.releases.iter().find(|r| r.index == Some(i)))
+        .chain(plan.releases.iter().filter(|r| r.index.is_none()))
+        .map(|r| r.id.clone())
+        .collect();
+    session.reporter.start(&ids);
     let mut finished = remove(&session, project, &plan).await;
     let rendered: HashMap<usize, RenderedRelease> = rendered.into_iter().collect();
     let plans: HashMap<usize, plan::ReleasePlan> = plan
@@ -113,6 +142,7 @@ pub async fn apply(
                     state.insert(index, Some(false));
                     let id = project.releases[index].id.clone();
                     session.reporter.line(&id, &format!("skipped: {because}"));
+                    session.reporter.finish(&id, &format!("skipped: {because}"));
                     finished.push(Finished {
                         id,
                         outcome: Outcome::Skipped { because },
@@ -173,6 +203,7 @@ pub async fn apply(
             Outcome::Failed { .. } | Outcome::Skipped { .. }
         );
         state.insert(index, Some(success));
+        session.reporter.finish(&done.id, &done.outcome.describe());
         finished.push(done);
     }
     if session.stack_atomic
@@ -182,6 +213,7 @@ pub async fn apply(
     {
         undo_run(&session, project, &plans, &mut finished).await;
     }
+    session.reporter.close();
     finished
 }
 
@@ -201,6 +233,7 @@ async fn remove(session: &Session, project: &Project, plan: &Plan) -> Vec<Finish
     let mut finished = Vec::new();
     for removal in removals {
         if removal.up_to_date {
+            session.reporter.finish(&removal.id, "unchanged");
             finished.push(Finished {
                 id: removal.id.clone(),
                 outcome: Outcome::Unchanged,
@@ -215,6 +248,7 @@ async fn remove(session: &Session, project: &Project, plan: &Plan) -> Vec<Finish
             Ok(()) => Outcome::Removed,
             Err(error) => Outcome::failed(error),
         };
+        session.reporter.finish(&removal.id, &outcome.describe());
         finished.push(Finished {
             id: removal.id.clone(),
             outcome,
