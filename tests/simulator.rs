@@ -535,6 +535,23 @@ async fn bad_selectors_are_400s() {
     assert_eq!(status.message, "field label not supported: spec.x");
 }
 
+#[tokio::test]
+async fn labels_and_annotations_that_are_not_strings_are_400s() {
+    let client = simulator().client();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client, "default", &ApiResource::erase::<Deployment>(&()));
+    let mut body = deployment("nginx:1.27");
+    body["spec"]["template"]["metadata"]["annotations"] =
+        json!({"sim.stack.dev/rollout-seconds": 250});
+    let params = PatchParams::apply("test");
+    let status = error_of(api.patch("web", &params, &Patch::Apply(&body)).await);
+    assert_eq!(status.code, 400);
+    assert_eq!(
+        status.message,
+        "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal number into Go struct field ObjectMeta.metadata.annotations of type string"
+    );
+}
+
 /// Watch one object until `done` holds (no sleeps: the watch wakes us).
 async fn watch_until<K>(api: &Api<K>, name: &str, done: impl Fn(&K) -> bool) -> K
 where

@@ -190,7 +190,36 @@ fn check_identity(request: &Request, body: &mut Value) -> Result<(), ApiError> {
     } else if let Some(map) = body["metadata"].as_object_mut() {
         map.remove("namespace");
     }
+    string_maps(resource, body)?;
     validate_name(request)
+}
+
+/// Labels and annotations are `map[string]string`: a number or a boolean
+/// there is refused as the API server's decoder refuses it.
+fn string_maps(resource: &ResourceType, body: &Value) -> Result<(), ApiError> {
+    let metadatas = [&body["metadata"], &body["spec"]["template"]["metadata"]];
+    for (metadata, field) in metadatas
+        .iter()
+        .flat_map(|m| [(m, "labels"), (m, "annotations")])
+    {
+        let Some(map) = metadata[field].as_object() else {
+            continue;
+        };
+        if let Some(value) = map.values().find(|v| !v.is_string() && !v.is_null()) {
+            let found = match value {
+                Value::Number(_) => "number",
+                Value::Bool(_) => "bool",
+                Value::Array(_) => "array",
+                _ => "object",
+            };
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {found} into Go struct field ObjectMeta.metadata.{field} of type string",
+                kind = resource.kind,
+                version = resource.version,
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn validate_name(request: &Request) -> Result<(), ApiError> {
