@@ -4,7 +4,7 @@
 //! checked before the first write).
 
 use crate::atomic::Seen;
-use crate::harness::{Server, Test, metric};
+use crate::harness::{Server, Test};
 
 /// How a case spoils the example platform.
 enum Edit {
@@ -323,14 +323,7 @@ fn every_bad_input_exits_1_with_a_located_message_and_writes_nothing() {
     assert!(CASES.len() >= 30, "{} cases", CASES.len());
     // Against a deployed platform: bad input must not half-change it.
     seen.keep(test.stack(&["apply", "-q"]).success());
-    let mutating = || {
-        metric(
-            &server.metrics(),
-            "stack_simulator_mutating_requests_total",
-            &[],
-        )
-    };
-    let before = mutating();
+    let before = server.mutating();
     let mut failures = Vec::new();
     for case in CASES {
         let undo = spoil(&test, case.edits);
@@ -351,7 +344,7 @@ fn every_bad_input_exits_1_with_a_located_message_and_writes_nothing() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
-    let mutating = mutating() - before;
+    let mutating = server.mutating() - before;
     assert_eq!(mutating, 0, "mutating requests during the corpus");
     eprintln!(
         "bad-input corpus: {} cases, 0 mutating requests",

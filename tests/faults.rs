@@ -178,14 +178,7 @@ fn kill_9_at_twenty_points_of_a_run_is_recovered_by_the_next_apply() {
     std::fs::write(test.path().join("stacks/platform.yaml"), stack).unwrap();
     let server = Server::start(test.path(), &[]);
     seen.keep(test.stack(&["apply", "-q"]).success());
-    let mutating = || {
-        metric(
-            &server.metrics(),
-            "stack_simulator_mutating_requests_total",
-            &[],
-        )
-    };
-    let before = mutating();
+    let before = server.mutating();
     seen.keep(
         test.stack(&[
             "apply",
@@ -199,7 +192,7 @@ fn kill_9_at_twenty_points_of_a_run_is_recovered_by_the_next_apply() {
         ])
         .success(),
     );
-    let writes = mutating() - before;
+    let writes = server.mutating() - before;
     assert!(writes >= 20, "a run makes {writes} writes");
     let (mut recovered, mut checked) = (0, 0);
     for point in 1..=20_u64 {
@@ -301,11 +294,7 @@ fn a_held_lock_stops_apply_naming_its_holder_and_an_expired_one_is_taken_over() 
     let server = Server::start(test.path(), &[]);
     let now = jiff::Timestamp::now().to_string();
     hold_lock(&server, std::process::id(), &now);
-    let before = metric(
-        &server.metrics(),
-        "stack_simulator_mutating_requests_total",
-        &[],
-    );
+    let before = server.mutating();
     let output = seen.keep(test.stack(&["apply"]).code(1));
     for expected in [
         "another run holds the lock",
@@ -325,11 +314,7 @@ fn a_held_lock_stops_apply_naming_its_holder_and_an_expired_one_is_taken_over() 
         "{}",
         waited.stderr
     );
-    let after = metric(
-        &server.metrics(),
-        "stack_simulator_mutating_requests_total",
-        &[],
-    );
+    let after = server.mutating();
     assert_eq!(after, before, "writes while the lock was held elsewhere");
     hold_lock_elsewhere(&server, "2000-01-01T00:00:00.000000Z");
     let output = seen.keep(test.stack(&["apply"]).success());

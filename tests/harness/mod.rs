@@ -262,6 +262,15 @@ impl Server {
     pub fn metrics(&self) -> String {
         http_get(&format!("{}/metrics", self.address))
     }
+
+    /// Mutating requests served so far (dry runs not counted).
+    pub fn mutating(&self) -> u64 {
+        metric(
+            &self.metrics(),
+            "stack_simulator_mutating_requests_total",
+            &[],
+        )
+    }
 }
 
 impl Drop for Server {
