@@ -432,3 +432,38 @@ fn a_test_log_that_prints_a_secret_is_masked_on_screen_and_in_history() {
         history.stdout
     );
 }
+
+#[test]
+fn atomic_stack_brings_back_a_release_the_failed_run_removed() {
+    let mut seen = Seen::default();
+    let test = deployed();
+    let fault = format!("{POD_FAULT}=progress-deadline");
+    // The frontend is uninstalled (removed first) and the backend fails.
+    let output = seen.keep(
+        test.stack(&[
+            "apply",
+            "--atomic=stack",
+            "--set",
+            "frontend.enabled=false",
+            "--set",
+            "scale.backend=2",
+            "--set",
+            &fault,
+        ])
+        .code(3),
+    );
+    assert!(
+        output
+            .stderr
+            .contains("[apps/frontend] restoring: the run removed it"),
+        "{}",
+        output.stderr
+    );
+    let frontend = status_of(&test, "apps/frontend");
+    assert_eq!(
+        (frontend["state"].as_str(), frontend["ready"].as_bool()),
+        (Some("deployed"), Some(true)),
+        "{frontend}"
+    );
+    seen.keep(test.stack(&["diff", "--detailed-exitcode"]).code(0));
+}

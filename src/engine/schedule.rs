@@ -106,6 +106,12 @@ pub async fn apply(
         .collect();
     session.reporter.start(&ids);
     let mut finished = remove(&session, project, &plan).await;
+    let removals: Vec<plan::ReleasePlan> = plan
+        .releases
+        .iter()
+        .filter(|r| r.intent == Intent::Remove)
+        .cloned()
+        .collect();
     let rendered: HashMap<usize, RenderedRelease> = rendered.into_iter().collect();
     let plans: HashMap<usize, plan::ReleasePlan> = plan
         .releases
@@ -211,7 +217,7 @@ pub async fn apply(
             .iter()
             .any(|f| matches!(f.outcome, Outcome::Failed { .. }))
     {
-        undo_run(&session, project, &plans, &mut finished).await;
+        undo_run(&session, project, &plans, &removals, &mut finished).await;
     }
     session.reporter.close();
     finished
@@ -259,11 +265,13 @@ async fn remove(session: &Session, project: &Project, plan: &Plan) -> Vec<Finish
     finished
 }
 
-/// `--atomic=stack`: undo every release this run deployed, newest first.
+/// `--atomic=stack`: undo every release this run deployed or removed,
+/// newest first.
 async fn undo_run(
     session: &Session,
     project: &Project,
     plans: &HashMap<usize, plan::ReleasePlan>,
+    removals: &[plan::ReleasePlan],
     finished: &mut [Finished],
 ) {
     let history = match crate::cluster::live::history(&session.client).await {
@@ -283,6 +291,17 @@ async fn undo_run(
         }
     };
     for done in finished.iter_mut().rev() {
+        if done.outcome == Outcome::Removed {
+            let removal = removals.iter().find(|r| r.id == done.id);
+            let rollback = match removal {
+                Some(removal) => reinstall(session, project, removal).await,
+                None => Rollback::Failed {
+                    error: "its plan is lost".into(),
+                },
+            };
+            done.outcome = Outcome::Undone { rollback };
+            continue;
+        }
         if !matches!(done.outcome, Outcome::Deployed { .. }) {
             continue;
         }
@@ -323,5 +342,37 @@ async fn undo_run(
             }
         };
         done.outcome = Outcome::Undone { rollback };
+    }
+}
+
+/// Bring back a release this run removed: its last deployed revision is
+/// restored as a new one, the way a rollback restores it.
+async fn reinstall(session: &Session, project: &Project, removal: &plan::ReleasePlan) -> Rollback {
+    let (Some(undone), Some(target)) = (removal.previous.clone(), removal.deployed.clone()) else {
+        return Rollback::Failed {
+            error: "it had no deployed revision to restore".into(),
+        };
+    };
+    let options = removal
+        .index
+        .map(|i| project.releases[i].options.clone())
+        .unwrap_or_default();
+    session.reporter.line(
+        &removal.id,
+        "restoring: the run removed it, and another release failed",
+    );
+    let undo = Undo {
+        undone,
+        state: State::RolledBack,
+        reason: "removed by a run whose other releases failed (--atomic=stack); restored".into(),
+        target: Some(target),
+        keep: removal.adopted.clone(),
+        existing: removal.kept.clone(),
+        timeout: options.timeout,
+        history_max: options.history_max,
+    };
+    match roll_back(session, undo).await {
+        Ok(revision) => Rollback::Restored { revision },
+        Err(error) => Rollback::Failed { error },
     }
 }
