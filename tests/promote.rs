@@ -290,6 +290,12 @@ fn a_selector_limits_the_releases_the_gate_checks() {
         &refused.stderr,
         "apps/frontend: it has never been deployed there",
     );
+    // One release alone; its unselected needs are not checked either.
+    let backend = promote(&test, &["-l", "name=backend", "--dry-run", "-o", "json"]).success();
+    assert!(!backend.stderr.contains("not run"), "{}", backend.stderr);
+    let ids = backend.json()["releases"].clone();
+    assert_eq!(ids.as_array().map(Vec::len), Some(1), "{ids}");
+    assert_eq!(ids[0]["id"], "apps/backend");
     let output = promote(&test, &["-l", "name!=frontend", "-o", "json"])
         .success()
         .json();
@@ -309,6 +315,7 @@ fn a_selector_limits_the_releases_the_gate_checks() {
         ]
     );
     assert_eq!(output["written"], true);
+    // Values are environment-wide: the frontend's image moves too.
     assert!(test.read(STAGING).contains("tag: \"2.2.0\""));
 }
 

@@ -33,7 +33,12 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
     }
     let mut source_settings = settings.clone();
     source_settings.environment = Some(args.from.clone());
-    let project = super::load(&source_settings)?;
+    // Not `super::load`: its note on needs that "will not run" does not
+    // apply; a selector only limits the gate.
+    let project = Project::load(&source_settings)?;
+    if !settings.quiet {
+        output::print_diagnostics(&project.warnings, settings.color);
+    }
     let target = Target::load(&project, settings, &args.to)?;
     let source = source_values(&project, settings);
     let plan = promote::plan(
