@@ -179,7 +179,7 @@ pub fn plan_release(
     deletions.sort_by(|a, b| a.key.cmp(&b.key));
     changes.extend(deletions);
     let previous = history.and_then(|h| h.last()).cloned();
-    let deployed = last_deployed(history);
+    let deployed = history.and_then(|h| last_deployed(h)).cloned();
     let digest = crate::revision::values_digest(&rendered.values);
     let up_to_date = changes.is_empty()
         && previous.as_ref().is_some_and(|p| {
@@ -210,12 +210,8 @@ fn kept(history: Option<&Vec<Revision>>) -> Vec<u32> {
 }
 
 /// The newest revision in state `deployed`.
-pub fn last_deployed(history: Option<&Vec<Revision>>) -> Option<Revision> {
-    history?
-        .iter()
-        .rev()
-        .find(|r| r.state == State::Deployed)
-        .cloned()
+pub fn last_deployed(history: &[Revision]) -> Option<&Revision> {
+    history.iter().rev().find(|r| r.state == State::Deployed)
 }
 
 fn rendered_bodies(rendered: &RenderedRelease) -> Vec<Value> {
@@ -257,7 +253,7 @@ pub fn plan_removal(
         changes,
         unchanged: 0,
         previous: history.and_then(|h| h.last()).cloned(),
-        deployed: last_deployed(history),
+        deployed: history.and_then(|h| last_deployed(h)).cloned(),
         kept: kept(history),
         adopted: history
             .map(|h| crate::revision::adopted_in(h))

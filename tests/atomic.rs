@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Output, Server, Test};
+use crate::harness::{Output, Server, Test, shows_all};
 
 /// The example's decrypted values, which no output may contain.
 pub const SECRET_VALUES: [&str; 2] = ["dev-s3cret-password", "shop_app"];
@@ -95,18 +95,15 @@ fn a_deployment_that_never_becomes_ready_is_rolled_back_and_its_dependents_skipp
         test.stack(&["apply", "--set", "scale.backend=3", "--set", &fault])
             .code(3),
     );
-    for expected in [
-        "Deployment/backend failed: ProgressDeadlineExceeded",
-        "condition Progressing=False ProgressDeadlineExceeded",
-        "[apps/frontend] skipped: its need apps/backend did not succeed",
-        "rolled back (revision 3)",
-    ] {
-        assert!(
-            output.stderr.contains(expected),
-            "{expected}:\n{}",
-            output.stderr
-        );
-    }
+    shows_all(
+        &output.stderr,
+        &[
+            "Deployment/backend failed: ProgressDeadlineExceeded",
+            "condition Progressing=False ProgressDeadlineExceeded",
+            "[apps/frontend] skipped: its need apps/backend did not succeed",
+            "rolled back (revision 3)",
+        ],
+    );
     assert!(
         output
             .stdout
@@ -143,17 +140,14 @@ fn a_crash_loop_fails_at_once_naming_the_pod_its_reason_and_events() {
         test.stack(&["apply", "-l", "name=backend", "--set", &fault])
             .code(3),
     );
-    for expected in [
-        "container backend: CrashLoopBackOff",
-        "restarts)",
-        "event Warning BackOff Pod/backend-",
-    ] {
-        assert!(
-            output.stderr.contains(expected),
-            "{expected}:\n{}",
-            output.stderr
-        );
-    }
+    shows_all(
+        &output.stderr,
+        &[
+            "container backend: CrashLoopBackOff",
+            "restarts)",
+            "event Warning BackOff Pod/backend-",
+        ],
+    );
     seen.keep(test.stack(&["diff", "--detailed-exitcode"]).code(0));
     let image = format!("{POD_FAULT}=image-pull");
     let output = seen.keep(
@@ -185,18 +179,15 @@ fn a_failing_test_job_fails_the_release_prints_its_log_and_is_rolled_back() {
         ])
         .code(3),
     );
-    for expected in [
-        "test failed: Job/backend-smoke-test failed: BackoffLimitExceeded",
-        "log of pod backend-smoke-test-",
-        "curl: (22) The requested URL returned error: 503",
-        "[apps/frontend] skipped",
-    ] {
-        assert!(
-            output.stderr.contains(expected),
-            "{expected}:\n{}",
-            output.stderr
-        );
-    }
+    shows_all(
+        &output.stderr,
+        &[
+            "test failed: Job/backend-smoke-test failed: BackoffLimitExceeded",
+            "log of pod backend-smoke-test-",
+            "curl: (22) The requested URL returned error: 503",
+            "[apps/frontend] skipped",
+        ],
+    );
     seen.keep(test.stack(&["diff", "--detailed-exitcode"]).code(0));
     assert_eq!(
         last_states(&test, "backend", 3),

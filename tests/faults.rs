@@ -8,7 +8,7 @@ use std::io::BufRead as _;
 use serde_json::{Value, json};
 
 use crate::atomic::{POD_FAULT, Seen};
-use crate::harness::{Server, Test, http, metric, output_of};
+use crate::harness::{Server, Test, http, metric, output_of, shows_all};
 
 /// The example's collections, by API path.
 const COLLECTIONS: &[&str] = &[
@@ -296,18 +296,15 @@ fn a_held_lock_stops_apply_naming_its_holder_and_an_expired_one_is_taken_over() 
     hold_lock(&server, std::process::id(), &now);
     let before = server.mutating();
     let output = seen.keep(test.stack(&["apply"]).code(1));
-    for expected in [
-        "another run holds the lock",
-        "(pid ",
-        "running `stack apply` since",
-        "--wait-for-lock",
-    ] {
-        assert!(
-            output.stderr.contains(expected),
-            "{expected}:\n{}",
-            output.stderr
-        );
-    }
+    shows_all(
+        &output.stderr,
+        &[
+            "another run holds the lock",
+            "(pid ",
+            "running `stack apply` since",
+            "--wait-for-lock",
+        ],
+    );
     let waited = seen.keep(test.stack(&["apply", "--wait-for-lock", "1s"]).code(1));
     assert!(
         waited.stderr.contains("another run holds the lock"),
@@ -336,24 +333,8 @@ fn two_applies_started_together_one_runs_the_other_names_the_holder() {
     let test = Test::example();
     let _server = Server::start(test.path(), &[]);
     seen.keep(test.stack(&["apply", "-q"]).success());
-    let rollout = format!("{}=250", POD_FAULT.replace("fail", "rollout-seconds"));
-    let mut first = test
-        .command(&["apply", "--set", &rollout])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the first apply");
-    let stderr = first.stderr.take().expect("stderr");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let mut first_output = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("read stderr");
-        first_output.push_str(&line);
-        first_output.push('\n');
-        if line.contains("waiting for Deployment/backend") {
-            break;
-        }
-    }
-    let second = seen.keep(test.stack(&["apply", "--set", &rollout]).code(1));
+    let (mut first, mut first_output, lines) = start_slow_apply(&test);
+    let second = seen.keep(test.stack(&["apply", "--set", &slow_rollout()]).code(1));
     assert!(
         second.stderr.contains("another run holds the lock"),
         "{}",
@@ -364,10 +345,7 @@ fn two_applies_started_together_one_runs_the_other_names_the_holder() {
         "{}",
         second.stderr
     );
-    for line in lines {
-        first_output.push_str(&line.expect("read stderr"));
-        first_output.push('\n');
-    }
+    first_output.extend(lines.map(|line| line + "\n"));
     let status = first.wait().expect("wait for the first apply");
     assert!(status.success(), "{first_output}");
     seen.keep(crate::harness::Output {
@@ -377,12 +355,16 @@ fn two_applies_started_together_one_runs_the_other_names_the_holder() {
     });
 }
 
+/// The `--set` that makes the backend's rollout take 250 simulated seconds.
+fn slow_rollout() -> String {
+    format!("{}=250", POD_FAULT.replace("fail", "rollout-seconds"))
+}
+
 /// Start `stack apply` with a slow backend rollout; the stderr lines up to
 /// the one where it waits for the backend.
 fn start_slow_apply(test: &Test) -> (std::process::Child, String, impl Iterator<Item = String>) {
-    let rollout = format!("{}=250", POD_FAULT.replace("fail", "rollout-seconds"));
     let mut child = test
-        .command(&["apply", "--set", &rollout])
+        .command(&["apply", "--set", &slow_rollout()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start apply");
@@ -416,13 +398,14 @@ fn sigterm_starts_nothing_new_lets_the_release_in_flight_finish_and_releases_the
     stderr.extend(rest.map(|line| line + "\n"));
     let status = child.wait().expect("wait for apply");
     assert_eq!(status.code(), Some(1), "{stderr}");
-    for expected in [
-        "interrupted: starting no more releases",
-        "[apps/backend] deployed revision 2",
-        "[apps/frontend] skipped: the run was interrupted",
-    ] {
-        assert!(stderr.contains(expected), "{expected}:\n{stderr}");
-    }
+    shows_all(
+        &stderr,
+        &[
+            "interrupted: starting no more releases",
+            "[apps/backend] deployed revision 2",
+            "[apps/frontend] skipped: the run was interrupted",
+        ],
+    );
     let stack = test
         .path()
         .file_name()
@@ -449,9 +432,8 @@ fn recover_forward_applies_the_pending_revision_again() {
     let (mut child, _, _) = start_slow_apply(&test);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
-    let rollout = format!("{}=250", POD_FAULT.replace("fail", "rollout-seconds"));
     let output = seen.keep(
-        test.stack(&["apply", "--recover", "forward", "--set", &rollout])
+        test.stack(&["apply", "--recover", "forward", "--set", &slow_rollout()])
             .success(),
     );
     assert!(

@@ -75,44 +75,35 @@ async fn deploy(
     args: &ApplyArgs,
     concurrency: usize,
 ) -> Result<Vec<Finished>, Errors> {
-    let plan = |session| engine::plan(session, project, &rendered, removals, args.prune_releases);
-    let mut planned = plan(session).await?;
+    let mut planned =
+        engine::plan(session, project, &rendered, removals, args.prune_releases).await?;
     let idle = planned.plan.releases.iter().all(|r| r.up_to_date)
         && !engine::recover::has_pending(&planned.live.revisions, &session.stack_name);
-    let lock = if idle {
-        None
-    } else {
-        let lock = super::remote::lock(session, project, "stack apply", &args.lock).await?;
-        let moved = match recover(session, project, args, &planned).await {
-            Ok(moved) => moved,
-            Err(error) => {
-                lock.release().await;
-                return Err(error);
-            }
-        };
-        if moved {
-            match plan(session).await {
-                Ok(fresh) => planned = fresh,
-                Err(error) => {
-                    lock.release().await;
-                    return Err(error.into());
-                }
-            }
-        }
-        Some(lock)
-    };
-    let finished = engine::apply(
-        Arc::clone(session),
-        project,
-        rendered.clone(),
-        planned.plan,
-        concurrency,
-    )
-    .await;
-    if let Some(lock) = lock {
-        lock.release().await;
+    if idle {
+        return Ok(engine::apply(
+            Arc::clone(session),
+            project,
+            rendered,
+            planned.plan,
+            concurrency,
+        )
+        .await);
     }
-    Ok(finished)
+    let work = async move {
+        if recover(session, project, args, &planned).await? {
+            planned =
+                engine::plan(session, project, &rendered, removals, args.prune_releases).await?;
+        }
+        Ok(engine::apply(
+            Arc::clone(session),
+            project,
+            rendered,
+            planned.plan,
+            concurrency,
+        )
+        .await)
+    };
+    super::remote::locked(session, project, "stack apply", &args.lock, Box::pin(work)).await
 }
 
 /// Under the lock: recover what an interrupted run left; whether the

@@ -72,8 +72,23 @@ fn git_commit(project: &Project) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
+/// Run `work` holding the stack's lock for this environment; the lock is
+/// given back however `work` ends.
+pub async fn locked<T>(
+    session: &Session,
+    project: &Project,
+    command: &str,
+    args: &crate::cli::LockArgs,
+    work: impl Future<Output = Result<T, Errors>>,
+) -> Result<T, Errors> {
+    let lock = lock(session, project, command, args).await?;
+    let result = work.await;
+    lock.release().await;
+    result
+}
+
 /// Take the stack's lock for this environment (see `engine::lock`).
-pub async fn lock(
+async fn lock(
     session: &Session,
     project: &Project,
     command: &str,

@@ -4,8 +4,9 @@
 
 use crate::cli::LockArgs;
 use crate::cluster::live;
-use crate::engine::EngineError;
+use crate::config::ReleaseOptions;
 use crate::engine::rollback::{Undo, roll_back};
+use crate::engine::{EngineError, Session};
 use crate::error::{EXIT_ROLLBACK_FAILED, Error, Errors};
 use crate::project::Project;
 use crate::revision::{Revision, State};
@@ -26,31 +27,33 @@ pub fn run(
         .map(|r| r.options.clone())
         .unwrap_or_default();
     super::remote::with_session(project, settings, |session| async move {
-        let lock = super::remote::lock(&session, project, "stack rollback", lock_args).await?;
-        let result = async {
-            let (history, _) = live::history(&session.client)
-                .await
-                .map_err(EngineError::api("cannot read release history"))?;
-            let revisions = history.get(&id).cloned().unwrap_or_default();
-            let (latest, target) = choose(&id, &revisions, revision)?;
-            let undo = Undo {
-                state: match latest.state {
-                    State::Deployed => State::RolledBack,
-                    State::Pending => State::Failed,
-                    state => state,
-                },
-                reason: format!("rolled back by hand to revision {}", target.number),
-                undone: latest,
-                target: Some(target),
-                keep: crate::revision::adopted_in(&revisions),
-                existing: revisions.iter().map(|r| r.number).collect(),
-                timeout: options.timeout,
-                history_max: options.history_max,
-            };
-            match roll_back(&session, undo).await {
+        let work = roll_back_release(&session, &id, revision, &options);
+        super::remote::locked(&session, project, "stack rollback", lock_args, work).await
+    })
+}
+
+async fn roll_back_release(
+    session: &Session,
+    id: &str,
+    revision: Option<u32>,
+    options: &ReleaseOptions,
+) -> Result<u8, Errors> {
+    let (history, _) = live::history(&session.client)
+        .await
+        .map_err(EngineError::api("cannot read release history"))?;
+    let revisions = history.get(id).cloned().unwrap_or_default();
+    let (latest, target) = choose(id, &revisions, revision)?;
+    let state = match latest.state {
+        State::Deployed => State::RolledBack,
+        State::Pending => State::Failed,
+        state => state,
+    };
+    let reason = format!("rolled back by hand to revision {}", target.number);
+    let undo = Undo::new(latest, state, reason, Some(target), &revisions, options);
+    match roll_back(session, undo).await {
                 Ok(number) => {
                     session.reporter.line(
-                        &id,
+                        id,
                         &format!("rolled back: revision {} is deployed", number.unwrap_or(0)),
                     );
                     Ok(0)
@@ -61,11 +64,6 @@ pub fn run(
                     code: EXIT_ROLLBACK_FAILED,
                 })),
             }
-        }
-        .await;
-        lock.release().await;
-        result
-    })
 }
 
 /// The latest revision and the one to restore.

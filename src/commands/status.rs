@@ -1,8 +1,6 @@
 //! `stack status` and `stack history`: where releases stand, read from the
 //! revisions kept in the cluster and the readiness of their live objects.
 
-use std::collections::BTreeSet;
-
 use serde_json::{Value, json};
 
 use crate::cli::OutputFormat;
@@ -12,7 +10,7 @@ use crate::engine::{EngineError, apply::live_readiness};
 use crate::error::{Error, Errors};
 use crate::output;
 use crate::project::Project;
-use crate::revision::{Revision, State};
+use crate::revision::Revision;
 use crate::settings::Settings;
 
 pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
@@ -20,16 +18,14 @@ pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
         let (history, _) = live::history(&session.client)
             .await
             .map_err(EngineError::api("cannot read release history"))?;
-        let mut scopes = BTreeSet::new();
-        for &index in &project.selection.releases {
-            if let Some(revision) = deployed(history.get(&project.releases[index].id)) {
-                for object in &revision.objects {
-                    scopes.insert(live::scope_of(object));
-                }
-            }
-        }
-        let resources = session.resources.read().await.clone();
-        let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
+        let deployed_objects = project
+            .selection
+            .releases
+            .iter()
+            .filter_map(|&index| deployed(history.get(&project.releases[index].id)))
+            .flat_map(|revision| &revision.objects);
+        let objects = session
+            .live_around(deployed_objects, None)
             .await
             .map_err(EngineError::api("cannot read live objects"))?;
         let mut rows = Vec::new();
@@ -84,7 +80,7 @@ pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
 }
 
 fn deployed(revisions: Option<&Vec<Revision>>) -> Option<&Revision> {
-    revisions?.iter().rev().find(|r| r.state == State::Deployed)
+    crate::plan::last_deployed(revisions?)
 }
 
 /// The release a command line names: `namespace/name`, or a name that is

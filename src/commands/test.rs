@@ -4,7 +4,7 @@
 
 use crate::cli::LockArgs;
 use crate::cluster::live;
-use crate::engine::{EngineError, history, test_jobs};
+use crate::engine::{EngineError, Session, history, test_jobs};
 use crate::error::{Error, Errors};
 use crate::object::Object;
 use crate::project::Project;
@@ -12,60 +12,59 @@ use crate::settings::Settings;
 
 pub fn run(project: &Project, settings: &Settings, lock_args: &LockArgs) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
-        let lock = super::remote::lock(&session, project, "stack test", lock_args).await?;
-        let result = async {
-            let (revisions, _) = live::history(&session.client)
-                .await
-                .map_err(EngineError::api("cannot read release history"))?;
-            let mut failures = Vec::new();
-            for &index in &project.selection.releases {
-                let release = &project.releases[index];
-                let Some(mut deployed) = crate::plan::last_deployed(revisions.get(&release.id))
-                else {
-                    session
-                        .reporter
-                        .line(&release.id, "not deployed: no tests to run");
-                    continue;
-                };
-                if deployed.tests.is_empty() {
-                    session.reporter.line(&release.id, "has no tests");
-                    continue;
-                }
-                let tests: Vec<Object> = deployed
-                    .tests
-                    .iter()
-                    .map(|body| Object::from_body(body, "revision"))
-                    .collect();
-                let result =
-                    test_jobs::run(&session, &release.id, &tests, release.options.timeout).await;
-                deployed.tests_passed = Some(result.is_ok());
-                history::write(&session, &deployed)
-                    .await
-                    .map_err(|message| Error::Failed {
-                        message,
-                        hint: None,
-                    })?;
-                if let Err(error) = result {
-                    failures.push(format!("{}: {error}", release.id));
-                }
-            }
-            if failures.is_empty() {
-                return Ok(0);
-            }
-            Err(Errors::from(Error::Failed {
-                message: format!(
-                    "{} release(s) failed their tests:\n  {}",
-                    failures.len(),
-                    failures.join("\n  ")
-                ),
-                hint: Some(
-                    "the releases are unchanged; fix the cause, deploy, and run `stack test` again"
-                        .into(),
-                ),
-            }))
-        }
-        .await;
-        lock.release().await;
-        result
+        let work = run_tests(&session, project);
+        super::remote::locked(&session, project, "stack test", lock_args, work).await
     })
+}
+
+async fn run_tests(session: &Session, project: &Project) -> Result<u8, Errors> {
+    let (revisions, _) = live::history(&session.client)
+        .await
+        .map_err(EngineError::api("cannot read release history"))?;
+    let mut failures = Vec::new();
+    for &index in &project.selection.releases {
+        let release = &project.releases[index];
+        let deployed = revisions
+            .get(&release.id)
+            .and_then(|h| crate::plan::last_deployed(h));
+        let Some(mut deployed) = deployed.cloned() else {
+            session
+                .reporter
+                .line(&release.id, "not deployed: no tests to run");
+            continue;
+        };
+        if deployed.tests.is_empty() {
+            session.reporter.line(&release.id, "has no tests");
+            continue;
+        }
+        let tests: Vec<Object> = deployed
+            .tests
+            .iter()
+            .map(|body| Object::from_body(body, "revision"))
+            .collect();
+        let result = test_jobs::run(session, &release.id, &tests, release.options.timeout).await;
+        deployed.tests_passed = Some(result.is_ok());
+        history::write(session, &deployed)
+            .await
+            .map_err(|message| Error::Failed {
+                message,
+                hint: None,
+            })?;
+        if let Err(error) = result {
+            failures.push(format!("{}: {error}", release.id));
+        }
+    }
+    if failures.is_empty() {
+        return Ok(0);
+    }
+    Err(Errors::from(Error::Failed {
+        message: format!(
+            "{} release(s) failed their tests:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        ),
+        hint: Some(
+            "the releases are unchanged; fix the cause, deploy, and run `stack test` again".into(),
+        ),
+    }))
 }

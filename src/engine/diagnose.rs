@@ -108,24 +108,35 @@ pub async fn explain(
         return lines;
     };
     let mut involved = vec![name.to_string()];
-    if let Some(selector) = pod_selector(&live) {
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
-        let params = ListParams::default().labels(&selector);
-        if let Ok(list) = retry(|| pods.list(&params)).await {
-            for pod in list.items {
-                let pod = serde_json::to_value(&pod).unwrap_or_default();
-                let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
-                involved.push(pod_name.to_string());
-                if let Some(failure) = pod_failure(&pod) {
-                    lines.push(format!("pod {pod_name}: {failure}"));
-                } else if pod["status"]["phase"] == "Failed" {
-                    lines.push(format!("pod {pod_name}: phase Failed"));
-                }
-            }
+    for pod in pods_of(client, namespace, &live).await {
+        let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        involved.push(pod_name.to_string());
+        if let Some(failure) = pod_failure(&pod) {
+            lines.push(format!("pod {pod_name}: {failure}"));
+        } else if pod["status"]["phase"] == "Failed" {
+            lines.push(format!("pod {pod_name}: phase Failed"));
         }
     }
     lines.extend(events(client, namespace, &involved).await);
     lines
+}
+
+/// The pods of a workload or a Job (by its selector); none when it has no
+/// selector or they cannot be read.
+async fn pods_of(client: &kube::Client, namespace: &str, object: &Value) -> Vec<Value> {
+    let Some(selector) = pod_selector(object) else {
+        return Vec::new();
+    };
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    let params = ListParams::default().labels(&selector);
+    match retry(|| pods.list(&params)).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The latest events about the named objects of a namespace.
@@ -183,18 +194,10 @@ pub async fn log_tail(client: &kube::Client, object: &Value, lines: i64) -> Vec<
                 .to_string(),
         ]
     } else {
-        let Some(selector) = pod_selector(object) else {
-            return Vec::new();
-        };
-        let params = ListParams::default().labels(&selector);
-        match retry(|| pods.list(&params)).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter_map(|p| p.metadata.name)
-                .collect(),
-            Err(_) => return Vec::new(),
-        }
+        let pods = pods_of(client, namespace, object).await;
+        pods.iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect()
     };
     let params = kube::api::LogParams {
         tail_lines: Some(lines),

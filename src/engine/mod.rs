@@ -132,6 +132,27 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The live objects in every kind and namespace that `objects` (as a
+    /// revision stores them) are in — one LIST each — limited to what
+    /// `selector` picks.
+    pub fn live_around<'a>(
+        &'a self,
+        objects: impl IntoIterator<Item = &'a Value>,
+        selector: Option<&'a str>,
+    ) -> impl std::future::Future<Output = Result<HashMap<ObjectKey, Value>, kube::Error>> + Send + 'a
+    {
+        // The scopes are collected here, so the future holds no iterator.
+        let scopes: BTreeSet<live::Scope> = objects.into_iter().map(live::scope_of).collect();
+        async move {
+            let resources = self.resources.read().await.clone();
+            let (objects, _, _) =
+                live::fetch_selected(&self.client, &resources, scopes, selector).await?;
+            Ok(objects)
+        }
+    }
+}
+
 /// A plan and the live state it was made from.
 pub struct Planned {
     pub plan: Plan,

@@ -4,8 +4,6 @@
 //! (removed, when there is none) — or, with `--recover=forward`, its own
 //! objects are applied again. Never "another operation is in progress".
 
-use std::time::Duration;
-
 use crate::cluster::live;
 use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::{EngineError, Session};
@@ -40,11 +38,7 @@ async fn settle(
         crate::engine::history::mark(session, &mut revision, State::Failed, Some(reason)).await?;
     }
     if direction == Direction::Forward {
-        crate::engine::history::supersede(
-            session,
-            crate::plan::last_deployed(Some(&revisions.to_vec())).as_ref(),
-        )
-        .await?;
+        crate::engine::history::supersede(session, crate::plan::last_deployed(revisions)).await?;
     }
     Ok(())
 }
@@ -94,7 +88,7 @@ pub async fn recover(
             Direction::Forward => Some(undone.clone()),
             // The last deployed revision; failing that, the newest that was
             // ever live — never "remove" a release that once deployed.
-            Direction::Back => crate::plan::last_deployed(Some(revisions)).or_else(|| {
+            Direction::Back => crate::plan::last_deployed(revisions).cloned().or_else(|| {
                 revisions
                     .iter()
                     .rev()
@@ -115,16 +109,14 @@ pub async fn recover(
                 }
             ),
         );
-        let undo = Undo {
+        let undo = Undo::new(
             undone,
-            state: State::Failed,
-            reason: "interrupted: the run that applied it stopped before it finished".into(),
+            State::Failed,
+            "interrupted: the run that applied it stopped before it finished".into(),
             target,
-            keep: crate::revision::adopted_in(revisions),
-            existing: revisions.iter().map(|r| r.number).collect(),
-            timeout: options.map_or(Duration::from_secs(300), |o| o.timeout),
-            history_max: options.map_or(10, |o| o.history_max),
-        };
+            revisions,
+            &options.cloned().unwrap_or_default(),
+        );
         let failed = |message: String| EngineError::Recovery {
             message: format!("cannot recover {id} from its interrupted run: {message}"),
         };

@@ -34,6 +34,30 @@ pub struct Undo {
     pub history_max: u32,
 }
 
+impl Undo {
+    /// An undo of a release whose kept revisions are `history` (what they
+    /// adopted is kept, new revisions are numbered after them).
+    pub fn new(
+        undone: Revision,
+        state: State,
+        reason: String,
+        target: Option<Revision>,
+        history: &[Revision],
+        options: &crate::config::ReleaseOptions,
+    ) -> Self {
+        Self {
+            undone,
+            state,
+            reason,
+            target,
+            keep: crate::revision::adopted_in(history),
+            existing: history.iter().map(|r| r.number).collect(),
+            timeout: options.timeout,
+            history_max: options.history_max,
+        }
+    }
+}
+
 /// Roll back; the number of the restored revision, `None` when the release
 /// was removed.
 pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>, String> {
@@ -125,23 +149,19 @@ async fn remove_extra(
     keep_objects: &[serde_json::Value],
 ) -> Result<(), String> {
     let id = &undo.undone.release;
-    let mut scopes = BTreeSet::new();
     let revisions = std::iter::once(&undo.undone).chain(undo.target.as_ref());
-    for revision in revisions {
-        for object in revision.objects.iter().chain(&revision.tests) {
-            scopes.insert(live::scope_of(object));
-        }
-    }
     let selector = format!(
         "{}={}",
         crate::object::RELEASE_LABEL,
         id.replacen('/', ".", 1)
     );
-    let resources = session.resources.read().await.clone();
-    let (labelled, _, _) =
-        live::fetch_selected(&session.client, &resources, scopes, Some(&selector))
-            .await
-            .map_err(|e| format!("cannot read the release's objects: {e}"))?;
+    let labelled = session
+        .live_around(
+            revisions.flat_map(|r| r.objects.iter().chain(&r.tests)),
+            Some(&selector),
+        )
+        .await
+        .map_err(|e| format!("cannot read the release's objects: {e}"))?;
     let wanted: BTreeSet<ObjectKey> = keep_objects.iter().map(live::key_of).collect();
     let mut extra: Vec<(&ObjectKey, &serde_json::Value)> = labelled
         .iter()
@@ -170,6 +190,7 @@ async fn remove_extra(
         session.reporter.detail(id, &format!("deleted {key}"));
     }
     if keep_objects.is_empty() {
+        let resources = session.resources.read().await.clone();
         let resources = &resources;
         let gone = extra.iter().map(|(key, object)| async move {
             let api_version = object["apiVersion"].as_str().unwrap_or_default();

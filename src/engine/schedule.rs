@@ -315,20 +315,14 @@ async fn undo_run(
             };
             continue;
         };
-        let options = &project.releases[*index].options;
-        let undo = Undo {
+        let undo = Undo::new(
             undone,
-            state: State::RolledBack,
-            reason: "another release of the run failed (--atomic=stack)".into(),
-            target: release_plan.deployed.clone(),
-            keep: release_plan.adopted.clone(),
-            existing: history
-                .get(&done.id)
-                .map(|h| h.iter().map(|r| r.number).collect())
-                .unwrap_or_default(),
-            timeout: options.timeout,
-            history_max: options.history_max,
-        };
+            State::RolledBack,
+            "another release of the run failed (--atomic=stack)".into(),
+            release_plan.deployed.clone(),
+            history.get(&done.id).map_or(&[], Vec::as_slice),
+            &project.releases[*index].options,
+        );
         session
             .reporter
             .line(&done.id, "undoing: another release of the run failed");

@@ -160,6 +160,14 @@ impl Output {
     }
 }
 
+/// `text` holds every one of `expected`.
+#[track_caller]
+pub fn shows_all(text: &str, expected: &[&str]) {
+    for expected in expected {
+        assert!(text.contains(expected), "{expected}:\n{text}");
+    }
+}
+
 /// Strip the common leading indentation of a Rust string literal, and the
 /// first newline, so that files can be written inline in tests.
 pub fn unindent(text: &str) -> String {
