@@ -96,13 +96,23 @@ pub async fn apply(
     plan: Plan,
     concurrency: usize,
 ) -> Vec<Finished> {
+    let planned: HashMap<usize, &str> = plan
+        .releases
+        .iter()
+        .filter_map(|r| Some((r.index?, r.id.as_str())))
+        .collect();
     let ids: Vec<String> = project
         .graph
         .order
         .iter()
-        .filter_map(|&i| plan.releases.iter().find(|r| r.index == Some(i)))
-        .chain(plan.releases.iter().filter(|r| r.index.is_none()))
-        .map(|r| r.id.clone())
+        .filter_map(|i| planned.get(i).copied())
+        .chain(
+            plan.releases
+                .iter()
+                .filter(|r| r.index.is_none())
+                .map(|r| r.id.as_str()),
+        )
+        .map(str::to_string)
         .collect();
     session.reporter.start(&ids);
     let mut finished = remove(&session, project, &plan).await;
