@@ -183,10 +183,10 @@ async fn steps(
         .as_ref()
         .map(|p| p.objects.as_slice())
         .unwrap_or_default();
-    apply_all(session, id, &mut objects, previous, timeout, false).await?;
+    let applied = apply_all(session, id, &mut objects, previous, timeout, false).await?;
     if release.options.wait && session.wait {
         let all: Vec<&Object> = rendered.objects.iter().collect();
-        wait_ready(session, id, &all, timeout, wait::readiness).await?;
+        wait_ready(session, id, &all, &applied, timeout, wait::readiness).await?;
     }
     if tests_enabled(session, release) && !rendered.tests.is_empty() {
         let result = test_jobs::run(session, id, &rendered.tests, timeout).await;

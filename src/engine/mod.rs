@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod diagnose;
+pub mod feeds;
 pub mod history;
 pub mod interrupt;
 pub mod lock;
@@ -101,6 +102,8 @@ pub struct Session {
     pub tests: Option<bool>,
     /// Set by Ctrl-C or SIGTERM: start no more releases.
     pub interrupt: interrupt::Interrupt,
+    /// The shared watches that waiting reads.
+    pub feeds: feeds::Feeds,
 }
 
 impl Session {
@@ -128,6 +131,7 @@ impl Session {
             stack_atomic: false,
             tests: None,
             interrupt: interrupt::Interrupt::default(),
+            feeds: feeds::Feeds::default(),
         })
     }
 }

@@ -4,7 +4,7 @@
 //! with pods watched too, so a crash loop fails at once instead of at the
 //! timeout, and every failure explained (see `diagnose`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -14,9 +14,10 @@ use crate::cluster::retry::retry;
 use crate::diff::FIELD_MANAGER;
 use crate::engine::Session;
 use crate::engine::diagnose;
+use crate::engine::feeds::Source;
 use crate::engine::report::seconds;
-use crate::engine::wait::{self, Readiness};
-use crate::object::Object;
+use crate::engine::wait::{self, Applied, Readiness};
+use crate::object::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object, ObjectKey};
 
 /// Create the namespace unless it exists. It is created, not applied: no
 /// field of it is owned by `stack`, so a release that renders the namespace
@@ -87,6 +88,41 @@ pub async fn api_for(
     }
 }
 
+/// What server-side apply answers, decoded only as far as waiting needs.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Answer {
+    #[serde(default)]
+    metadata: AnswerMeta,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct AnswerMeta {
+    uid: Option<String>,
+    generation: Option<i64>,
+}
+
+/// Send one server-side apply, with retries.
+async fn patch(
+    session: &Session,
+    api: &Api<DynamicObject>,
+    object: &Object,
+    params: &PatchParams,
+) -> Result<Applied, kube::Error> {
+    let request = kube::core::Request::new(api.resource_url());
+    let patch = Patch::Apply(&object.body);
+    let answer: Answer = retry(|| async {
+        let http = request
+            .patch(&object.name, params, &patch)
+            .map_err(kube::Error::BuildRequest)?;
+        session.client.request(http).await
+    })
+    .await?;
+    Ok(Applied {
+        uid: answer.metadata.uid,
+        generation: answer.metadata.generation,
+    })
+}
+
 /// Server-side apply one object. A conflict on fields our `previous`
 /// revision set is drift and is taken back; a conflict on fields another
 /// manager owns stops here, naming it, unless `force`.
@@ -97,20 +133,18 @@ pub async fn apply_object(
     previous: &[Value],
     timeout: Duration,
     force: bool,
-) -> Result<(), String> {
+) -> Result<Applied, String> {
     let api = api_for(session, object, timeout).await?;
     let params = PatchParams {
         force: force || session.force_conflicts,
         ..PatchParams::apply(FIELD_MANAGER)
     };
-    let patch = Patch::Apply(&object.body);
-    let result = retry(|| api.patch(&object.name, &params, &patch)).await;
-    match result {
-        Ok(_) => {
+    match patch(session, &api, object, &params).await {
+        Ok(applied) => {
             session
                 .reporter
                 .detail(id, &format!("applied {}", object.key()));
-            Ok(())
+            Ok(applied)
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let conflicts: Vec<String> = status
@@ -134,9 +168,8 @@ pub async fn apply_object(
                 ),
             );
             let forced = PatchParams::apply(FIELD_MANAGER).force();
-            retry(|| api.patch(&object.name, &forced, &patch))
+            patch(session, &api, object, &forced)
                 .await
-                .map(|_| ())
                 .map_err(|e| format!("cannot apply {}: {e}", object.key()))
         }
         Err(error) => Err(format!("cannot apply {}: {error}", object.key())),
@@ -160,6 +193,9 @@ fn is_drift(object: &Object, previous: &[Value], conflicts: &[String]) -> bool {
     !conflicts.is_empty() && conflicts.iter().all(|c| owned.contains(c))
 }
 
+/// What a run applied: each object's uid and generation as the server answered.
+pub type AppliedSet = BTreeMap<ObjectKey, Applied>;
+
 /// Apply objects in kind order, each rank's objects at once.
 pub async fn apply_all(
     session: &Session,
@@ -168,18 +204,19 @@ pub async fn apply_all(
     previous: &[Value],
     timeout: Duration,
     force: bool,
-) -> Result<(), String> {
+) -> Result<AppliedSet, String> {
     objects.sort_by_key(|o| super::order::rank(&o.kind));
+    let mut applied = AppliedSet::new();
     for group in objects.chunk_by(|a, b| super::order::rank(&a.kind) == super::order::rank(&b.kind))
     {
         let applies = group
             .iter()
             .map(|object| apply_object(session, id, object, previous, timeout, force));
-        for result in futures::future::join_all(applies).await {
-            result?;
+        for (object, result) in group.iter().zip(futures::future::join_all(applies).await) {
+            applied.insert(object.key(), result?);
         }
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Delete an object; gone already is fine.
@@ -225,6 +262,7 @@ pub async fn wait_ready(
     session: &Session,
     id: &str,
     objects: &[&Object],
+    applied: &AppliedSet,
     timeout: Duration,
     rule: fn(&Value) -> Option<Readiness>,
 ) -> Result<(), String> {
@@ -236,10 +274,12 @@ pub async fn wait_ready(
     if waits.is_empty() {
         return Ok(());
     }
+    let since = tokio::time::Instant::now();
     let mut futures = Vec::new();
     for object in waits {
         let api = api_for(session, object, timeout).await?;
-        futures.push(wait_one(session, id, object, api, rule));
+        let applied = applied.get(&object.key()).cloned();
+        futures.push(wait_one(session, id, object, api, applied, since, rule));
     }
     let results = tokio::time::timeout(timeout, futures::future::try_join_all(futures)).await;
     let failure = match results {
@@ -281,32 +321,53 @@ async fn wait_one<'a>(
     id: &str,
     object: &'a Object,
     api: Api<DynamicObject>,
+    applied: Option<Applied>,
+    since: tokio::time::Instant,
     rule: fn(&Value) -> Option<Readiness>,
 ) -> Result<(), Failure<'a>> {
     let name = label(object);
     let reporter = session.reporter.clone();
-    if wait::may_vanish(&object.body)
-        && matches!(retry(|| api.get_opt(&object.name)).await, Ok(None))
-    {
-        return Ok(());
-    }
-    let pods = match (diagnose::pod_selector(&object.body), &object.namespace) {
-        (Some(selector), Some(namespace)) if object.kind != "Job" => {
-            let erase =
-                |resource| Api::namespaced_with(session.client.clone(), namespace, resource);
+    let feed = session.feeds.of(
+        &session.client,
+        Source {
+            url: api.resource_url().to_string(),
+            api_version: object.api_version.clone(),
+            kind: object.kind.clone(),
+            labels: Some(format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+        },
+    );
+    let pods = match (
+        object.body["spec"]["selector"]["matchLabels"].as_object(),
+        &object.namespace,
+    ) {
+        (Some(labels), Some(namespace)) if object.kind != "Job" && !labels.is_empty() => {
+            use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+            let erase = |resource: &kube::api::ApiResource| {
+                Api::namespaced_with(session.client.clone(), namespace, resource)
+            };
+            let pods: Api<DynamicObject> = erase(&kube::api::ApiResource::erase::<Pod>(&()));
+            let source = Source {
+                url: pods.resource_url().to_string(),
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                labels: None,
+            };
             Some(wait::Pods {
-                pods: erase(&kube::api::ApiResource::erase::<
-                    k8s_openapi::api::core::v1::Pod,
-                >(&())),
-                replica_sets: erase(&kube::api::ApiResource::erase::<
-                    k8s_openapi::api::apps::v1::ReplicaSet,
-                >(&())),
-                selector,
+                feed: session.feeds.of(&session.client, source),
+                labels: labels.clone(),
+                replica_sets: erase(&kube::api::ApiResource::erase::<ReplicaSet>(&())),
             })
         }
         _ => None,
     };
-    wait::until_ready(api.clone(), object.name.clone(), rule, pods, |text| {
+    let watched = wait::Watched {
+        feed,
+        name: object.name.clone(),
+        applied,
+        since,
+        vanishes: wait::may_vanish(&object.body),
+    };
+    wait::until_ready(watched, rule, pods, |text| {
         reporter.line(id, &format!("waiting for {name}: {text}"));
     })
     .await

@@ -106,9 +106,9 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         .map(|body| Object::from_body(body, "revision"))
         .collect();
     let mut refs: Vec<&Object> = objects.iter().collect();
-    apply_all(session, &id, &mut refs, &target.objects, undo.timeout, true).await?;
+    let applied = apply_all(session, &id, &mut refs, &target.objects, undo.timeout, true).await?;
     remove_extra(session, &undo, &target.objects).await?;
-    wait_ready(session, &id, &refs, undo.timeout, wait::readiness).await?;
+    wait_ready(session, &id, &refs, &applied, undo.timeout, wait::readiness).await?;
     history::mark(session, &mut restored, State::Deployed, None).await?;
     if undo.undone.number != target.number {
         history::mark(session, &mut undo.undone, undo.state, reason).await?;

@@ -27,8 +27,10 @@ pub async fn run(
         .line(id, &format!("running {} test(s)", tests.len()));
     replace_previous(session, tests, timeout).await?;
     let mut refs: Vec<&Object> = tests.iter().collect();
-    apply_all(session, id, &mut refs, &[], timeout, true).await?;
-    let Err(failure) = wait_ready(session, id, &refs, timeout, wait::test_readiness).await else {
+    let applied = apply_all(session, id, &mut refs, &[], timeout, true).await?;
+    let Err(failure) =
+        wait_ready(session, id, &refs, &applied, timeout, wait::test_readiness).await
+    else {
         session.reporter.line(id, "tests passed");
         return Ok(());
     };

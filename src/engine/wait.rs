@@ -1,13 +1,19 @@
 //! Readiness per kind (product.md §6): Deployment, StatefulSet and DaemonSet
 //! rollouts complete for the observed generation, Job complete, PVC bound,
 //! CRD established, LoadBalancer Service with an address. Each object is
-//! watched (no polling) until it is ready, fails, or the timeout passes.
+//! followed through the run's shared watches (`feeds`, no polling) until it
+//! is ready, fails, or the timeout passes.
 
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
 use serde_json::Value;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
+
+use super::feeds::{Change, Feed};
 
 /// Where an object stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,124 +175,200 @@ pub fn may_vanish(object: &Value) -> bool {
     object["kind"] == "Job" && !object["spec"]["ttlSecondsAfterFinished"].is_null()
 }
 
-/// An object's changes as `(object, deleted)`, watched again whenever the
-/// watch ends or breaks (each new watch starts with the current state).
-fn changes(
-    api: Api<DynamicObject>,
-    params: WatchParams,
-) -> futures::stream::BoxStream<'static, (Value, bool)> {
-    futures::stream::unfold(
-        (api, params, None::<futures::stream::BoxStream<'static, _>>),
-        |(api, params, mut current)| async move {
-            loop {
-                if let Some(stream) = current.as_mut() {
-                    match stream.try_next().await {
-                        Ok(Some(WatchEvent::Added(object) | WatchEvent::Modified(object))) => {
-                            let value = serde_json::to_value(&object).unwrap_or_default();
-                            return Some(((value, false), (api, params, current)));
-                        }
-                        Ok(Some(WatchEvent::Deleted(object))) => {
-                            let value = serde_json::to_value(&object).unwrap_or_default();
-                            return Some(((value, true), (api, params, current)));
-                        }
-                        Ok(Some(_)) => continue,
-                        Ok(None) => current = None,
-                        Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            current = None;
-                        }
-                    }
-                }
-                match super::super::cluster::retry::retry(|| api.watch(&params, "0")).await {
-                    Ok(stream) => current = Some(stream.boxed()),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-                }
-            }
-        },
-    )
-    .boxed()
+/// What [`until_ready`] waits for: an object in a feed, newer than what was
+/// applied.
+pub struct Watched {
+    pub feed: Arc<Feed>,
+    pub name: String,
+    /// Set when this run applied the object: an older state does not count.
+    pub applied: Option<Applied>,
+    /// When the wait began: absent from a state listed after it means gone.
+    pub since: Instant,
+    /// A Job its TTL controller removes once it finished: gone counts as done.
+    pub vanishes: bool,
 }
 
-/// What [`until_ready`] watches besides the object: the pods of a workload,
-/// and the ReplicaSets that tell a Deployment's current pods from old ones.
+/// What server-side apply answered about an object, enough to tell its
+/// state from an older one: the same object (uid) at least at this generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub uid: Option<String>,
+    pub generation: Option<i64>,
+}
+
+impl Applied {
+    fn admits(&self, object: &Value) -> bool {
+        let uid = object["metadata"]["uid"].as_str();
+        let generation = object["metadata"]["generation"].as_i64();
+        self.uid.as_deref().is_none_or(|ours| uid == Some(ours))
+            && self
+                .generation
+                .is_none_or(|ours| generation.is_some_and(|g| g >= ours))
+    }
+}
+
+/// What [`until_ready`] watches besides the object: the pods of a workload
+/// (those whose labels include `labels`), and the ReplicaSets that tell a
+/// Deployment's current pods from old ones.
 pub struct Pods {
-    pub pods: Api<DynamicObject>,
+    pub feed: Arc<Feed>,
+    pub labels: serde_json::Map<String, Value>,
     pub replica_sets: Api<DynamicObject>,
-    pub selector: String,
 }
 
-/// Watch one object until it is ready (Ok) or fails (Err with the reason),
+impl Pods {
+    fn selects(&self, pod: &Value) -> bool {
+        let labels = &pod["metadata"]["labels"];
+        self.labels.iter().all(|(key, value)| &labels[key] == value)
+    }
+
+    /// Whether `pod` fails in a way waiting will not fix.
+    fn failing(&self, pod: &Value, deleted: bool) -> bool {
+        !deleted
+            && self.selects(pod)
+            && pod["metadata"]["deletionTimestamp"].is_null()
+            && super::diagnose::pod_failure(pod).is_some()
+    }
+
+    fn all_failing(&self, pods: &HashMap<String, Arc<Value>>) -> BTreeMap<String, Arc<Value>> {
+        pods.iter()
+            .filter(|(_, pod)| self.failing(pod, false))
+            .map(|(name, pod)| (name.clone(), Arc::clone(pod)))
+            .collect()
+    }
+}
+
+/// What the next change told a waiter.
+enum Next {
+    /// The object's state changed (`None`: read it from the feed again).
+    Object(Option<(Arc<Value>, bool)>),
+    /// The failing pods changed.
+    Pods,
+    /// Nothing that concerns this waiter.
+    Nothing,
+}
+
+/// Wait for one object until it is ready (Ok) or fails (Err with the reason),
 /// judged by `rule`; with `pods`, a pod of the current rollout that fails
 /// in a way waiting will not fix (a crash loop, an image that cannot be
 /// pulled) fails it at once. Reports progress through `progress`.
 pub async fn until_ready(
-    api: Api<DynamicObject>,
-    name: String,
+    watched: Watched,
     rule: fn(&Value) -> Option<Readiness>,
     pods: Option<Pods>,
     progress: impl Fn(&str) + Send,
 ) -> Result<(), String> {
-    let fields = WatchParams::default()
-        .fields(&format!("metadata.name={name}"))
-        .timeout(290);
-    let objects = changes(api, fields).map(|change| (change, false));
-    let pod_changes = match &pods {
+    let name = watched.name.clone();
+    let (mut objects, mut current) = watched
+        .feed
+        .subscribe(|state| state.get(&name).map(|o| (Arc::clone(o), false)));
+    let (mut pod_changes, mut failing) = match &pods {
         Some(pods) => {
-            let params = WatchParams::default().labels(&pods.selector).timeout(290);
-            changes(pods.pods.clone(), params)
-                .map(|change| (change, true))
-                .boxed()
+            let (subscription, failing) = pods.feed.subscribe(|state| pods.all_failing(state));
+            (Some(subscription.changes), failing)
         }
-        None => futures::stream::pending().boxed(),
+        None => (None, BTreeMap::new()),
     };
-    let mut merged = futures::stream::select(objects, pod_changes);
-    let (mut latest, mut failing) = (None::<Value>, std::collections::BTreeMap::new());
-    let mut last = String::new();
-    while let Some(((value, deleted), is_pod)) = merged.next().await {
-        if is_pod {
-            let pod = value["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            match super::diagnose::pod_failure(&value) {
-                Some(_) if !deleted && value["metadata"]["deletionTimestamp"].is_null() => {
-                    failing.insert(pod, value);
+    let (mut seen, mut last, mut judge) = (false, String::new(), true);
+    let mut latest: Option<Arc<Value>> = None;
+    loop {
+        if judge {
+            match current.take() {
+                Some((object, deleted))
+                    if watched.applied.as_ref().is_none_or(|a| a.admits(&object)) =>
+                {
+                    seen = true;
+                    match (rule(&object), deleted) {
+                        (None | Some(Readiness::Ready), _) => return Ok(()),
+                        (Some(Readiness::Failed(reason)), _) => return Err(reason),
+                        (Some(Readiness::Waiting(_)), true) if may_vanish(&object) => return Ok(()),
+                        (Some(Readiness::Waiting(_)), true) => {
+                            return Err("it was deleted while waiting".into());
+                        }
+                        (Some(Readiness::Waiting(text)), false) => {
+                            if text != last {
+                                progress(&text);
+                                last = text;
+                            }
+                        }
+                    }
+                    latest = Some(object);
                 }
-                _ => {
-                    failing.remove(&pod);
-                }
-            }
-        } else {
-            match rule(&value) {
-                None | Some(Readiness::Ready) => return Ok(()),
-                Some(Readiness::Failed(reason)) => return Err(reason),
-                Some(Readiness::Waiting(_)) if deleted && may_vanish(&value) => {
-                    return Ok(());
-                }
-                Some(Readiness::Waiting(_)) if deleted => {
-                    return Err("it was deleted while waiting".into());
-                }
-                Some(Readiness::Waiting(text)) => {
-                    if text != last {
-                        progress(&text);
-                        last = text;
+                // Not there, or an older object of that name: gone if it was
+                // seen, or if the feed listed after the wait began without it.
+                _ if seen || objects.listed.is_some_and(|listed| listed >= watched.since) => {
+                    if watched.feed.read(|state| state.contains_key(&name)) {
+                        // A newer state is on its way.
+                    } else if watched.vanishes {
+                        return Ok(());
+                    } else {
+                        return Err("it was deleted while waiting".into());
                     }
                 }
+                _ => {}
             }
-            latest = Some(value);
         }
         if let (Some(object), Some(pods)) = (&latest, &pods)
+            && judge
             && generation_observed(object)
         {
-            for (name, pod) in &failing {
+            for (pod_name, pod) in &failing {
                 if of_current_rollout(object, pod, &pods.replica_sets).await {
                     let failure = super::diagnose::pod_failure(pod).unwrap_or_default();
-                    return Err(format!("pod {name}: {failure}"));
+                    return Err(format!("pod {pod_name}: {failure}"));
                 }
             }
         }
+        let next = tokio::select! {
+            change = objects.changes.recv() => match change {
+                Ok(Change::Object { name: changed, object, deleted }) if changed == name => {
+                    Next::Object(Some((object, deleted)))
+                }
+                Ok(Change::Object { .. }) => Next::Nothing,
+                Ok(Change::Resync) | Err(RecvError::Lagged(_)) => Next::Object(None),
+                Err(RecvError::Closed) => return Err("the watch ended".into()),
+            },
+            change = next_pod(&mut pod_changes) => match (change, &pods) {
+                (Ok(Change::Object { name: pod, object, deleted }), Some(pods)) => {
+                    let was = failing.contains_key(&pod);
+                    if pods.failing(&object, deleted) {
+                        failing.insert(pod, object);
+                        Next::Pods
+                    } else if was {
+                        failing.remove(&pod);
+                        Next::Pods
+                    } else {
+                        Next::Nothing
+                    }
+                }
+                (Ok(Change::Resync) | Err(RecvError::Lagged(_)), Some(pods)) => {
+                    failing = pods.feed.read(|state| pods.all_failing(state));
+                    Next::Pods
+                }
+                _ => Next::Nothing,
+            },
+        };
+        judge = true;
+        match next {
+            Next::Object(Some(change)) => current = Some(change),
+            Next::Object(None) => {
+                objects.listed = watched.feed.listed();
+                current = watched
+                    .feed
+                    .read(|state| state.get(&name).map(|o| (Arc::clone(o), false)));
+            }
+            Next::Pods => current = latest.clone().map(|o| (o, false)),
+            Next::Nothing => judge = false,
+        }
     }
-    Err("the watch ended".into())
+}
+
+/// Changes of the pods feed, or never when there is none.
+async fn next_pod(changes: &mut Option<broadcast::Receiver<Change>>) -> Result<Change, RecvError> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Whether a pod belongs to a workload's current rollout rather than to one
@@ -380,6 +462,139 @@ mod tests {
         );
         deployment["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"web-1\" has timed out progressing."}]);
         assert!(matches!(readiness(&deployment), Some(Readiness::Failed(_))));
+    }
+
+    use std::task::Poll;
+
+    fn deployment(uid: &str, generation: i64, observed: i64, available: u64) -> Value {
+        json!({"kind": "Deployment", "metadata": {"name": "web", "uid": uid, "generation": generation},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"observedGeneration": observed, "replicas": 2, "updatedReplicas": 2,
+                "availableReplicas": available}})
+    }
+
+    fn watched(feed: &Arc<Feed>, applied: Option<Applied>, vanishes: bool) -> Watched {
+        Watched {
+            feed: Arc::clone(feed),
+            name: "web".into(),
+            applied,
+            since: Instant::now(),
+            vanishes,
+        }
+    }
+
+    fn applied(uid: &str, generation: i64) -> Option<Applied> {
+        Some(Applied {
+            uid: Some(uid.into()),
+            generation: Some(generation),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_older_state_in_the_feed_is_not_taken_for_the_applied_one() {
+        let feed = Feed::detached();
+        // The feed still holds generation 1, ready: the apply made generation 2.
+        feed.change(deployment("u1", 1, 1, 2), false);
+        let waiting = until_ready(
+            watched(&feed, applied("u1", 2), false),
+            readiness,
+            None,
+            |_| {},
+        );
+        futures::pin_mut!(waiting);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        // The same name with another uid is another object.
+        feed.change(deployment("u0", 2, 2, 2), false);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        feed.change(deployment("u1", 2, 2, 1), false);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        feed.change(deployment("u1", 2, 2, 2), false);
+        assert_eq!(futures::poll!(&mut waiting), Poll::Ready(Ok(())));
+    }
+
+    #[tokio::test]
+    async fn an_object_deleted_while_waited_for_fails_unless_it_may_vanish() {
+        let feed = Feed::detached();
+        feed.change(deployment("u1", 1, 1, 0), false);
+        let waiting = until_ready(
+            watched(&feed, applied("u1", 1), false),
+            readiness,
+            None,
+            |_| {},
+        );
+        futures::pin_mut!(waiting);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        feed.change(deployment("u1", 1, 1, 0), true);
+        assert_eq!(
+            futures::poll!(&mut waiting),
+            Poll::Ready(Err("it was deleted while waiting".into()))
+        );
+
+        // A TTL Job listed after the wait began and not there: it finished and went.
+        let feed = Feed::detached();
+        let job = until_ready(
+            watched(&feed, applied("j1", 1), true),
+            readiness,
+            None,
+            |_| {},
+        );
+        futures::pin_mut!(job);
+        assert!(futures::poll!(&mut job).is_pending());
+        feed.replace(HashMap::new(), Instant::now());
+        assert_eq!(futures::poll!(&mut job), Poll::Ready(Ok(())));
+    }
+
+    #[tokio::test]
+    async fn a_crash_looping_pod_of_the_current_rollout_fails_the_wait() {
+        let feed = Feed::detached();
+        let pods = Feed::detached();
+        let set = json!({"kind": "StatefulSet", "metadata": {"name": "web", "uid": "s1", "generation": 1},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"observedGeneration": 1, "readyReplicas": 0, "updateRevision": "web-2"}});
+        feed.change(set, false);
+        let crash = |name: &str, revision: &str| {
+            json!({"metadata": {"name": name, "labels": {"app": "web", "controller-revision-hash": revision}},
+                "status": {"containerStatuses": [{"name": "app", "restartCount": 3,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}})
+        };
+        let client = kube::Client::try_from(kube::Config::new(
+            "http://127.0.0.1:9".parse().expect("url"),
+        ))
+        .expect("client");
+        let watch_pods = Pods {
+            feed: Arc::clone(&pods),
+            labels: json!({"app": "web"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            replica_sets: Api::namespaced_with(
+                client,
+                "default",
+                &kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),
+            ),
+        };
+        let waiting = until_ready(
+            watched(&feed, applied("s1", 1), false),
+            readiness,
+            Some(watch_pods),
+            |_| {},
+        );
+        futures::pin_mut!(waiting);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        // A pod of the rollout being replaced, and one of another workload: not ours to judge.
+        pods.change(crash("web-0", "web-1"), false);
+        let mut other = crash("api-0", "web-2");
+        other["metadata"]["labels"]["app"] = json!("api");
+        pods.change(other, false);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        pods.change(crash("web-0", "web-2"), false);
+        let Poll::Ready(Err(reason)) = futures::poll!(&mut waiting) else {
+            panic!("the crash loop did not fail the wait");
+        };
+        assert!(
+            reason.starts_with("pod web-0: container app: CrashLoopBackOff"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 /// is not.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    // Errors name the undefined expression in release builds too (minijinja
+    // turns this on only for debug builds); its state dump is never printed.
+    env.set_debug(true);
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     // Manifests are YAML written by hand: no escaping by file extension.
     env.set_auto_escape_callback(|_| AutoEscape::None);
