@@ -171,7 +171,62 @@ impl Drop for Feeds {
 #[derive(serde::Deserialize)]
 struct List {
     metadata: ListMeta,
-    items: Vec<Value>,
+    items: Vec<Slim>,
+}
+
+/// An object as a feed keeps it: without `metadata.managedFields`, often
+/// half of an object's bytes, which waiting never reads — skipped while
+/// decoding, not built and dropped.
+#[derive(Debug, Clone)]
+struct Slim(Value);
+
+impl<'de> serde::Deserialize<'de> for Slim {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(Fields { skip: None })
+            .map(Slim)
+    }
+}
+
+/// A map's visitor that skips the entry named `skip` and reads `metadata`
+/// as a map without `managedFields`.
+struct Fields {
+    skip: Option<&'static str>,
+}
+
+impl<'de> serde::de::Visitor<'de> for Fields {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.skip == Some(key.as_str()) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else if self.skip.is_none() && key == "metadata" {
+                let metadata = map.next_value::<Metadata>()?;
+                fields.insert(key, metadata.0);
+            } else {
+                fields.insert(key, map.next_value()?);
+            }
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
+struct Metadata(Value);
+
+impl<'de> serde::Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(Fields {
+                skip: Some("managedFields"),
+            })
+            .map(Metadata)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -234,7 +289,7 @@ async fn list(
     let objects = answer
         .items
         .into_iter()
-        .map(|mut object| {
+        .map(|Slim(mut object)| {
             // LIST items carry no kind; readiness rules are chosen by it.
             object["kind"] = Value::String(source.kind.clone());
             object["apiVersion"] = Value::String(source.api_version.clone());
@@ -260,7 +315,7 @@ async fn watch(
     let http = request
         .watch(&params, &version)
         .map_err(|_| Some(version.clone()))?;
-    let events = match client.request_events::<Value>(http).await {
+    let events = match client.request_events::<Slim>(http).await {
         Ok(events) => events,
         Err(kube::Error::Api(status)) if status.code == 410 => return Ok(None),
         Err(_) => return Err(Some(version)),
@@ -268,11 +323,11 @@ async fn watch(
     futures::pin_mut!(events);
     loop {
         match events.try_next().await {
-            Ok(Some(WatchEvent::Added(object) | WatchEvent::Modified(object))) => {
+            Ok(Some(WatchEvent::Added(Slim(object)) | WatchEvent::Modified(Slim(object)))) => {
                 version = resource_version(&object).unwrap_or(version);
                 feed.change(object, false);
             }
-            Ok(Some(WatchEvent::Deleted(object))) => {
+            Ok(Some(WatchEvent::Deleted(Slim(object)))) => {
                 version = resource_version(&object).unwrap_or(version);
                 feed.change(object, true);
             }
@@ -290,4 +345,23 @@ fn resource_version(object: &Value) -> Option<String> {
     object["metadata"]["resourceVersion"]
         .as_str()
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_are_kept_without_managed_fields() {
+        let text = r#"{"kind": "Pod", "metadata": {"name": "web-0", "uid": "u",
+            "managedFields": [{"manager": "kubelet", "fieldsV1": {"f:status": {}}}],
+            "labels": {"app": "web"}}, "spec": {"nodeName": "n"}, "status": {"phase": "Running"}}"#;
+        let Slim(object) = serde_json::from_str(text).expect("decodes");
+        assert_eq!(
+            object,
+            json!({"kind": "Pod", "metadata": {"name": "web-0", "uid": "u", "labels": {"app": "web"}},
+                "spec": {"nodeName": "n"}, "status": {"phase": "Running"}})
+        );
+    }
 }
