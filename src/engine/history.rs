@@ -1,7 +1,7 @@
 //! Writing a release's revisions: one Secret each (see `revision`), the
 //! newest `historyMax` kept.
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, PatchParams};
 
 use crate::cluster::retry::retry;
 use crate::diff::FIELD_MANAGER;
@@ -31,8 +31,7 @@ pub async fn write(session: &Session, revision: &Revision) -> Result<(), String>
         .to_string();
     let api = secrets(session, &namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let patch = Patch::Apply(&secret);
-    retry(|| api.patch(&name, &params, &patch))
+    crate::cluster::apply::apply(&session.client, api.resource_url(), &name, &params, &secret)
         .await
         .map(|_| ())
         .map_err(|e| format!("cannot record revision {}: {e}", revision.number))

@@ -7,16 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PatchParams};
 use serde_json::{Value, json};
 
+use crate::cluster::apply::Applied;
 use crate::cluster::retry::retry;
 use crate::diff::FIELD_MANAGER;
 use crate::engine::Session;
 use crate::engine::diagnose;
 use crate::engine::feeds::Source;
 use crate::engine::report::seconds;
-use crate::engine::wait::{self, Applied, Readiness};
+use crate::engine::wait::{self, Readiness};
 use crate::object::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object, ObjectKey};
 
 /// Create the namespace unless it exists. It is created, not applied: no
@@ -88,39 +89,21 @@ pub async fn api_for(
     }
 }
 
-/// What server-side apply answers, decoded only as far as waiting needs.
-#[derive(Debug, Default, serde::Deserialize)]
-struct Answer {
-    #[serde(default)]
-    metadata: AnswerMeta,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct AnswerMeta {
-    uid: Option<String>,
-    generation: Option<i64>,
-}
-
-/// Send one server-side apply, with retries.
+/// Send one server-side apply.
 async fn patch(
     session: &Session,
     api: &Api<DynamicObject>,
     object: &Object,
     params: &PatchParams,
 ) -> Result<Applied, kube::Error> {
-    let request = kube::core::Request::new(api.resource_url());
-    let patch = Patch::Apply(&object.body);
-    let answer: Answer = retry(|| async {
-        let http = request
-            .patch(&object.name, params, &patch)
-            .map_err(kube::Error::BuildRequest)?;
-        session.client.request(http).await
-    })
-    .await?;
-    Ok(Applied {
-        uid: answer.metadata.uid,
-        generation: answer.metadata.generation,
-    })
+    crate::cluster::apply::apply(
+        &session.client,
+        api.resource_url(),
+        &object.name,
+        params,
+        &object.body,
+    )
+    .await
 }
 
 /// Server-side apply one object. A conflict on fields our `previous`

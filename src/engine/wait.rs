@@ -14,6 +14,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
 use super::feeds::{Change, Feed};
+pub use crate::cluster::apply::Applied;
 
 /// Where an object stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,25 +187,6 @@ pub struct Watched {
     pub since: Instant,
     /// A Job its TTL controller removes once it finished: gone counts as done.
     pub vanishes: bool,
-}
-
-/// What server-side apply answered about an object, enough to tell its
-/// state from an older one: the same object (uid) at least at this generation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
-    pub uid: Option<String>,
-    pub generation: Option<i64>,
-}
-
-impl Applied {
-    fn admits(&self, object: &Value) -> bool {
-        let uid = object["metadata"]["uid"].as_str();
-        let generation = object["metadata"]["generation"].as_i64();
-        self.uid.as_deref().is_none_or(|ours| uid == Some(ours))
-            && self
-                .generation
-                .is_none_or(|ours| generation.is_some_and(|g| g >= ours))
-    }
 }
 
 /// What [`until_ready`] watches besides the object: the pods of a workload
