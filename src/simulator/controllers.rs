@@ -271,18 +271,11 @@ fn owner_reference(owner: &Value) -> Value {
 
 fn owned_by<'a>(
     store: &'a Store,
-    key: &str,
+    key: &'a str,
     namespace: &'a str,
     owner_uid: &str,
 ) -> Vec<&'a Value> {
-    store
-        .list(key, Some(namespace))
-        .filter(|object| {
-            object["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
-        })
-        .collect()
+    store.dependents(key, namespace, owner_uid).collect()
 }
 
 /// How a workload's pods end up.
