@@ -209,6 +209,39 @@ impl FieldSet {
         }
     }
 
+    /// The owned paths that `new` has with a value other than `old`'s (what
+    /// a write changed), in `paths` order: one walk over both objects
+    /// rather than a lookup from the root per path.
+    pub fn changed_paths(&self, old: &Value, new: &Value) -> Vec<Path> {
+        let mut paths = Vec::new();
+        self.collect_changed(Some(old), new, "", &mut Vec::new(), &mut paths);
+        paths
+    }
+
+    fn collect_changed(
+        &self,
+        old: Option<&Value>,
+        new: &Value,
+        field: &str,
+        prefix: &mut Path,
+        out: &mut Vec<Path>,
+    ) {
+        if self.owned && !prefix.is_empty() && old != Some(new) {
+            out.push(prefix.clone());
+        }
+        for (element, child) in &self.children {
+            // Where `new` has nothing, nothing below changed.
+            let Some(next) = step(new, element, field) else {
+                continue;
+            };
+            let next_field = element.strip_prefix("f:").unwrap_or(field);
+            let before = old.and_then(|old| step(old, element, field));
+            prefix.push(element.clone());
+            child.collect_changed(before, next, next_field, prefix, out);
+            prefix.pop();
+        }
+    }
+
     fn node(&self, path: &[String]) -> Option<&Self> {
         path.iter()
             .try_fold(self, |node, element| node.children.get(element))
@@ -553,6 +586,26 @@ mod tests {
         let mut object = object;
         assert!(remove(&mut object, &path));
         assert_eq!(get(&object, &path), None);
+    }
+
+    #[test]
+    fn changed_paths_are_those_whose_new_value_differs() {
+        let old = deployment("nginx:1");
+        let mut new = deployment("nginx:2");
+        new["metadata"]["labels"] = json!({"tier": "front"});
+        new["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"] = json!("http");
+        let mut all = FieldSet::of_object(&new, false);
+        all.union(&FieldSet::of_object(&old, false));
+        let looked_up: Vec<Path> = all
+            .paths()
+            .into_iter()
+            .filter(|path| {
+                let value = get(&new, path);
+                value.is_some() && get(&old, path) != value
+            })
+            .collect();
+        assert_eq!(looked_up.len(), 3);
+        assert_eq!(all.changed_paths(&old, &new), looked_up);
     }
 
     #[test]

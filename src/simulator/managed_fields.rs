@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::fields::{self, FieldSet, Path};
+use crate::fields::{FieldSet, Path};
 use crate::simulator::write::Request;
 
 /// One `managedFields` entry, borrowing the stored JSON it came from.
@@ -211,13 +211,7 @@ pub fn update_entries<'a>(
         Some(old) => {
             let mut all = new_fields;
             all.union(&fields_of(old));
-            all.paths()
-                .into_iter()
-                .filter(|path| {
-                    let value = fields::get(new, path);
-                    value.is_some() && fields::get(old, path) != value
-                })
-                .collect()
+            all.changed_paths(old, new)
         }
     };
     if changed.is_empty() {
