@@ -39,6 +39,24 @@ pub fn apply(kind: &str, object: &mut Value) {
     crate::quantity::canonicalize(object);
 }
 
+/// Defaults for a status write. The rest of the object is the live one,
+/// defaulted when it was written, so only `.status` can gain any: the
+/// kind's defaults run on the status alone, which stays in its place.
+pub fn apply_to_status(kind: &str, object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return apply(kind, object);
+    };
+    let mut scratch = Map::new();
+    if let Some(status) = map.get_mut("status") {
+        scratch.insert("status".into(), std::mem::take(status));
+    }
+    let mut scratch = Value::Object(scratch);
+    apply(kind, &mut scratch);
+    if let Some(status) = scratch.get_mut("status") {
+        map.insert("status".into(), std::mem::take(status));
+    }
+}
+
 /// Set `pointer` to `value` unless something is there already.
 fn default(object: &mut Value, pointer: &str, value: Value) {
     if object.pointer(pointer).is_some() {

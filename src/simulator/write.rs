@@ -325,7 +325,11 @@ fn commit<'a>(
             }
         }
     }
-    crate::simulator::defaults::apply(&resource.kind, &mut new);
+    if status_write && old.is_some() {
+        crate::simulator::defaults::apply_to_status(&resource.kind, &mut new);
+    } else {
+        crate::simulator::defaults::apply(&resource.kind, &mut new);
+    }
     validate(resource, &new, request.name)?;
     normalise(&mut new);
     let entries = match ownership {
