@@ -264,11 +264,13 @@ impl Store {
         resource: &str,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Value> + 'a {
+        // Ids sort by namespace first: one namespace is one range of the map.
+        let start = (namespace.unwrap_or_default().to_string(), String::new());
         self.objects
             .get(resource)
             .into_iter()
-            .flat_map(|objects| objects.iter())
-            .filter(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
+            .flat_map(move |objects| objects.range(start.clone()..))
+            .take_while(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
             .map(|(_, object)| object.as_ref())
     }
 
