@@ -74,7 +74,8 @@ impl Record<'_> {
     /// `{"rv":…,"op":…,"resource":…,"namespace":…,"name":…,"object":…}` and
     /// a newline, around an object already serialised.
     fn line(&self, object: &[u8]) -> Vec<u8> {
-        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        let mut line = Vec::with_capacity(object.len() + 160);
+        let _ = serde_json::to_writer(&mut line, self);
         line.pop(); // the closing brace
         line.extend_from_slice(b",\"object\":");
         line.extend_from_slice(object);

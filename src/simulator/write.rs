@@ -332,11 +332,14 @@ fn commit<'a>(
     }
     validate(resource, &new, request.name)?;
     normalise(&mut new);
-    let entries = match ownership {
-        Ownership::Applied(entries) => entries,
-        Ownership::Update => update_entries(request, old, &new, &now),
+    let entries = match (ownership, old) {
+        // A creator's fields are read from the object itself: all are in it.
+        (Ownership::Update, None) => update_entries(request, None, &new, &now),
+        (Ownership::Update, Some(_)) => {
+            prune_entries(update_entries(request, old, &new, &now), old, &new)
+        }
+        (Ownership::Applied(entries), _) => prune_entries(entries, old, &new),
     };
-    let entries = prune_entries(entries, old, &new);
     set_entries(&mut new, entries);
     if let Some(live) = live {
         if same_but_volatile(live, &new) {
