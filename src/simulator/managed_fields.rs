@@ -31,7 +31,7 @@ pub enum Fields<'a> {
     Parsed(FieldSet),
 }
 
-impl<'a> Entry<'a> {
+impl Entry<'_> {
     /// The entry of a writer, owning `fields`.
     pub fn new(request: &Request, operation: &str, time: String, fields: FieldSet) -> Self {
         Entry {
