@@ -655,7 +655,7 @@ mod tests {
                 value.is_some() && get(&old, path) != value
             })
             .collect();
-        assert_eq!(looked_up.len(), 3);
+        assert_eq!(looked_up.len(), 5);
         assert_eq!(all.changed_paths(&old, &new), looked_up);
     }
 
