@@ -58,18 +58,45 @@ fn atomic_map(field: &str, value: &Map<String, Value>) -> bool {
 /// The key element of a list-map item, with the server's defaults for key
 /// fields (a port's protocol is TCP).
 fn item_key(item: &Value, keys: &[&str]) -> String {
-    let mut key = Map::new();
+    let mut key = Vec::new();
+    write_item_key(item, keys, &mut key);
+    String::from_utf8(key).unwrap_or_default()
+}
+
+/// `item_key` into a buffer: `k:` and the key fields as compact JSON, in
+/// key order (the tables list them sorted, as FieldsV1 sorts them).
+fn write_item_key(item: &Value, keys: &[&str], out: &mut Vec<u8>) {
+    debug_assert!(keys.is_sorted(), "list-map keys must be sorted");
+    out.extend_from_slice(b"k:{");
+    let mut first = true;
     for field in keys {
-        let value = match item.get(*field) {
-            Some(value) => value.clone(),
-            None if *field == "protocol" => Value::String("TCP".into()),
-            None => continue,
-        };
-        key.insert((*field).to_string(), value);
+        let value = item.get(*field);
+        if value.is_none() && *field != "protocol" {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let _ = serde_json::to_writer(&mut *out, field);
+        out.push(b':');
+        match value {
+            Some(value) => {
+                let _ = serde_json::to_writer(&mut *out, value);
+            }
+            // The server's default protocol.
+            None => out.extend_from_slice(b"\"TCP\""),
+        }
     }
-    // serde_json keeps insertion order; FieldsV1 keys are sorted.
-    let sorted: BTreeMap<_, _> = key.into_iter().collect();
-    format!("k:{}", serde_json::to_string(&sorted).unwrap_or_default())
+    out.push(b'}');
+}
+
+/// Whether a list-map item's key is `element`; `buffer` is reused between
+/// items so that a search does not allocate per item.
+fn has_key(item: &Value, keys: &[&str], element: &str, buffer: &mut Vec<u8>) -> bool {
+    buffer.clear();
+    write_item_key(item, keys, buffer);
+    buffer.as_slice() == element.as_bytes()
 }
 
 /// A set of field paths.
@@ -209,6 +236,39 @@ impl FieldSet {
         }
     }
 
+    /// The owned paths that `new` has with a value other than `old`'s (what
+    /// a write changed), in `paths` order: one walk over both objects
+    /// rather than a lookup from the root per path.
+    pub fn changed_paths(&self, old: &Value, new: &Value) -> Vec<Path> {
+        let mut paths = Vec::new();
+        self.collect_changed(Some(old), new, "", &mut Vec::new(), &mut paths);
+        paths
+    }
+
+    fn collect_changed(
+        &self,
+        old: Option<&Value>,
+        new: &Value,
+        field: &str,
+        prefix: &mut Path,
+        out: &mut Vec<Path>,
+    ) {
+        if self.owned && !prefix.is_empty() && old != Some(new) {
+            out.push(prefix.clone());
+        }
+        for (element, child) in &self.children {
+            // Where `new` has nothing, nothing below changed.
+            let Some(next) = step(new, element, field) else {
+                continue;
+            };
+            let next_field = element.strip_prefix("f:").unwrap_or(field);
+            let before = old.and_then(|old| step(old, element, field));
+            prefix.push(element.clone());
+            child.collect_changed(before, next, next_field, prefix, out);
+            prefix.pop();
+        }
+    }
+
     fn node(&self, path: &[String]) -> Option<&Self> {
         path.iter()
             .try_fold(self, |node, element| node.children.get(element))
@@ -323,7 +383,10 @@ fn step<'a>(value: &'a Value, element: &str, field: &str) -> Option<&'a Value> {
         let ListType::Map(keys) = list_type(field, items) else {
             return None;
         };
-        return items.iter().find(|item| item_key(item, keys) == element);
+        let mut buffer = Vec::new();
+        return items
+            .iter()
+            .find(|item| has_key(item, keys, element, &mut buffer));
     }
     if let Some(encoded) = element.strip_prefix("v:") {
         let member: Value = serde_json::from_str(encoded).ok()?;
@@ -359,7 +422,8 @@ pub fn remove(object: &mut Value, path: &[String]) -> bool {
     let before = items.len();
     if last.starts_with("k:") {
         if let ListType::Map(keys) = list_type(field, items) {
-            items.retain(|item| item_key(item, keys) != *last);
+            let mut buffer = Vec::new();
+            items.retain(|item| !has_key(item, keys, last, &mut buffer));
         }
     } else if let Some(encoded) = last.strip_prefix("v:")
         && let Ok(member) = serde_json::from_str::<Value>(encoded)
@@ -378,9 +442,10 @@ fn step_mut<'a>(value: &'a mut Value, element: &str, field: &str) -> Option<&'a 
         let ListType::Map(keys) = list_type(field, items) else {
             return None;
         };
+        let mut buffer = Vec::new();
         return items
             .iter_mut()
-            .find(|item| item_key(item, keys) == element);
+            .find(|item| has_key(item, keys, element, &mut buffer));
     }
     None
 }
@@ -553,6 +618,45 @@ mod tests {
         let mut object = object;
         assert!(remove(&mut object, &path));
         assert_eq!(get(&object, &path), None);
+    }
+
+    #[test]
+    fn item_keys_are_sorted_compact_json_with_the_default_protocol() {
+        let port = json!({"containerPort": 80, "name": "http"});
+        assert_eq!(
+            item_key(&port, &["containerPort", "protocol"]),
+            r#"k:{"containerPort":80,"protocol":"TCP"}"#
+        );
+        let udp = json!({"port": 53, "protocol": "UDP"});
+        assert_eq!(
+            item_key(&udp, &["port", "protocol"]),
+            r#"k:{"port":53,"protocol":"UDP"}"#
+        );
+        assert_eq!(
+            item_key(&json!({"name": "a\"b"}), &["name"]),
+            r#"k:{"name":"a\"b"}"#
+        );
+        assert_eq!(item_key(&json!("x"), &["name"]), "k:{}");
+    }
+
+    #[test]
+    fn changed_paths_are_those_whose_new_value_differs() {
+        let old = deployment("nginx:1");
+        let mut new = deployment("nginx:2");
+        new["metadata"]["labels"] = json!({"tier": "front"});
+        new["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"] = json!("http");
+        let mut all = FieldSet::of_object(&new, false);
+        all.union(&FieldSet::of_object(&old, false));
+        let looked_up: Vec<Path> = all
+            .paths()
+            .into_iter()
+            .filter(|path| {
+                let value = get(&new, path);
+                value.is_some() && get(&old, path) != value
+            })
+            .collect();
+        assert_eq!(looked_up.len(), 5);
+        assert_eq!(all.changed_paths(&old, &new), looked_up);
     }
 
     #[test]

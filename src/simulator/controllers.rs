@@ -187,8 +187,10 @@ fn set_status(store: &mut Store, key: &str, namespace: &str, name: &str, status:
     }
     // Through the status subresource only `.status` counts: no need to copy the rest.
     let body = if resource.status {
-        json!({"apiVersion": live["apiVersion"], "kind": live["kind"],
-            "metadata": {"name": name, "namespace": live["metadata"]["namespace"]}, "status": status})
+        let mut body = json!({"apiVersion": live["apiVersion"], "kind": live["kind"],
+            "metadata": {"name": name, "namespace": live["metadata"]["namespace"]}});
+        body["status"] = status;
+        body
     } else {
         let mut body = live.clone();
         body["status"] = status;
@@ -271,18 +273,11 @@ fn owner_reference(owner: &Value) -> Value {
 
 fn owned_by<'a>(
     store: &'a Store,
-    key: &str,
+    key: &'a str,
     namespace: &'a str,
     owner_uid: &str,
 ) -> Vec<&'a Value> {
-    store
-        .list(key, Some(namespace))
-        .filter(|object| {
-            object["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
-        })
-        .collect()
+    store.dependents(key, namespace, owner_uid).collect()
 }
 
 /// How a workload's pods end up.
@@ -370,10 +365,13 @@ fn sync_pods(
             {
                 labels.extend(extra.clone());
             }
-            let pod = json!({"metadata": {"name": name, "namespace": namespace, "labels": labels,
-                    "annotations": template["metadata"]["annotations"], "ownerReferences": owner_reference(owner)},
-                "spec": template["spec"]});
-            let mut pod = pod;
+            // Large parts are moved into their places: `json!` would copy them once more.
+            let mut pod = json!({"metadata": {"name": name, "namespace": namespace, "labels": null,
+                    "annotations": null, "ownerReferences": owner_reference(owner)},
+                "spec": null});
+            pod["metadata"]["labels"] = labels;
+            pod["metadata"]["annotations"] = template["metadata"]["annotations"].clone();
+            pod["spec"] = template["spec"].clone();
             pod["spec"]["nodeName"] = json!(format!("sim-node-{}", index % NODES + 1));
             create(store, "/pods", pod);
         }
@@ -623,18 +621,17 @@ fn deployment(store: &mut Store, deployment: &Value, ready: bool) {
         selector["matchLabels"]["pod-template-hash"] = json!(hash);
         let mut rs_template = template.clone();
         rs_template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
-        create(
-            store,
-            "apps/replicasets",
-            json!({
-                "metadata": {"name": rs_name, "namespace": namespace, "labels": labels,
-                    "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
-                        "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
-                        "deployment.kubernetes.io/max-replicas": (replicas + 1).to_string()},
-                    "ownerReferences": owner_reference(deployment)},
-                "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
-            }),
-        );
+        let mut replica_set = json!({
+            "metadata": {"name": rs_name, "namespace": namespace, "labels": labels,
+                "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
+                    "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+                    "deployment.kubernetes.io/max-replicas": (replicas + 1).to_string()},
+                "ownerReferences": owner_reference(deployment)},
+            "spec": {"replicas": replicas, "selector": selector, "template": null},
+        });
+        // Moved into its place: `json!` would copy it once more.
+        replica_set["spec"]["template"] = rs_template;
+        create(store, "apps/replicasets", replica_set);
     }
     // Looked at before `update` copies the object to change it.
     if store

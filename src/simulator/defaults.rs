@@ -39,25 +39,69 @@ pub fn apply(kind: &str, object: &mut Value) {
     crate::quantity::canonicalize(object);
 }
 
+/// Defaults for a status write. The rest of the object is the live one,
+/// defaulted when it was written, so only `.status` can gain any: the
+/// kind's defaults run on the status alone, which stays in its place.
+pub fn apply_to_status(kind: &str, object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return apply(kind, object);
+    };
+    let mut scratch = Map::new();
+    if let Some(status) = map.get_mut("status") {
+        scratch.insert("status".into(), std::mem::take(status));
+    }
+    let mut scratch = Value::Object(scratch);
+    apply(kind, &mut scratch);
+    if let Some(status) = scratch.get_mut("status") {
+        map.insert("status".into(), std::mem::take(status));
+    }
+}
+
 /// Set `pointer` to `value` unless something is there already.
 fn default(object: &mut Value, pointer: &str, value: Value) {
-    if object.pointer(pointer).is_some() {
+    if present(object, pointer) {
         return;
     }
     let mut current = object;
-    let parts: Vec<&str> = pointer.split('/').skip(1).collect();
-    for (index, part) in parts.iter().enumerate() {
+    let mut parts = pointer.split('/').skip(1).peekable();
+    while let Some(part) = parts.next() {
         let Some(map) = current.as_object_mut() else {
             return;
         };
-        if index + 1 == parts.len() {
-            map.insert((*part).to_string(), value);
+        if parts.peek().is_none() {
+            map.insert(part.to_string(), value);
             return;
         }
-        current = map
-            .entry((*part).to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        // Looked up first: a key is allocated only for a new map.
+        if !map.contains_key(part) {
+            map.insert(part.to_string(), Value::Object(Map::new()));
+        }
+        let Some(next) = map.get_mut(part) else {
+            return;
+        };
+        current = next;
     }
+}
+
+/// `object.pointer(pointer).is_some()`, without the copy of every segment
+/// that `pointer` makes to unescape it, where nothing needs unescaping and
+/// no array is crossed.
+fn present(object: &Value, pointer: &str) -> bool {
+    if pointer.contains('~') || !pointer.starts_with('/') {
+        return object.pointer(pointer).is_some();
+    }
+    let mut current = object;
+    for part in pointer.split('/').skip(1) {
+        current = match current {
+            Value::Object(map) => match map.get(part) {
+                Some(next) => next,
+                None => return false,
+            },
+            Value::Array(_) => return object.pointer(pointer).is_some(),
+            _ => return false,
+        };
+    }
+    true
 }
 
 fn deployment(object: &mut Value) {

@@ -16,6 +16,7 @@ mod api;
 mod controllers;
 pub mod defaults;
 mod discovery;
+mod managed_fields;
 
 mod patch;
 pub mod resources;

@@ -8,12 +8,14 @@
 //!
 //! Objects are shared (`Arc`): the map, the watch history and every writer
 //! hold the same value, so a write copies an object only where it changes it.
+//! An event's JSON is serialised once, for the journal and every watcher.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -47,9 +49,18 @@ pub struct Event {
     /// The resource type's key (`apps/deployments`).
     pub resource: String,
     pub object: Arc<Value>,
+    json: OnceLock<Bytes>,
 }
 
-/// One journal line, serialised straight from borrowed parts.
+impl Event {
+    /// The object as JSON, serialised on first use and shared after.
+    pub fn json(&self) -> &Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default()))
+    }
+}
+
+/// The fields of a journal line before its object.
 #[derive(serde::Serialize)]
 struct Record<'a> {
     rv: u64,
@@ -57,7 +68,20 @@ struct Record<'a> {
     resource: &'a str,
     namespace: &'a str,
     name: &'a str,
-    object: &'a Value,
+}
+
+impl Record<'_> {
+    /// `{"rv":…,"op":…,"resource":…,"namespace":…,"name":…,"object":…}` and
+    /// a newline, around an object already serialised.
+    fn line(&self, object: &[u8]) -> Vec<u8> {
+        let mut line = Vec::with_capacity(object.len() + 160);
+        let _ = serde_json::to_writer(&mut line, self);
+        line.pop(); // the closing brace
+        line.extend_from_slice(b",\"object\":");
+        line.extend_from_slice(object);
+        line.extend_from_slice(b"}\n");
+        line
+    }
 }
 
 pub type ObjectId = (String, String);
@@ -65,6 +89,9 @@ pub type ObjectId = (String, String);
 pub struct Store {
     pub registry: Registry,
     objects: HashMap<String, BTreeMap<ObjectId, Arc<Value>>>,
+    /// `(resource, namespace, name)` of the objects whose ownerReferences
+    /// name a uid, by that uid: controllers find a workload's pods here.
+    dependents: HashMap<String, BTreeSet<(String, ObjectId)>>,
     pub revision: u64,
     history: VecDeque<Arc<Event>>,
     journal: Option<Journal>,
@@ -78,6 +105,7 @@ impl Store {
         let mut store = Self {
             registry: Registry::default(),
             objects: HashMap::new(),
+            dependents: HashMap::new(),
             revision: 1,
             history: VecDeque::new(),
             journal: None,
@@ -88,6 +116,7 @@ impl Store {
             let path = dir.join("journal");
             store.replay(&path)?;
             store.compact(&path)?;
+            store.index_dependents();
             store.journal = Some(Journal::open(&path)?);
         }
         store.register_crds();
@@ -136,14 +165,63 @@ impl Store {
                     resource,
                     namespace,
                     name,
-                    object,
                 };
-                serde_json::to_writer(&mut buffer, &record)?;
-                buffer.push(b'\n');
+                buffer.extend(record.line(&serde_json::to_vec(&**object)?));
             }
         }
         fs_err::write(&temporary, &buffer)?;
         fs_err::rename(&temporary, path)
+    }
+
+    /// Index the ownerReferences of every object (after loading).
+    fn index_dependents(&mut self) {
+        let mut dependents = std::mem::take(&mut self.dependents);
+        for (resource, objects) in &self.objects {
+            for (id, object) in objects {
+                for uid in owner_uids(object) {
+                    dependents
+                        .entry(uid.to_string())
+                        .or_default()
+                        .insert((resource.clone(), id.clone()));
+                }
+            }
+        }
+        self.dependents = dependents;
+    }
+
+    /// Keep the owner index right when `old` becomes `new` (either absent).
+    fn reindex(&mut self, resource: &str, id: &ObjectId, old: Option<&Value>, new: Option<&Value>) {
+        let key = || (resource.to_string(), id.clone());
+        for uid in old.into_iter().flat_map(owner_uids) {
+            if let Some(set) = self.dependents.get_mut(uid) {
+                set.remove(&key());
+                if set.is_empty() {
+                    self.dependents.remove(uid);
+                }
+            }
+        }
+        for uid in new.into_iter().flat_map(owner_uids) {
+            self.dependents
+                .entry(uid.to_string())
+                .or_default()
+                .insert(key());
+        }
+    }
+
+    /// Objects of a type in a namespace whose ownerReferences name
+    /// `owner_uid`, in name order.
+    pub fn dependents<'a>(
+        &'a self,
+        resource: &'a str,
+        namespace: &'a str,
+        owner_uid: &str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.dependents
+            .get(owner_uid)
+            .into_iter()
+            .flatten()
+            .filter(move |(key, (ns, _))| key == resource && ns == namespace)
+            .filter_map(|(key, (ns, name))| self.get(key, ns, name))
     }
 
     /// Serve the kinds of every established CRD.
@@ -187,11 +265,13 @@ impl Store {
         resource: &str,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Value> + 'a {
+        // Ids sort by namespace first: one namespace is one range of the map.
+        let start = (namespace.unwrap_or_default().to_string(), String::new());
         self.objects
             .get(resource)
             .into_iter()
-            .flat_map(|objects| objects.iter())
-            .filter(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
+            .flat_map(move |objects| objects.range(start.clone()..))
+            .take_while(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
             .map(|(_, object)| object.as_ref())
     }
 
@@ -210,13 +290,16 @@ impl Store {
             );
         }
         let id = object_id(&object);
-        self.persist("put", resource, &id, &object);
         let object = Arc::new(object);
-        self.objects
+        let old = self
+            .objects
             .entry(resource.to_string())
             .or_default()
-            .insert(id, Arc::clone(&object));
-        self.record(action, resource, Arc::clone(&object));
+            .insert(id.clone(), Arc::clone(&object));
+        self.reindex(resource, &id, old.as_deref(), Some(&object));
+        let event = self.event(action, resource, Arc::clone(&object));
+        self.persist("put", resource, &id, event.json());
+        self.publish(event);
         object
     }
 
@@ -234,18 +317,26 @@ impl Store {
                 Value::String(self.revision.to_string()),
             );
         }
-        self.persist("delete", resource, &id, &Value::Null);
-        self.record(Action::Deleted, resource, Arc::clone(&object));
+        self.reindex(resource, &id, Some(&object), None);
+        self.persist("delete", resource, &id, b"null");
+        let event = self.event(Action::Deleted, resource, Arc::clone(&object));
+        self.publish(event);
         Some(object)
     }
 
-    fn record(&mut self, action: Action, resource: &str, object: Arc<Value>) {
-        let event = Arc::new(Event {
+    fn event(&self, action: Action, resource: &str, object: Arc<Value>) -> Arc<Event> {
+        Arc::new(Event {
             revision: self.revision,
             action,
             resource: resource.to_string(),
             object,
-        });
+            json: OnceLock::new(),
+        })
+    }
+
+    /// Keep an event for watches to resume from, and tell watchers (after
+    /// the journal has it).
+    fn publish(&mut self, event: Arc<Event>) {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
@@ -253,16 +344,16 @@ impl Store {
         let _ = self.events.send(event);
     }
 
-    fn persist(&mut self, op: &str, resource: &str, id: &ObjectId, object: &Value) {
+    fn persist(&mut self, op: &str, resource: &str, id: &ObjectId, object: &[u8]) {
         if let Some(journal) = &mut self.journal {
-            journal.append(&Record {
+            let record = Record {
                 rv: self.revision,
                 op,
                 resource,
                 namespace: &id.0,
                 name: &id.1,
-                object,
-            });
+            };
+            journal.append(&record.line(object));
         }
     }
 
@@ -294,6 +385,15 @@ pub fn object_id(object: &Value) -> ObjectId {
     )
 }
 
+/// The owner uids an object's ownerReferences name.
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|reference| reference["uid"].as_str())
+}
+
 struct Journal {
     file: std::fs::File,
     path: PathBuf,
@@ -312,10 +412,8 @@ impl Journal {
     }
 
     /// One line, one `write` call.
-    fn append(&mut self, record: &Record) {
-        let mut line = serde_json::to_vec(record).unwrap_or_default();
-        line.push(b'\n');
-        if let Err(error) = self.file.write_all(&line) {
+    fn append(&mut self, line: &[u8]) {
+        if let Err(error) = self.file.write_all(line) {
             eprintln!("simulator: cannot write {}: {error}", self.path.display());
         }
     }

@@ -44,17 +44,19 @@ impl Filter {
     }
 }
 
-/// One watch event, serialised from borrowed parts.
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    object: &'a Value,
+fn line(kind: &str, object: &Value) -> Bytes {
+    line_of(kind, &serde_json::to_vec(object).unwrap_or_default())
 }
 
-fn line(kind: &str, object: &Value) -> Bytes {
-    let mut bytes = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
-    bytes.push(b'\n');
+/// `{"type":…,"object":…}` and a newline, around an object already
+/// serialised (a store event's JSON is shared by all watchers).
+fn line_of(kind: &str, object: &[u8]) -> Bytes {
+    let mut bytes = Vec::with_capacity(object.len() + kind.len() + 22);
+    bytes.extend_from_slice(b"{\"type\":\"");
+    bytes.extend_from_slice(kind.as_bytes());
+    bytes.extend_from_slice(b"\",\"object\":");
+    bytes.extend_from_slice(object);
+    bytes.extend_from_slice(b"}\n");
     Bytes::from(bytes)
 }
 
@@ -201,7 +203,7 @@ fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) ->
     } else {
         matched.remove(&id);
     }
-    Some(line(kind, &event.object))
+    Some(line_of(kind, event.json()))
 }
 
 fn body(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Bytes>) -> ResponseBody {

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::fields::{self, FieldSet, Path};
+use crate::simulator::managed_fields::{
+    self, Entry, entries_of, prune_entries, set_entries, update_entries,
+};
 use crate::simulator::patch;
 use crate::simulator::resources::ResourceType;
 use crate::simulator::status::ApiError;
@@ -24,35 +27,6 @@ pub struct Request<'a> {
     pub manager: &'a str,
     pub subresource: Option<&'a str>,
     pub dry_run: bool,
-}
-
-/// One `managedFields` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub manager: String,
-    pub operation: String,
-    pub api_version: String,
-    pub time: String,
-    pub subresource: String,
-    pub fields: FieldSet,
-}
-
-impl Entry {
-    /// How conflict messages name the manager.
-    fn describe(&self) -> String {
-        let mut text = format!("\"{}\"", self.manager);
-        if !self.subresource.is_empty() {
-            text.push_str(&format!(" with subresource \"{}\"", self.subresource));
-        }
-        if self.operation == "Update" {
-            text.push_str(&format!(" using {}", self.api_version));
-        }
-        text
-    }
-
-    fn same_owner(&self, manager: &str, operation: &str, subresource: &str) -> bool {
-        self.manager == manager && self.operation == operation && self.subresource == subresource
-    }
 }
 
 pub fn now() -> String {
@@ -75,63 +49,12 @@ fn new_uid() -> String {
     )
 }
 
-pub fn entries_of(object: &Value) -> Vec<Entry> {
-    object["metadata"]["managedFields"]
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .map(|entry| Entry {
-                    manager: text(&entry["manager"]),
-                    operation: text(&entry["operation"]),
-                    api_version: text(&entry["apiVersion"]),
-                    time: text(&entry["time"]),
-                    subresource: text(&entry["subresource"]),
-                    fields: FieldSet::from_fields_v1(&entry["fieldsV1"]),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn text(value: &Value) -> String {
-    value.as_str().unwrap_or_default().to_string()
-}
-
-fn set_entries(object: &mut Value, entries: &[Entry]) {
-    let list: Vec<Value> = entries
-        .iter()
-        .filter(|entry| !entry.fields.is_empty())
-        .map(|entry| {
-            let mut value = json!({
-                "manager": entry.manager,
-                "operation": entry.operation,
-                "apiVersion": entry.api_version,
-                "time": entry.time,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": entry.fields.to_fields_v1(),
-            });
-            if !entry.subresource.is_empty() {
-                value["subresource"] = json!(entry.subresource);
-            }
-            value
-        })
-        .collect();
-    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        if list.is_empty() {
-            metadata.remove("managedFields");
-        } else {
-            metadata.insert("managedFields".into(), Value::Array(list));
-        }
-    }
-}
-
 /// How the new managedFields are found.
-enum Ownership {
+enum Ownership<'a> {
     /// A non-apply write: the fields that changed go to this manager.
     Update,
     /// Server-side apply computed them.
-    Applied(Vec<Entry>),
+    Applied(Vec<Entry<'a>>),
 }
 
 fn metadata(object: &Value) -> &Value {
@@ -289,14 +212,16 @@ fn is_empty(value: &Value) -> bool {
 }
 
 /// The write pipeline. `old` is the live object (`None` to create).
-fn commit(
+fn commit<'a>(
     store: &mut Store,
     request: &Request,
-    live: Option<&Arc<Value>>,
+    live: Option<&'a Arc<Value>>,
     mut new: Value,
-    ownership: Ownership,
+    ownership: Ownership<'a>,
 ) -> Result<(u16, Arc<Value>), ApiError> {
     let old = live.map(Arc::as_ref);
+    // Recomputed below from the live object's entries (a body's are ignored).
+    managed_fields::clear(&mut new);
     let resource = request.resource;
     let status_write = request.subresource == Some("status");
     let now = now();
@@ -342,7 +267,7 @@ fn commit(
             if status_write {
                 // Only `.status` changes through the status subresource.
                 let status = new.as_object_mut().and_then(|map| map.remove("status"));
-                new = old.clone();
+                new = copy_for_status_write(old);
                 match status {
                     Some(status) => new["status"] = status,
                     None => {
@@ -400,15 +325,22 @@ fn commit(
             }
         }
     }
-    crate::simulator::defaults::apply(&resource.kind, &mut new);
+    if status_write && old.is_some() {
+        crate::simulator::defaults::apply_to_status(&resource.kind, &mut new);
+    } else {
+        crate::simulator::defaults::apply(&resource.kind, &mut new);
+    }
     validate(resource, &new, request.name)?;
     normalise(&mut new);
-    let entries = match ownership {
-        Ownership::Applied(entries) => entries,
-        Ownership::Update => update_entries(request, old, &new, &now),
+    let entries = match (ownership, old) {
+        // A creator's fields are read from the object itself: all are in it.
+        (Ownership::Update, None) => update_entries(request, None, &new, &now),
+        (Ownership::Update, Some(_)) => {
+            prune_entries(update_entries(request, old, &new, &now), old, &new)
+        }
+        (Ownership::Applied(entries), _) => prune_entries(entries, old, &new),
     };
-    let entries = prune_entries(entries, &new);
-    set_entries(&mut new, &entries);
+    set_entries(&mut new, entries);
     if let Some(live) = live {
         if same_but_volatile(live, &new) {
             return Ok((200, Arc::clone(live)));
@@ -449,6 +381,45 @@ fn commit(
     };
     let stored = store.put(&resource.key(), new, action);
     Ok((if old.is_none() { 201 } else { 200 }, stored))
+}
+
+/// A copy of the live object for a status write to change: its status
+/// (replaced next) and managedFields (recomputed) are left as placeholders
+/// in their places rather than copied.
+fn copy_for_status_write(old: &Value) -> Value {
+    let Some(map) = old.as_object() else {
+        return old.clone();
+    };
+    let copy = map
+        .iter()
+        .map(|(key, value)| {
+            let value = match key.as_str() {
+                "status" => Value::Null,
+                "metadata" => without_managed_fields(value),
+                _ => value.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    Value::Object(copy)
+}
+
+fn without_managed_fields(metadata: &Value) -> Value {
+    let Some(map) = metadata.as_object() else {
+        return metadata.clone();
+    };
+    let copy = map
+        .iter()
+        .map(|(key, value)| {
+            let value = if key == "managedFields" {
+                Value::Array(Vec::new())
+            } else {
+                value.clone()
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    Value::Object(copy)
 }
 
 /// Whether two objects are equal but for what changes on every write
@@ -529,86 +500,6 @@ fn validate(resource: &ResourceType, object: &Value, name: &str) -> Result<(), A
         }
     }
     Ok(())
-}
-
-/// Fields a non-apply write changed become the writer's (operation Update).
-fn update_entries(request: &Request, old: Option<&Value>, new: &Value, now: &str) -> Vec<Entry> {
-    let mut entries = old.map(entries_of).unwrap_or_default();
-    let subresource = request.subresource.unwrap_or_default();
-    let status_only = subresource == "status";
-    let new_fields = if status_only {
-        FieldSet::of_status(new)
-    } else {
-        FieldSet::of_object(new, !request.resource.status)
-    };
-    let changed: Vec<Path> = match old {
-        // A new object: everything in it is the creator's.
-        None if new_fields.is_empty() => return entries,
-        None => return vec![update_entry(request, now, new_fields)],
-        Some(old) => {
-            let mut all = new_fields.clone();
-            all.union(&if status_only {
-                FieldSet::of_status(old)
-            } else {
-                FieldSet::of_object(old, !request.resource.status)
-            });
-            all.paths()
-                .into_iter()
-                .filter(|path| {
-                    let value = fields::get(new, path);
-                    value.is_some() && fields::get(old, path) != value
-                })
-                .collect()
-        }
-    };
-    if changed.is_empty() {
-        return entries;
-    }
-    for entry in &mut entries {
-        for path in &changed {
-            entry.fields.remove(path);
-        }
-    }
-    let index = match entries
-        .iter()
-        .position(|e| e.same_owner(request.manager, "Update", subresource))
-    {
-        Some(index) => index,
-        None => {
-            entries.push(update_entry(request, now, FieldSet::default()));
-            entries.len() - 1
-        }
-    };
-    let entry = &mut entries[index];
-    entry.time = now.to_string();
-    for path in &changed {
-        entry.fields.insert(path);
-    }
-    entries
-}
-
-/// The entry of a non-apply writer.
-fn update_entry(request: &Request, now: &str, fields: FieldSet) -> Entry {
-    Entry {
-        manager: request.manager.to_string(),
-        operation: "Update".into(),
-        api_version: request.resource.api_version(),
-        time: now.to_string(),
-        subresource: request.subresource.unwrap_or_default().to_string(),
-        fields,
-    }
-}
-
-/// Drop owned paths that no longer exist in the object, and empty entries.
-fn prune_entries(entries: Vec<Entry>, object: &Value) -> Vec<Entry> {
-    entries
-        .into_iter()
-        .map(|mut entry| {
-            entry.fields.retain_present(object);
-            entry
-        })
-        .filter(|entry| !entry.fields.is_empty())
-        .collect()
 }
 
 pub fn create(
@@ -781,17 +672,10 @@ pub fn apply(
         .iter()
         .position(|e| e.same_owner(request.manager, "Apply", subresource));
     let time = match own {
-        Some(index) if entries[index].fields == applied => entries[index].time.clone(),
+        Some(index) if *entries[index].fields.set() == applied => entries[index].time.clone(),
         _ => now(),
     };
-    let entry = Entry {
-        manager: request.manager.to_string(),
-        operation: "Apply".into(),
-        api_version: request.resource.api_version(),
-        time,
-        subresource: subresource.to_string(),
-        fields: applied,
-    };
+    let entry = Entry::new(request, "Apply", time, applied);
     match own {
         Some(index) => entries[index] = entry,
         None => entries.push(entry),
