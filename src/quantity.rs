@@ -153,12 +153,15 @@ pub fn canonicalize(value: &mut serde_json::Value) {
                         "requests" | "limits" | "capacity" | "allocatable" | "hard" | "used"
                     );
                     walk(child, quantities);
-                    let text = match child {
-                        Value::String(text) => Some(text.clone()),
-                        Value::Number(number) => Some(number.to_string()),
+                    if !in_quantities {
+                        continue;
+                    }
+                    let canonical = match child {
+                        Value::String(text) => canonical(text),
+                        Value::Number(number) => canonical(&number.to_string()),
                         _ => None,
                     };
-                    if in_quantities && let Some(canonical) = text.as_deref().and_then(canonical) {
+                    if let Some(canonical) = canonical {
                         *child = Value::String(canonical);
                     }
                 }

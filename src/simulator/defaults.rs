@@ -68,15 +68,21 @@ fn default(object: &mut Value, pointer: &str, value: Value) {
         let Some(map) = current.as_object_mut() else {
             return;
         };
+        // A pointer segment escapes `/` as `~1` and `~` as `~0` (RFC 6901).
+        let key: std::borrow::Cow<str> = if part.contains('~') {
+            part.replace("~1", "/").replace("~0", "~").into()
+        } else {
+            part.into()
+        };
         if parts.peek().is_none() {
-            map.insert(part.to_string(), value);
+            map.insert(key.into_owned(), value);
             return;
         }
         // Looked up first: a key is allocated only for a new map.
-        if !map.contains_key(part) {
-            map.insert(part.to_string(), Value::Object(Map::new()));
+        if !map.contains_key(key.as_ref()) {
+            map.insert(key.to_string(), Value::Object(Map::new()));
         }
-        let Some(next) = map.get_mut(part) else {
+        let Some(next) = map.get_mut(key.as_ref()) else {
             return;
         };
         current = next;
@@ -391,5 +397,20 @@ fn secret(object: &mut Value) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn escaped_pointer_segments_become_plain_keys() {
+        let mut namespace = json!({"kind": "Namespace", "metadata": {"name": "web"}});
+        super::apply("Namespace", &mut namespace);
+        assert_eq!(
+            namespace["metadata"]["labels"],
+            json!({"kubernetes.io/metadata.name": "web"})
+        );
     }
 }
