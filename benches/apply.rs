@@ -100,8 +100,12 @@ fn main() {
         server.address
     );
 
-    let concurrency = std::env::var("STACK_BENCH_CONCURRENCY").unwrap_or_else(|_| "8".into());
-    let apply_time = stack(ours.path(), &["apply", "-q", "--concurrency", &concurrency]);
+    // The default `--concurrency` unless STACK_BENCH_CONCURRENCY sets one.
+    let concurrency: Vec<String> = std::env::var("STACK_BENCH_CONCURRENCY")
+        .map(|n| vec!["--concurrency".to_string(), n])
+        .unwrap_or_default();
+    let concurrency: Vec<&str> = concurrency.iter().map(String::as_str).collect();
+    let apply_time = stack(ours.path(), &[&["apply", "-q"], &concurrency[..]].concat());
     let before = requests(&server);
     let diff_time = stack(ours.path(), &["diff", "--detailed-exitcode"]);
     let diff_requests = requests(&server) - before;
@@ -111,7 +115,7 @@ fn main() {
     let unwaited_server = Server::start(unwaited.path(), &["-q"]);
     let unwaited_time = stack(
         unwaited.path(),
-        &["apply", "-q", "--no-wait", "--concurrency", &concurrency],
+        &[&["apply", "-q", "--no-wait"], &concurrency[..]].concat(),
     );
     drop(unwaited_server);
 

@@ -156,7 +156,7 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Releases applied at once [default: CPUs × 4]
+    /// Releases applied at once [default: CPUs × 4, at least 16]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
     /// Take over fields another manager owns
