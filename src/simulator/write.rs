@@ -387,39 +387,30 @@ fn commit<'a>(
 /// (replaced next) and managedFields (recomputed) are left as placeholders
 /// in their places rather than copied.
 fn copy_for_status_write(old: &Value) -> Value {
-    let Some(map) = old.as_object() else {
-        return old.clone();
-    };
-    let copy = map
-        .iter()
-        .map(|(key, value)| {
-            let value = match key.as_str() {
-                "status" => Value::Null,
-                "metadata" => without_managed_fields(value),
-                _ => value.clone(),
-            };
-            (key.clone(), value)
-        })
-        .collect();
-    Value::Object(copy)
-}
-
-fn without_managed_fields(metadata: &Value) -> Value {
-    let Some(map) = metadata.as_object() else {
-        return metadata.clone();
-    };
-    let copy = map
-        .iter()
-        .map(|(key, value)| {
-            let value = if key == "managedFields" {
+    copy_map(old, |key, value| match key {
+        "status" => Value::Null,
+        "metadata" => copy_map(value, |key, value| {
+            if key == "managedFields" {
                 Value::Array(Vec::new())
             } else {
                 value.clone()
-            };
-            (key.clone(), value)
-        })
-        .collect();
-    Value::Object(copy)
+            }
+        }),
+        _ => value.clone(),
+    })
+}
+
+/// A map with each entry's value made by `copy` (keys and order kept);
+/// anything but a map is cloned.
+fn copy_map(value: &Value, copy: impl Fn(&str, &Value) -> Value) -> Value {
+    let Some(map) = value.as_object() else {
+        return value.clone();
+    };
+    Value::Object(
+        map.iter()
+            .map(|(key, value)| (key.clone(), copy(key, value)))
+            .collect(),
+    )
 }
 
 /// Whether two objects are equal but for what changes on every write
