@@ -415,3 +415,60 @@ fn apply_retries_through_injected_faults() {
     );
     assert!(faults > 0, "no fault was injected");
 }
+
+/// The resourceVersion each object was created at, from the simulator's
+/// journal (one line per write, in order).
+fn created_at(test: &Test) -> std::collections::HashMap<String, u64> {
+    let journal = test
+        .path()
+        .join("stacks/.stack/cluster/development/journal");
+    let text = std::fs::read_to_string(&journal).expect("read the journal");
+    let mut created = std::collections::HashMap::new();
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).expect("a journal line");
+        let key = format!(
+            "{} {}/{}",
+            record["resource"].as_str().unwrap_or_default(),
+            record["namespace"].as_str().unwrap_or_default(),
+            record["name"].as_str().unwrap_or_default()
+        );
+        created
+            .entry(key)
+            .or_insert(record["rv"].as_u64().unwrap_or_default());
+    }
+    created
+}
+
+#[test]
+fn objects_are_created_in_kind_order_within_a_release() {
+    let test = Test::example();
+    let _server = server(&test);
+    test.stack(&["apply", "-q"]).success();
+    let created = created_at(&test);
+    let at = |key: &str| {
+        *created
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} never written: {created:?}"))
+    };
+    // apps/backend: configuration and its Service, then the Deployment.
+    for before in [
+        "/configmaps apps/backend-config",
+        "/secrets apps/backend-database",
+        "/services apps/backend",
+    ] {
+        assert!(at(before) < at("apps/deployments apps/backend"), "{before}");
+    }
+    // apps/frontend: Service, Deployment, then the Ingress.
+    assert!(at("/services apps/frontend") < at("apps/deployments apps/frontend"));
+    assert!(at("apps/deployments apps/frontend") < at("networking.k8s.io/ingresses apps/frontend"));
+    // data/postgres: the claim and the Service before the StatefulSet.
+    for before in [
+        "/persistentvolumeclaims data/postgres-data",
+        "/services data/postgres",
+    ] {
+        assert!(
+            at(before) < at("apps/statefulsets data/postgres"),
+            "{before}"
+        );
+    }
+}

@@ -179,7 +179,7 @@ fn is_drift(object: &Object, previous: &[Value], conflicts: &[String]) -> bool {
 /// What a run applied: each object's uid and generation as the server answered.
 pub type AppliedSet = BTreeMap<ObjectKey, Applied>;
 
-/// Apply objects in kind order, each rank's objects at once.
+/// Apply objects in kind order, each stage's objects at once.
 pub async fn apply_all(
     session: &Session,
     id: &str,
@@ -190,8 +190,8 @@ pub async fn apply_all(
 ) -> Result<AppliedSet, String> {
     objects.sort_by_key(|o| super::order::rank(&o.kind));
     let mut applied = AppliedSet::new();
-    for group in objects.chunk_by(|a, b| super::order::rank(&a.kind) == super::order::rank(&b.kind))
-    {
+    let stage = |object: &&Object| super::order::stage(&object.kind);
+    for group in objects.chunk_by(|a, b| stage(a) == stage(b)) {
         let applies = group
             .iter()
             .map(|object| apply_object(session, id, object, previous, timeout, force));
