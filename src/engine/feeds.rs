@@ -14,6 +14,8 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::engine::wait;
+
 /// How many changes a waiter may fall behind before it rereads the state.
 const BACKLOG: usize = 4096;
 /// How long a WATCH request stays open before it is renewed.
@@ -174,24 +176,36 @@ struct List {
     items: Vec<Slim>,
 }
 
-/// An object as a feed keeps it: without `metadata.managedFields`, often
-/// half of an object's bytes, which waiting never reads — skipped while
-/// decoding, not built and dropped.
+/// An object as a feed keeps it: what readiness reads. `metadata` without
+/// `managedFields` (often half of an object's bytes), `status`, and of
+/// `spec` only the fields the rules look at ([`wait::SPEC_FIELDS`]): a pod's
+/// containers or a Deployment's pod template are skipped while decoding,
+/// not built and dropped.
 #[derive(Debug, Clone)]
 struct Slim(Value);
 
 impl<'de> serde::Deserialize<'de> for Slim {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_map(Fields { skip: None })
-            .map(Slim)
+        deserializer.deserialize_map(Fields::Object).map(Slim)
     }
 }
 
-/// A map's visitor that skips the entry named `skip` and reads `metadata`
-/// as a map without `managedFields`.
-struct Fields {
-    skip: Option<&'static str>,
+/// Which part of an object a map is, and so which of its entries are kept.
+#[derive(Clone, Copy)]
+enum Fields {
+    Object,
+    Metadata,
+    Spec,
+}
+
+impl Fields {
+    fn keeps(self, key: &str) -> bool {
+        match self {
+            Self::Object => true,
+            Self::Metadata => key != "managedFields",
+            Self::Spec => wait::SPEC_FIELDS.contains(&key),
+        }
+    }
 }
 
 impl<'de> serde::de::Visitor<'de> for Fields {
@@ -204,28 +218,30 @@ impl<'de> serde::de::Visitor<'de> for Fields {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut fields = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if self.skip == Some(key.as_str()) {
+            if !self.keeps(&key) {
                 map.next_value::<serde::de::IgnoredAny>()?;
-            } else if self.skip.is_none() && key == "metadata" {
-                let metadata = map.next_value::<Metadata>()?;
-                fields.insert(key, metadata.0);
-            } else {
-                fields.insert(key, map.next_value()?);
+                continue;
             }
+            let part = match (self, key.as_str()) {
+                (Self::Object, "metadata") => Some(Self::Metadata),
+                (Self::Object, "spec") => Some(Self::Spec),
+                _ => None,
+            };
+            let value = match part {
+                Some(part) => map.next_value_seed(part)?,
+                None => map.next_value()?,
+            };
+            fields.insert(key, value);
         }
         Ok(Value::Object(fields))
     }
 }
 
-struct Metadata(Value);
+impl<'de> serde::de::DeserializeSeed<'de> for Fields {
+    type Value = Value;
 
-impl<'de> serde::Deserialize<'de> for Metadata {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_map(Fields {
-                skip: Some("managedFields"),
-            })
-            .map(Metadata)
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
@@ -353,15 +369,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn objects_are_kept_without_managed_fields() {
-        let text = r#"{"kind": "Pod", "metadata": {"name": "web-0", "uid": "u",
-            "managedFields": [{"manager": "kubelet", "fieldsV1": {"f:status": {}}}],
-            "labels": {"app": "web"}}, "spec": {"nodeName": "n"}, "status": {"phase": "Running"}}"#;
+    fn objects_are_kept_with_what_readiness_reads() {
+        let text = r#"{"kind": "Deployment", "metadata": {"name": "web", "uid": "u",
+            "managedFields": [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}],
+            "labels": {"app": "web"}}, "spec": {"replicas": 2, "strategy": {"type": "Recreate"},
+            "template": {"spec": {"containers": [{"name": "app"}]}}}, "status": {"replicas": 2}}"#;
         let Slim(object) = serde_json::from_str(text).expect("decodes");
         assert_eq!(
             object,
-            json!({"kind": "Pod", "metadata": {"name": "web-0", "uid": "u", "labels": {"app": "web"}},
-                "spec": {"nodeName": "n"}, "status": {"phase": "Running"}})
+            json!({"kind": "Deployment", "metadata": {"name": "web", "uid": "u", "labels": {"app": "web"}},
+                "spec": {"replicas": 2}, "status": {"replicas": 2}})
         );
     }
 }

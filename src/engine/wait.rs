@@ -159,6 +159,14 @@ pub fn readiness(object: &Value) -> Option<Readiness> {
     }
 }
 
+/// The fields of `spec` the rules here read; feeds keep no others.
+pub const SPEC_FIELDS: [&str; 4] = [
+    "replicas",
+    "updateStrategy",
+    "type",
+    "ttlSecondsAfterFinished",
+];
+
 /// The rule for test objects: a Job completes, a Pod succeeds.
 pub fn test_readiness(object: &Value) -> Option<Readiness> {
     if object["kind"] != "Pod" {
