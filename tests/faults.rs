@@ -506,11 +506,11 @@ fn an_object_adopted_by_an_interrupted_first_install_survives_its_recovery() {
         );
         assert!(code == 200 || code == 201, "{code} {body}");
     }
-    // The lock, the pending revision, the ConfigMap and the Secret; killed
-    // before the Service.
+    // The lock, the pending revision, then the ConfigMap, the Secret and the
+    // Service (one stage, sent together); killed before the Deployment.
     let killed = output_of(
         test.command(&["apply", "-q", "-l", "name=backend"])
-            .env("STACK_FAULT_KILL_AFTER_WRITES", "4"),
+            .env("STACK_FAULT_KILL_AFTER_WRITES", "5"),
     );
     assert_eq!(killed.code, -1, "{}", killed.stderr);
     let map = server.get("/api/v1/namespaces/apps/configmaps/backend-config");
