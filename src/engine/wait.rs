@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
@@ -200,13 +201,24 @@ pub struct Watched {
 /// What [`until_ready`] watches besides the object: the pods of a workload
 /// (those whose labels include `labels`), and the ReplicaSets that tell a
 /// Deployment's current pods from old ones.
-pub struct Pods {
-    pub feed: Arc<Feed>,
+///
+/// Pods are looked at once the workload has waited `after`: a rollout that
+/// is done by then never reads its namespace's pods (a watch of every pod in
+/// a busy namespace), and a pod takes longer than that to show a failure
+/// waiting will not fix (kubelet backs off 10 s before the first restart of
+/// a crashing container).
+pub struct Pods<'a> {
+    /// Opens the namespace's pod feed.
+    pub open: Box<dyn FnOnce() -> Arc<Feed> + Send + Sync + 'a>,
+    pub after: Duration,
     pub labels: serde_json::Map<String, Value>,
     pub replica_sets: Api<DynamicObject>,
 }
 
-impl Pods {
+/// How long a workload waits before its pods are looked at.
+pub const PODS_AFTER: Duration = Duration::from_secs(2);
+
+impl Pods<'_> {
     fn selects(&self, pod: &Value) -> bool {
         let labels = &pod["metadata"]["labels"];
         self.labels.iter().all(|(key, value)| &labels[key] == value)
@@ -245,20 +257,31 @@ enum Next {
 pub async fn until_ready(
     watched: Watched,
     rule: fn(&Value) -> Option<Readiness>,
-    pods: Option<Pods>,
+    mut pods: Option<Pods<'_>>,
     progress: impl Fn(&str) + Send,
 ) -> Result<(), String> {
     let name = watched.name.clone();
     let (mut objects, mut current) = watched
         .feed
         .subscribe(|state| state.get(&name).map(|o| (Arc::clone(o), false)));
-    let (mut pod_changes, mut failing) = match &pods {
-        Some(pods) => {
-            let (subscription, failing) = pods.feed.subscribe(|state| pods.all_failing(state));
-            (Some(subscription.changes), failing)
-        }
-        None => (None, BTreeMap::new()),
+    let mut open = pods.as_mut().map(|pods| {
+        let open = std::mem::replace(&mut pods.open, Box::new(Feed::detached));
+        (open, pods.after)
+    });
+    let grace = tokio::time::sleep(open.as_ref().map_or(Duration::ZERO, |(_, after)| *after));
+    futures::pin_mut!(grace);
+    let mut failing: BTreeMap<String, Arc<Value>> = BTreeMap::new();
+    let (mut pod_feed, mut pod_changes) = (None, None);
+    let open_pods = |open: Box<dyn FnOnce() -> Arc<Feed> + Send + Sync + '_>, pods: &Pods<'_>| {
+        let feed = open();
+        let (subscription, now_failing) = feed.subscribe(|state| pods.all_failing(state));
+        (Some(feed), Some(subscription.changes), now_failing)
     };
+    if let (Some((_, Duration::ZERO)), Some(pods)) = (&open, &pods)
+        && let Some((open, _)) = open.take()
+    {
+        (pod_feed, pod_changes, failing) = open_pods(open, pods);
+    }
     let (mut seen, mut last, mut judge) = (false, String::new(), true);
     let mut latest: Option<Arc<Value>> = None;
     loop {
@@ -318,6 +341,13 @@ pub async fn until_ready(
                 Ok(Change::Resync) | Err(RecvError::Lagged(_)) => Next::Object(None),
                 Err(RecvError::Closed) => return Err("the watch ended".into()),
             },
+            () = &mut grace, if open.is_some() => match (open.take(), &pods) {
+                (Some((open, _)), Some(pods)) => {
+                    (pod_feed, pod_changes, failing) = open_pods(open, pods);
+                    Next::Pods
+                }
+                _ => Next::Nothing,
+            },
             change = next_pod(&mut pod_changes) => match (change, &pods) {
                 (Ok(Change::Object { name: pod, object, deleted }), Some(pods)) => {
                     let was = failing.contains_key(&pod);
@@ -332,7 +362,10 @@ pub async fn until_ready(
                     }
                 }
                 (Ok(Change::Resync) | Err(RecvError::Lagged(_)), Some(pods)) => {
-                    failing = pods.feed.read(|state| pods.all_failing(state));
+                    failing = pod_feed
+                        .as_ref()
+                        .map(|feed| feed.read(|state| pods.all_failing(state)))
+                        .unwrap_or_default();
                     Next::Pods
                 }
                 _ => Next::Nothing,
@@ -432,6 +465,7 @@ pub async fn until_gone(api: Api<DynamicObject>, name: String) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
     fn deployment_rules() {
@@ -534,25 +568,36 @@ mod tests {
         assert_eq!(futures::poll!(&mut job), Poll::Ready(Ok(())));
     }
 
-    #[tokio::test]
-    async fn a_crash_looping_pod_of_the_current_rollout_fails_the_wait() {
+    /// A StatefulSet waiting for its one pod of revision `web-2`.
+    fn waiting_set() -> Arc<Feed> {
         let feed = Feed::detached();
-        let pods = Feed::detached();
         let set = json!({"kind": "StatefulSet", "metadata": {"name": "web", "uid": "s1", "generation": 1},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}},
             "status": {"observedGeneration": 1, "readyReplicas": 0, "updateRevision": "web-2"}});
         feed.change(set, false);
-        let crash = |name: &str, revision: &str| {
-            json!({"metadata": {"name": name, "labels": {"app": "web", "controller-revision-hash": revision}},
-                "status": {"containerStatuses": [{"name": "app", "restartCount": 3,
-                    "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}})
-        };
+        feed
+    }
+
+    fn crash(name: &str, revision: &str) -> Value {
+        json!({"metadata": {"name": name, "labels": {"app": "web", "controller-revision-hash": revision}},
+            "status": {"containerStatuses": [{"name": "app", "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}})
+    }
+
+    /// The pods of `app=web` in `pods`, looked at after `after`; `opened`
+    /// is set when they are.
+    fn web_pods(pods: &Arc<Feed>, after: Duration, opened: &Arc<AtomicBool>) -> Pods<'static> {
         let client = kube::Client::try_from(kube::Config::new(
             "http://127.0.0.1:9".parse().expect("url"),
         ))
         .expect("client");
-        let watch_pods = Pods {
-            feed: Arc::clone(&pods),
+        let (pods, opened) = (Arc::clone(pods), Arc::clone(opened));
+        Pods {
+            open: Box::new(move || {
+                opened.store(true, Ordering::SeqCst);
+                pods
+            }),
+            after,
             labels: json!({"app": "web"})
                 .as_object()
                 .cloned()
@@ -562,7 +607,14 @@ mod tests {
                 "default",
                 &kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),
             ),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crash_looping_pod_of_the_current_rollout_fails_the_wait() {
+        let feed = waiting_set();
+        let pods = Feed::detached();
+        let watch_pods = web_pods(&pods, Duration::ZERO, &Arc::default());
         let waiting = until_ready(
             watched(&feed, applied("s1", 1), false),
             readiness,
@@ -585,6 +637,32 @@ mod tests {
             reason.starts_with("pod web-0: container app: CrashLoopBackOff"),
             "{reason}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pods_are_looked_at_once_the_workload_has_waited_a_while() {
+        let feed = waiting_set();
+        let pods = Feed::detached();
+        pods.change(crash("web-0", "web-2"), false);
+        let opened = Arc::new(AtomicBool::new(false));
+        let watch_pods = web_pods(&pods, Duration::from_secs(2), &opened);
+        let waiting = until_ready(
+            watched(&feed, applied("s1", 1), false),
+            readiness,
+            Some(watch_pods),
+            |_| {},
+        );
+        futures::pin_mut!(waiting);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(futures::poll!(&mut waiting).is_pending());
+        assert!(!opened.load(Ordering::SeqCst), "pods looked at too early");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let Poll::Ready(Err(reason)) = futures::poll!(&mut waiting) else {
+            panic!("the crash loop did not fail the wait once pods were looked at");
+        };
+        assert!(opened.load(Ordering::SeqCst));
+        assert!(reason.starts_with("pod web-0:"), "{reason}");
     }
 
     #[test]
