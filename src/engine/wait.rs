@@ -578,6 +578,11 @@ mod tests {
         feed
     }
 
+    /// The StatefulSet of [`waiting_set`], as applied.
+    fn web(feed: &Arc<Feed>) -> Watched {
+        watched(feed, applied("s1", 1), false)
+    }
+
     fn crash(name: &str, revision: &str) -> Value {
         json!({"metadata": {"name": name, "labels": {"app": "web", "controller-revision-hash": revision}},
             "status": {"containerStatuses": [{"name": "app", "restartCount": 3,
@@ -615,12 +620,7 @@ mod tests {
         let feed = waiting_set();
         let pods = Feed::detached();
         let watch_pods = web_pods(&pods, Duration::ZERO, &Arc::default());
-        let waiting = until_ready(
-            watched(&feed, applied("s1", 1), false),
-            readiness,
-            Some(watch_pods),
-            |_| {},
-        );
+        let waiting = until_ready(web(&feed), readiness, Some(watch_pods), |_| {});
         futures::pin_mut!(waiting);
         assert!(futures::poll!(&mut waiting).is_pending());
         // A pod of the rollout being replaced, and one of another workload: not ours to judge.
@@ -646,12 +646,7 @@ mod tests {
         pods.change(crash("web-0", "web-2"), false);
         let opened = Arc::new(AtomicBool::new(false));
         let watch_pods = web_pods(&pods, Duration::from_secs(2), &opened);
-        let waiting = until_ready(
-            watched(&feed, applied("s1", 1), false),
-            readiness,
-            Some(watch_pods),
-            |_| {},
-        );
+        let waiting = until_ready(web(&feed), readiness, Some(watch_pods), |_| {});
         futures::pin_mut!(waiting);
         assert!(futures::poll!(&mut waiting).is_pending());
         tokio::time::advance(Duration::from_secs(1)).await;
