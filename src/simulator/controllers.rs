@@ -458,8 +458,8 @@ impl Controllers {
     /// simulated time something is due.
     fn reconcile(&mut self, inner: &Inner) -> Option<f64> {
         let now = inner.now();
+        let mut store = inner.store();
         if std::mem::take(&mut self.resync) {
-            let store = inner.store();
             for key in WORKLOADS {
                 let ids: Vec<_> = store
                     .list(key, None)
@@ -486,9 +486,6 @@ impl Controllers {
             .extend(due.into_iter().map(|(_, key, ns, name)| (key, ns, name)));
         let default_seconds = inner.config.rollout_seconds;
         for (key, namespace, name) in std::mem::take(&mut self.dirty) {
-            // Locked per workload, not for the whole pass: API requests get
-            // in between, as they would between a real controller's writes.
-            let mut store = inner.store();
             let Some(object) = store.get_shared(&key, &namespace, &name).cloned() else {
                 continue;
             };
@@ -523,7 +520,6 @@ impl Controllers {
                 self.seen.insert((key, namespace, name), revision);
             }
         }
-        let mut store = inner.store();
         if std::mem::take(&mut self.claims) {
             bind_claims(&mut store);
         }
