@@ -10,7 +10,7 @@
 //! 3. a no-op `stack apply`: write requests, and time next to `stack diff`.
 //!
 //! Each time is the best of three runs; each first apply, stack's and
-//! kubectl's, goes onto a fresh empty simulator.
+//! kubectl's, goes onto a fresh empty simulator, and they take turns.
 //!
 //! kubectl comes from `STACK_KUBECTL` or PATH; without it the kubectl columns
 //! are left out. Run: `cargo bench --bench apply`
@@ -90,21 +90,47 @@ fn ms(duration: Duration) -> f64 {
 }
 
 /// Runs of each first-apply figure, each onto a fresh empty cluster; the
-/// best is printed. The machine is a shared VM whose first busy second after
-/// an idle spell is often half as fast: one run would measure that instead.
+/// best is printed. The machine is a shared VM whose speed moves by up to 2×
+/// from minute to minute: one run would measure that instead, and so do
+/// runs of one tool minutes apart from the other's. The runs take turns
+/// (stack, stack --no-wait, kubectl, again), so each ratio compares the
+/// same minutes.
 const RUNS: usize = 3;
 
-/// `stack apply ARGS` onto a fresh simulator, `RUNS` times: the best time.
+/// One turn: stack's first apply, with `--no-wait`, and kubectl's (if there).
+type Run = (Duration, Duration, Option<Duration>);
+
+/// `stack apply ARGS` onto a fresh simulator.
 fn first_apply(args: &[&str]) -> Duration {
-    (0..RUNS)
-        .map(|_| {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            stack::synthetic::generate(dir.path(), RELEASES, OBJECTS).expect("generate stack");
-            let _server = Server::start(dir.path(), &["-q"]);
-            stack(dir.path(), &[&["apply", "-q"], args].concat())
-        })
-        .min()
-        .expect("at least one run")
+    let dir = tempfile::tempdir().expect("temporary directory");
+    stack::synthetic::generate(dir.path(), RELEASES, OBJECTS).expect("generate stack");
+    let _server = Server::start(dir.path(), &["-q"]);
+    stack(dir.path(), &[&["apply", "-q"], args].concat())
+}
+
+/// `kubectl apply --server-side -f MANIFESTS` onto a fresh simulator (its
+/// namespaces created first, untimed).
+fn kubectl_first_apply(binary: &Path, home: &Path, manifests: &str) -> Duration {
+    let theirs = tempfile::tempdir().expect("temporary directory");
+    let empty = Server::start(theirs.path(), &["-q"]);
+    let documents: Vec<String> = (0..10)
+        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns{n}\n"))
+        .collect();
+    let namespaces = theirs.path().join("namespaces.yaml");
+    std::fs::write(&namespaces, documents.join("---\n")).expect("namespaces");
+    let namespaces = namespaces.to_str().expect("UTF-8 path");
+    kubectl(
+        binary,
+        &empty,
+        home,
+        &["apply", "--server-side", "-f", namespaces],
+    );
+    kubectl(
+        binary,
+        &empty,
+        home,
+        &["apply", "--server-side", "-R", "-f", manifests],
+    )
 }
 
 /// The best of `RUNS` runs of `stack ARGS` in `dir`.
@@ -137,8 +163,38 @@ fn main() {
     let writes_before = mutating(&server);
     let noop_time = best(ours.path(), &["apply", "-q"]);
     let noop_writes = mutating(&server) - writes_before;
-    let apply_time = first_apply(&concurrency);
-    let unwaited_time = first_apply(&[&["--no-wait"], &concurrency[..]].concat());
+
+    let binary =
+        kubectl_binary().filter(|_| std::env::var_os("STACK_BENCH_SKIP_KUBECTL").is_none());
+    let manifests = ours.path().join("manifests");
+    let manifest_dir = manifests.to_str().expect("UTF-8 path");
+    if binary.is_some() {
+        stack(
+            ours.path(),
+            &[
+                "template",
+                "--show-secrets",
+                "--skip-tests",
+                "--output-dir",
+                manifest_dir,
+            ],
+        );
+    }
+    let home = tempfile::tempdir().expect("kubectl home");
+    let unwaited: Vec<&str> = [&["--no-wait"], &concurrency[..]].concat();
+    let mut runs = Vec::new();
+    for _ in 0..RUNS {
+        runs.push((
+            first_apply(&concurrency),
+            first_apply(&unwaited),
+            binary
+                .as_ref()
+                .map(|binary| kubectl_first_apply(binary, home.path(), manifest_dir)),
+        ));
+    }
+    let best_of = |pick: fn(&Run) -> Option<Duration>| runs.iter().filter_map(pick).min();
+    let apply_time = best_of(|run| Some(run.0)).expect("at least one run");
+    let unwaited_time = best_of(|run| Some(run.1)).expect("at least one run");
 
     println!(
         "stack apply onto an empty cluster:  {:>9.0} ms   (waits for readiness)",
@@ -160,25 +216,28 @@ fn main() {
         noop_time.as_secs_f64() / diff_time.as_secs_f64()
     );
 
-    let Some(binary) =
-        kubectl_binary().filter(|_| std::env::var_os("STACK_BENCH_SKIP_KUBECTL").is_none())
-    else {
+    let Some(binary) = binary else {
         println!("kubectl not found (set STACK_KUBECTL): kubectl comparisons left out");
         return;
     };
-    let manifests = ours.path().join("manifests");
-    stack(
-        ours.path(),
-        &[
-            "template",
-            "--show-secrets",
-            "--skip-tests",
-            "--output-dir",
-            manifests.to_str().expect("UTF-8 path"),
-        ],
+    let kubectl_apply = best_of(|run| run.2).expect("at least one run");
+    println!(
+        "kubectl apply --server-side -f:     {:>9.0} ms   (does not wait) stack apply is {:.1}× faster, stack apply --no-wait {:.1}×",
+        ms(kubectl_apply),
+        kubectl_apply.as_secs_f64() / apply_time.as_secs_f64(),
+        kubectl_apply.as_secs_f64() / unwaited_time.as_secs_f64()
     );
-    let home = tempfile::tempdir().expect("kubectl home");
-    let manifest_dir = manifests.to_str().expect("UTF-8 path");
+    for (run, (apply, unwaited, theirs)) in runs.iter().enumerate() {
+        let theirs = theirs.unwrap_or_default();
+        println!(
+            "  run {}: stack {:.0} ms, --no-wait {:.0} ms, kubectl {:.0} ms: {:.1}×",
+            run + 1,
+            ms(*apply),
+            ms(*unwaited),
+            ms(theirs),
+            theirs.as_secs_f64() / apply.as_secs_f64()
+        );
+    }
     let kubectl_diff = kubectl(
         &binary,
         &server,
@@ -189,40 +248,5 @@ fn main() {
         "kubectl diff -f (same manifests):   {:>9.0} ms   stack diff is {:.1}× faster",
         ms(kubectl_diff),
         kubectl_diff.as_secs_f64() / diff_time.as_secs_f64()
-    );
-    let documents: Vec<String> = (0..10)
-        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns{n}\n"))
-        .collect();
-    let kubectl_apply = (0..RUNS)
-        .map(|_| {
-            let theirs = tempfile::tempdir().expect("temporary directory");
-            let empty = Server::start(theirs.path(), &["-q"]);
-            let namespaces = theirs.path().join("namespaces.yaml");
-            std::fs::write(&namespaces, documents.join("---\n")).expect("namespaces");
-            kubectl(
-                &binary,
-                &empty,
-                home.path(),
-                &[
-                    "apply",
-                    "--server-side",
-                    "-f",
-                    namespaces.to_str().expect("UTF-8 path"),
-                ],
-            );
-            kubectl(
-                &binary,
-                &empty,
-                home.path(),
-                &["apply", "--server-side", "-R", "-f", manifest_dir],
-            )
-        })
-        .min()
-        .expect("at least one run");
-    println!(
-        "kubectl apply --server-side -f:     {:>9.0} ms   (does not wait) stack apply is {:.1}× faster, stack apply --no-wait {:.1}×",
-        ms(kubectl_apply),
-        kubectl_apply.as_secs_f64() / apply_time.as_secs_f64(),
-        kubectl_apply.as_secs_f64() / unwaited_time.as_secs_f64()
     );
 }
