@@ -336,7 +336,7 @@ async fn wait_one<'a>(
                 labels: None,
             };
             Some(wait::Pods {
-                open: Box::new(move || session.feeds.of(&session.client, source)),
+                opener: Some(Box::new(move || session.feeds.of(&session.client, source))),
                 after: wait::PODS_AFTER,
                 labels: labels.clone(),
                 replica_sets: erase(&kube::api::ApiResource::erase::<ReplicaSet>(&())),

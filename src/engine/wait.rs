@@ -15,7 +15,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
 use super::feeds::{Change, Feed};
-pub use crate::cluster::apply::Applied;
+use crate::cluster::apply::Applied;
 
 /// Where an object stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,17 +208,36 @@ pub struct Watched {
 /// waiting will not fix (kubelet backs off 10 s before the first restart of
 /// a crashing container).
 pub struct Pods<'a> {
-    /// Opens the namespace's pod feed.
-    pub open: Box<dyn FnOnce() -> Arc<Feed> + Send + Sync + 'a>,
+    /// Opens the namespace's pod feed (taken when it is opened).
+    pub opener: Option<Box<dyn FnOnce() -> Arc<Feed> + Send + Sync + 'a>>,
     pub after: Duration,
     pub labels: serde_json::Map<String, Value>,
     pub replica_sets: Api<DynamicObject>,
+}
+
+/// A workload's pod feed once opened: its changes from then on, and the
+/// pods failing then.
+struct Opened {
+    changes: broadcast::Receiver<Change>,
+    feed: Arc<Feed>,
+    failing: BTreeMap<String, Arc<Value>>,
 }
 
 /// How long a workload waits before its pods are looked at.
 pub const PODS_AFTER: Duration = Duration::from_secs(2);
 
 impl Pods<'_> {
+    /// Open the pod feed, unless it is open already.
+    fn open(&mut self) -> Option<Opened> {
+        let feed = self.opener.take()?();
+        let (subscription, failing) = feed.subscribe(|state| self.all_failing(state));
+        Some(Opened {
+            changes: subscription.changes,
+            feed,
+            failing,
+        })
+    }
+
     fn selects(&self, pod: &Value) -> bool {
         let labels = &pod["metadata"]["labels"];
         self.labels.iter().all(|(key, value)| &labels[key] == value)
@@ -264,23 +283,16 @@ pub async fn until_ready(
     let (mut objects, mut current) = watched
         .feed
         .subscribe(|state| state.get(&name).map(|o| (Arc::clone(o), false)));
-    let mut open = pods.as_mut().map(|pods| {
-        let open = std::mem::replace(&mut pods.open, Box::new(Feed::detached));
-        (open, pods.after)
-    });
-    let grace = tokio::time::sleep(open.as_ref().map_or(Duration::ZERO, |(_, after)| *after));
+    let grace = tokio::time::sleep(pods.as_ref().map_or(Duration::ZERO, |p| p.after));
     futures::pin_mut!(grace);
-    let mut failing: BTreeMap<String, Arc<Value>> = BTreeMap::new();
-    let (mut pod_feed, mut pod_changes) = (None, None);
-    let open_pods = |open: Box<dyn FnOnce() -> Arc<Feed> + Send + Sync + '_>, pods: &Pods<'_>| {
-        let feed = open();
-        let (subscription, now_failing) = feed.subscribe(|state| pods.all_failing(state));
-        (Some(feed), Some(subscription.changes), now_failing)
-    };
-    if let (Some((_, Duration::ZERO)), Some(pods)) = (&open, &pods)
-        && let Some((open, _)) = open.take()
+    let (mut pod_changes, mut pod_feed, mut failing) = (None, None, BTreeMap::new());
+    if let Some(opened) = pods
+        .as_mut()
+        .filter(|p| p.after.is_zero())
+        .and_then(Pods::open)
     {
-        (pod_feed, pod_changes, failing) = open_pods(open, pods);
+        (pod_changes, pod_feed, failing) =
+            (Some(opened.changes), Some(opened.feed), opened.failing);
     }
     let (mut seen, mut last, mut judge) = (false, String::new(), true);
     let mut latest: Option<Arc<Value>> = None;
@@ -341,12 +353,13 @@ pub async fn until_ready(
                 Ok(Change::Resync) | Err(RecvError::Lagged(_)) => Next::Object(None),
                 Err(RecvError::Closed) => return Err("the watch ended".into()),
             },
-            () = &mut grace, if open.is_some() => match (open.take(), &pods) {
-                (Some((open, _)), Some(pods)) => {
-                    (pod_feed, pod_changes, failing) = open_pods(open, pods);
+            () = &mut grace, if pods.as_ref().is_some_and(|p| p.opener.is_some()) => match pods.as_mut().and_then(Pods::open) {
+                Some(opened) => {
+                    (pod_changes, pod_feed, failing) =
+                        (Some(opened.changes), Some(opened.feed), opened.failing);
                     Next::Pods
                 }
-                _ => Next::Nothing,
+                None => Next::Nothing,
             },
             change = next_pod(&mut pod_changes) => match (change, &pods) {
                 (Ok(Change::Object { name: pod, object, deleted }), Some(pods)) => {
@@ -536,6 +549,27 @@ mod tests {
         assert_eq!(futures::poll!(&mut waiting), Poll::Ready(Ok(())));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_without_pods_sleeps_past_the_pod_grace() {
+        let feed = Feed::detached();
+        feed.change(deployment("u1", 1, 1, 0), false);
+        let waiting = until_ready(
+            watched(&feed, applied("u1", 1), false),
+            readiness,
+            None,
+            |_| {},
+        );
+        futures::pin_mut!(waiting);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        // A spent grace timer must not wake the waiter again and again: this
+        // poll would never return.
+        tokio::time::advance(PODS_AFTER * 2).await;
+        assert!(futures::poll!(&mut waiting).is_pending());
+        assert!(futures::poll!(&mut waiting).is_pending());
+        feed.change(deployment("u1", 1, 1, 2), false);
+        assert_eq!(futures::poll!(&mut waiting), Poll::Ready(Ok(())));
+    }
+
     #[tokio::test]
     async fn an_object_deleted_while_waited_for_fails_unless_it_may_vanish() {
         let feed = Feed::detached();
@@ -598,10 +632,10 @@ mod tests {
         .expect("client");
         let (pods, opened) = (Arc::clone(pods), Arc::clone(opened));
         Pods {
-            open: Box::new(move || {
+            opener: Some(Box::new(move || {
                 opened.store(true, Ordering::SeqCst);
                 pods
-            }),
+            })),
             after,
             labels: json!({"app": "web"})
                 .as_object()
