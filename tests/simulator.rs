@@ -332,6 +332,26 @@ async fn deployments_roll_out_through_replica_sets_and_pods() {
         .await
         .unwrap();
     assert_eq!(pods.items.len(), 2);
+    for pod in &pods.items {
+        let status = pod.status.clone().unwrap_or_default();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        // Created with its status in one write, owned as a create and a
+        // status write would own it.
+        let entries = pod.metadata.managed_fields.clone().unwrap_or_default();
+        let owns = |subresource: Option<&str>, field: &str| {
+            entries.iter().any(|e| {
+                e.subresource.as_deref() == subresource
+                    && e.fields_v1
+                        .as_ref()
+                        .is_some_and(|f| f.0.get(field).is_some())
+            })
+        };
+        assert!(
+            owns(None, "f:spec") && !owns(None, "f:status"),
+            "{entries:?}"
+        );
+        assert!(owns(Some("status"), "f:status") && !owns(Some("status"), "f:spec"));
+    }
 }
 
 #[tokio::test]

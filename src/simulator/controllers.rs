@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::simulator::Inner;
 use crate::simulator::resources::ResourceType;
+use crate::simulator::status::ApiError;
 use tokio::sync::broadcast;
 
 use crate::simulator::store::{Action, Event, Store};
@@ -156,7 +157,18 @@ fn as_controller<'a>(
     }
 }
 
-fn create(store: &mut Store, key: &str, mut object: Value) -> Option<Arc<Value>> {
+fn create(store: &mut Store, key: &str, object: Value) -> Option<Arc<Value>> {
+    create_by(store, key, object, write::create)
+}
+
+/// Create an object with its status in the same write.
+fn create_with_status(store: &mut Store, key: &str, object: Value) -> Option<Arc<Value>> {
+    create_by(store, key, object, write::create_with_status)
+}
+
+type Create = fn(&mut Store, &Request, Value) -> Result<(u16, Arc<Value>), ApiError>;
+
+fn create_by(store: &mut Store, key: &str, mut object: Value, write: Create) -> Option<Arc<Value>> {
     let resource = resource(store, key)?;
     object["apiVersion"] = json!(resource.api_version());
     object["kind"] = json!(resource.kind);
@@ -169,7 +181,7 @@ fn create(store: &mut Store, key: &str, mut object: Value) -> Option<Arc<Value>>
         .unwrap_or_default()
         .to_string();
     let request = as_controller(&resource, &namespace, &name, None);
-    write::create(store, &request, object)
+    write(store, &request, object)
         .ok()
         .map(|(_, object)| object)
 }
@@ -373,7 +385,10 @@ fn sync_pods(
             pod["metadata"]["annotations"] = template["metadata"]["annotations"].clone();
             pod["spec"] = template["spec"].clone();
             pod["spec"]["nodeName"] = json!(format!("sim-node-{}", index % NODES + 1));
-            create(store, "/pods", pod);
+            // Scheduled and started at once: one write, not a create and a status write.
+            pod["status"] = pod_status(fate, &container, &image, index, &now());
+            create_with_status(store, "/pods", pod);
+            continue;
         }
         // A pod already in this state keeps its times: it is not rewritten.
         let started = store
@@ -426,7 +441,7 @@ fn fate_of(object: &Value) -> PodFate {
 impl Controllers {
     /// Note what an event changed.
     fn observe(&mut self, event: &Event) {
-        let (namespace, name) = crate::simulator::store::object_id(&event.object);
+        let (namespace, name) = event.id.clone();
         let key = event.resource.as_str();
         if WORKLOADS.contains(&key) {
             let id = (key.to_string(), namespace, name);
@@ -696,16 +711,19 @@ fn deployment(store: &mut Store, deployment: &Value, ready: bool) {
         }
     }
     let updated = if complete || failing { replicas } else { 0 };
-    set_status(
-        store,
-        "apps/replicasets",
-        &namespace,
-        &rs_name,
-        json!({
-            "replicas": updated, "fullyLabeledReplicas": updated, "readyReplicas": new_ready,
-            "availableReplicas": new_ready, "observedGeneration": rs["metadata"]["generation"],
-        }),
-    );
+    // A new set's status is first written with its pods.
+    if complete || failing || rs.get("status").is_some() {
+        set_status(
+            store,
+            "apps/replicasets",
+            &namespace,
+            &rs_name,
+            json!({
+                "replicas": updated, "fullyLabeledReplicas": updated, "readyReplicas": new_ready,
+                "availableReplicas": new_ready, "observedGeneration": rs["metadata"]["generation"],
+            }),
+        );
+    }
     let old_available = if complete { 0 } else { old_ready };
     let available = new_ready + old_available;
     let total = if complete {

@@ -160,31 +160,61 @@ impl FieldSelector {
     }
 }
 
-fn supported(kind: &str, field: &str) -> bool {
-    if matches!(field, "metadata.name" | "metadata.namespace") {
-        return true;
-    }
+/// The fields a field selector can name on objects of `kind`, besides
+/// `metadata.name` and `metadata.namespace`; one ending in `.` names every
+/// field under it.
+fn kind_fields(kind: &str) -> &'static [&'static str] {
     match kind {
-        "Pod" => matches!(
-            field,
-            "spec.nodeName"
-                | "spec.restartPolicy"
-                | "spec.schedulerName"
-                | "spec.serviceAccountName"
-                | "status.phase"
-                | "status.podIP"
-                | "status.nominatedNodeName"
-        ),
-        "Event" => {
-            field.starts_with("involvedObject.") || matches!(field, "reason" | "type" | "source")
-        }
-        "Secret" => field == "type",
-        "Namespace" => field == "status.phase",
-        "Node" => field == "spec.unschedulable",
-        "Job" => field == "status.successful",
-        "ReplicaSet" => field == "status.replicas",
-        _ => false,
+        "Pod" => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        "Event" => &["involvedObject.", "reason", "type", "source"],
+        "Secret" => &["type"],
+        "Namespace" => &["status.phase"],
+        "Node" => &["spec.unschedulable"],
+        "Job" => &["status.successful"],
+        "ReplicaSet" => &["status.replicas"],
+        _ => &[],
     }
+}
+
+fn supported(kind: &str, field: &str) -> bool {
+    matches!(field, "metadata.name" | "metadata.namespace")
+        || kind_fields(kind)
+            .iter()
+            .any(|known| match known.strip_suffix('.') {
+                Some(parent) => field
+                    .strip_prefix(parent)
+                    .is_some_and(|rest| rest.starts_with('.')),
+                None => *known == field,
+            })
+}
+
+/// What label and field selectors read of an object: its name, namespace
+/// and labels, and the fields its kind can be selected by. Watch history
+/// keeps this of each event instead of the object's whole old version.
+pub fn selectable(object: &Value) -> Value {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let mut view = Value::Object(serde_json::Map::new());
+    let metadata = ["metadata.name", "metadata.namespace", "metadata.labels"];
+    for field in metadata.iter().chain(kind_fields(kind)) {
+        let field = field.trim_end_matches('.');
+        let pointer = format!("/{}", field.replace('.', "/"));
+        if let Some(value) = object.pointer(&pointer) {
+            let mut place = &mut view;
+            for key in field.split('.') {
+                place = &mut place[key];
+            }
+            *place = value.clone();
+        }
+    }
+    view
 }
 
 #[cfg(test)]

@@ -8,18 +8,20 @@
 //!
 //! Objects are shared (`Arc`): the map, the watch history and every writer
 //! hold the same value, so a write copies an object only where it changes it.
-//! An event's JSON is serialised once, for the journal and every watcher.
+//! An event's JSON is serialised once, for the journal and every watcher;
+//! the history keeps that, not the objects' old versions.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::simulator::resources::{Registry, from_crd};
+use crate::simulator::selectors::selectable;
 
 /// How many events watches can resume from.
 const HISTORY: usize = 20_000;
@@ -41,23 +43,21 @@ impl Action {
     }
 }
 
-/// One change, as watches see it.
+/// One change, as watches see it. It keeps the object as JSON and what
+/// selectors read of it, not the object: a history of old versions as
+/// values would hold ten times the memory, and the server would spend its
+/// time in page faults growing it.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub revision: u64,
     pub action: Action,
     /// The resource type's key (`apps/deployments`).
     pub resource: String,
-    pub object: Arc<Value>,
-    json: OnceLock<Bytes>,
-}
-
-impl Event {
-    /// The object as JSON, serialised on first use and shared after.
-    pub fn json(&self) -> &Bytes {
-        self.json
-            .get_or_init(|| Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default()))
-    }
+    pub id: ObjectId,
+    /// `selectors::selectable` of the object.
+    pub selectable: Value,
+    /// The object, serialised once for the journal and every watcher.
+    pub json: Bytes,
 }
 
 /// The fields of a journal line before its object.
@@ -297,8 +297,8 @@ impl Store {
             .or_default()
             .insert(id.clone(), Arc::clone(&object));
         self.reindex(resource, &id, old.as_deref(), Some(&object));
-        let event = self.event(action, resource, Arc::clone(&object));
-        self.persist("put", resource, &id, event.json());
+        let event = self.event(action, resource, id.clone(), &object);
+        self.persist("put", resource, &id, &event.json);
         self.publish(event);
         object
     }
@@ -319,18 +319,19 @@ impl Store {
         }
         self.reindex(resource, &id, Some(&object), None);
         self.persist("delete", resource, &id, b"null");
-        let event = self.event(Action::Deleted, resource, Arc::clone(&object));
+        let event = self.event(Action::Deleted, resource, id, &object);
         self.publish(event);
         Some(object)
     }
 
-    fn event(&self, action: Action, resource: &str, object: Arc<Value>) -> Arc<Event> {
+    fn event(&self, action: Action, resource: &str, id: ObjectId, object: &Value) -> Arc<Event> {
         Arc::new(Event {
             revision: self.revision,
             action,
             resource: resource.to_string(),
-            object,
-            json: OnceLock::new(),
+            id,
+            selectable: selectable(object),
+            json: Bytes::from(serde_json::to_vec(object).unwrap_or_default()),
         })
     }
 

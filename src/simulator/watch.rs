@@ -31,10 +31,7 @@ struct Filter {
 impl Filter {
     fn in_scope(&self, event: &Event) -> bool {
         event.resource == self.resource
-            && self
-                .namespace
-                .as_ref()
-                .is_none_or(|ns| event.object["metadata"]["namespace"].as_str() == Some(ns))
+            && self.namespace.as_ref().is_none_or(|ns| event.id.0 == *ns)
     }
 
     fn matches(&self, object: &Value) -> bool {
@@ -188,12 +185,12 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
 /// An event as this watch reports it: objects entering or leaving the
 /// selection are ADDED or DELETED.
 fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) -> Option<Bytes> {
-    let id = object_id(&event.object);
+    let id = event.id.clone();
     let was = matched.contains(&id);
-    let is = event.action != Action::Deleted && filter.matches(&event.object);
+    let is = event.action != Action::Deleted && filter.matches(&event.selectable);
     let kind = match (event.action, was, is) {
         (Action::Added, _, true) | (Action::Modified, false, true) => "ADDED",
-        (Action::Deleted, _, _) if was || filter.matches(&event.object) => "DELETED",
+        (Action::Deleted, _, _) if was || filter.matches(&event.selectable) => "DELETED",
         (Action::Modified, true, true) => "MODIFIED",
         (Action::Modified, true, false) => "DELETED",
         _ => return None,
@@ -203,7 +200,7 @@ fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) ->
     } else {
         matched.remove(&id);
     }
-    Some(line_of(kind, event.json()))
+    Some(line_of(kind, &event.json))
 }
 
 fn body(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Bytes>) -> ResponseBody {

@@ -53,6 +53,10 @@ fn new_uid() -> String {
 enum Ownership<'a> {
     /// A non-apply write: the fields that changed go to this manager.
     Update,
+    /// A controller creating an object together with its first status, as
+    /// a create followed by a status write would leave it: the status
+    /// fields are the writer's through the status subresource.
+    CreateWithStatus,
     /// Server-side apply computed them.
     Applied(Vec<Entry<'a>>),
 }
@@ -224,6 +228,7 @@ fn commit<'a>(
     managed_fields::clear(&mut new);
     let resource = request.resource;
     let status_write = request.subresource == Some("status");
+    let keep_status = matches!(ownership, Ownership::CreateWithStatus);
     let now = now();
     match old {
         None => {
@@ -242,6 +247,7 @@ fn commit<'a>(
             }
             if resource.status
                 && !status_write
+                && !keep_status
                 && let Some(map) = new.as_object_mut()
             {
                 map.remove("status");
@@ -335,6 +341,18 @@ fn commit<'a>(
     let entries = match (ownership, old) {
         // A creator's fields are read from the object itself: all are in it.
         (Ownership::Update, None) => update_entries(request, None, &new, &now),
+        (Ownership::CreateWithStatus, _) => {
+            let mut entries = update_entries(request, None, &new, &now);
+            let status = FieldSet::of_status(&new);
+            if !status.is_empty() {
+                let writer = Request {
+                    subresource: Some("status"),
+                    ..request.clone()
+                };
+                entries.push(Entry::new(&writer, "Update", now.clone(), status));
+            }
+            entries
+        }
         (Ownership::Update, Some(_)) => {
             prune_entries(update_entries(request, old, &new, &now), old, &new)
         }
@@ -496,7 +514,26 @@ fn validate(resource: &ResourceType, object: &Value, name: &str) -> Result<(), A
 pub fn create(
     store: &mut Store,
     request: &Request,
+    body: Value,
+) -> Result<(u16, Arc<Value>), ApiError> {
+    create_as(store, request, body, Ownership::Update)
+}
+
+/// Create an object with the status it has from its first moment (the
+/// simulator's kubelet starts a pod as it is created), in one write.
+pub fn create_with_status(
+    store: &mut Store,
+    request: &Request,
+    body: Value,
+) -> Result<(u16, Arc<Value>), ApiError> {
+    create_as(store, request, body, Ownership::CreateWithStatus)
+}
+
+fn create_as(
+    store: &mut Store,
+    request: &Request,
     mut body: Value,
+    ownership: Ownership,
 ) -> Result<(u16, Arc<Value>), ApiError> {
     if !body["metadata"]["resourceVersion"]
         .as_str()
@@ -517,7 +554,7 @@ pub fn create(
     if let Some(map) = body["metadata"].as_object_mut() {
         map.remove("managedFields");
     }
-    commit(store, request, None, body, Ownership::Update)
+    commit(store, request, None, body, ownership)
 }
 
 pub fn update(
