@@ -236,39 +236,6 @@ impl FieldSet {
         }
     }
 
-    /// The owned paths that `new` has with a value other than `old`'s (what
-    /// a write changed), in `paths` order: one walk over both objects
-    /// rather than a lookup from the root per path.
-    pub fn changed_paths(&self, old: &Value, new: &Value) -> Vec<Path> {
-        let mut paths = Vec::new();
-        self.collect_changed(Some(old), new, "", &mut Vec::new(), &mut paths);
-        paths
-    }
-
-    fn collect_changed(
-        &self,
-        old: Option<&Value>,
-        new: &Value,
-        field: &str,
-        prefix: &mut Path,
-        out: &mut Vec<Path>,
-    ) {
-        if self.owned && !prefix.is_empty() && old != Some(new) {
-            out.push(prefix.clone());
-        }
-        for (element, child) in &self.children {
-            // Where `new` has nothing, nothing below changed.
-            let Some(next) = step(new, element, field) else {
-                continue;
-            };
-            let next_field = element.strip_prefix("f:").unwrap_or(field);
-            let before = old.and_then(|old| step(old, element, field));
-            prefix.push(element.clone());
-            child.collect_changed(before, next, next_field, prefix, out);
-            prefix.pop();
-        }
-    }
-
     fn node(&self, path: &[String]) -> Option<&Self> {
         path.iter()
             .try_fold(self, |node, element| node.children.get(element))
@@ -372,6 +339,131 @@ pub fn get<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
         }
     }
     Some(current)
+}
+
+/// The paths that `FieldSet::of_object` of `new` or of `old` owns and
+/// that `new` has with a value other than `old`'s: what a write changed,
+/// sorted. One walk over both objects that stops wherever they are equal,
+/// instead of building both sets.
+pub fn changed_in_object(old: &Value, new: &Value, with_status: bool) -> Vec<Path> {
+    let mut out = Vec::new();
+    let mut prefix = Vec::new();
+    for (key, value) in new.as_object().into_iter().flatten() {
+        if IDENTITY.contains(&key.as_str()) || (key == "status" && !with_status) {
+            continue;
+        }
+        prefix.push(format!("f:{key}"));
+        if key == "metadata" {
+            for (field, value) in value.as_object().into_iter().flatten() {
+                if !SERVER_METADATA.contains(&field.as_str()) {
+                    prefix.push(format!("f:{field}"));
+                    changed_below(
+                        old["metadata"].get(field),
+                        value,
+                        field,
+                        &mut prefix,
+                        &mut out,
+                    );
+                    prefix.pop();
+                }
+            }
+        } else {
+            changed_below(old.get(key), value, key, &mut prefix, &mut out);
+        }
+        prefix.pop();
+    }
+    out.sort();
+    out
+}
+
+/// `changed_in_object` for `FieldSet::of_status`: `.status` only.
+pub fn changed_in_status(old: &Value, new: &Value) -> Vec<Path> {
+    let mut out = Vec::new();
+    if let Some(status) = new.get("status") {
+        let mut prefix = vec!["f:status".to_string()];
+        changed_below(old.get("status"), status, "status", &mut prefix, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// Whether a set made by `FieldSet::add` owns the node of this value itself
+/// (rather than only nodes below it).
+fn owns_itself(field: &str, value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.is_empty() || atomic_map(field, map),
+        Value::Array(items) => {
+            items.is_empty() || matches!(list_type(field, items), ListType::Atomic)
+        }
+        _ => true,
+    }
+}
+
+fn changed_below(
+    old: Option<&Value>,
+    new: &Value,
+    field: &str,
+    prefix: &mut Path,
+    out: &mut Vec<Path>,
+) {
+    if old == Some(new) {
+        return;
+    }
+    if owns_itself(field, new) || old.is_some_and(|old| owns_itself(field, old)) {
+        out.push(prefix.clone());
+    }
+    match new {
+        Value::Object(map) => {
+            // The members either set has (a map owned whole has none).
+            let members = if owns_itself(field, new) {
+                old.and_then(Value::as_object)
+                    .filter(|_| !old.is_some_and(|old| owns_itself(field, old)))
+            } else {
+                Some(map)
+            };
+            for key in members.into_iter().flat_map(Map::keys) {
+                let Some(child) = map.get(key) else {
+                    continue;
+                };
+                prefix.push(format!("f:{key}"));
+                changed_below(old.and_then(|old| old.get(key)), child, key, prefix, out);
+                prefix.pop();
+            }
+        }
+        Value::Array(items) => match list_type(field, items) {
+            ListType::Map(keys) => {
+                for item in items {
+                    let key = item_key(item, keys);
+                    let before = old.and_then(|old| step(old, &key, field));
+                    if before == Some(item) {
+                        continue;
+                    }
+                    prefix.push(key);
+                    out.push(prefix.clone());
+                    for (member, child) in item.as_object().into_iter().flatten() {
+                        prefix.push(format!("f:{member}"));
+                        let was = before.and_then(|before| before.get(member));
+                        changed_below(was, child, member, prefix, out);
+                        prefix.pop();
+                    }
+                    prefix.pop();
+                }
+            }
+            ListType::Set => {
+                let before = old.and_then(Value::as_array);
+                for item in items {
+                    if !before.is_some_and(|before| before.contains(item)) {
+                        let encoded = serde_json::to_string(item).unwrap_or_default();
+                        prefix.push(format!("v:{encoded}"));
+                        out.push(prefix.clone());
+                        prefix.pop();
+                    }
+                }
+            }
+            ListType::Atomic => {}
+        },
+        _ => {}
+    }
 }
 
 fn step<'a>(value: &'a Value, element: &str, field: &str) -> Option<&'a Value> {
@@ -639,24 +731,66 @@ mod tests {
         assert_eq!(item_key(&json!("x"), &["name"]), "k:{}");
     }
 
+    /// What `changed_in_object` must find, by its definition: every path
+    /// of either set that `new` has with another value.
+    fn changed_by_lookup(old: &Value, new: &Value, with_status: bool) -> Vec<Path> {
+        let mut all = FieldSet::of_object(new, with_status);
+        all.union(&FieldSet::of_object(old, with_status));
+        let mut paths: Vec<Path> = all
+            .paths()
+            .into_iter()
+            .filter(|path| {
+                let value = get(new, path);
+                value.is_some() && get(old, path) != value
+            })
+            .collect();
+        paths.sort();
+        paths
+    }
+
     #[test]
     fn changed_paths_are_those_whose_new_value_differs() {
         let old = deployment("nginx:1");
         let mut new = deployment("nginx:2");
         new["metadata"]["labels"] = json!({"tier": "front"});
         new["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"] = json!("http");
-        let mut all = FieldSet::of_object(&new, false);
-        all.union(&FieldSet::of_object(&old, false));
-        let looked_up: Vec<Path> = all
+        let looked_up = changed_by_lookup(&old, &new, false);
+        assert_eq!(looked_up.len(), 5);
+        assert_eq!(changed_in_object(&old, &new, false), looked_up);
+        assert!(changed_in_object(&old, &old, false).is_empty());
+    }
+
+    #[test]
+    fn changed_paths_follow_lists_maps_and_changes_of_shape() {
+        let old = json!({"metadata": {"name": "a", "finalizers": ["x"], "annotations": {"k": "1"}},
+            "spec": {"selector": {"matchLabels": {"app": "a"}}, "replicas": 1, "empty": {},
+                "shape": 5, "gone": {"a": 1}, "args": ["1", "2"],
+                "containers": [{"name": "c", "image": "1", "env": [{"name": "A", "value": "1"}]},
+                    {"name": "d", "image": "1"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}], "replicas": 0}});
+        let new = json!({"metadata": {"name": "b", "finalizers": ["x", "y"], "annotations": {"k": "2", "n": "1"}},
+            "spec": {"selector": {"matchLabels": {"app": "b"}}, "replicas": 1, "empty": {"now": 1},
+                "shape": {"a": 1}, "gone": {}, "args": ["1", "3"],
+                "containers": [{"name": "c", "image": "2", "env": [{"name": "A", "value": "1"}, {"name": "B"}]},
+                    {"name": "e", "image": "1"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "replicas": 2}});
+        for with_status in [false, true] {
+            let looked_up = changed_by_lookup(&old, &new, with_status);
+            assert!(looked_up.len() > 10, "{looked_up:?}");
+            assert_eq!(changed_in_object(&old, &new, with_status), looked_up);
+            assert_eq!(
+                changed_in_object(&new, &old, with_status),
+                changed_by_lookup(&new, &old, with_status)
+            );
+        }
+        let mut status = FieldSet::of_status(&new);
+        status.union(&FieldSet::of_status(&old));
+        let expected: Vec<Path> = status
             .paths()
             .into_iter()
-            .filter(|path| {
-                let value = get(&new, path);
-                value.is_some() && get(&old, path) != value
-            })
+            .filter(|path| get(&old, path) != get(&new, path))
             .collect();
-        assert_eq!(looked_up.len(), 5);
-        assert_eq!(all.changed_paths(&old, &new), looked_up);
+        assert_eq!(changed_in_status(&old, &new), expected);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::fields::{FieldSet, Path};
+use crate::fields::{self, FieldSet, Path};
 use crate::simulator::write::Request;
 
 /// One `managedFields` entry, borrowing the stored JSON it came from.
@@ -203,16 +203,17 @@ pub fn update_entries<'a>(
             FieldSet::of_object(object, !request.resource.status)
         }
     };
-    let new_fields = fields_of(new);
     let changed: Vec<Path> = match old {
         // A new object: everything in it is the creator's.
-        None if new_fields.is_empty() => return entries,
-        None => return vec![Entry::new(request, "Update", now.into(), new_fields)],
-        Some(old) => {
-            let mut all = new_fields;
-            all.union(&fields_of(old));
-            all.changed_paths(old, new)
+        None => {
+            let new_fields = fields_of(new);
+            if new_fields.is_empty() {
+                return entries;
+            }
+            return vec![Entry::new(request, "Update", now.into(), new_fields)];
         }
+        Some(old) if status_only => fields::changed_in_status(old, new),
+        Some(old) => fields::changed_in_object(old, new, !request.resource.status),
     };
     if changed.is_empty() {
         return entries;

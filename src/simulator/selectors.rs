@@ -205,14 +205,14 @@ pub fn selectable(object: &Value) -> Value {
     let metadata = ["metadata.name", "metadata.namespace", "metadata.labels"];
     for field in metadata.iter().chain(kind_fields(kind)) {
         let field = field.trim_end_matches('.');
-        let pointer = format!("/{}", field.replace('.', "/"));
-        if let Some(value) = object.pointer(&pointer) {
-            let mut place = &mut view;
-            for key in field.split('.') {
-                place = &mut place[key];
-            }
-            *place = value.clone();
+        let Some(value) = field.split('.').try_fold(object, |node, key| node.get(key)) else {
+            continue;
+        };
+        let mut place = &mut view;
+        for key in field.split('.') {
+            place = &mut place[key];
         }
+        *place = value.clone();
     }
     view
 }
@@ -257,5 +257,32 @@ mod tests {
                 .message,
             "field label not supported: spec.foo"
         );
+    }
+
+    #[test]
+    fn the_selectable_view_answers_selectors_as_the_object_does() {
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "n",
+                "labels": {"app": "web"}, "annotations": {"a": "1"}},
+            "spec": {"nodeName": "sim-node-1", "containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1"}});
+        let view = selectable(&pod);
+        assert_eq!(
+            view,
+            json!({"metadata": {"name": "p", "namespace": "n", "labels": {"app": "web"}},
+                "spec": {"nodeName": "sim-node-1"}, "status": {"phase": "Running", "podIP": "10.0.0.1"}})
+        );
+        for text in [
+            "status.phase=Running",
+            "spec.nodeName!=sim-node-1",
+            "metadata.namespace=n",
+        ] {
+            let selector = FieldSelector::parse(text, "Pod").unwrap();
+            assert_eq!(selector.matches(&view), selector.matches(&pod), "{text}");
+        }
+        let event = json!({"kind": "Event", "metadata": {"name": "e"},
+            "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "BackOff", "message": "m"});
+        let selector =
+            FieldSelector::parse("involvedObject.name=p,reason=BackOff", "Event").unwrap();
+        assert!(selector.matches(&selectable(&event)));
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
@@ -203,8 +203,27 @@ fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) ->
     Some(line_of(kind, &event.json))
 }
 
+/// How much of a burst of waiting lines goes out in one frame.
+const FRAME_BYTES: usize = 256 * 1024;
+
+/// The lines as a streamed body. Lines already waiting when one is sent
+/// go in the same frame: a controller pass that changes a hundred objects
+/// costs each watcher one socket write, not a hundred.
 fn body(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Bytes>) -> ResponseBody {
-    let frames = futures::stream::poll_fn(move |context| receiver.poll_recv(context))
-        .map(|bytes| Ok(Frame::data(bytes)));
+    let frames = futures::stream::poll_fn(move |context| {
+        receiver.poll_recv(context).map(|first| {
+            let first = first?;
+            let mut frame: Option<BytesMut> = None;
+            while frame.as_ref().map_or(first.len(), BytesMut::len) < FRAME_BYTES {
+                let Ok(next) = receiver.try_recv() else {
+                    break;
+                };
+                let frame = frame.get_or_insert_with(|| BytesMut::from(&first[..]));
+                frame.extend_from_slice(&next);
+            }
+            Some(frame.map_or(first, BytesMut::freeze))
+        })
+    })
+    .map(|bytes| Ok(Frame::data(bytes)));
     BodyExt::boxed(StreamBody::new(frames))
 }
