@@ -77,12 +77,17 @@ pub fn spawn(inner: Arc<Inner>) {
             // Take in everything that happened since the last pass.
             loop {
                 match events.try_recv() {
-                    Ok(event) => controllers.observe(&event),
+                    Ok(event) => controllers.observe(&event, &inner),
                     Err(broadcast::error::TryRecvError::Lagged(_)) => controllers.resync = true,
                     Err(_) => break,
                 }
             }
             let next = controllers.reconcile(&inner);
+            if !controllers.dirty.is_empty() {
+                // Left for the next pass: let watchers hear this one first.
+                tokio::task::yield_now().await;
+                continue;
+            }
             let wait = next.map_or(Duration::from_secs(3600), |deadline| {
                 let seconds =
                     ((deadline - inner.now()) * inner.config.second.as_secs_f64()).max(0.0);
@@ -90,14 +95,17 @@ pub fn spawn(inner: Arc<Inner>) {
             });
             tokio::select! {
                 event = events.recv() => match event {
-                    Ok(event) => controllers.observe(&event),
+                    Ok(event) => {
+                        controllers.observe(&event, &inner);
+                        // Let a burst of writes settle into one pass.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
                     Err(broadcast::error::RecvError::Lagged(_)) => controllers.resync = true,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
+                // A rollout is due: no burst to wait for.
                 () = tokio::time::sleep(wait) => {}
             }
-            // Let a burst of writes settle into one pass.
-            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     });
 }
@@ -121,6 +129,10 @@ struct Rollout {
 #[derive(Default)]
 struct Controllers {
     rollouts: HashMap<String, Rollout>,
+    /// When each workload was last changed by someone else (simulated
+    /// seconds): a rollout's time counts from the write that started it,
+    /// not from when a busy pass got to it.
+    changed: HashMap<(String, String, String), f64>,
     /// `(due, resource, namespace, name)` of rollouts in progress.
     timers: Vec<(f64, String, String, String)>,
     dirty: BTreeSet<(String, String, String)>,
@@ -440,7 +452,7 @@ fn fate_of(object: &Value) -> PodFate {
 
 impl Controllers {
     /// Note what an event changed.
-    fn observe(&mut self, event: &Event) {
+    fn observe(&mut self, event: &Event, inner: &Inner) {
         let (namespace, name) = event.id.clone();
         let key = event.resource.as_str();
         if WORKLOADS.contains(&key) {
@@ -451,6 +463,9 @@ impl Controllers {
                 .is_some_and(|&seen| seen >= event.revision);
             if event.action == Action::Deleted {
                 self.seen.remove(&id);
+                self.changed.remove(&id);
+            } else if !own {
+                self.changed.insert(id.clone(), inner.simulated(event.at));
             }
             if !own {
                 self.dirty.insert(id);
@@ -497,17 +512,32 @@ impl Controllers {
             .into_iter()
             .partition(|(at, ..)| *at <= now);
         self.timers = later;
-        self.dirty
-            .extend(due.into_iter().map(|(_, key, ns, name)| (key, ns, name)));
+        // Rollouts that are due get a pass of their own, before what changed
+        // meanwhile: whoever waits on them hears sooner, and a new change's
+        // rollout counts from its write, not from its pass.
+        let work: BTreeSet<_> = if due.is_empty() {
+            std::mem::take(&mut self.dirty)
+        } else {
+            let due: BTreeSet<_> = due
+                .into_iter()
+                .map(|(_, key, ns, name)| (key, ns, name))
+                .collect();
+            self.dirty.retain(|id| !due.contains(id));
+            due
+        };
         let default_seconds = inner.config.rollout_seconds;
-        for (key, namespace, name) in std::mem::take(&mut self.dirty) {
+        for (key, namespace, name) in work {
             let Some(object) = store.get_shared(&key, &namespace, &name).cloned() else {
                 continue;
             };
             if !object["metadata"]["deletionTimestamp"].is_null() {
                 continue;
             }
-            let rollout = self.rollout(&object, now, default_seconds);
+            let changed = self
+                .changed
+                .get(&(key.clone(), namespace.clone(), name.clone()));
+            let start = changed.map_or(now, |&at| at.min(now));
+            let rollout = self.rollout(&object, now, start, default_seconds);
             let ready = now >= rollout.ready_at;
             if !ready {
                 self.timers.push((
@@ -563,7 +593,9 @@ impl Controllers {
         self.timers.iter().map(|(at, ..)| *at).reduce(f64::min)
     }
 
-    fn rollout(&mut self, object: &Value, now: f64, default_seconds: f64) -> Rollout {
+    /// The rollout of a workload's generation, started at `start` (the
+    /// write that asked for it) unless already under way.
+    fn rollout(&mut self, object: &Value, now: f64, start: f64, default_seconds: f64) -> Rollout {
         let uid = text(&object["metadata"]["uid"]);
         let generation = object["metadata"]["generation"].as_u64().unwrap_or(1);
         let seconds = annotation(object, ROLLOUT_SECONDS)
@@ -576,7 +608,7 @@ impl Controllers {
                 c.iter()
                     .any(|c| c["type"] == "Complete" || c["type"] == "Failed")
             });
-        let first = if observed { now } else { now + seconds };
+        let first = if observed { now } else { start + seconds };
         let entry = self.rollouts.entry(uid).or_insert(Rollout {
             generation,
             ready_at: first,
@@ -584,7 +616,7 @@ impl Controllers {
         if entry.generation != generation {
             *entry = Rollout {
                 generation,
-                ready_at: now + seconds,
+                ready_at: start + seconds,
             };
         }
         entry.clone()
@@ -1259,5 +1291,26 @@ async fn conflict_writer(inner: Arc<Inner>, interval: Duration) {
         let patch =
             json!({"metadata": {"annotations": {"sim.stack.dev/touched": count.to_string()}}});
         let _ = write::patch(&mut store, &request, "application/merge-patch+json", &patch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rollout_counts_from_the_write_that_started_it() {
+        let mut controllers = Controllers::default();
+        let deployment = json!({"metadata": {"uid": "u", "generation": 1}});
+        // Written at 3.0 and first looked at by a pass at 3.5: ready at 4.0.
+        assert!((controllers.rollout(&deployment, 3.5, 3.0, 1.0).ready_at - 4.0).abs() < 1e-9);
+        assert!((controllers.rollout(&deployment, 3.8, 3.8, 1.0).ready_at - 4.0).abs() < 1e-9);
+        // A new generation, written at 5.0, rolls out from then.
+        let changed = json!({"metadata": {"uid": "u", "generation": 2}});
+        assert!((controllers.rollout(&changed, 5.2, 5.0, 1.0).ready_at - 6.0).abs() < 1e-9);
+        // One whose rollout a restarted simulator finds observed stays ready.
+        let observed = json!({"metadata": {"uid": "v", "generation": 1},
+            "status": {"observedGeneration": 1}});
+        assert!((controllers.rollout(&observed, 7.0, 2.0, 1.0).ready_at - 7.0).abs() < 1e-9);
     }
 }

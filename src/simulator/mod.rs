@@ -104,7 +104,13 @@ impl Inner {
 
     /// Simulated seconds since start.
     fn now(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() / self.config.second.as_secs_f64().max(1e-6)
+        self.simulated(std::time::Instant::now())
+    }
+
+    /// Simulated seconds from start to `at`.
+    fn simulated(&self, at: std::time::Instant) -> f64 {
+        at.saturating_duration_since(self.started).as_secs_f64()
+            / self.config.second.as_secs_f64().max(1e-6)
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Event {
     pub selectable: Value,
     /// The object, serialised once for the journal and every watcher.
     pub json: Bytes,
+    /// When it was stored.
+    pub at: std::time::Instant,
 }
 
 /// The fields of a journal line before its object.
@@ -332,6 +334,7 @@ impl Store {
             id,
             selectable: selectable(object),
             json: Bytes::from(serde_json::to_vec(object).unwrap_or_default()),
+            at: std::time::Instant::now(),
         })
     }
 
