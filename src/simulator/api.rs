@@ -16,6 +16,7 @@ use crate::simulator::discovery;
 use crate::simulator::resources::ResourceType;
 use crate::simulator::selectors::{FieldSelector, LabelSelector};
 use crate::simulator::status::ApiError;
+use crate::simulator::store::Store;
 use crate::simulator::write::{self, DeleteOptions, Request};
 use crate::simulator::{Inner, ResponseBody, watch};
 
@@ -41,6 +42,15 @@ pub fn json_response(status: u16, value: &Value) -> http::Response<ResponseBody>
         "application/json",
         serde_json::to_vec(value).unwrap_or_default(),
     )
+}
+
+/// A write's answer: the object it stored, as the store serialised it.
+fn stored_response(
+    store: &Store,
+    status: u16,
+    object: &Arc<Value>,
+) -> http::Response<ResponseBody> {
+    full(status, "application/json", store.json_of(object))
 }
 
 fn error_response(error: &ApiError) -> http::Response<ResponseBody> {
@@ -481,8 +491,9 @@ fn dispatch(
                     subresource: None,
                     dry_run,
                 };
-                let (code, object) = write::create(&mut inner.store(), &request, body)?;
-                Ok(json_response(code, &object))
+                let mut store = inner.store();
+                let (code, object) = write::create(&mut store, &request, body)?;
+                Ok(stored_response(&store, code, &object))
             }
             "deletecollection" => {
                 let mut store = inner.store();
@@ -597,12 +608,12 @@ fn object_request(
         ("update", _) => {
             let body = parse_body(body, content_type)?;
             let (code, object) = write::update(&mut store, &with_manager(request), body)?;
-            Ok(json_response(code, &object))
+            Ok(stored_response(&store, code, &object))
         }
         ("apply", _) => {
             let body = parse_body(body, content_type)?;
             let (code, object) = write::apply(&mut store, request, body, query.flag("force"))?;
-            Ok(json_response(code, &object))
+            Ok(stored_response(&store, code, &object))
         }
         ("patch", _) => {
             if query.get("force").is_some() {
@@ -626,7 +637,7 @@ fn object_request(
             let body = parse_body(body, content_type)?;
             let (code, object) =
                 write::patch(&mut store, &with_manager(request), content_type, &body)?;
-            Ok(json_response(code, &object))
+            Ok(stored_response(&store, code, &object))
         }
         ("delete", _) => {
             let options: Value = if body.is_empty() {

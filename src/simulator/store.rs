@@ -2,9 +2,11 @@
 //! that watches resume from, and the journal that persists every write.
 //!
 //! Persistence is an append-only journal of whole objects, one JSON line per
-//! write, written with a single `write` call: a process killed at any instant
-//! leaves at most a torn last line, which loading ignores, so every object is
-//! found in its old or its new version. The journal is compacted on open.
+//! write. The lines of what was written under one hold of the store's lock
+//! go out in a single `write` call, before watchers or the client hear of
+//! them (`flush`): a process killed at any instant leaves at most a torn
+//! last line, which loading ignores, so every object is found in its old or
+//! its new version. The journal is compacted on open.
 //!
 //! Objects are shared (`Arc`): the map, the watch history and every writer
 //! hold the same value, so a write copies an object only where it changes it.
@@ -75,14 +77,13 @@ struct Record<'a> {
 impl Record<'_> {
     /// `{"rv":…,"op":…,"resource":…,"namespace":…,"name":…,"object":…}` and
     /// a newline, around an object already serialised.
-    fn line(&self, object: &[u8]) -> Vec<u8> {
-        let mut line = Vec::with_capacity(object.len() + 160);
-        let _ = serde_json::to_writer(&mut line, self);
+    fn write_line(&self, object: &[u8], line: &mut Vec<u8>) {
+        line.reserve(object.len() + 160);
+        let _ = serde_json::to_writer(&mut *line, self);
         line.pop(); // the closing brace
         line.extend_from_slice(b",\"object\":");
         line.extend_from_slice(object);
         line.extend_from_slice(b"}\n");
-        line
     }
 }
 
@@ -98,6 +99,11 @@ pub struct Store {
     history: VecDeque<Arc<Event>>,
     journal: Option<Journal>,
     pub events: broadcast::Sender<Arc<Event>>,
+    /// Journal lines and events of the writes not yet flushed.
+    unflushed: Vec<u8>,
+    unpublished: Vec<Arc<Event>>,
+    /// The object stored last and its JSON: a write's response is that.
+    last: Option<(Arc<Value>, Bytes)>,
 }
 
 impl Store {
@@ -112,6 +118,9 @@ impl Store {
             history: VecDeque::new(),
             journal: None,
             events,
+            unflushed: Vec::new(),
+            unpublished: Vec::new(),
+            last: None,
         };
         if let Some(dir) = dir {
             fs_err::create_dir_all(dir)?;
@@ -168,7 +177,7 @@ impl Store {
                     namespace,
                     name,
                 };
-                buffer.extend(record.line(&serde_json::to_vec(&**object)?));
+                record.write_line(&serde_json::to_vec(&**object)?, &mut buffer);
             }
         }
         fs_err::write(&temporary, &buffer)?;
@@ -301,8 +310,17 @@ impl Store {
         self.reindex(resource, &id, old.as_deref(), Some(&object));
         let event = self.event(action, resource, id.clone(), &object);
         self.persist("put", resource, &id, &event.json);
+        self.last = Some((Arc::clone(&object), event.json.clone()));
         self.publish(event);
         object
+    }
+
+    /// An object as JSON: the stored copy's, when it is the one stored last.
+    pub fn json_of(&self, object: &Arc<Value>) -> Bytes {
+        match &self.last {
+            Some((last, json)) if Arc::ptr_eq(last, object) => json.clone(),
+            _ => Bytes::from(serde_json::to_vec(&**object).unwrap_or_default()),
+        }
     }
 
     /// Remove an object; watchers get its last state at a new resourceVersion.
@@ -338,18 +356,18 @@ impl Store {
         })
     }
 
-    /// Keep an event for watches to resume from, and tell watchers (after
-    /// the journal has it).
+    /// Keep an event for watches to resume from; watchers hear of it at
+    /// the next `flush`, after the journal has it.
     fn publish(&mut self, event: Arc<Event>) {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
         self.history.push_back(Arc::clone(&event));
-        let _ = self.events.send(event);
+        self.unpublished.push(event);
     }
 
     fn persist(&mut self, op: &str, resource: &str, id: &ObjectId, object: &[u8]) {
-        if let Some(journal) = &mut self.journal {
+        if self.journal.is_some() {
             let record = Record {
                 rv: self.revision,
                 op,
@@ -357,7 +375,21 @@ impl Store {
                 namespace: &id.0,
                 name: &id.1,
             };
-            journal.append(&record.line(object));
+            record.write_line(object, &mut self.unflushed);
+        }
+    }
+
+    /// Write the journal lines of the writes since the last flush in one
+    /// call, then tell watchers of them.
+    pub fn flush(&mut self) {
+        if let Some(journal) = &mut self.journal
+            && !self.unflushed.is_empty()
+        {
+            journal.append(&self.unflushed);
+        }
+        self.unflushed.clear();
+        for event in self.unpublished.drain(..) {
+            let _ = self.events.send(event);
         }
     }
 
@@ -415,7 +447,7 @@ impl Journal {
         })
     }
 
-    /// One line, one `write` call.
+    /// Whole lines, one `write` call.
     fn append(&mut self, line: &[u8]) {
         if let Err(error) = self.file.write_all(line) {
             eprintln!("simulator: cannot write {}: {error}", self.path.display());
