@@ -409,17 +409,18 @@ fn changed_below(
     if old == Some(new) {
         return;
     }
-    if owns_itself(field, new) || old.is_some_and(|old| owns_itself(field, old)) {
+    let new_whole = owns_itself(field, new);
+    let old_whole = old.is_some_and(|old| owns_itself(field, old));
+    if new_whole || old_whole {
         out.push(prefix.clone());
     }
     match new {
         Value::Object(map) => {
             // The members either set has (a map owned whole has none).
-            let members = if owns_itself(field, new) {
-                old.and_then(Value::as_object)
-                    .filter(|_| !old.is_some_and(|old| owns_itself(field, old)))
-            } else {
-                Some(map)
+            let members = match (new_whole, old_whole) {
+                (false, _) => Some(map),
+                (true, false) => old.and_then(Value::as_object),
+                (true, true) => None,
             };
             for key in members.into_iter().flat_map(Map::keys) {
                 let Some(child) = map.get(key) else {

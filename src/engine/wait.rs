@@ -215,11 +215,12 @@ pub struct Pods<'a> {
     pub replica_sets: Api<DynamicObject>,
 }
 
-/// A workload's pod feed once opened: its changes from then on, and the
-/// pods failing then.
-struct Opened {
-    changes: broadcast::Receiver<Change>,
-    feed: Arc<Feed>,
+/// What a wait knows of a workload's pods: once their feed is open, its
+/// changes from then on, and the pods failing.
+#[derive(Default)]
+struct PodWatch {
+    changes: Option<broadcast::Receiver<Change>>,
+    feed: Option<Arc<Feed>>,
     failing: BTreeMap<String, Arc<Value>>,
 }
 
@@ -228,12 +229,12 @@ pub const PODS_AFTER: Duration = Duration::from_secs(2);
 
 impl Pods<'_> {
     /// Open the pod feed, unless it is open already.
-    fn open(&mut self) -> Option<Opened> {
+    fn open(&mut self) -> Option<PodWatch> {
         let feed = self.opener.take()?();
         let (subscription, failing) = feed.subscribe(|state| self.all_failing(state));
-        Some(Opened {
-            changes: subscription.changes,
-            feed,
+        Some(PodWatch {
+            changes: Some(subscription.changes),
+            feed: Some(feed),
             failing,
         })
     }
@@ -285,15 +286,11 @@ pub async fn until_ready(
         .subscribe(|state| state.get(&name).map(|o| (Arc::clone(o), false)));
     let grace = tokio::time::sleep(pods.as_ref().map_or(Duration::ZERO, |p| p.after));
     futures::pin_mut!(grace);
-    let (mut pod_changes, mut pod_feed, mut failing) = (None, None, BTreeMap::new());
-    if let Some(opened) = pods
+    let mut watch = pods
         .as_mut()
         .filter(|p| p.after.is_zero())
         .and_then(Pods::open)
-    {
-        (pod_changes, pod_feed, failing) =
-            (Some(opened.changes), Some(opened.feed), opened.failing);
-    }
+        .unwrap_or_default();
     let (mut seen, mut last, mut judge) = (false, String::new(), true);
     let mut latest: Option<Arc<Value>> = None;
     loop {
@@ -337,7 +334,7 @@ pub async fn until_ready(
             && judge
             && generation_observed(object)
         {
-            for (pod_name, pod) in &failing {
+            for (pod_name, pod) in &watch.failing {
                 if of_current_rollout(object, pod, &pods.replica_sets).await {
                     let failure = super::diagnose::pod_failure(pod).unwrap_or_default();
                     return Err(format!("pod {pod_name}: {failure}"));
@@ -355,27 +352,27 @@ pub async fn until_ready(
             },
             () = &mut grace, if pods.as_ref().is_some_and(|p| p.opener.is_some()) => match pods.as_mut().and_then(Pods::open) {
                 Some(opened) => {
-                    (pod_changes, pod_feed, failing) =
-                        (Some(opened.changes), Some(opened.feed), opened.failing);
+                    watch = opened;
                     Next::Pods
                 }
                 None => Next::Nothing,
             },
-            change = next_pod(&mut pod_changes) => match (change, &pods) {
+            change = next_pod(&mut watch.changes) => match (change, &pods) {
                 (Ok(Change::Object { name: pod, object, deleted }), Some(pods)) => {
-                    let was = failing.contains_key(&pod);
+                    let was = watch.failing.contains_key(&pod);
                     if pods.failing(&object, deleted) {
-                        failing.insert(pod, object);
+                        watch.failing.insert(pod, object);
                         Next::Pods
                     } else if was {
-                        failing.remove(&pod);
+                        watch.failing.remove(&pod);
                         Next::Pods
                     } else {
                         Next::Nothing
                     }
                 }
                 (Ok(Change::Resync) | Err(RecvError::Lagged(_)), Some(pods)) => {
-                    failing = pod_feed
+                    watch.failing = watch
+                        .feed
                         .as_ref()
                         .map(|feed| feed.read(|state| pods.all_failing(state)))
                         .unwrap_or_default();
@@ -520,6 +517,15 @@ mod tests {
         }
     }
 
+    /// A wait for `web` in `feed` by the readiness rules, without pods.
+    fn waiting_for(
+        feed: &Arc<Feed>,
+        applied: Option<Applied>,
+        vanishes: bool,
+    ) -> impl Future<Output = Result<(), String>> {
+        until_ready(watched(feed, applied, vanishes), readiness, None, |_| {})
+    }
+
     fn applied(uid: &str, generation: i64) -> Option<Applied> {
         Some(Applied {
             uid: Some(uid.into()),
@@ -532,12 +538,7 @@ mod tests {
         let feed = Feed::detached();
         // The feed still holds generation 1, ready: the apply made generation 2.
         feed.change(deployment("u1", 1, 1, 2), false);
-        let waiting = until_ready(
-            watched(&feed, applied("u1", 2), false),
-            readiness,
-            None,
-            |_| {},
-        );
+        let waiting = waiting_for(&feed, applied("u1", 2), false);
         futures::pin_mut!(waiting);
         assert!(futures::poll!(&mut waiting).is_pending());
         // The same name with another uid is another object.
@@ -553,12 +554,7 @@ mod tests {
     async fn a_wait_without_pods_sleeps_past_the_pod_grace() {
         let feed = Feed::detached();
         feed.change(deployment("u1", 1, 1, 0), false);
-        let waiting = until_ready(
-            watched(&feed, applied("u1", 1), false),
-            readiness,
-            None,
-            |_| {},
-        );
+        let waiting = waiting_for(&feed, applied("u1", 1), false);
         futures::pin_mut!(waiting);
         assert!(futures::poll!(&mut waiting).is_pending());
         // A spent grace timer must not wake the waiter again and again: this
@@ -574,12 +570,7 @@ mod tests {
     async fn an_object_deleted_while_waited_for_fails_unless_it_may_vanish() {
         let feed = Feed::detached();
         feed.change(deployment("u1", 1, 1, 0), false);
-        let waiting = until_ready(
-            watched(&feed, applied("u1", 1), false),
-            readiness,
-            None,
-            |_| {},
-        );
+        let waiting = waiting_for(&feed, applied("u1", 1), false);
         futures::pin_mut!(waiting);
         assert!(futures::poll!(&mut waiting).is_pending());
         feed.change(deployment("u1", 1, 1, 0), true);
@@ -590,12 +581,7 @@ mod tests {
 
         // A TTL Job listed after the wait began and not there: it finished and went.
         let feed = Feed::detached();
-        let job = until_ready(
-            watched(&feed, applied("j1", 1), true),
-            readiness,
-            None,
-            |_| {},
-        );
+        let job = waiting_for(&feed, applied("j1", 1), true);
         futures::pin_mut!(job);
         assert!(futures::poll!(&mut job).is_pending());
         feed.replace(HashMap::new(), Instant::now());

@@ -526,17 +526,15 @@ impl Controllers {
             due
         };
         let default_seconds = inner.config.rollout_seconds;
-        for (key, namespace, name) in work {
-            let Some(object) = store.get_shared(&key, &namespace, &name).cloned() else {
+        for id in work {
+            let (key, namespace, name) = &id;
+            let Some(object) = store.get_shared(key, namespace, name).cloned() else {
                 continue;
             };
             if !object["metadata"]["deletionTimestamp"].is_null() {
                 continue;
             }
-            let changed = self
-                .changed
-                .get(&(key.clone(), namespace.clone(), name.clone()));
-            let start = changed.map_or(now, |&at| at.min(now));
+            let start = self.changed.get(&id).map_or(now, |&at| at.min(now));
             let rollout = self.rollout(&object, now, start, default_seconds);
             let ready = now >= rollout.ready_at;
             if !ready {
@@ -559,10 +557,10 @@ impl Controllers {
                 }
             }
             if let Some(revision) = store
-                .get(&key, &namespace, &name)
+                .get(key, namespace, name)
                 .and_then(|o| o["metadata"]["resourceVersion"].as_str()?.parse().ok())
             {
-                self.seen.insert((key, namespace, name), revision);
+                self.seen.insert(id, revision);
             }
         }
         if std::mem::take(&mut self.claims) {
