@@ -122,13 +122,31 @@ impl Plan {
     }
 }
 
-/// The live objects that belong to a release (by its label).
-pub fn owned_objects<'a>(
-    live: &'a HashMap<ObjectKey, Value>,
-    release_label: &'a str,
-) -> impl Iterator<Item = (&'a ObjectKey, &'a Value)> {
-    live.iter()
-        .filter(move |(_, object)| object["metadata"]["labels"][RELEASE_LABEL] == release_label)
+/// The live objects of a run, indexed once by the release that owns them
+/// (their `stack.dev/release` label), so that planning a release touches
+/// only its own objects, never the whole run's.
+#[derive(Debug, Default)]
+pub struct Owned<'a> {
+    by_release: HashMap<&'a str, Vec<(&'a ObjectKey, &'a Value)>>,
+}
+
+impl<'a> Owned<'a> {
+    pub fn index(live: &'a HashMap<ObjectKey, Value>) -> Self {
+        let mut by_release: HashMap<&str, Vec<_>> = HashMap::new();
+        for (key, object) in live {
+            if let Some(label) = object["metadata"]["labels"][RELEASE_LABEL].as_str() {
+                by_release.entry(label).or_default().push((key, object));
+            }
+        }
+        Self { by_release }
+    }
+
+    /// The objects labelled with `release_label` (`namespace.name`).
+    pub fn of(&self, release_label: &str) -> &[(&'a ObjectKey, &'a Value)] {
+        self.by_release
+            .get(release_label)
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Compare one release's render with what is live.
@@ -137,6 +155,7 @@ pub fn plan_release(
     release: &Release,
     rendered: &RenderedRelease,
     live: &HashMap<ObjectKey, Value>,
+    owned: &Owned<'_>,
     unserved: &BTreeSet<(String, String)>,
     history: Option<&Vec<Revision>>,
 ) -> ReleasePlan {
@@ -172,7 +191,9 @@ pub fn plan_release(
             adopts,
         });
     }
-    let mut deletions: Vec<Change> = owned_objects(live, &label)
+    let mut deletions: Vec<Change> = owned
+        .of(&label)
+        .iter()
         .filter(|(key, _)| !wanted.contains(*key))
         .map(|(key, object)| deletion(key, object))
         .collect();
@@ -237,11 +258,13 @@ fn deletion(key: &ObjectKey, object: &Value) -> Change {
 pub fn plan_removal(
     index: Option<usize>,
     id: &str,
-    live: &HashMap<ObjectKey, Value>,
+    owned: &Owned<'_>,
     history: Option<&Vec<Revision>>,
 ) -> ReleasePlan {
     let label = id.replacen('/', ".", 1);
-    let mut changes: Vec<Change> = owned_objects(live, &label)
+    let mut changes: Vec<Change> = owned
+        .of(&label)
+        .iter()
         .map(|(key, object)| deletion(key, object))
         .collect();
     changes.sort_by(|a, b| a.key.cmp(&b.key));

@@ -33,11 +33,12 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
         .live_around(revisions.flat_map(|r| &r.objects), None)
         .await
         .map_err(EngineError::api("cannot read live objects"))?;
+    let owned = plan::Owned::index(&objects);
     let mut order = project.selection.releases.clone();
     order.reverse();
     for index in order {
         let id = &project.releases[index].id;
-        let removal = plan::plan_removal(Some(index), id, &objects, history.get(id));
+        let removal = plan::plan_removal(Some(index), id, &owned, history.get(id));
         if removal.up_to_date {
             session.reporter.line(id, "not installed");
             continue;

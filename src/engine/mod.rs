@@ -220,19 +220,15 @@ pub async fn plan(
     let (objects, unserved, requests) = live::fetch(&session.client, &resources, scopes)
         .await
         .map_err(EngineError::api("cannot read live objects"))?;
+    let owned = plan::Owned::index(&objects);
     let mut releases = Vec::new();
     for &index in removals {
         let id = &project.releases[index].id;
-        releases.push(plan::plan_removal(
-            Some(index),
-            id,
-            &objects,
-            history.get(id),
-        ));
+        releases.push(plan::plan_removal(Some(index), id, &owned, history.get(id)));
     }
     if prune_releases {
         for id in &orphans {
-            releases.push(plan::plan_removal(None, id, &objects, history.get(id)));
+            releases.push(plan::plan_removal(None, id, &owned, history.get(id)));
         }
     }
     for (index, release) in rendered {
@@ -242,10 +238,12 @@ pub async fn plan(
             &project.releases[*index],
             release,
             &objects,
+            &owned,
             &unserved,
             history.get(id),
         ));
     }
+    drop(owned);
     let mut planned = Planned {
         plan: Plan { releases },
         live: LiveState {
@@ -331,12 +329,11 @@ async fn confirm(
         release.changes.remove(change_index);
         release.unchanged += 1;
     }
+    let by_index: HashMap<usize, &RenderedRelease> =
+        rendered.iter().map(|(i, r)| (*i, r)).collect();
     for release in &mut planned.plan.releases {
         if release.intent == Intent::Apply && release.changes.is_empty() {
-            let rendered = rendered
-                .iter()
-                .find(|(i, _)| Some(*i) == release.index)
-                .map(|(_, r)| r);
+            let rendered = release.index.and_then(|i| by_index.get(&i));
             if let (Some(rendered), Some(previous)) = (rendered, &release.previous) {
                 let bodies: Vec<Value> = rendered.objects.iter().map(|o| o.body.clone()).collect();
                 release.up_to_date = previous.state == crate::revision::State::Deployed

@@ -300,9 +300,15 @@ async fn undo_run(
             return;
         }
     };
+    let removals: HashMap<&str, &plan::ReleasePlan> =
+        removals.iter().map(|r| (r.id.as_str(), r)).collect();
+    let plans: HashMap<&str, (usize, &plan::ReleasePlan)> = plans
+        .iter()
+        .map(|(i, p)| (p.id.as_str(), (*i, p)))
+        .collect();
     for done in finished.iter_mut().rev() {
         if done.outcome == Outcome::Removed {
-            let removal = removals.iter().find(|r| r.id == done.id);
+            let removal = removals.get(done.id.as_str());
             let rollback = match removal {
                 Some(removal) => reinstall(session, project, removal).await,
                 None => Rollback::Failed {
@@ -315,7 +321,7 @@ async fn undo_run(
         if !matches!(done.outcome, Outcome::Deployed { .. }) {
             continue;
         }
-        let found = plans.iter().find(|(_, p)| p.id == done.id);
+        let found = plans.get(done.id.as_str()).copied();
         let undone = history.get(&done.id).and_then(|h| h.last()).cloned();
         let (Some((index, release_plan)), Some(undone)) = (found, undone) else {
             done.outcome = Outcome::Undone {
@@ -331,7 +337,7 @@ async fn undo_run(
             "another release of the run failed (--atomic=stack)".into(),
             release_plan.deployed.clone(),
             history.get(&done.id).map_or(&[], Vec::as_slice),
-            &project.releases[*index].options,
+            &project.releases[index].options,
         );
         session
             .reporter

@@ -1,0 +1,156 @@
+//! How `stack` grows with the size of a stack: the synthetic stack (10
+//! objects per release, 10 namespaces, needs in layers) at 200, 1,000, 2,000
+//! and 5,000 releases, against `stack cluster serve` running as its own
+//! process. Per size and command: wall time, API requests (from the
+//! simulator's `/metrics`) and the peak memory of the `stack` process; then
+//! the growth factor from the smallest size to ten times it, next to 10.
+//!
+//! Run: `cargo bench --bench scale`; `STACK_SCALE_SIZES=200,2000` picks the
+//! sizes. Commands: first apply (waits for readiness), diff with nothing
+//! changed, diff with one release changed, no-op apply, template, status,
+//! destroy.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "../tests/harness/mod.rs"]
+#[allow(dead_code, clippy::all, clippy::pedantic)]
+mod harness;
+
+use harness::Server;
+
+const OBJECTS: usize = 10;
+
+/// One measured command.
+#[derive(Clone, Copy, Default)]
+struct Figure {
+    time: Duration,
+    requests: u64,
+    writes: u64,
+    /// Peak resident memory of the `stack` process, in KiB.
+    peak_kib: u64,
+}
+
+/// Run `stack ARGS` in `dir`: its wall time and peak resident memory (KiB,
+/// which `stack` prints on exit when `STACK_REPORT_PEAK_MEMORY` is set).
+fn run(dir: &Path, args: &[&str]) -> (Duration, u64) {
+    let start = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_stack"))
+        .args(args)
+        .current_dir(dir)
+        .env("STACK_REPORT_PEAK_MEMORY", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run stack");
+    let elapsed = start.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let code = output.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 2,
+        "stack {args:?} exited {code}: {stderr}"
+    );
+    let peak = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("peak memory:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (elapsed, peak)
+}
+
+fn measure(server: &Server, dir: &Path, args: &[&str]) -> Figure {
+    let counter = |name| harness::metric(&server.metrics(), name, &[]);
+    let requests = counter("stack_simulator_requests_total");
+    let writes = counter("stack_simulator_mutating_requests_total");
+    let (time, peak_kib) = run(dir, args);
+    Figure {
+        time,
+        requests: counter("stack_simulator_requests_total") - requests,
+        writes: counter("stack_simulator_mutating_requests_total") - writes,
+        peak_kib,
+    }
+}
+
+const COMMANDS: [&str; 7] = [
+    "first apply",
+    "diff, no change",
+    "diff, one release changed",
+    "no-op apply",
+    "template",
+    "status",
+    "destroy",
+];
+
+/// Every command at one size, on a fresh simulator.
+fn size(releases: usize) -> Vec<Figure> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    stack::synthetic::generate(dir.path(), releases, OBJECTS).expect("generate stack");
+    let server = Server::start(dir.path(), &["-q"]);
+    let path = dir.path();
+    let first = measure(&server, path, &["apply", "-q"]);
+    let diff = measure(&server, path, &["diff", "--detailed-exitcode"]);
+    let stack_file = path.join("stack.yaml");
+    let original = std::fs::read_to_string(&stack_file).expect("read stack");
+    let changed = original.replacen(
+        "{owner: \"{{ values.team }}\"}",
+        "{owner: one-release-changed}",
+        1,
+    );
+    std::fs::write(&stack_file, changed).expect("write stack");
+    let one = measure(&server, path, &["diff", "--detailed-exitcode"]);
+    std::fs::write(&stack_file, original).expect("write stack");
+    let noop = measure(&server, path, &["apply", "-q"]);
+    let template = measure(&server, path, &["template"]);
+    let status = measure(&server, path, &["status"]);
+    let destroy = measure(&server, path, &["destroy", "-q"]);
+    vec![first, diff, one, noop, template, status, destroy]
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn main() {
+    let sizes: Vec<usize> = std::env::var("STACK_SCALE_SIZES")
+        .unwrap_or_else(|_| "200,1000,2000,5000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("STACK_SCALE_SIZES: numbers"))
+        .collect();
+    let mut results = Vec::new();
+    for &releases in &sizes {
+        let figures = size(releases);
+        println!(
+            "\n{releases} releases × {OBJECTS} objects = {} objects",
+            releases * OBJECTS
+        );
+        println!(
+            "  {:<28} {:>10} {:>9} {:>8} {:>10} {:>9}",
+            "command", "time ms", "requests", "writes", "req/object", "peak MB"
+        );
+        for (name, figure) in COMMANDS.iter().zip(&figures) {
+            println!(
+                "  {name:<28} {:>10.0} {:>9} {:>8} {:>10.3} {:>9.0}",
+                figure.time.as_secs_f64() * 1000.0,
+                figure.requests,
+                figure.writes,
+                figure.requests as f64 / (releases * OBJECTS) as f64,
+                figure.peak_kib as f64 / 1024.0
+            );
+        }
+        results.push((releases, figures));
+    }
+    let Some((base, base_figures)) = results.first() else {
+        return;
+    };
+    for (releases, figures) in results.iter().skip(1) {
+        println!(
+            "\ngrowth from {base} to {releases} releases ({}× the stack): time, and memory",
+            releases / base
+        );
+        for ((name, small), large) in COMMANDS.iter().zip(base_figures).zip(figures) {
+            println!(
+                "  {name:<28} {:>6.1}× time   {:>5.1}× memory",
+                large.time.as_secs_f64() / small.time.as_secs_f64(),
+                large.peak_kib as f64 / small.peak_kib.max(1) as f64
+            );
+        }
+    }
+}
