@@ -7,7 +7,7 @@
 //! Rollouts take `sim.stack.dev/rollout-seconds` simulated seconds (default
 //! from the config); `sim.stack.dev/fail` makes them fail on request.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -575,18 +575,12 @@ impl Controllers {
         if std::mem::take(&mut self.namespaces) {
             terminate_namespaces(&mut store);
         }
+        // Every pass: the collector reads only what was removed since the
+        // last and what is finalizing (a foreground or orphan deletion is a
+        // modification, not a removal).
+        collect_garbage(&mut store);
         if std::mem::take(&mut self.deletions) {
-            collect_garbage(&mut store);
-            let live: HashSet<String> = WORKLOADS
-                .iter()
-                .flat_map(|key| {
-                    store
-                        .list(key, None)
-                        .map(|o| text(&o["metadata"]["uid"]))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            self.rollouts.retain(|uid, _| live.contains(uid));
+            self.rollouts.retain(|uid, _| store.exists(uid));
         }
         self.timers.iter().map(|(at, ..)| *at).reduce(f64::min)
     }
@@ -1173,67 +1167,56 @@ fn terminate_namespaces(store: &mut Store) {
 }
 
 /// Background deletion of dependents whose owners are gone; foreground and
-/// orphan finalizers.
+/// orphan finalizers. Driven by what was removed and what is finalizing,
+/// found through the store's indexes: a pass never reads every object.
 fn collect_garbage(store: &mut Store) {
-    let keys: Vec<String> = store
-        .registry
-        .types()
-        .iter()
-        .map(ResourceType::key)
-        .collect();
-    let mut uids: HashSet<String> = HashSet::new();
-    let mut dependents: Vec<(String, String, String, Vec<String>)> = Vec::new();
-    let mut finalizing: Vec<(String, Value)> = Vec::new();
-    for key in &keys {
-        for object in store.list(key, None) {
-            let metadata = &object["metadata"];
-            uids.insert(text(&metadata["uid"]));
-            if let Some(owners) = metadata["ownerReferences"].as_array() {
-                dependents.push((
-                    key.clone(),
-                    text(&metadata["namespace"]),
-                    text(&metadata["name"]),
-                    owners.iter().map(|o| text(&o["uid"])).collect(),
-                ));
-            }
-            let finalizers = metadata["finalizers"].as_array();
-            if !metadata["deletionTimestamp"].is_null()
-                && finalizers
-                    .is_some_and(|f| f.iter().any(|f| f == "foregroundDeletion" || f == "orphan"))
-            {
-                finalizing.push((key.clone(), object.clone()));
+    let mut gone = store.take_removed();
+    while !gone.is_empty() {
+        for uid in gone {
+            for (key, (namespace, name)) in store.dependents_of(&uid) {
+                let orphaned = store.get(&key, &namespace, &name).is_some_and(|dependent| {
+                    crate::simulator::store::owner_uids(dependent).all(|o| !store.exists(o))
+                });
+                if orphaned {
+                    delete(store, &key, &namespace, &name);
+                }
             }
         }
+        // What those deletions removed has dependents of its own.
+        gone = store.take_removed();
     }
-    for (key, namespace, name, owners) in &dependents {
-        if !owners.is_empty() && owners.iter().all(|uid| !uids.contains(uid)) {
-            delete(store, key, namespace, name);
-        }
-    }
-    for (key, owner) in finalizing {
+    for (key, (namespace, name)) in store.finalizing() {
+        let Some(owner) = store.get(&key, &namespace, &name) else {
+            continue;
+        };
         let uid = text(&owner["metadata"]["uid"]);
         let orphan = owner["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| f.iter().any(|f| f == "orphan"));
         let mut left = 0;
-        for (dependent_key, namespace, name, owners) in &dependents {
-            if !owners.contains(&uid) {
-                continue;
-            }
+        for (dependent_key, (dependent_namespace, dependent_name)) in store.dependents_of(&uid) {
             if orphan {
-                update(store, dependent_key, namespace, name, |d| {
-                    if let Some(refs) = d["metadata"]["ownerReferences"].as_array_mut() {
-                        refs.retain(|r| r["uid"] != uid.as_str());
-                    }
-                });
+                update(
+                    store,
+                    &dependent_key,
+                    &dependent_namespace,
+                    &dependent_name,
+                    |d| {
+                        if let Some(refs) = d["metadata"]["ownerReferences"].as_array_mut() {
+                            refs.retain(|r| r["uid"] != uid.as_str());
+                        }
+                    },
+                );
             } else {
-                delete(store, dependent_key, namespace, name);
-                left += usize::from(store.get(dependent_key, namespace, name).is_some());
+                delete(store, &dependent_key, &dependent_namespace, &dependent_name);
+                left += usize::from(
+                    store
+                        .get(&dependent_key, &dependent_namespace, &dependent_name)
+                        .is_some(),
+                );
             }
         }
         if left == 0 {
-            let namespace = text(&owner["metadata"]["namespace"]);
-            let name = text(&owner["metadata"]["name"]);
             update(store, &key, &namespace, &name, |o| {
                 if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
                     f.retain(|f| f != "foregroundDeletion" && f != "orphan");

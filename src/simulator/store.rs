@@ -6,14 +6,18 @@
 //! go out in a single `write` call, before watchers or the client hear of
 //! them (`flush`): a process killed at any instant leaves at most a torn
 //! last line, which loading ignores, so every object is found in its old or
-//! its new version. The journal is compacted on open.
+//! its new version. A damaged line anywhere else is refused, never dropped:
+//! loading stops with an error naming the line. The journal is compacted —
+//! rewritten as one line per live object, into a new file renamed over the
+//! old — on open, and whenever it holds more than twice as many lines as
+//! there are live objects.
 //!
 //! Objects are shared (`Arc`): the map, the watch history and every writer
 //! hold the same value, so a write copies an object only where it changes it.
 //! An event's JSON is serialised once, for the journal and every watcher;
 //! the history keeps that, not the objects' old versions.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +31,10 @@ use crate::simulator::selectors::selectable;
 
 /// How many events watches can resume from.
 const HISTORY: usize = 20_000;
+
+/// Lines a journal may hold beyond twice the live objects before it is
+/// compacted: small stores are not rewritten for a handful of writes.
+const COMPACTION_SLACK: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -95,9 +103,19 @@ pub struct Store {
     /// `(resource, namespace, name)` of the objects whose ownerReferences
     /// name a uid, by that uid: controllers find a workload's pods here.
     dependents: HashMap<String, BTreeSet<(String, ObjectId)>>,
+    /// The uids of the objects stored: an owner is gone when its uid is not.
+    uids: HashSet<String>,
+    /// Uids of the objects removed since the garbage collector last looked.
+    removed: Vec<String>,
+    /// Objects being deleted that wait for a `foregroundDeletion` or
+    /// `orphan` finalizer to be processed.
+    finalizing: BTreeSet<(String, ObjectId)>,
     pub revision: u64,
     history: VecDeque<Arc<Event>>,
     journal: Option<Journal>,
+    /// Lines in the journal file, and lines waiting in `unflushed`.
+    journal_lines: usize,
+    unflushed_lines: usize,
     pub events: broadcast::Sender<Arc<Event>>,
     /// Journal lines and events of the writes not yet flushed.
     unflushed: Vec<u8>,
@@ -114,9 +132,14 @@ impl Store {
             registry: Registry::default(),
             objects: HashMap::new(),
             dependents: HashMap::new(),
+            uids: HashSet::new(),
+            removed: Vec::new(),
+            finalizing: BTreeSet::new(),
             revision: 1,
             history: VecDeque::new(),
             journal: None,
+            journal_lines: 0,
+            unflushed_lines: 0,
             events,
             unflushed: Vec::new(),
             unpublished: Vec::new(),
@@ -129,6 +152,7 @@ impl Store {
             store.compact(&path)?;
             store.index_dependents();
             store.journal = Some(Journal::open(&path)?);
+            store.journal_lines = store.live_objects();
         }
         store.register_crds();
         Ok(store)
@@ -139,15 +163,23 @@ impl Store {
             return Ok(());
         }
         let text = fs_err::read(path)?;
-        for line in text.split(|byte| *byte == b'\n') {
-            // A torn last line (the process was killed mid-write) does not parse.
-            let Ok(record) = serde_json::from_slice::<Value>(line) else {
+        let lines: Vec<&[u8]> = text.split(|byte| *byte == b'\n').collect();
+        let last = lines.len().saturating_sub(1);
+        for (number, line) in lines.into_iter().enumerate() {
+            if line.is_empty() {
                 continue;
+            }
+            // A torn last line (the process was killed mid-write) does not
+            // parse; it is the only line allowed not to.
+            let record = match serde_json::from_slice::<Value>(line) {
+                Ok(record) => record,
+                Err(_) if number == last => continue,
+                Err(error) => return Err(damaged(path, number + 1, &error.to_string())),
             };
             let (Some(revision), Some(resource)) =
                 (record["rv"].as_u64(), record["resource"].as_str())
             else {
-                continue;
+                return Err(damaged(path, number + 1, "no `rv` or `resource`"));
             };
             let id = (
                 record["namespace"].as_str().unwrap_or_default().to_string(),
@@ -162,6 +194,11 @@ impl Store {
             self.revision = self.revision.max(revision);
         }
         Ok(())
+    }
+
+    /// Objects stored, of every type.
+    fn live_objects(&self) -> usize {
+        self.objects.values().map(BTreeMap::len).sum()
     }
 
     /// Rewrite the journal as one line per live object (atomically).
@@ -184,23 +221,19 @@ impl Store {
         fs_err::rename(&temporary, path)
     }
 
-    /// Index the ownerReferences of every object (after loading).
+    /// Index every object (after loading).
     fn index_dependents(&mut self) {
-        let mut dependents = std::mem::take(&mut self.dependents);
-        for (resource, objects) in &self.objects {
-            for (id, object) in objects {
-                for uid in owner_uids(object) {
-                    dependents
-                        .entry(uid.to_string())
-                        .or_default()
-                        .insert((resource.clone(), id.clone()));
-                }
+        let objects = std::mem::take(&mut self.objects);
+        for (resource, stored) in &objects {
+            for (id, object) in stored {
+                self.reindex(resource, id, None, Some(object));
             }
         }
-        self.dependents = dependents;
+        self.objects = objects;
     }
 
-    /// Keep the owner index right when `old` becomes `new` (either absent).
+    /// Keep the indexes right when `old` becomes `new` (either absent): the
+    /// owners' dependents, the uids stored, the objects finalizing.
     fn reindex(&mut self, resource: &str, id: &ObjectId, old: Option<&Value>, new: Option<&Value>) {
         let key = || (resource.to_string(), id.clone());
         for uid in old.into_iter().flat_map(owner_uids) {
@@ -217,6 +250,46 @@ impl Store {
                 .or_default()
                 .insert(key());
         }
+        let new_uid = new.and_then(|n| n["metadata"]["uid"].as_str());
+        if let Some(uid) = old.and_then(|o| o["metadata"]["uid"].as_str())
+            && new_uid != Some(uid)
+        {
+            self.uids.remove(uid);
+            self.removed.push(uid.to_string());
+        }
+        if let Some(uid) = new_uid
+            && !self.uids.contains(uid)
+        {
+            self.uids.insert(uid.to_string());
+        }
+        if new.is_some_and(is_finalizing) {
+            self.finalizing.insert(key());
+        } else if old.is_some_and(is_finalizing) {
+            self.finalizing.remove(&key());
+        }
+    }
+
+    /// Whether an object with this uid is stored.
+    pub fn exists(&self, uid: &str) -> bool {
+        self.uids.contains(uid)
+    }
+
+    /// The uids of the objects removed since the last call.
+    pub fn take_removed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.removed)
+    }
+
+    /// Every object whose ownerReferences name `owner_uid`: `(type, id)`.
+    pub fn dependents_of(&self, owner_uid: &str) -> Vec<(String, ObjectId)> {
+        self.dependents
+            .get(owner_uid)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The objects waiting for a `foregroundDeletion` or `orphan` finalizer.
+    pub fn finalizing(&self) -> Vec<(String, ObjectId)> {
+        self.finalizing.iter().cloned().collect()
     }
 
     /// Objects of a type in a namespace whose ownerReferences name
@@ -376,6 +449,7 @@ impl Store {
                 name: &id.1,
             };
             record.write_line(object, &mut self.unflushed);
+            self.unflushed_lines += 1;
         }
     }
 
@@ -386,10 +460,35 @@ impl Store {
             && !self.unflushed.is_empty()
         {
             journal.append(&self.unflushed);
+            self.journal_lines += self.unflushed_lines;
         }
         self.unflushed.clear();
+        self.unflushed_lines = 0;
+        if self.journal_lines > 2 * self.live_objects() + COMPACTION_SLACK {
+            self.compact_journal();
+        }
         for event in self.unpublished.drain(..) {
             let _ = self.events.send(event);
+        }
+    }
+
+    /// Rewrite the journal as it stands; on failure keep appending to the
+    /// old one, which still holds everything.
+    fn compact_journal(&mut self) {
+        let Some(path) = self.journal.as_ref().map(|j| j.path.clone()) else {
+            return;
+        };
+        let compacted = self.compact(&path).and_then(|()| Journal::open(&path));
+        match compacted {
+            Ok(journal) => {
+                self.journal = Some(journal);
+                self.journal_lines = self.live_objects();
+            }
+            Err(error) => {
+                eprintln!("simulator: cannot compact {}: {error}", path.display());
+                // Try again only once the journal has doubled once more.
+                self.journal_lines = self.live_objects();
+            }
         }
     }
 
@@ -422,7 +521,29 @@ pub fn object_id(object: &Value) -> ObjectId {
 }
 
 /// The owner uids an object's ownerReferences name.
-fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+/// A journal line that does not parse before its last line: the file was
+/// damaged, and loading on without the line would lose an object for good.
+fn damaged(path: &Path, line: usize, reason: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "{}:{line}: a damaged journal line ({reason}); the simulated cluster was not loaded, \
+             so nothing of it is lost — repair or remove that line, or move the journal aside to start empty",
+            path.display()
+        ),
+    )
+}
+
+/// Deleted, and waiting for the garbage collector's finalizers.
+fn is_finalizing(object: &Value) -> bool {
+    !object["metadata"]["deletionTimestamp"].is_null()
+        && object["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "foregroundDeletion" || f == "orphan"))
+}
+
+/// The uids an object's ownerReferences name.
+pub fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
     object["metadata"]["ownerReferences"]
         .as_array()
         .into_iter()
@@ -452,5 +573,112 @@ impl Journal {
         if let Err(error) = self.file.write_all(line) {
             eprintln!("simulator: cannot write {}: {error}", self.path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config_map(name: &str, version: usize) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "a"}, "data": {"v": version.to_string()}})
+    }
+
+    fn lines(dir: &Path) -> usize {
+        std::fs::read(dir.join("journal"))
+            .expect("read the journal")
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+    }
+
+    #[test]
+    fn the_journal_is_compacted_once_it_holds_twice_the_live_state() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(Some(dir.path())).expect("open");
+        let writes = 2 * COMPACTION_SLACK;
+        for version in 0..writes {
+            let name = format!("cm{}", version % 10);
+            store.put("configmaps", config_map(&name, version), Action::Modified);
+            store.flush();
+        }
+        // Ten live objects; without compaction the journal would hold every write.
+        assert!(
+            lines(dir.path()) < COMPACTION_SLACK,
+            "{}",
+            lines(dir.path())
+        );
+        drop(store);
+        let reopened = Store::open(Some(dir.path())).expect("reopen");
+        for index in 0..10 {
+            let last = (0..writes)
+                .rev()
+                .find(|v| v % 10 == index)
+                .expect("a write");
+            let object = reopened
+                .get("configmaps", "a", &format!("cm{index}"))
+                .expect("kept");
+            assert_eq!(object["data"]["v"], last.to_string());
+        }
+    }
+
+    #[test]
+    fn a_compaction_cut_short_loses_nothing() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(Some(dir.path())).expect("open");
+        store.put("configmaps", config_map("kept", 1), Action::Added);
+        store.flush();
+        drop(store);
+        // A kill -9 in the middle of a compaction leaves a partial new file
+        // beside the journal; the rename had not happened.
+        std::fs::write(
+            dir.path().join("journal.compacting"),
+            b"{\"rv\":1,\"op\":\"pu",
+        )
+        .expect("write");
+        let reopened = Store::open(Some(dir.path())).expect("reopen");
+        assert!(reopened.get("configmaps", "a", "kept").is_some());
+    }
+
+    #[test]
+    fn a_damaged_line_before_the_last_is_refused_not_dropped() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(Some(dir.path())).expect("open");
+        store.put("configmaps", config_map("one", 1), Action::Added);
+        store.put("configmaps", config_map("two", 1), Action::Added);
+        store.flush();
+        drop(store);
+        let path = dir.path().join("journal");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let damaged = text.replacen("{\"rv\"", "{\"rv\"#", 1);
+        std::fs::write(&path, &damaged).expect("write");
+        let Err(error) = Store::open(Some(dir.path())) else {
+            panic!("a damaged journal was loaded");
+        };
+        assert!(
+            error
+                .to_string()
+                .contains("journal:1: a damaged journal line"),
+            "{error}"
+        );
+        // The journal is left as it was, for the user to repair.
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), damaged);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(Some(dir.path())).expect("open");
+        store.put("configmaps", config_map("one", 1), Action::Added);
+        store.flush();
+        drop(store);
+        let path = dir.path().join("journal");
+        let mut text = std::fs::read(&path).expect("read");
+        text.extend_from_slice(b"{\"rv\":9,\"op\":\"put\",\"reso");
+        std::fs::write(&path, text).expect("write");
+        let reopened = Store::open(Some(dir.path())).expect("reopen");
+        assert!(reopened.get("configmaps", "a", "one").is_some());
     }
 }
