@@ -116,7 +116,12 @@ pub enum Command {
         lock: LockArgs,
     },
     /// Each release: revision, state, ready or not
-    Status,
+    Status {
+        /// Exit 1 unless every selected release's latest revision is
+        /// deployed and its objects are ready
+        #[arg(long)]
+        check: bool,
+    },
     /// The revisions of a release kept in the cluster
     History {
         /// `namespace/name`, or a name that is unique in the stack
@@ -157,7 +162,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Releases applied at once [default: CPUs × 4, at least 16]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub concurrency: Option<usize>,
     /// Take over fields another manager owns
     #[arg(long)]

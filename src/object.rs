@@ -10,6 +10,30 @@ pub const MANAGED_BY_VALUE: &str = "stack";
 /// Label naming the owning release as `<namespace>.<name>`.
 pub const RELEASE_LABEL: &str = "stack.dev/release";
 
+/// `text` as a DNS label (RFC 1123: at most 63 lowercase alphanumerics and
+/// `-`, starting and ending alphanumeric), so that it is valid in an object
+/// name and as a label value: lowercased, other characters become `-`, the
+/// ends trimmed; a longer one is cut and given a short digest of the whole,
+/// so that two long names never meet. Empty or all-invalid gives `stack`.
+pub fn dns_label(text: &str) -> String {
+    use sha2::Digest as _;
+    let mapped: String = text
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let trimmed = mapped.trim_matches('-');
+    if trimmed.is_empty() {
+        return "stack".into();
+    }
+    if trimmed.len() <= 63 {
+        return trimmed.to_string();
+    }
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let head = trimmed[..54].trim_end_matches('-');
+    format!("{head}-{}", crate::hex::lower(&digest[..4]))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Object {
     pub api_version: String,
@@ -80,5 +104,21 @@ impl fmt::Display for ObjectKey {
             Some(namespace) => write!(f, "{}/{}/{}", self.kind, namespace, self.name),
             None => write!(f, "{}/{}", self.kind, self.name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels_are_valid_and_long_ones_do_not_collide() {
+        assert_eq!(dns_label(".tmpAbC12"), "tmpabc12");
+        assert_eq!(dns_label("My Shop"), "my-shop");
+        assert_eq!(dns_label("..."), "stack");
+        let a = dns_label(&format!("{}a", "x".repeat(80)));
+        let b = dns_label(&format!("{}b", "x".repeat(80)));
+        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+        assert_ne!(a, b);
     }
 }

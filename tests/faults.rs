@@ -262,12 +262,7 @@ fn hold_lock_elsewhere(server: &Server, renewed: &str) {
 }
 
 fn write_lease(server: &Server, host: &str, pid: u32, renewed: &str) {
-    let stack = server
-        .dir
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_lowercase();
+    let stack = crate::harness::stack_label(&server.dir);
     let lease = json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": format!("stack-lock.{stack}.development"), "namespace": "default",
@@ -318,11 +313,7 @@ fn a_held_lock_stops_apply_naming_its_holder_and_an_expired_one_is_taken_over() 
     assert!(output.stderr.contains("expired"), "{}", output.stderr);
     let lease = server.get(&format!(
         "/apis/coordination.k8s.io/v1/namespaces/default/leases/stack-lock.{}.development",
-        test.path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase()
+        crate::harness::stack_label(test.path())
     ));
     assert_eq!(lease["code"], 404, "the lock is released: {lease}");
 }
@@ -406,12 +397,7 @@ fn sigterm_starts_nothing_new_lets_the_release_in_flight_finish_and_releases_the
             "[apps/frontend] skipped: the run was interrupted",
         ],
     );
-    let stack = test
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_lowercase();
+    let stack = crate::harness::stack_label(test.path());
     let lease = server.get(&format!(
         "/apis/coordination.k8s.io/v1/namespaces/default/leases/stack-lock.{stack}.development"
     ));
@@ -432,6 +418,18 @@ fn recover_forward_applies_the_pending_revision_again() {
     let (mut child, _, _) = start_slow_apply(&test);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
+    // A pending release is not ready, whatever its previous revision was.
+    let status = seen.keep(test.stack(&["status", "-o", "json"]).success());
+    let backend = status
+        .json()
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == "apps/backend").cloned())
+        .expect("a row for the backend");
+    assert_eq!(
+        (backend["state"].as_str(), backend["ready"].as_bool()),
+        (Some("pending"), Some(false))
+    );
+    seen.keep(test.stack(&["status", "--check"]).code(1));
     let output = seen.keep(
         test.stack(&["apply", "--recover", "forward", "--set", &slow_rollout()])
             .success(),

@@ -46,7 +46,7 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             revision,
             lock,
         } => rollback::run(&load(settings)?, settings, release, *revision, lock),
-        Command::Status => status::status(&load(settings)?, settings),
+        Command::Status { check } => status::status(&load(settings)?, settings, *check),
         Command::History { release } => status::history(&load(settings)?, settings, release),
         Command::Secrets {
             command:

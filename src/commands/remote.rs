@@ -44,7 +44,8 @@ where
 }
 
 /// The name revisions record to tell this stack's releases from others':
-/// the folder holding the stack files (its parent, for a `stacks/` folder).
+/// the folder holding the stack files (its parent, for a `stacks/` folder),
+/// as a DNS label — it is a label value and part of the lock's name.
 pub fn stack_name(project: &Project) -> String {
     let dir = std::fs::canonicalize(&project.stack.state_dir)
         .unwrap_or_else(|_| project.stack.state_dir.clone());
@@ -53,9 +54,10 @@ pub fn stack_name(project: &Project) -> String {
     } else {
         dir
     };
-    named
-        .file_name()
-        .map_or_else(|| "stack".into(), |n| n.to_string_lossy().into_owned())
+    named.file_name().map_or_else(
+        || "stack".into(),
+        |n| crate::object::dns_label(&n.to_string_lossy()),
+    )
 }
 
 /// The stack's git commit, when it is in a git repository.

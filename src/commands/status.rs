@@ -13,7 +13,7 @@ use crate::project::Project;
 use crate::revision::Revision;
 use crate::settings::Settings;
 
-pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
+pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8, Errors> {
     let rows = super::remote::with_session(project, settings, |session| async move {
         let (history, _) = live::history(&session.client)
             .await
@@ -33,7 +33,10 @@ pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
             let release = &project.releases[index];
             let revisions = history.get(&release.id);
             let latest = revisions.and_then(|r| r.last());
-            let ready = deployed(revisions).is_some_and(|revision| {
+            // A release whose latest revision is pending (an interrupted
+            // run) or failed is not ready, whatever an older revision was.
+            let current = latest.filter(|r| r.state == crate::revision::State::Deployed);
+            let ready = current.is_some_and(|revision| {
                 revision.objects.iter().all(|object| {
                     objects
                         .get(&live::key_of(object))
@@ -50,6 +53,7 @@ pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
         }
         Ok(rows)
     })?;
+    let all_ready = rows.iter().all(|row| row["ready"] == true);
     match settings.output {
         OutputFormat::Json => output::stdout(&format!("{:#}\n", Value::Array(rows))),
         OutputFormat::Yaml => output::stdout(&crate::yaml::to_string(&Value::Array(rows))),
@@ -75,6 +79,12 @@ pub fn status(project: &Project, settings: &Settings) -> Result<u8, Errors> {
                 &table,
             ));
         }
+    }
+    if check && !all_ready {
+        return Err(Errors::from(Error::Failed {
+            message: "not every selected release is deployed and ready".into(),
+            hint: Some("the table shows which: a pending release is recovered by the next `stack apply`, a failed one by a fix or `stack rollback RELEASE`".into()),
+        }));
     }
     Ok(0)
 }

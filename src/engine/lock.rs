@@ -6,6 +6,7 @@
 //! holder process on this machine is gone (a kill -9) — is taken over with
 //! a warning.
 
+use crate::object::dns_label;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -31,23 +32,11 @@ pub struct Lock {
     renewal: tokio::task::JoinHandle<()>,
 }
 
-/// The Lease's name for a stack and environment.
+/// The Lease's name for a stack and environment: each dot-separated part a
+/// DNS label, as an object name must be.
 pub fn lease_name(stack: &str, environment: &str) -> String {
-    let raw = format!("stack-lock.{stack}.{environment}").to_lowercase();
-    let name: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name.trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .chars()
-        .take(253)
-        .collect()
+    let (stack, environment) = (dns_label(stack), dns_label(environment));
+    format!("stack-lock.{stack}.{environment}")
 }
 
 fn host() -> String {
@@ -263,6 +252,16 @@ mod tests {
         assert_eq!(
             lease_name("My Shop", "development"),
             "stack-lock.my-shop.development"
+        );
+        assert_eq!(
+            lease_name(".deploy", "Prod_EU"),
+            "stack-lock.deploy.prod-eu"
+        );
+        let long = lease_name(&"x".repeat(100), "development");
+        assert!(
+            long.split('.')
+                .all(|part| !part.is_empty() && part.len() <= 63),
+            "{long}"
         );
     }
 

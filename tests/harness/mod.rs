@@ -407,3 +407,9 @@ pub fn http_first_line(url: &str) -> String {
         assert!(!line.is_empty(), "the stream ended before an event");
     }
 }
+
+/// The stack name `stack` gives a test's folder (`.tmpAbC` → `tmpabc`): a
+/// DNS label, as lock names and label values must be.
+pub fn stack_label(dir: &Path) -> String {
+    stack::object::dns_label(&dir.file_name().expect("a folder").to_string_lossy())
+}
