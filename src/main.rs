@@ -14,7 +14,10 @@ use stack::settings::Settings;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage(&error),
+    };
     let color_requested = !cli.global.no_color && std::env::var_os("NO_COLOR").is_none();
     if !color_requested {
         anstream::ColorChoice::Never.write_global();
@@ -36,6 +39,17 @@ fn main() -> ExitCode {
         report_peak_memory();
     }
     ExitCode::from(code)
+}
+
+/// A command line clap refused (or `--help`/`--version`, which succeed).
+/// Usage errors exit 1: exit 2 only ever means "differs".
+fn usage(error: &clap::Error) -> ExitCode {
+    let _ = error.print();
+    if error.use_stderr() {
+        ExitCode::from(stack::error::EXIT_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// For benchmarks: the process's peak resident memory, from the kernel.

@@ -326,3 +326,25 @@ fn a_tampered_secret_is_refused() {
         output.stderr
     );
 }
+
+/// Exit 2 only ever means "differs" (`--detailed-exitcode`, `promote
+/// --check`): a CI gate must not read a typo on the command line as
+/// "changes found".
+#[test]
+fn usage_errors_exit_1_not_2() {
+    let test = with_stack("releases: []\n");
+    for args in [
+        &["diff", "--detailed-exitcode", "--bogus"][..],
+        &["no-such-command"],
+        &["status", "-o", "xml"],
+    ] {
+        let output = test.stack(args).code(1);
+        assert!(
+            output.stderr.contains("error:"),
+            "{args:?} printed no error: {}",
+            output.stderr
+        );
+    }
+    let help = test.stack(&["--help"]).code(0);
+    assert!(help.stdout.contains("Usage"), "{}", help.stdout);
+}

@@ -6,6 +6,7 @@ mod harness;
 mod apply;
 mod atomic;
 mod bad_input;
+mod careless;
 mod commands;
 mod crash;
 mod errors;

@@ -27,6 +27,9 @@ pub fn run(
         .map(|r| r.options.clone())
         .unwrap_or_default();
     super::remote::with_session(project, settings, |session| async move {
+        // A revision that does not exist is refused before the lock is taken
+        // (no write at all); under the lock the history is read again.
+        choose(&id, &revisions_of(&session, &id).await?, revision)?;
         let work = roll_back_release(&session, &id, revision, &options);
         super::remote::locked(&session, project, "stack rollback", lock_args, work).await
     })
@@ -38,10 +41,7 @@ async fn roll_back_release(
     revision: Option<u32>,
     options: &ReleaseOptions,
 ) -> Result<u8, Errors> {
-    let (history, _) = live::history(&session.client)
-        .await
-        .map_err(EngineError::api("cannot read release history"))?;
-    let revisions = history.get(id).cloned().unwrap_or_default();
+    let revisions = revisions_of(session, id).await?;
     let (latest, target) = choose(id, &revisions, revision)?;
     let state = match latest.state {
         State::Deployed => State::RolledBack,
@@ -64,6 +64,14 @@ async fn roll_back_release(
                     code: EXIT_ROLLBACK_FAILED,
                 })),
             }
+}
+
+/// The revisions of release `id` kept in the cluster, oldest first.
+async fn revisions_of(session: &Session, id: &str) -> Result<Vec<Revision>, Errors> {
+    let (mut history, _) = live::history(&session.client)
+        .await
+        .map_err(EngineError::api("cannot read release history"))?;
+    Ok(history.remove(id).unwrap_or_default())
 }
 
 /// The latest revision and the one to restore.

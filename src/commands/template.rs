@@ -30,6 +30,10 @@ pub fn run(
                 .chain(tests.map(|object| (release.id.as_str(), object, true)))
         })
         .collect();
+    if settings.output == crate::cli::OutputFormat::Json && output_dir.is_none() {
+        output::stdout(&format!("{:#}\n", as_list(&objects, &masker)));
+        return Ok(0);
+    }
     let documents = crate::parallel::map(&objects, |(release, object, test)| {
         let mut body = object.body.clone();
         masker.mask_object(&mut body);
@@ -45,6 +49,20 @@ pub fn run(
         Some(dir) => write_dir(dir, &objects, &documents)?,
     }
     Ok(0)
+}
+
+/// `-o json`: the objects as one `v1` `List`, as `kubectl get -o json`
+/// prints several.
+fn as_list(objects: &[(&str, &Object, bool)], masker: &Masker) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = objects
+        .iter()
+        .map(|(_, object, _)| {
+            let mut body = object.body.clone();
+            masker.mask_object(&mut body);
+            body
+        })
+        .collect();
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
 }
 
 fn write_dir(

@@ -320,11 +320,22 @@ fn read_optional(path: &Path, errors: &mut Vec<RenderError>) -> Option<Arc<Sourc
     }
 }
 
-/// Every file below `templates/`, sorted, recursively.
+/// Every file below `templates/`, sorted, recursively — leaving out hidden
+/// files and editors' leftovers (`.x.swp`, `x~`, `#x#`), and refusing links
+/// that lead outside the chart.
 fn template_files(dir: &Path, errors: &mut Vec<RenderError>) -> Vec<PathBuf> {
     let mut files = Vec::new();
+    let chart = dir
+        .parent()
+        .and_then(|parent| parent.canonicalize().ok())
+        .unwrap_or_else(|| dir.to_path_buf());
     let mut pending = vec![dir.to_path_buf()];
+    // Folders read so far, so that a link to a folder above cannot loop.
+    let mut visited = std::collections::HashSet::new();
     while let Some(current) = pending.pop() {
+        if !visited.insert(current.canonicalize().unwrap_or_else(|_| current.clone())) {
+            continue;
+        }
         let entries = match fs_err::read_dir(&current) {
             Ok(entries) => entries,
             Err(source) => {
@@ -338,7 +349,23 @@ fn template_files(dir: &Path, errors: &mut Vec<RenderError>) -> Vec<PathBuf> {
             }
         };
         for entry in entries.flatten() {
+            if is_leftover(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
             let path = entry.path();
+            if entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
+                match path.canonicalize() {
+                    Ok(target) if !target.starts_with(&chart) => {
+                        errors.push(RenderError::LinkOutsideChart { link: path, target });
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(source) => {
+                        errors.push(RenderError::Read { path, source });
+                        continue;
+                    }
+                }
+            }
             if path.is_dir() {
                 pending.push(path);
             } else {
@@ -348,6 +375,13 @@ fn template_files(dir: &Path, errors: &mut Vec<RenderError>) -> Vec<PathBuf> {
     }
     files.sort();
     files
+}
+
+/// Hidden files and what editors leave beside the files they edit.
+fn is_leftover(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with('~')
+        || (name.len() > 1 && name.starts_with('#') && name.ends_with('#'))
 }
 
 #[cfg(test)]

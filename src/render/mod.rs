@@ -59,6 +59,12 @@ pub enum RenderError {
         message: String,
         span: Option<Span>,
     },
+    #[error(
+        "{} is a link to {}, outside the chart",
+        crate::diagnostic::display_path(link),
+        crate::diagnostic::display_path(target)
+    )]
+    LinkOutsideChart { link: PathBuf, target: PathBuf },
     #[error("object {object} is rendered twice: by `{first}` and by `{second}`")]
     DuplicateObject {
         object: String,
@@ -78,7 +84,9 @@ impl RenderError {
             Self::Template { span, .. } | Self::Manifest { span, .. } => span.as_ref(),
             Self::Schema { schema, .. } => Some(schema),
             Self::Config(error) => error.span(),
-            Self::Read { .. } | Self::DuplicateObject { .. } => None,
+            Self::Read { .. } | Self::DuplicateObject { .. } | Self::LinkOutsideChart { .. } => {
+                None
+            }
         }
     }
 
@@ -104,6 +112,10 @@ impl RenderError {
             Self::DuplicateObject { .. } => {
                 Some("an object belongs to one release; remove it from one of them".into())
             }
+            Self::LinkOutsideChart { .. } => Some(
+                "a chart's templates stay inside its folder: copy the file in, or remove the link"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -1,0 +1,99 @@
+//! What a careless user does: editors' leftovers in a chart, a link out of
+//! it, a flag with a value that cannot work, a revision that does not exist.
+//! Each is handled before anything is written.
+
+use crate::harness::{Server, Test};
+
+fn with_chart() -> Test {
+    Test::new().configmap_chart("charts/cm").file(
+        "stack.yaml",
+        "
+        releases:
+          - name: web
+            chart: charts/cm
+        ",
+    )
+}
+
+/// `stack template` succeeds and renders the chart's one ConfigMap, once.
+fn renders_one_config_map(test: &Test) {
+    let output = test.stack(&["template"]).success();
+    assert_eq!(
+        output.stdout.matches("kind: ConfigMap").count(),
+        1,
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
+fn editor_leftovers_in_templates_are_not_rendered() {
+    let test = with_chart();
+    let templates = test.path().join("charts/cm/templates");
+    // A vim swap file is binary, and not UTF-8.
+    std::fs::write(
+        templates.join(".configmap.yaml.swp"),
+        [0xff, 0xfe, 0x00, 0x42],
+    )
+    .expect("swap");
+    std::fs::write(templates.join("configmap.yaml~"), "kind: [broken").expect("backup");
+    std::fs::write(templates.join("#configmap.yaml#"), "kind: [broken").expect("autosave");
+    renders_one_config_map(&test);
+}
+
+#[test]
+fn a_link_out_of_the_chart_is_refused_without_reading_it() {
+    let test = with_chart();
+    let templates = test.path().join("charts/cm/templates");
+    std::os::unix::fs::symlink("/usr", templates.join("usr")).expect("link");
+    let output = test.stack(&["lint"]).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("templates/usr is a link to /usr, outside the chart"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_link_inside_the_chart_is_followed_once() {
+    let test = with_chart();
+    let templates = test.path().join("charts/cm/templates");
+    // A link to the folder itself would loop forever if followed blindly.
+    std::os::unix::fs::symlink(&templates, templates.join("again")).expect("link");
+    renders_one_config_map(&test);
+}
+
+#[test]
+fn template_with_json_output_prints_a_json_list() {
+    let output = with_chart()
+        .stack(&["template", "-o", "json", "--set", "data.a=1"])
+        .success();
+    let list = output.json();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"][0]["kind"], "ConfigMap");
+    assert_eq!(list["items"][0]["metadata"]["name"], "web");
+}
+
+#[test]
+fn concurrency_zero_is_refused() {
+    let output = with_chart().stack(&["apply", "--concurrency", "0"]).code(1);
+    assert!(output.stderr.contains("--concurrency"), "{}", output.stderr);
+}
+
+#[test]
+fn rollback_to_a_revision_that_does_not_exist_writes_nothing() {
+    let test = Test::example();
+    let server = Server::start(test.path(), &[]);
+    test.stack(&["apply", "-q"]).success();
+    let before = server.mutating();
+    let output = test.stack(&["rollback", "backend", "999"]).code(1);
+    assert!(
+        output.stderr.contains("no revision 999"),
+        "{}",
+        output.stderr
+    );
+    // Not even the lock was taken and given back.
+    assert_eq!(server.mutating(), before);
+}
