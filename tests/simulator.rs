@@ -781,3 +781,35 @@ async fn bad_input_gets_real_status_codes() {
         "streaming lists need resourceVersionMatch and bookmarks: {body}"
     );
 }
+
+/// As a real API server does, a list of a built-in kind carries
+/// `apiVersion` and `kind` once, on the list; its items have neither (a
+/// client that keys objects by kind must take it from the list).
+#[tokio::test]
+async fn items_of_a_built_in_list_carry_no_kind() {
+    let client = simulator().client();
+    let maps: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ApiResource::erase::<ConfigMap>(&()),
+    );
+    let map: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
+    )
+    .unwrap();
+    maps.create(&PostParams::default(), &map).await.unwrap();
+    let request = http::Request::get("/api/v1/namespaces/default/configmaps")
+        .body(Vec::new())
+        .unwrap();
+    let list: serde_json::Value = client.request(request).await.unwrap();
+    assert_eq!(
+        (list["kind"].as_str(), list["apiVersion"].as_str()),
+        (Some("ConfigMapList"), Some("v1"))
+    );
+    let item = &list["items"][0];
+    assert_eq!(item["metadata"]["name"], "a");
+    assert!(
+        item.get("kind").is_none() && item.get("apiVersion").is_none(),
+        "{item}"
+    );
+}

@@ -43,6 +43,19 @@ pub fn key_of(object: &Value) -> ObjectKey {
     }
 }
 
+/// An object of a list, with the list's `apiVersion` and `kind` where the
+/// server left them out.
+fn with_type(mut object: Value, api_version: &str, kind: &str) -> Value {
+    if let Some(map) = object.as_object_mut() {
+        for (field, value) in [("apiVersion", api_version), ("kind", kind)] {
+            if !map.get(field).is_some_and(Value::is_string) {
+                map.insert(field.into(), Value::String(value.into()));
+            }
+        }
+    }
+    object
+}
+
 /// Every release revision in the cluster, and the namespaces.
 pub async fn history(
     client: &kube::Client,
@@ -112,7 +125,7 @@ pub async fn fetch_selected(
     let mut lists = Vec::new();
     for (api_version, kind, namespace) in scopes {
         match resources.api(client, &api_version, &kind, namespace.as_deref()) {
-            Some((api, _)) => lists.push(api),
+            Some((api, _)) => lists.push((api, api_version, kind)),
             None => {
                 unserved.insert((api_version, kind));
             }
@@ -120,16 +133,24 @@ pub async fn fetch_selected(
     }
     let requests = lists.len();
     let results: Vec<Vec<Value>> = futures::stream::iter(lists)
-        .map(|api| async move {
+        .map(|(api, api_version, kind)| async move {
             let params = match selector {
                 Some(selector) => ListParams::default().labels(selector),
                 None => ListParams::default(),
             };
             let list = retry(|| api.list(&params)).await?;
+            // A real API server leaves `apiVersion` and `kind` out of the
+            // items of a list of built-in kinds: they are the list's.
             Ok::<_, kube::Error>(
                 list.items
-                    .iter()
-                    .map(|o| serde_json::to_value(o).unwrap_or_default())
+                    .into_iter()
+                    .map(|item| {
+                        with_type(
+                            serde_json::to_value(item).unwrap_or_default(),
+                            &api_version,
+                            &kind,
+                        )
+                    })
                     .collect(),
             )
         })

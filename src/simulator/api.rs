@@ -716,6 +716,7 @@ pub fn list(
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
+    let built_in = resource.built_in();
     let mut items = Vec::new();
     let mut next = None;
     let mut remaining = 0;
@@ -735,7 +736,15 @@ pub fn list(
             remaining += 1;
             continue;
         }
-        items.push(object.clone());
+        let mut item = object.clone();
+        // A real API server's list of a built-in kind carries `apiVersion`
+        // and `kind` once, on the list, not on its items (a list of custom
+        // resources carries them on each).
+        if built_in && let Some(map) = item.as_object_mut() {
+            map.shift_remove("apiVersion");
+            map.shift_remove("kind");
+        }
+        items.push(item);
     }
     let mut metadata = json!({"resourceVersion": store.revision.to_string()});
     if let Some((namespace, name)) = next {

@@ -22,6 +22,13 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// One of the kinds the API server itself serves (not a CRD's).
+    pub fn built_in(&self) -> bool {
+        BUILT_IN
+            .iter()
+            .any(|entry| entry.0 == self.group && entry.3 == self.kind)
+    }
+
     /// `apps/v1`, or `v1` for the core group.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
