@@ -23,3 +23,12 @@ bench:
 # The quick start: render the example platform.
 demo:
     cargo run --release -- template
+
+# A real control plane (etcd, kube-apiserver, controller-manager, scheduler,
+# kwok) built from Go modules into ~/.cache/stack-tools; see scripts/real-cluster.
+real-cluster-build:
+    scripts/real-cluster build
+
+# Run a command against a throwaway real cluster: `just real-cluster-run kubectl get nodes`.
+real-cluster-run +CMD:
+    dir=$(mktemp -d) && scripts/real-cluster run "$dir" -- {{CMD}}; rc=$?; rm -rf "$dir"; exit $rc

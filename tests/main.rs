@@ -13,6 +13,7 @@ mod errors;
 mod faults;
 mod kubectl;
 mod promote;
+mod real;
 mod secrets;
 mod selection;
 mod simulator;

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod real;
+
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,

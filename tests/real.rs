@@ -1,0 +1,206 @@
+//! The real tier: `stack` on a real Kubernetes control plane (see
+//! `harness::real`), the referee for what the simulator only rehearses.
+//! Each test starts its own cluster; objects are checked with kubectl.
+
+use crate::atomic::{POD_FAULT, Seen};
+use crate::harness::Test;
+use crate::harness::real::{CONTEXT, RealCluster};
+
+fn replicas(cluster: &RealCluster) -> serde_json::Value {
+    cluster
+        .get("deployment", "apps", "backend")
+        .expect("the backend Deployment")["spec"]["replicas"]
+        .clone()
+}
+
+#[test]
+fn the_example_deploys_diffs_and_is_destroyed_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let test = cluster.example();
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    for (kind, namespace, name) in [
+        ("namespace", "", "apps"),
+        ("statefulset", "data", "postgres"),
+        ("deployment", "apps", "frontend"),
+        ("ingress", "apps", "frontend"),
+    ] {
+        assert!(
+            cluster.get(kind, namespace, name).is_some(),
+            "{kind} {name}"
+        );
+    }
+    // Nothing to change right after: an empty diff, and no write at all.
+    seen.keep(test.stack(&["diff", "--detailed-exitcode"]).code(0));
+    let before = cluster.writes_by_stack();
+    assert!(
+        before >= 20,
+        "the first apply's writes are counted: {before}"
+    );
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    assert_eq!(cluster.writes_by_stack(), before, "a no-op apply wrote");
+    // A values change shows exactly that change, and applies it.
+    let diff = seen.keep(
+        test.stack(&["diff", "--detailed-exitcode", "--set", "scale.backend=3"])
+            .code(2),
+    );
+    assert!(
+        diff.stdout.contains("-  replicas: 1\n    +  replicas: 3"),
+        "{}",
+        diff.stdout
+    );
+    assert_eq!(
+        diff.stdout.matches("(changed)").count(),
+        1,
+        "{}",
+        diff.stdout
+    );
+    seen.keep(
+        test.stack(&["apply", "-q", "--set", "scale.backend=3"])
+            .success(),
+    );
+    assert_eq!(replicas(&cluster), 3);
+    let status = seen.keep(test.stack(&["status", "--check"]).success());
+    assert!(status.stdout.contains("apps/backend"), "{}", status.stdout);
+    seen.keep(test.stack(&["destroy", "-q"]).success());
+    assert!(cluster.get("deployment", "apps", "backend").is_none());
+    assert!(cluster.get("statefulset", "data", "postgres").is_none());
+}
+
+#[test]
+fn drift_is_restored_and_a_dropped_list_item_is_removed_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let test = cluster.example();
+    seen.keep(
+        test.stack(&["apply", "-q", "--set", "scale.backend=2"])
+            .success(),
+    );
+    // Someone scales by hand: the diff names the field and its manager,
+    // and apply takes it back.
+    cluster.kubectl(&["scale", "-n", "apps", "deployment/backend", "--replicas=5"]);
+    assert_eq!(replicas(&cluster), 5);
+    let drift = seen.keep(
+        test.stack(&["diff", "--detailed-exitcode", "--set", "scale.backend=2"])
+            .code(2),
+    );
+    assert!(drift.stdout.contains("replicas"), "{}", drift.stdout);
+    seen.keep(
+        test.stack(&[
+            "apply",
+            "-q",
+            "--set",
+            "scale.backend=2",
+            "--force-conflicts",
+        ])
+        .success(),
+    );
+    assert_eq!(replicas(&cluster), 2);
+    // A field the render stops sending is removed by server-side apply.
+    let annotated = format!("{POD_FAULT}-note=kept-for-now");
+    let pod_note = annotated.replace("sim\\.stack\\.dev/fail-note", "example\\.com/note");
+    seen.keep(test.stack(&["apply", "-q", "--set", &pod_note]).success());
+    let note = |cluster: &RealCluster| {
+        cluster
+            .get("deployment", "apps", "backend")
+            .expect("backend")["spec"]["template"]["metadata"]["annotations"]["example.com/note"]
+            .clone()
+    };
+    assert_eq!(note(&cluster), "kept-for-now");
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    assert!(note(&cluster).is_null(), "the dropped annotation stays");
+    // An item of a list keyed by name, dropped from the render, goes whole.
+    let lists = Test::new()
+        .env("KUBECONFIG", cluster.kubeconfig.to_str().expect("UTF-8"))
+        .file(
+            "stack.yaml",
+            &format!(
+                "
+                environments:
+                  default:
+                    kubeContext: {CONTEXT}
+                defaults:
+                  createNamespace: true
+                releases:
+                  - name: web
+                    namespace: lists
+                    chart: charts/web
+                "
+            ),
+        )
+        .file(
+            "charts/web/templates/deployment.yaml",
+            "
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata:
+              name: web
+            spec:
+              selector: {matchLabels: {app: web}}
+              template:
+                metadata: {labels: {app: web}}
+                spec:
+                  containers:
+                    - name: web
+                      image: registry.example.com/web:1
+                      env:
+                      {%- for name, value in values.env | dictsort %}
+                        - {name: {{ name }}, value: {{ value | string | tojson }}}
+                      {%- endfor %}
+            ",
+        );
+    let env = |cluster: &RealCluster| {
+        cluster.get("deployment", "lists", "web").expect("web")["spec"]["template"]["spec"]
+            ["containers"][0]["env"]
+            .clone()
+    };
+    seen.keep(
+        lists
+            .stack(&["apply", "-q", "--set", "env.A=1", "--set", "env.B=2"])
+            .success(),
+    );
+    assert_eq!(
+        env(&cluster),
+        serde_json::json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+    );
+    seen.keep(lists.stack(&["apply", "-q", "--set", "env.A=1"]).success());
+    assert_eq!(
+        env(&cluster),
+        serde_json::json!([{"name": "A", "value": "1"}])
+    );
+}
+
+#[test]
+fn a_crash_loop_is_rolled_back_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let test = cluster.example();
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    let fault = format!("{POD_FAULT}=crash-loop");
+    let output = seen.keep(
+        test.stack(&[
+            "apply",
+            "-l",
+            "name=backend",
+            "--set",
+            &fault,
+            "--set",
+            "scale.backend=2",
+        ])
+        .code(3),
+    );
+    assert!(
+        output.stderr.contains("CrashLoopBackOff"),
+        "{}",
+        output.stderr
+    );
+    // Rolled back: the previous spec is live again, and the diff is empty.
+    assert_eq!(replicas(&cluster), 1);
+    seen.keep(test.stack(&["diff", "--detailed-exitcode"]).code(0));
+}
