@@ -8,7 +8,8 @@
 //! Run: `cargo bench --bench scale`; `STACK_SCALE_SIZES=200,2000` picks the
 //! sizes. Commands: first apply (waits for readiness), diff with nothing
 //! changed, diff with one release changed, no-op apply, template, status,
-//! destroy.
+//! destroy. `STACK_SCALE_GENERATE=DIR` writes the stack of the first size
+//! into DIR and stops, to profile one command by hand.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -114,6 +115,13 @@ fn main() {
         .split(',')
         .map(|s| s.trim().parse().expect("STACK_SCALE_SIZES: numbers"))
         .collect();
+    // `STACK_SCALE_GENERATE=DIR`: only write the stack of the first size
+    // there, to profile one command by hand.
+    if let Some(dir) = std::env::var_os("STACK_SCALE_GENERATE") {
+        let releases = sizes.first().copied().unwrap_or(200);
+        stack::synthetic::generate(Path::new(&dir), releases, OBJECTS).expect("generate stack");
+        return;
+    }
     let mut results = Vec::new();
     for &releases in &sizes {
         let figures = size(releases);

@@ -3,6 +3,7 @@
 //! serialisable (`-o json`), and what the engine executes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -61,9 +62,9 @@ pub struct ReleasePlan {
     pub changes: Vec<Change>,
     pub unchanged: usize,
     /// The latest revision in the cluster.
-    pub previous: Option<Revision>,
+    pub previous: Option<Arc<Revision>>,
     /// The latest deployed revision: what a rollback restores.
-    pub deployed: Option<Revision>,
+    pub deployed: Option<Arc<Revision>>,
     /// The numbers of the revisions kept in the cluster.
     pub kept: Vec<u32>,
     /// `Kind/namespace/name` of every object the release's revisions adopted.
@@ -157,7 +158,7 @@ pub fn plan_release(
     live: &HashMap<ObjectKey, Value>,
     owned: &Owned<'_>,
     unserved: &BTreeSet<(String, String)>,
-    history: Option<&Vec<Revision>>,
+    history: Option<&Vec<Arc<Revision>>>,
 ) -> ReleasePlan {
     let label = format!("{}.{}", release.namespace, release.name);
     let mut changes = Vec::new();
@@ -224,14 +225,14 @@ pub fn plan_release(
     }
 }
 
-fn kept(history: Option<&Vec<Revision>>) -> Vec<u32> {
+fn kept(history: Option<&Vec<Arc<Revision>>>) -> Vec<u32> {
     history
         .map(|h| h.iter().map(|r| r.number).collect())
         .unwrap_or_default()
 }
 
 /// The newest revision in state `deployed`.
-pub fn last_deployed(history: &[Revision]) -> Option<&Revision> {
+pub fn last_deployed(history: &[Arc<Revision>]) -> Option<&Arc<Revision>> {
     history.iter().rev().find(|r| r.state == State::Deployed)
 }
 
@@ -259,7 +260,7 @@ pub fn plan_removal(
     index: Option<usize>,
     id: &str,
     owned: &Owned<'_>,
-    history: Option<&Vec<Revision>>,
+    history: Option<&Vec<Arc<Revision>>>,
 ) -> ReleasePlan {
     let label = id.replacen('/', ".", 1);
     let mut changes: Vec<Change> = owned
@@ -281,5 +282,55 @@ pub fn plan_removal(
         adopted: history
             .map(|h| crate::revision::adopted_in(h))
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// 2,000 releases of 10 objects each in 10 namespaces, every object
+    /// labelled with its release, plus objects no release owns.
+    fn live_state() -> HashMap<ObjectKey, Value> {
+        let mut live = HashMap::new();
+        for release in 0..2000 {
+            let namespace = format!("ns{}", release % 10);
+            for object in 0..10 {
+                let name = format!("r{release}-{object}");
+                let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "namespace": namespace,
+                        "labels": {RELEASE_LABEL: format!("{namespace}.r{release}")}}});
+                live.insert(crate::cluster::live::key_of(&body), body);
+            }
+        }
+        let stray = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "stray", "namespace": "ns0"}});
+        live.insert(crate::cluster::live::key_of(&stray), stray);
+        live
+    }
+
+    #[test]
+    fn every_release_of_two_thousand_sees_exactly_its_own_objects() {
+        let live = live_state();
+        let owned = Owned::index(&live);
+        for release in 0..2000 {
+            let namespace = format!("ns{}", release % 10);
+            let id = format!("{namespace}/r{release}");
+            let removal = plan_removal(None, &id, &owned, None);
+            let mut names: Vec<String> =
+                removal.changes.iter().map(|c| c.key.name.clone()).collect();
+            names.sort();
+            let mut expected: Vec<String> = (0..10).map(|o| format!("r{release}-{o}")).collect();
+            expected.sort();
+            assert_eq!(names, expected, "{id}");
+            assert!(
+                removal
+                    .changes
+                    .iter()
+                    .all(|c| c.key.namespace.as_deref() == Some(&namespace))
+            );
+        }
+        assert!(owned.of("ns0.nobody").is_empty());
     }
 }

@@ -71,7 +71,7 @@ pub struct Revision {
 }
 
 /// Every object any of these revisions adopted.
-pub fn adopted_in(revisions: &[Revision]) -> std::collections::BTreeSet<String> {
+pub fn adopted_in(revisions: &[std::sync::Arc<Revision>]) -> std::collections::BTreeSet<String> {
     revisions
         .iter()
         .flat_map(|r| r.adopted.iter().cloned())

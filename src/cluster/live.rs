@@ -3,6 +3,7 @@
 //! Secret of the cluster in one LIST, and the namespaces in another.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Api, ListParams};
@@ -16,6 +17,10 @@ use crate::revision::{HISTORY_LABEL, Revision};
 /// How many requests are in flight at once.
 const PARALLEL: usize = 16;
 
+/// Revisions by release id, oldest first. Shared: a plan points at the
+/// ones it needs instead of copying their objects.
+pub type History = HashMap<String, Vec<Arc<Revision>>>;
+
 /// What is in the cluster, for the kinds and namespaces a plan touches.
 #[derive(Debug, Default, Clone)]
 pub struct LiveState {
@@ -24,7 +29,7 @@ pub struct LiveState {
     pub unserved: BTreeSet<(String, String)>,
     pub namespaces: BTreeSet<String>,
     /// Revisions by release id, oldest first.
-    pub revisions: HashMap<String, Vec<Revision>>,
+    pub revisions: History,
     /// API requests made to build this state.
     pub requests: usize,
 }
@@ -56,10 +61,30 @@ fn with_type(mut object: Value, api_version: &str, kind: &str) -> Value {
     object
 }
 
+/// An object without what only its status subresource writes: `status`
+/// and the managedFields entries of status writes (the object's own
+/// fields, and every manager's claim on them, stay for diff and drift).
+fn comparable(mut object: Value) -> Value {
+    let Some(map) = object.as_object_mut() else {
+        return object;
+    };
+    let entries = map
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("managedFields"))
+        .and_then(Value::as_array_mut);
+    let Some(entries) = entries else {
+        return object;
+    };
+    let before = entries.len();
+    entries.retain(|entry| entry["subresource"] != "status");
+    if entries.len() < before {
+        map.shift_remove("status");
+    }
+    object
+}
+
 /// Every release revision in the cluster, and the namespaces.
-pub async fn history(
-    client: &kube::Client,
-) -> Result<(HashMap<String, Vec<Revision>>, BTreeSet<String>), kube::Error> {
+pub async fn history(client: &kube::Client) -> Result<(History, BTreeSet<String>), kube::Error> {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(client.clone());
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let params = ListParams::default().labels(HISTORY_LABEL);
@@ -68,14 +93,14 @@ pub async fn history(
         retry(|| secrets.list(&params)),
         retry(|| namespaces.list(&all))
     )?;
-    let mut revisions: HashMap<String, Vec<Revision>> = HashMap::new();
+    let mut revisions: History = HashMap::new();
     for secret in secrets.items {
         let value = serde_json::to_value(&secret).unwrap_or_default();
         if let Some(revision) = Revision::from_secret(&value) {
             revisions
                 .entry(revision.release.clone())
                 .or_default()
-                .push(revision);
+                .push(Arc::new(revision));
         }
     }
     for list in revisions.values_mut() {
@@ -104,14 +129,29 @@ pub fn scope_of(object: &Value) -> Scope {
     )
 }
 
+/// What a fetch keeps of each object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The whole object (readiness reads its status).
+    Everything,
+    /// What a plan compares: no status written through the status
+    /// subresource, nor the managedFields entries of those writes — about
+    /// a third of a workload's size, read by nothing that plans.
+    Comparable,
+}
+
+/// The objects of a fetch, its unserved kinds and the requests it made.
+pub type Fetched = (HashMap<ObjectKey, Value>, BTreeSet<(String, String)>, usize);
+
 /// LIST each `(apiVersion, kind, namespace)` once; `None` namespace lists
 /// cluster-scoped kinds (or all namespaces).
 pub async fn fetch(
     client: &kube::Client,
     resources: &Resources,
     scopes: BTreeSet<Scope>,
-) -> Result<(HashMap<ObjectKey, Value>, BTreeSet<(String, String)>, usize), kube::Error> {
-    fetch_selected(client, resources, scopes, None).await
+    keep: Keep,
+) -> Result<Fetched, kube::Error> {
+    fetch_selected(client, resources, scopes, None, keep).await
 }
 
 /// [`fetch`], limited to the objects a label selector picks.
@@ -120,7 +160,8 @@ pub async fn fetch_selected(
     resources: &Resources,
     scopes: BTreeSet<Scope>,
     selector: Option<&str>,
-) -> Result<(HashMap<ObjectKey, Value>, BTreeSet<(String, String)>, usize), kube::Error> {
+    keep: Keep,
+) -> Result<Fetched, kube::Error> {
     let mut unserved = BTreeSet::new();
     let mut lists = Vec::new();
     for (api_version, kind, namespace) in scopes {
@@ -145,11 +186,15 @@ pub async fn fetch_selected(
                 list.items
                     .into_iter()
                     .map(|item| {
-                        with_type(
+                        let object = with_type(
                             serde_json::to_value(item).unwrap_or_default(),
                             &api_version,
                             &kind,
-                        )
+                        );
+                        match keep {
+                            Keep::Everything => object,
+                            Keep::Comparable => comparable(object),
+                        }
                     })
                     .collect(),
             )

@@ -131,7 +131,7 @@ async fn recover(
 
 /// Each release's newest revision and its state: what a plan was made from.
 fn snapshot(
-    history: &std::collections::HashMap<String, Vec<crate::revision::Revision>>,
+    history: &crate::cluster::live::History,
 ) -> std::collections::BTreeMap<&str, (u32, crate::revision::State)> {
     history
         .iter()

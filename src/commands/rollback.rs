@@ -11,6 +11,7 @@ use crate::error::{EXIT_ROLLBACK_FAILED, Error, Errors};
 use crate::project::Project;
 use crate::revision::{Revision, State};
 use crate::settings::Settings;
+use std::sync::Arc;
 
 pub fn run(
     project: &Project,
@@ -67,7 +68,7 @@ async fn roll_back_release(
 }
 
 /// The revisions of release `id` kept in the cluster, oldest first.
-async fn revisions_of(session: &Session, id: &str) -> Result<Vec<Revision>, Errors> {
+async fn revisions_of(session: &Session, id: &str) -> Result<Vec<Arc<Revision>>, Errors> {
     let (mut history, _) = live::history(&session.client)
         .await
         .map_err(EngineError::api("cannot read release history"))?;
@@ -77,9 +78,9 @@ async fn revisions_of(session: &Session, id: &str) -> Result<Vec<Revision>, Erro
 /// The latest revision and the one to restore.
 fn choose(
     id: &str,
-    revisions: &[Revision],
+    revisions: &[Arc<Revision>],
     wanted: Option<u32>,
-) -> Result<(Revision, Revision), Errors> {
+) -> Result<(Arc<Revision>, Arc<Revision>), Errors> {
     let failed = |message: String, hint: &str| {
         Errors::from(Error::Failed {
             message,

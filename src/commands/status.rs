@@ -12,6 +12,7 @@ use crate::output;
 use crate::project::Project;
 use crate::revision::Revision;
 use crate::settings::Settings;
+use std::sync::Arc;
 
 pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8, Errors> {
     let rows = super::remote::with_session(project, settings, |session| async move {
@@ -89,8 +90,8 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
     Ok(0)
 }
 
-fn deployed(revisions: Option<&Vec<Revision>>) -> Option<&Revision> {
-    crate::plan::last_deployed(revisions?)
+fn deployed(revisions: Option<&Vec<Arc<Revision>>>) -> Option<&Revision> {
+    crate::plan::last_deployed(revisions?).map(AsRef::as_ref)
 }
 
 /// The release a command line names: `namespace/name`, or a name that is

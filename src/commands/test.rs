@@ -27,7 +27,7 @@ async fn run_tests(session: &Session, project: &Project) -> Result<u8, Errors> {
         let deployed = revisions
             .get(&release.id)
             .and_then(|h| crate::plan::last_deployed(h));
-        let Some(mut deployed) = deployed.cloned() else {
+        let Some(mut deployed) = deployed.map(|d| crate::revision::Revision::clone(d)) else {
             session
                 .reporter
                 .line(&release.id, "not deployed: no tests to run");

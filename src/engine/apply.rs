@@ -56,7 +56,7 @@ pub async fn apply_release(
         undone: revision,
         state: State::Failed,
         reason: error.clone(),
-        target: plan.deployed.clone(),
+        target: plan.deployed.as_deref().cloned(),
         keep: plan.adopted.clone(),
         existing: plan.kept.clone(),
         timeout: release.options.timeout,
@@ -202,7 +202,7 @@ async fn steps(
     history::mark(session, revision, State::Deployed, None).await?;
     // Deployed: what follows is bookkeeping, and its failure only a warning.
     let tidy = async {
-        history::supersede(session, plan.deployed.as_ref()).await?;
+        history::supersede(session, plan.deployed.as_deref()).await?;
         history::trim(
             session,
             id,

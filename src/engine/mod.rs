@@ -150,8 +150,14 @@ impl Session {
         let scopes: BTreeSet<live::Scope> = objects.into_iter().map(live::scope_of).collect();
         async move {
             let resources = self.resources.read().await.clone();
-            let (objects, _, _) =
-                live::fetch_selected(&self.client, &resources, scopes, selector).await?;
+            let (objects, _, _) = live::fetch_selected(
+                &self.client,
+                &resources,
+                scopes,
+                selector,
+                live::Keep::Everything,
+            )
+            .await?;
             Ok(objects)
         }
     }
@@ -217,9 +223,10 @@ pub async fn plan(
         }
     }
     let resources = session.resources.read().await.clone();
-    let (objects, unserved, requests) = live::fetch(&session.client, &resources, scopes)
-        .await
-        .map_err(EngineError::api("cannot read live objects"))?;
+    let (objects, unserved, requests) =
+        live::fetch(&session.client, &resources, scopes, live::Keep::Comparable)
+            .await
+            .map_err(EngineError::api("cannot read live objects"))?;
     let owned = plan::Owned::index(&objects);
     let mut releases = Vec::new();
     for &index in removals {

@@ -25,7 +25,7 @@ pub enum Direction {
 /// revision that was deployed before.
 async fn settle(
     session: &Session,
-    revisions: &[crate::revision::Revision],
+    revisions: &[std::sync::Arc<crate::revision::Revision>],
     direction: Direction,
 ) -> Result<(), String> {
     let newest = revisions.last().map_or(0, |r| r.number);
@@ -33,28 +33,29 @@ async fn settle(
         .iter()
         .filter(|r| r.state == State::Pending && r.number != newest)
     {
-        let mut revision = revision.clone();
+        let mut revision = crate::revision::Revision::clone(revision);
         let reason = "interrupted: the run that applied it stopped before it finished".to_string();
         crate::engine::history::mark(session, &mut revision, State::Failed, Some(reason)).await?;
     }
     if direction == Direction::Forward {
-        crate::engine::history::supersede(session, crate::plan::last_deployed(revisions)).await?;
+        crate::engine::history::supersede(
+            session,
+            crate::plan::last_deployed(revisions).map(AsRef::as_ref),
+        )
+        .await?;
     }
     Ok(())
 }
 
 /// Whether a release's newest revision is pending, left by a run of this stack.
-fn is_pending(revisions: &[crate::revision::Revision], stack: &str) -> bool {
+fn is_pending(revisions: &[std::sync::Arc<crate::revision::Revision>], stack: &str) -> bool {
     revisions
         .last()
         .is_some_and(|r| r.state == State::Pending && r.stack == stack)
 }
 
 /// Whether any release of this stack has its newest revision pending.
-pub fn has_pending(
-    history: &std::collections::HashMap<String, Vec<crate::revision::Revision>>,
-    stack: &str,
-) -> bool {
+pub fn has_pending(history: &crate::cluster::live::History, stack: &str) -> bool {
     history
         .values()
         .any(|revisions| is_pending(revisions, stack))

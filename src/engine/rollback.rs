@@ -38,18 +38,18 @@ impl Undo {
     /// An undo of a release whose kept revisions are `history` (what they
     /// adopted is kept, new revisions are numbered after them).
     pub fn new(
-        undone: Revision,
+        undone: std::sync::Arc<Revision>,
         state: State,
         reason: String,
-        target: Option<Revision>,
-        history: &[Revision],
+        target: Option<std::sync::Arc<Revision>>,
+        history: &[std::sync::Arc<Revision>],
         options: &crate::config::ReleaseOptions,
     ) -> Self {
         Self {
-            undone,
+            undone: std::sync::Arc::unwrap_or_clone(undone),
             state,
             reason,
-            target,
+            target: target.map(std::sync::Arc::unwrap_or_clone),
             keep: crate::revision::adopted_in(history),
             existing: history.iter().map(|r| r.number).collect(),
             timeout: options.timeout,

@@ -372,10 +372,10 @@ async fn reinstall(session: &Session, project: &Project, removal: &plan::Release
         "restoring: the run removed it, and another release failed",
     );
     let undo = Undo {
-        undone,
+        undone: std::sync::Arc::unwrap_or_clone(undone),
         state: State::RolledBack,
         reason: "removed by a run whose other releases failed (--atomic=stack); restored".into(),
-        target: Some(target),
+        target: Some(std::sync::Arc::unwrap_or_clone(target)),
         keep: removal.adopted.clone(),
         existing: removal.kept.clone(),
         timeout: options.timeout,

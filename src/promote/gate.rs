@@ -18,7 +18,7 @@ pub struct Candidate<'a> {
     /// Whether the release has tests that apply runs.
     pub has_tests: bool,
     /// Its revisions in the environment's cluster, oldest first.
-    pub revisions: &'a [Revision],
+    pub revisions: &'a [std::sync::Arc<Revision>],
 }
 
 /// Why a release is not verified.
@@ -152,11 +152,13 @@ mod tests {
 
     fn check(revisions: &[Revision], has_tests: bool, ready: bool) -> Result<u32, Refusal> {
         let objects = [json!({"kind": "Deployment", "metadata": {"name": "web"}})];
+        let revisions: Vec<std::sync::Arc<Revision>> =
+            revisions.iter().cloned().map(std::sync::Arc::new).collect();
         let candidate = Candidate {
             digest: "abc",
             objects: &objects,
             has_tests,
-            revisions,
+            revisions: &revisions,
         };
         verify(&candidate, |_| ready).map(|r| r.number)
     }

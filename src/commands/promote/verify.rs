@@ -26,7 +26,7 @@ pub fn verify(
     let (history, objects) = read(project, settings, &installed)?;
     let mut provenance = Vec::new();
     let mut refusals = Vec::new();
-    let no_revisions: Vec<Revision> = Vec::new();
+    let no_revisions: Vec<std::sync::Arc<Revision>> = Vec::new();
     for (index, rendered) in installed.iter().zip(&rendered) {
         let release = &project.releases[*index];
         let digest = crate::revision::values_digest(&rendered.values);
@@ -70,14 +70,15 @@ fn read(
             .flat_map(|revision| revision.objects.iter().map(live::scope_of))
             .collect();
         let resources = session.resources.read().await.clone();
-        let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
-            .await
-            .map_err(EngineError::api("cannot read live objects"))?;
+        let (objects, _, _) =
+            live::fetch(&session.client, &resources, scopes, live::Keep::Everything)
+                .await
+                .map_err(EngineError::api("cannot read live objects"))?;
         Ok((history, objects))
     })
 }
 
-type History = HashMap<String, Vec<Revision>>;
+type History = live::History;
 type Objects = HashMap<crate::object::ObjectKey, serde_json::Value>;
 
 fn ready(objects: &Objects, object: &serde_json::Value) -> bool {
