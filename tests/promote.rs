@@ -206,15 +206,17 @@ fn promotion_is_refused_after_an_apply_whose_tests_failed() {
     let original = test.read(STAGING);
     let output = promote(&test, &[]).code(1);
     shows(&output.stderr, "2 releases are not verified there:");
+    // Each refusal names what clears it: a test run, or an apply.
     shows(
         &output.stderr,
-        "  apps/backend: revision 2 failed its tests",
+        "  apps/backend: revision 2 failed its tests; `stack test -e development` runs the tests of what is deployed",
     );
     // Skipped because its need failed: still at the old values.
     shows(
         &output.stderr,
         "  apps/frontend: its deployed revision 1 was rendered from other values",
     );
+    shows(&output.stderr, "`stack apply -e development` deploys it");
     assert_eq!(test.read(STAGING), original);
 }
 

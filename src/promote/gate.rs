@@ -63,6 +63,22 @@ impl fmt::Display for Refusal {
     }
 }
 
+impl Refusal {
+    /// The command that clears this refusal in `environment`, once its
+    /// cause is fixed.
+    pub fn remedy(&self, environment: &str) -> String {
+        match self {
+            Self::TestsNotRun { .. } | Self::TestsFailed { .. } => {
+                format!("`stack test -e {environment}` runs the tests of what is deployed")
+            }
+            Self::NotReady { .. } => {
+                format!("`stack status -e {environment}` shows when it is ready")
+            }
+            _ => format!("`stack apply -e {environment}` deploys it"),
+        }
+    }
+}
+
 /// The revision that verifies the release, or why there is none. `ready`
 /// tells whether a revision's object is ready in the cluster (objects that
 /// are gone are not).

@@ -106,7 +106,7 @@ impl PromoteError {
             Self::SecretValue { .. } => "promote the paths around it, and keep the secret in each environment's secrets file".into(),
             Self::NotAValuesFile { environment, .. } => format!("promoting into it would not change `{environment}`: list it under `environments.{environment}.values`, or name one of those files here"),
             Self::NotAMap { .. } => "a values file is a map of keys; fix the file, or start it with `{}`".into(),
-            Self::Refused { from, .. } => format!("run `stack apply -e {from}` until it succeeds, or pass --force to promote anyway (the log records it)"),
+            Self::Refused { .. } => "each line names the command that clears it once its cause is fixed; or pass --force to promote anyway (the log records it)".into(),
             Self::HandEdited { .. } => "to keep the edit, make it in the source environment and promote again (or revert it); --force overwrites it and the log records what it replaced".into(),
             Self::EditFailed { .. } => "simplify the YAML around that key (anchors, comments inside a flow map) or edit it by hand".into(),
             Self::LogLine { .. } => "the log is written by `stack promote`; restore the line from git".into(),

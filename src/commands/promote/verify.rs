@@ -40,7 +40,11 @@ pub fn verify(
         };
         let verdict = gate::verify(&candidate, |object| ready(&objects, object));
         if let Err(refusal) = &verdict {
-            refusals.push(format!("{}: {refusal}", release.id));
+            refusals.push(format!(
+                "{}: {refusal}; {}",
+                release.id,
+                refusal.remedy(&project.environment.environment.name)
+            ));
         }
         let verified = verdict.is_ok();
         provenance.push(Provenance {
