@@ -50,8 +50,12 @@ fn disagreement(step: &Step, real: &Answer, simulator: &Answer) -> Option<Vec<St
         lines.push(format!("  simulator: {}", short(&error(simulator))));
         return Some(lines);
     }
-    let default_fields = (real.status >= 400 && step.watch.is_none())
-        .then(|| compare::ERROR_FIELDS.iter().map(ToString::to_string).collect());
+    let default_fields = (real.status >= 400 && step.watch.is_none()).then(|| {
+        compare::ERROR_FIELDS
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    });
     let fields: Option<Vec<String>> = step.compare.clone().or(default_fields);
     let view = |answer: &Answer| {
         let mut body = answer.body.clone();
@@ -117,7 +121,11 @@ fn the_simulator_answers_the_corpus_as_a_real_api_server_does() {
         .iter()
         .map(|gap| (gap.step.as_str(), gap.reason.as_str()))
         .collect();
-    assert_eq!(known.len(), gaps.len(), "a step is listed twice in known-gaps.yaml");
+    assert_eq!(
+        known.len(),
+        gaps.len(),
+        "a step is listed twice in known-gaps.yaml"
+    );
     let mut report = String::new();
     let mut seen = Vec::new();
     let mut unexpected = Vec::new();
@@ -153,7 +161,10 @@ fn the_simulator_answers_the_corpus_as_a_real_api_server_does() {
             }
             index += 1;
         }
-        report.push_str(&format!("{}: {topic_agree} of {topic_total} agree\n{lines}", topic.topic));
+        report.push_str(&format!(
+            "{}: {topic_agree} of {topic_total} agree\n{lines}",
+            topic.topic
+        ));
         agree += topic_agree;
         total += topic_total;
     }
@@ -162,6 +173,12 @@ fn the_simulator_answers_the_corpus_as_a_real_api_server_does() {
         started.elapsed().as_secs_f64()
     ));
     println!("{report}");
+    if !unexpected.is_empty() {
+        println!("new disagreements, as known-gaps.yaml entries (give each its reason):");
+        for id in &unexpected {
+            println!("- step: {id}\n  reason: ");
+        }
+    }
     stale.extend(
         known
             .keys()

@@ -3,12 +3,14 @@
 //! Normalisation (the only values rewritten before comparing, because two
 //! API servers can never agree on them): every string under a key named
 //! `uid`, `creationTimestamp`, `deletionTimestamp`, `resourceVersion`,
-//! `continue`, `clusterIP`, `time` (managedFields' time) or
+//! `continue`, `clusterIP` or
 //! `[batch.kubernetes.io/]controller-uid` (a Job's selector) becomes `<set>`,
 //! and every item of `clusterIPs` too; a `metadata.name` generated from
 //! `metadata.generateName` keeps the prefix and loses the random suffix.
 //! Presence is still compared: `<set>` on one side and nothing on the other
-//! is a difference.
+//! is a difference. `managedFields` entries lose their `time` and are
+//! sorted by manager, operation and subresource (the real server keeps the
+//! latest writer's entry where it was; clients never read the order).
 
 use serde_json::{Map, Value};
 
@@ -21,7 +23,6 @@ const SERVER_SET: &[&str] = &[
     "continue",
     "clusterIP",
     "clusterIPs",
-    "time",
     "controller-uid",
     "batch.kubernetes.io/controller-uid",
 ];
@@ -44,14 +45,24 @@ pub const ERROR_FIELDS: &[&str] = &[
 pub fn normalise(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
-                if let (Some(Value::String(prefix)), Some(Value::String(name))) =
+            if let Some(Value::Object(metadata)) = map.get_mut("metadata")
+                && let (Some(Value::String(prefix)), Some(Value::String(name))) =
                     (metadata.get("generateName"), metadata.get("name"))
-                    && name.starts_with(prefix.as_str())
-                {
-                    let generated = format!("{prefix}<generated>");
-                    metadata.insert("name".into(), Value::String(generated));
+                && name.starts_with(prefix.as_str())
+            {
+                let generated = format!("{prefix}<generated>");
+                metadata.insert("name".into(), Value::String(generated));
+            }
+            if let Some(Value::Array(entries)) = map.get_mut("managedFields") {
+                for entry in entries.iter_mut() {
+                    if let Some(entry) = entry.as_object_mut() {
+                        entry.remove("time");
+                    }
                 }
+                let key = |entry: &Value| {
+                    ["manager", "operation", "subresource"].map(|field| entry[field].to_string())
+                };
+                entries.sort_by_key(key);
             }
             for (key, item) in map.iter_mut() {
                 if SERVER_SET.contains(&key.as_str()) {
@@ -177,5 +188,9 @@ fn line(path: &str, real: Option<&Value>, simulator: Option<&Value>) -> String {
         }
     };
     let path = if path.is_empty() { "/" } else { path };
-    format!("{path}: real {} / simulator {}", show(real), show(simulator))
+    format!(
+        "{path}: real {} / simulator {}",
+        show(real),
+        show(simulator)
+    )
 }

@@ -109,9 +109,19 @@ pub fn namespace_of(topic: &str, case: &str) -> String {
 pub async fn replay(client: &kube::Client, namespace: &str, case: &Case) -> Vec<Answer> {
     if case.namespace {
         let body = serde_json::json!({"metadata": {"name": namespace}}).to_string();
-        let request = request("POST", "/api/v1/namespaces", "application/json", "json", body.into());
+        let request = request(
+            "POST",
+            "/api/v1/namespaces",
+            "application/json",
+            "json",
+            body.into(),
+        );
         let created = send(client, request).await;
-        assert_eq!(created.status, 201, "namespace {namespace}: {:?}", created.body);
+        assert_eq!(
+            created.status, 201,
+            "namespace {namespace}: {:?}",
+            created.body
+        );
     }
     let mut answers: Vec<Answer> = Vec::new();
     for step in &case.steps {
@@ -145,11 +155,14 @@ async fn perform(
     if let Some(count) = step.watch {
         return watch(client, &path, count).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let request = request(&step.method, &path, accept, body_type, body.clone());
         let answer = send(client, request).await;
-        let done = step.until.as_ref().is_none_or(|until| holds(until, &answer));
+        let done = step
+            .until
+            .as_ref()
+            .is_none_or(|until| holds(until, &answer));
         if done || Instant::now() > deadline {
             return answer;
         }
@@ -169,14 +182,21 @@ fn holds(until: &Until, answer: &Answer) -> bool {
 
 fn substitute(text: &str, namespace: &str, earlier: &[(&str, &Value)], in_path: bool) -> String {
     let mut text = text.replace("{ns}", namespace);
-    while let Some(start) = text.find("{rv").or_else(|| text.find("{uid")).or_else(|| text.find("{continue")) {
+    while let Some(start) = text
+        .find("{rv")
+        .or_else(|| text.find("{uid"))
+        .or_else(|| text.find("{continue"))
+    {
         let end = start + text[start..].find('}').expect("a closing brace");
         let token = &text[start + 1..end];
         let (field, step) = token.split_once('@').unwrap_or((token, ""));
         let body = if step.is_empty() {
             earlier.last().map(|(_, body)| *body)
         } else {
-            earlier.iter().find(|(id, _)| *id == step).map(|(_, body)| *body)
+            earlier
+                .iter()
+                .find(|(id, _)| *id == step)
+                .map(|(_, body)| *body)
         };
         let pointer = match field {
             "rv" => "/metadata/resourceVersion",
@@ -187,7 +207,11 @@ fn substitute(text: &str, namespace: &str, earlier: &[(&str, &Value)], in_path: 
             .and_then(|body| body.pointer(pointer))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let value = if in_path { escape(value) } else { value.to_string() };
+        let value = if in_path {
+            escape(value)
+        } else {
+            value.to_string()
+        };
         text.replace_range(start..=end, &value);
     }
     text
@@ -197,7 +221,9 @@ fn escape(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => char::from(b).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -273,9 +299,14 @@ async fn watch(client: &kube::Client, path: &str, count: usize) -> Answer {
     let mut body = response.into_body();
     let mut buffer = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while buffer.iter().filter(|b| **b == b'\n').count() < count {
+    let mut lines = 0;
+    while lines < count {
         match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(Some(Ok(frame))) => buffer.extend_from_slice(frame.data_ref().map_or(&[][..], |d| d)),
+            Ok(Some(Ok(frame))) => {
+                let data = frame.data_ref().map_or(&[][..], |d| d);
+                lines += data.split(|b| *b == b'\n').count() - 1;
+                buffer.extend_from_slice(data);
+            }
             _ => break,
         }
     }
