@@ -49,10 +49,13 @@ fn list_type(field: &str, items: &[Value]) -> ListType {
     }
 }
 
-/// Maps owned whole (`x-kubernetes-map-type: atomic`): label selectors.
+/// Maps owned whole (`x-kubernetes-map-type: atomic`): label selectors,
+/// and a Service's selector (a map of strings).
 fn atomic_map(field: &str, value: &Map<String, Value>) -> bool {
     field == "selector"
-        && (value.contains_key("matchLabels") || value.contains_key("matchExpressions"))
+        && (value.contains_key("matchLabels")
+            || value.contains_key("matchExpressions")
+            || (!value.is_empty() && value.values().all(Value::is_string)))
 }
 
 /// The key element of a list-map item, with the server's defaults for key
@@ -119,7 +122,6 @@ const SERVER_METADATA: &[&str] = &[
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
     "selfLink",
-    "generateName",
 ];
 
 impl FieldSet {
@@ -211,6 +213,35 @@ impl FieldSet {
                 ListType::Atomic => self.owned = true,
             },
             _ => self.owned = true,
+        }
+    }
+
+    /// An Update's set also owns the maps the update created, as the real
+    /// server records them (`".": {}`): for built-in kinds, maps of strings
+    /// (labels, annotations, data, selectors, limits; no schema is at hand,
+    /// and the typed structs the real server leaves unmarked hold other
+    /// values); for custom resources, every map.
+    pub fn mark_new_maps(&mut self, old: Option<&Value>, new: &Value, custom: bool) {
+        for (element, child) in &mut self.children {
+            let Some(name) = element.strip_prefix("f:") else {
+                continue;
+            };
+            let Some(value) = new.get(name) else {
+                continue;
+            };
+            let before = old.and_then(|old| old.get(name));
+            if let Value::Object(map) = value
+                && name != "metadata"
+                && before.is_none()
+                && !map.is_empty()
+                && !child.children.is_empty()
+                && (custom || map.values().all(Value::is_string))
+            {
+                child.owned = true;
+            }
+            if value.is_object() {
+                child.mark_new_maps(before, value, custom);
+            }
         }
     }
 
@@ -526,6 +557,41 @@ pub fn remove(object: &mut Value, path: &[String]) -> bool {
     items.len() != before
 }
 
+/// Remove the values at `paths` (fields a manager stopped applying), except
+/// where `kept` says another manager still holds them. A list item goes
+/// whole, before its members: removing its key field first would leave the
+/// rest of the item behind, unreachable by key. A key field alone is never
+/// removed (the item stays, so its key does). Returns the paths removed.
+pub fn remove_all(
+    object: &mut Value,
+    paths: &[Path],
+    kept: impl Fn(&[String]) -> bool,
+) -> Vec<Path> {
+    let mut ordered: Vec<&Path> = paths.iter().collect();
+    ordered.sort_by_key(|path| path.len());
+    let mut removed: Vec<Path> = Vec::new();
+    for path in ordered {
+        if removed.iter().any(|gone| path.starts_with(gone)) || kept(path) || is_key_field(path) {
+            continue;
+        }
+        if remove(object, path) {
+            removed.push(path.clone());
+        }
+    }
+    removed
+}
+
+/// Whether a path names a key field of a list-map item (`k:{"name":"B"}/f:name`).
+fn is_key_field(path: &[String]) -> bool {
+    let [.., item, field] = path else {
+        return false;
+    };
+    let (Some(key), Some(field)) = (item.strip_prefix("k:"), field.strip_prefix("f:")) else {
+        return false;
+    };
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|key| key.contains_key(field))
+}
+
 fn step_mut<'a>(value: &'a mut Value, element: &str, field: &str) -> Option<&'a mut Value> {
     if let Some(name) = element.strip_prefix("f:") {
         return value.get_mut(name);
@@ -671,6 +737,40 @@ mod tests {
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
                 "template": {"spec": {"containers": [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}]}}}
         })
+    }
+
+    #[test]
+    fn a_dropped_list_item_is_removed_whole() {
+        let mut object = json!({"spec": {"containers": [{"name": "app", "env": [
+            {"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]}});
+        let before = FieldSet::of_object(&object, false);
+        let now = FieldSet::of_object(
+            &json!({"spec": {"containers": [{"name": "app", "env": [{"name": "A", "value": "1"}]}]}}),
+            false,
+        );
+        let dropped: Vec<Path> = before
+            .paths()
+            .into_iter()
+            .filter(|path| !now.touches(path))
+            .collect();
+        remove_all(&mut object, &dropped, |_| false);
+        assert_eq!(
+            object,
+            json!({"spec": {"containers": [{"name": "app", "env": [{"name": "A", "value": "1"}]}]}})
+        );
+    }
+
+    #[test]
+    fn a_shared_list_item_keeps_its_key() {
+        let mut object = json!({"env": [{"name": "B", "value": "2", "other": "x"}]});
+        let dropped: Vec<Path> =
+            FieldSet::of_object(&json!({"env": [{"name": "B", "value": "2"}]}), false)
+                .paths()
+                .into_iter()
+                .filter(|path| path.len() == 3)
+                .collect();
+        remove_all(&mut object, &dropped, |_| false);
+        assert_eq!(object, json!({"env": [{"name": "B", "other": "x"}]}));
     }
 
     #[test]

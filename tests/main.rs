@@ -8,6 +8,7 @@ mod atomic;
 mod bad_input;
 mod careless;
 mod commands;
+mod conformance;
 mod crash;
 mod errors;
 mod faults;

@@ -552,7 +552,11 @@ async fn bad_selectors_are_400s() {
     let status = error_of(maps.list(&ListParams::default().labels("a in b")).await);
     assert_eq!((status.code, status.reason.as_str()), (400, "BadRequest"));
     let status = error_of(maps.list(&ListParams::default().fields("spec.x=1")).await);
-    assert_eq!(status.message, "field label not supported: spec.x");
+    // The real server's wording (tests/conformance: list-watch/selectors/field-unsupported).
+    assert_eq!(
+        status.message,
+        "\"spec.x\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    );
 }
 
 #[tokio::test]

@@ -67,6 +67,42 @@ fn not_found_text() -> http::Response<ResponseBody> {
     full(404, "text/plain; charset=utf-8", "404 page not found")
 }
 
+/// What the real server answers under a group it serves for a path it does
+/// not (another version, resource or subresource, or a namespaced path of
+/// a cluster-scoped resource): a NotFound Status, not the plain text of an
+/// unknown group (or of a custom resource's group).
+fn not_found_in_group(inner: &Inner, group: &str) -> http::Response<ResponseBody> {
+    let served = group.is_empty()
+        || inner
+            .store()
+            .registry
+            .types()
+            .iter()
+            .any(|t| t.group == group && t.built_in());
+    if !served {
+        return not_found_text();
+    }
+    error_response(&ApiError::not_found_path())
+}
+
+/// Whether a resource has this subresource.
+fn has_subresource(resource: &ResourceType, subresource: &str) -> bool {
+    let core = resource.group.is_empty();
+    match subresource {
+        "status" => resource.status,
+        "scale" => resource.scale,
+        "log"
+        | "eviction"
+        | "binding"
+        | "ephemeralcontainers"
+        | "exec"
+        | "attach"
+        | "portforward" => core && resource.kind == "Pod",
+        "finalize" => core && resource.kind == "Namespace",
+        _ => false,
+    }
+}
+
 /// Query parameters, percent-decoded.
 pub struct Query(HashMap<String, String>);
 
@@ -241,11 +277,13 @@ pub async fn handle(
         ["apis"] => discovery_response(&accept, false, inner),
         ["api", "v1"] => listing(discovery::resource_list(&inner.store().registry, "", "v1")),
         ["apis", group] => listing(discovery::api_group(&inner.store().registry, group)),
-        ["apis", group, version] => listing(discovery::resource_list(
-            &inner.store().registry,
-            group,
-            version,
-        )),
+        ["apis", group, version] => {
+            let document = discovery::resource_list(&inner.store().registry, group, version);
+            match document {
+                Some(document) => json_response(200, &document),
+                None => not_found_in_group(inner, group),
+            }
+        }
         ["api", "v1", rest @ ..] => {
             resource_request(inner, "", "v1", rest, &request, &query, &accept)
         }
@@ -337,8 +375,17 @@ fn resource_request(
     accept: &str,
 ) -> http::Response<ResponseBody> {
     let Some(route) = route(inner, group, version, rest) else {
-        return not_found_text();
+        return not_found_in_group(inner, group);
     };
+    if let Route::Object {
+        resource,
+        subresource: Some(subresource),
+        ..
+    } = &route
+        && !has_subresource(resource, subresource)
+    {
+        return error_response(&ApiError::not_found_path());
+    }
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -376,6 +423,9 @@ fn resource_request(
             Err(error) => error_response(&error),
         };
     }
+    if let Err(error) = check_options(request.method(), query) {
+        return error_response(&error);
+    }
     let result = dispatch(
         inner,
         &route,
@@ -389,6 +439,51 @@ fn resource_request(
         Ok(response) => response,
         Err(error) => error_response(&error),
     }
+}
+
+/// Query options of a write the real server refuses with 422 when they are
+/// not among their values.
+fn check_options(method: &Method, query: &Query) -> Result<(), ApiError> {
+    let kind = match *method {
+        Method::POST => "CreateOptions",
+        Method::PUT => "UpdateOptions",
+        Method::PATCH => "PatchOptions",
+        Method::DELETE => "DeleteOptions",
+        _ => return Ok(()),
+    };
+    if let Some(dry_run) = query.get("dryRun").filter(|d| *d != "All") {
+        let shown = format!("[{}]", json!(dry_run));
+        return Err(ApiError::unsupported_option(
+            kind, "dryRun", &shown, "\"All\"",
+        ));
+    }
+    if let Some(validation) = query
+        .get("fieldValidation")
+        .filter(|v| !["", "Ignore", "Strict", "Warn"].contains(v))
+        .filter(|_| kind != "DeleteOptions")
+    {
+        let supported = "\"\", \"Ignore\", \"Strict\", \"Warn\"";
+        return Err(ApiError::unsupported_option(
+            kind,
+            "fieldValidation",
+            &json!(validation).to_string(),
+            supported,
+        ));
+    }
+    if let Some(policy) = query
+        .get("propagationPolicy")
+        .filter(|p| !["Foreground", "Background", "Orphan"].contains(p))
+        .filter(|_| kind == "DeleteOptions")
+    {
+        let supported = "\"Foreground\", \"Background\", \"Orphan\", \"nil\"";
+        return Err(ApiError::unsupported_option(
+            kind,
+            "propagationPolicy",
+            &json!(policy).to_string(),
+            supported,
+        ));
+    }
+    Ok(())
 }
 
 fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
@@ -632,7 +727,7 @@ fn object_request(
                 "application/strategic-merge-patch+json",
             ];
             if !known.contains(&content_type) {
-                return Err(ApiError::unsupported_media_type(content_type));
+                return Err(ApiError::unsupported_patch_type());
             }
             let body = parse_body(body, content_type)?;
             let (code, object) =
@@ -709,7 +804,9 @@ pub fn list(
         &resource.kind,
     )?;
     let start_after: Option<(String, String)> = match query.get("continue") {
-        Some(token) => Some(decode_continue(token).ok_or_else(|| ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."))?),
+        Some(token) => Some(decode_continue(token).ok_or_else(|| {
+            ApiError::bad_request("invalid continue token: continue key is not valid")
+        })?),
         None => None,
     };
     let limit = query
@@ -749,7 +846,12 @@ pub fn list(
     let mut metadata = json!({"resourceVersion": store.revision.to_string()});
     if let Some((namespace, name)) = next {
         metadata["continue"] = json!(encode_continue(&namespace, &name));
-        metadata["remainingItemCount"] = json!(remaining);
+        // The real server counts what is left only when nothing filters.
+        let filtered = query.get("labelSelector").is_some_and(|s| !s.is_empty())
+            || query.get("fieldSelector").is_some_and(|s| !s.is_empty());
+        if !filtered {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
     Ok(
         json!({"kind": format!("{}List", resource.kind), "apiVersion": resource.api_version(), "metadata": metadata, "items": items}),

@@ -1088,14 +1088,20 @@ fn establish_crds(store: &mut Store) {
             })
             .unwrap_or_default();
         let previous = &crd["status"];
+        let mut accepted = json!({"kind": names["kind"], "listKind": names["listKind"].as_str().map_or_else(|| format!("{}List", text(&names["kind"])), str::to_string),
+            "plural": names["plural"], "singular": names["singular"]});
+        for optional in ["shortNames", "categories"] {
+            if names.get(optional).is_some_and(|v| !v.is_null()) {
+                accepted[optional] = names[optional].clone();
+            }
+        }
         set_status(
             store,
             "apiextensions.k8s.io/customresourcedefinitions",
             "",
             &name,
             json!({
-                "acceptedNames": {"kind": names["kind"], "listKind": names["listKind"].as_str().map_or_else(|| format!("{}List", text(&names["kind"])), str::to_string),
-                    "plural": names["plural"], "singular": names["singular"], "shortNames": names["shortNames"]},
+                "acceptedNames": accepted,
                 "storedVersions": versions,
                 "conditions": [
                     condition(previous, "NamesAccepted", "True", "NoConflicts", "no conflicts found"),

@@ -24,8 +24,15 @@ pub fn apply(kind: &str, object: &mut Value) {
             ] {
                 default(object, pointer, value);
             }
+            default(object, "/spec/jobTemplate/metadata", json!({}));
+            default(
+                object,
+                "/spec/jobTemplate/spec/template/metadata",
+                json!({}),
+            );
             pod_template(object.pointer_mut("/spec/jobTemplate/spec/template"));
         }
+        "Ingress" => default(object, "/status/loadBalancer", json!({})),
         "Pod" => pod_spec(object.pointer_mut("/spec")),
         "Service" => service(object),
         "PersistentVolumeClaim" => {
@@ -33,6 +40,7 @@ pub fn apply(kind: &str, object: &mut Value) {
             default(object, "/status/phase", json!("Pending"));
         }
         "Namespace" => namespace(object),
+        "CustomResourceDefinition" => custom_resource_definition(object),
         "Secret" => secret(object),
         _ => {}
     }
@@ -140,6 +148,11 @@ fn stateful_set(object: &mut Value) {
             "/spec/updateStrategy/rollingUpdate/partition",
             json!(0),
         );
+        default(
+            object,
+            "/spec/updateStrategy/rollingUpdate/maxUnavailable",
+            json!(1),
+        );
     }
     default(object, "/spec/revisionHistoryLimit", json!(10));
     default(
@@ -192,6 +205,7 @@ fn job(object: &mut Value) {
     default(object, "/spec/backoffLimit", json!(6));
     default(object, "/spec/completionMode", json!("NonIndexed"));
     default(object, "/spec/suspend", json!(false));
+    default(object, "/spec/manualSelector", json!(false));
     default(
         object,
         "/spec/podReplacementPolicy",
@@ -299,6 +313,14 @@ fn container(container: &mut Value) {
 }
 
 fn service(object: &mut Value) {
+    if let Some(ingress) = object
+        .pointer_mut("/status/loadBalancer/ingress")
+        .and_then(Value::as_array_mut)
+    {
+        for entry in ingress.iter_mut().filter(|e| e.get("ip").is_some()) {
+            default(entry, "/ipMode", json!("VIP"));
+        }
+    }
     default(object, "/spec/type", json!("ClusterIP"));
     default(object, "/spec/sessionAffinity", json!("None"));
     let kind = object
@@ -361,6 +383,18 @@ fn cluster_ip(object: &Value) -> String {
         (hash ^ u32::from(byte)).wrapping_mul(16_777_619)
     });
     format!("10.96.{}.{}", (hash >> 8) % 256, (hash % 254) + 1)
+}
+
+/// A CRD's names complete (`singular`, `listKind`) and its conversion.
+fn custom_resource_definition(object: &mut Value) {
+    if let Some(kind) = object.pointer("/spec/names/kind").and_then(Value::as_str) {
+        let (singular, list) = (kind.to_lowercase(), format!("{kind}List"));
+        default(object, "/spec/names/singular", json!(singular));
+        default(object, "/spec/names/listKind", json!(list));
+    }
+    if object.pointer("/spec").is_some() {
+        default(object, "/spec/conversion/strategy", json!("None"));
+    }
 }
 
 fn namespace(object: &mut Value) {

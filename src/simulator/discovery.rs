@@ -91,10 +91,18 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
     }
     let mut resources = Vec::new();
     for t in types {
-        resources.push(json!({
+        let mut resource = json!({
             "name": t.plural, "singularName": t.singular, "namespaced": t.namespaced,
-            "kind": t.kind, "verbs": t.verbs(), "shortNames": t.short_names, "categories": t.categories,
-        }));
+            "kind": t.kind, "verbs": t.verbs(),
+        });
+        // Left out when empty, as the real server leaves them out.
+        if !t.short_names.is_empty() {
+            resource["shortNames"] = json!(t.short_names);
+        }
+        if !t.categories.is_empty() {
+            resource["categories"] = json!(t.categories);
+        }
+        resources.push(resource);
         if t.status {
             resources.push(
                 json!({"name": format!("{}/status", t.plural), "singularName": "",

@@ -206,9 +206,18 @@ pub fn update_entries<'a>(
     let changed: Vec<Path> = match old {
         // A new object: everything in it is the creator's.
         None => {
-            let new_fields = fields_of(new);
+            let mut new_fields = fields_of(new);
             if new_fields.is_empty() {
                 return entries;
+            }
+            new_fields.mark_new_maps(None, new, !request.resource.built_in());
+            if request.resource.kind == "Namespace" && request.resource.group.is_empty() {
+                // Set by the namespace strategy, after the field manager ran.
+                new_fields.remove(&[
+                    "f:spec".into(),
+                    "f:finalizers".into(),
+                    "v:\"kubernetes\"".into(),
+                ]);
             }
             return vec![Entry::new(request, "Update", now.into(), new_fields)];
         }
@@ -244,6 +253,7 @@ pub fn update_entries<'a>(
     for path in &changed {
         set.insert(path);
     }
+    set.mark_new_maps(old, new, !request.resource.built_in());
     entries
 }
 

@@ -24,6 +24,7 @@ mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+mod validation;
 mod watch;
 pub mod write;
 

@@ -89,23 +89,28 @@ fn merge_list(target: &mut Value, patch_items: &[Value], field: &str) {
         let Some(items) = target.as_array_mut() else {
             return;
         };
-        for patch_item in patch_items {
-            let key = key_of(patch_item, keys);
-            let position = items.iter().position(|item| key_of(item, keys) == key);
-            let directive = patch_item.get("$patch").and_then(Value::as_str);
-            match (position, directive) {
-                (Some(index), Some("delete")) => {
-                    items.remove(index);
-                }
-                (None, Some("delete")) => {}
-                (Some(index), _) => merge_value(&mut items[index], patch_item, ""),
-                (None, _) => {
-                    let mut fresh = Value::Null;
-                    merge_value(&mut fresh, patch_item, "");
-                    items.push(fresh);
-                }
+        let original = std::mem::take(items);
+        let keys_of_patch: Vec<String> = patch_items.iter().map(|p| key_of(p, keys)).collect();
+        // The patch's items (merged with their originals), in patch order.
+        let mut patched = Vec::new();
+        for (patch_item, key) in patch_items.iter().zip(&keys_of_patch) {
+            if patch_item.get("$patch").and_then(Value::as_str) == Some("delete") {
+                continue;
             }
+            let mut merged = original
+                .iter()
+                .find(|item| key_of(item, keys) == *key)
+                .cloned()
+                .unwrap_or(Value::Null);
+            merge_value(&mut merged, patch_item, "");
+            patched.push(merged);
         }
+        let server_only: Vec<Value> = original
+            .iter()
+            .filter(|item| !keys_of_patch.contains(&key_of(item, keys)))
+            .cloned()
+            .collect();
+        *items = interleave(server_only, patched, &original, keys);
     } else if is_set(field) {
         if !target.is_array() {
             *target = Value::Array(Vec::new());
@@ -129,6 +134,37 @@ fn merge_list(target: &mut Value, patch_items: &[Value], field: &str) {
                 .collect(),
         );
     }
+}
+
+/// The real server's order (`mergeSortedSlice`): the live object's items
+/// the patch does not name are put back among the patch's items, each
+/// before the first patch item that the live object had after it; items new
+/// to the object come first.
+fn interleave(
+    left: Vec<Value>,
+    right: Vec<Value>,
+    original: &[Value],
+    keys: &[&str],
+) -> Vec<Value> {
+    let position = |item: &Value| {
+        let key = key_of(item, keys);
+        original.iter().position(|o| key_of(o, keys) == key)
+    };
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => {
+                matches!((position(l), position(r)), (Some(li), Some(ri)) if li < ri)
+            }
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+    out
 }
 
 fn reorder(items: &mut [Value], order: &[Value], field: &str) {
@@ -166,6 +202,24 @@ mod tests {
         assert_eq!(
             target,
             json!({"spec": {"containers": [{"name": "b", "image": "2"}]}})
+        );
+    }
+
+    #[test]
+    fn strategic_puts_new_items_first_as_the_real_server_does() {
+        let mut target = json!({"env": [{"name": "A"}, {"name": "B"}]});
+        strategic(&mut target, &json!({"env": [{"name": "C"}]}));
+        assert_eq!(
+            target,
+            json!({"env": [{"name": "C"}, {"name": "A"}, {"name": "B"}]})
+        );
+        strategic(
+            &mut target,
+            &json!({"env": [{"name": "B", "value": "2"}, {"name": "D"}]}),
+        );
+        assert_eq!(
+            target,
+            json!({"env": [{"name": "C"}, {"name": "A"}, {"name": "B", "value": "2"}, {"name": "D"}]})
         );
     }
 

@@ -62,6 +62,19 @@ impl ResourceType {
         if self.kind == "Namespace" {
             verbs.retain(|verb| *verb != "deletecollection");
         }
+        if !self.built_in() {
+            // The order a real server lists a custom resource's verbs in.
+            verbs = vec![
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "create",
+                "update",
+                "watch",
+            ];
+        }
         verbs
     }
 

@@ -138,7 +138,7 @@ impl FieldSelector {
             };
             if !supported(kind, field.trim()) {
                 return Err(ApiError::bad_request(format!(
-                    "field label not supported: {}",
+                    "\"{}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",
                     field.trim()
                 )));
             }
@@ -255,7 +255,7 @@ mod tests {
             FieldSelector::parse("spec.foo=x", "Deployment")
                 .unwrap_err()
                 .message,
-            "field label not supported: spec.foo"
+            "\"spec.foo\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
         );
     }
 

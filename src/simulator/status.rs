@@ -36,6 +36,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // The real server leaves an empty reason out (its 500s have none).
+        if self.reason.is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.shift_remove("reason");
+        }
         if !self.details.is_null() {
             status["details"] = self.details.clone();
         }
@@ -51,6 +57,16 @@ impl ApiError {
         )
     }
 
+    /// A path the server does not serve under a group it serves.
+    pub fn not_found_path() -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            Value::Null,
+        )
+    }
+
     pub fn namespace_not_found(namespace: &str) -> Self {
         Self::new(
             404,
@@ -60,17 +76,71 @@ impl ApiError {
         )
     }
 
-    pub fn namespace_terminating(namespace: &str) -> Self {
-        let message = format!(
+    /// A create (of `resource` named `name`) into a namespace being deleted.
+    pub fn namespace_terminating(resource: &ResourceType, name: &str, namespace: &str) -> Self {
+        let cause = format!(
             "unable to create new content in namespace {namespace} because it is being terminated"
         );
+        let mut details = details(resource, name);
+        details["causes"] = json!([
+            {"reason": "NamespaceTerminating", "message": cause, "field": "metadata.namespace"}
+        ]);
         Self::new(
             403,
             "Forbidden",
-            message.clone(),
-            json!({"name": namespace, "kind": "namespaces", "causes": [
-                {"reason": "NamespaceTerminating", "message": message, "field": "metadata.namespace"}
+            format!("{} \"{name}\" is forbidden: {cause}", resource.qualified()),
+            details,
+        )
+    }
+
+    /// A delete whose UID precondition names another object.
+    pub fn uid_precondition(resource: &ResourceType, name: &str, wanted: &str, live: &str) -> Self {
+        let mut details = json!({"name": name, "kind": resource.kind});
+        if !resource.group.is_empty() {
+            details["group"] = json!(resource.group);
+        }
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the UID in the precondition ({wanted}) does not match the UID in record ({live}). The object might have been deleted and then recreated",
+                resource.kind
+            ),
+            details,
+        )
+    }
+
+    /// A query option out of its allowed values (`kind`: CreateOptions,
+    /// UpdateOptions, PatchOptions, DeleteOptions).
+    pub fn unsupported_option(kind: &str, field: &str, shown: &str, supported: &str) -> Self {
+        let text = format!("Unsupported value: {shown}: supported values: {supported}");
+        Self::new(
+            422,
+            "Invalid",
+            format!("{kind}.meta.k8s.io \"\" is invalid: {field}: {text}"),
+            json!({"group": "meta.k8s.io", "kind": kind, "causes": [
+                {"reason": "FieldValueNotSupported", "message": text, "field": field}
             ]}),
+        )
+    }
+
+    /// A PATCH whose content type is no patch type the server knows.
+    pub fn unsupported_patch_type() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "415: Unsupported Media Type",
+            json!({}),
+        )
+    }
+
+    /// A JSON patch that cannot be applied (a failed `test`, a missing path).
+    pub fn json_patch_failed() -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+            json!({}),
         )
     }
 
@@ -144,18 +214,44 @@ impl ApiError {
         reason: &'static str,
         text: &str,
     ) -> Self {
+        Self::invalid_causes(kind, group, name, &[(field.into(), reason, text.into())])
+    }
+
+    /// 422 with every cause found: `(field, reason, message)`.
+    pub fn invalid_causes(
+        kind: &str,
+        group: &str,
+        name: &str,
+        causes: &[(String, &'static str, String)],
+    ) -> Self {
         let qualified = if group.is_empty() {
             kind.to_string()
         } else {
             format!("{kind}.{group}")
         };
+        let described: Vec<String> = causes
+            .iter()
+            .map(|(field, _, text)| format!("{field}: {text}"))
+            .collect();
+        let described = match described.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let mut details = json!({"kind": kind, "causes": causes
+            .iter()
+            .map(|(field, reason, text)| json!({"reason": reason, "message": text, "field": field}))
+            .collect::<Vec<_>>()});
+        if !name.is_empty() {
+            details["name"] = json!(name);
+        }
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
         Self::new(
             422,
             "Invalid",
-            format!("{qualified} \"{name}\" is invalid: {field}: {text}"),
-            json!({"name": name, "group": group, "kind": kind, "causes": [
-                {"reason": reason, "message": text, "field": field}
-            ]}),
+            format!("{qualified} \"{name}\" is invalid: {described}"),
+            details,
         )
     }
 
@@ -192,6 +288,11 @@ impl ApiError {
         );
         error.retry_after = Some(retry_after);
         error
+    }
+
+    /// A 500 worded as is, without a reason.
+    pub fn server_error(message: impl Into<String>) -> Self {
+        Self::new(500, "", message, Value::Null)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

@@ -16,6 +16,7 @@ use crate::simulator::patch;
 use crate::simulator::resources::ResourceType;
 use crate::simulator::status::ApiError;
 use crate::simulator::store::{Action, Store};
+use crate::simulator::validation;
 
 /// Who writes, where, and how.
 #[derive(Debug, Clone)]
@@ -118,7 +119,7 @@ fn check_identity(request: &Request, body: &mut Value) -> Result<(), ApiError> {
         map.remove("namespace");
     }
     string_maps(resource, body)?;
-    validate_name(request)
+    validation::decode(resource, body)
 }
 
 /// Labels and annotations are `map[string]string`: a number or a boolean
@@ -149,35 +150,21 @@ fn string_maps(resource: &ResourceType, body: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate_name(request: &Request) -> Result<(), ApiError> {
-    let name = request.name;
-    let label_only = matches!(request.resource.kind.as_str(), "Namespace" | "Service");
-    let valid_chars = name.chars().all(|c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (c == '.' && !label_only)
-    });
-    let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let max = if label_only { 63 } else { 253 };
-    if name.is_empty() || !valid_chars || !ends_ok || name.len() > max {
-        let rule = if label_only {
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
-        } else {
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-        };
-        return Err(ApiError::invalid(
-            &request.resource.kind,
-            &request.resource.group,
-            name,
-            "metadata.name",
-            "FieldValueInvalid",
-            &format!("Invalid value: \"{name}\": {rule}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Kinds whose objects carry `metadata.generation`.
+/// Kinds whose objects carry `metadata.generation`: those with a spec
+/// and a status written apart, except the core kinds the real server
+/// gives none (Services, Namespaces, volumes, claims, nodes); and custom
+/// resources.
 fn has_generation(resource: &ResourceType) -> bool {
+    let core_without = [
+        "Service",
+        "Namespace",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "Node",
+    ];
+    if resource.group.is_empty() && core_without.contains(&resource.kind.as_str()) {
+        return false;
+    }
     resource.status || resource.group.contains('.') && !resource.group.ends_with("k8s.io")
 }
 
@@ -187,9 +174,9 @@ fn check_namespace(store: &Store, request: &Request) -> Result<(), ApiError> {
     }
     match store.get("/namespaces", "", request.namespace) {
         None => Err(ApiError::namespace_not_found(request.namespace)),
-        Some(namespace) if !namespace["metadata"]["deletionTimestamp"].is_null() => {
-            Err(ApiError::namespace_terminating(request.namespace))
-        }
+        Some(namespace) if !namespace["metadata"]["deletionTimestamp"].is_null() => Err(
+            ApiError::namespace_terminating(request.resource, request.name, request.namespace),
+        ),
         Some(_) => Ok(()),
     }
 }
@@ -224,7 +211,9 @@ fn commit<'a>(
     ownership: Ownership<'a>,
 ) -> Result<(u16, Arc<Value>), ApiError> {
     let old = live.map(Arc::as_ref);
-    // Recomputed below from the live object's entries (a body's are ignored).
+    // `managedFields: [{}]` in a body resets them (as on a real server);
+    // otherwise they are recomputed below from the live object's entries.
+    let reset = new["metadata"]["managedFields"] == json!([{}]);
     managed_fields::clear(&mut new);
     let resource = request.resource;
     let status_write = request.subresource == Some("status");
@@ -336,7 +325,7 @@ fn commit<'a>(
     } else {
         crate::simulator::defaults::apply(&resource.kind, &mut new);
     }
-    validate(resource, &new, request.name)?;
+    validate(resource, &new, old.filter(|_| !status_write), request.name)?;
     normalise(&mut new);
     let entries = match (ownership, old) {
         // A creator's fields are read from the object itself: all are in it.
@@ -358,6 +347,7 @@ fn commit<'a>(
         }
         (Ownership::Applied(entries), _) => prune_entries(entries, old, &new),
     };
+    let entries = if reset { Vec::new() } else { entries };
     set_entries(&mut new, entries);
     if let Some(live) = live {
         if same_but_volatile(live, &new) {
@@ -454,10 +444,26 @@ fn same_but_volatile(old: &Value, new: &Value) -> bool {
 }
 
 /// Whether everything but metadata (and status, when it is a subresource) is equal.
+/// Whether a write leaves what generation counts alone: everything but
+/// metadata and status, and for a Deployment its annotations too (the
+/// real server bumps a Deployment's generation when they change), but for
+/// the revision its controller records (through the status subresource on
+/// a real server, through the main resource here).
 fn same_spec(resource: &ResourceType, old: &Value, new: &Value) -> bool {
+    let annotations = |object: &Value| {
+        let mut annotations = object["metadata"]["annotations"].clone();
+        if let Some(map) = annotations.as_object_mut() {
+            map.shift_remove("deployment.kubernetes.io/revision");
+            if map.is_empty() {
+                return Value::Null;
+            }
+        }
+        annotations
+    };
+    let deployment = resource.kind == "Deployment" && resource.group == "apps";
     same_except(old, new, |key| {
         key == "metadata" || (resource.status && key == "status")
-    })
+    }) && (!deployment || annotations(old) == annotations(new))
 }
 
 /// Map equality over the keys `skip` does not name (plain equality for non-maps).
@@ -473,42 +479,22 @@ fn same_except(old: &Value, new: &Value, skip: impl Fn(&str) -> bool) -> bool {
             .all(|(key, value)| new.get(key) == Some(value))
 }
 
-fn validate(resource: &ResourceType, object: &Value, name: &str) -> Result<(), ApiError> {
-    let selector_kinds = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"];
-    if selector_kinds.contains(&resource.kind.as_str()) {
-        let selector = object["spec"]["selector"]["matchLabels"].as_object();
-        let labels = object["spec"]["template"]["metadata"]["labels"].as_object();
-        let Some(selector) = selector else {
-            return Err(ApiError::invalid(
-                &resource.kind,
-                &resource.group,
-                name,
-                "spec.selector",
-                "FieldValueRequired",
-                "Required value",
-            ));
-        };
-        let matches = selector
-            .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
-        if !matches {
-            let shown: Vec<String> = labels
-                .map(|l| l.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect())
-                .unwrap_or_default();
-            return Err(ApiError::invalid(
-                &resource.kind,
-                &resource.group,
-                name,
-                "spec.template.metadata.labels",
-                "FieldValueInvalid",
-                &format!(
-                    "Invalid value: map[string]string{{{}}}: `selector` does not match template `labels`",
-                    shown.join(", ")
-                ),
-            ));
-        }
+fn validate(
+    resource: &ResourceType,
+    object: &Value,
+    old: Option<&Value>,
+    name: &str,
+) -> Result<(), ApiError> {
+    let causes = validation::causes(resource, object, old);
+    if causes.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(ApiError::invalid_causes(
+        &resource.kind,
+        &resource.group,
+        name,
+        &causes,
+    ))
 }
 
 pub fn create(
@@ -540,7 +526,7 @@ fn create_as(
         .unwrap_or_default()
         .is_empty()
     {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::server_error(
             "resourceVersion should not be set on objects to be created",
         ));
     }
@@ -592,13 +578,7 @@ pub fn patch(
     let mut new = Value::clone(&old);
     match content_type {
         "application/json-patch+json" => {
-            patch::json_patch(&mut new, body).map_err(|message| ApiError {
-                code: 422,
-                reason: "Invalid",
-                message,
-                details: Value::Null,
-                retry_after: None,
-            })?;
+            patch::json_patch(&mut new, body).map_err(|_| ApiError::json_patch_failed())?;
         }
         "application/merge-patch+json" => patch::merge_patch(&mut new, body),
         "application/strategic-merge-patch+json" => {
@@ -607,7 +587,7 @@ pub fn patch(
             }
             patch::strategic(&mut new, body);
         }
-        other => return Err(ApiError::unsupported_media_type(other)),
+        _ => return Err(ApiError::unsupported_patch_type()),
     }
     if let Some(requested) = body["metadata"]["resourceVersion"].as_str()
         && requested
@@ -640,6 +620,16 @@ pub fn apply(
             "FieldValueRequired",
             "Required value: is required for apply patch",
         ));
+    }
+    let (api_version, kind) = (
+        config["apiVersion"].as_str().unwrap_or_default(),
+        config["kind"].as_str().unwrap_or_default(),
+    );
+    if api_version.is_empty() || kind.is_empty() {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {group}/{version}, Kind={kind}"
+        )));
     }
     if config["metadata"].get("managedFields").is_some() {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
@@ -760,31 +750,34 @@ fn remove_dropped(
     else {
         return;
     };
-    let mut dropped: Vec<Path> = previous
+    let dropped: Vec<Path> = previous
         .fields
         .paths()
         .into_iter()
         .filter(|path| !applied.touches(path))
         .collect();
-    dropped.sort_by_key(|path| std::cmp::Reverse(path.len()));
-    for path in dropped {
-        let shared = entries
+    let shared = |path: &[String]| {
+        entries
             .iter()
-            .any(|e| !e.same_owner(manager, "Apply", subresource) && e.fields.touches(&path));
-        if !shared {
-            fields::remove(object, &path);
-            prune_empty_parents(object, &path, entries);
-        }
+            .any(|e| !e.same_owner(manager, "Apply", subresource) && e.fields.touches(path))
+    };
+    for path in fields::remove_all(object, &dropped, shared) {
+        prune_empty_parents(object, &path, entries);
     }
 }
 
-/// After a removal, parents left as empty maps that nobody owns go too.
+/// After a removal, parents left as empty maps or lists that nobody owns
+/// go too (a list whose last item was dropped is removed, as on a real
+/// server).
 fn prune_empty_parents(object: &mut Value, path: &[String], entries: &[Entry]) {
     let mut parent = path.to_vec();
     while parent.len() > 1 {
         parent.pop();
-        let empty = fields::get(object, &parent)
-            .is_some_and(|value| value.as_object().is_some_and(Map::is_empty));
+        let empty = fields::get(object, &parent).is_some_and(|value| match value {
+            Value::Object(map) => map.is_empty(),
+            Value::Array(items) => items.is_empty(),
+            _ => false,
+        });
         let owned = entries.iter().any(|e| e.fields.owns(&parent));
         if !empty || owned {
             break;
@@ -814,7 +807,12 @@ pub fn delete(
         .as_deref()
         .is_some_and(|uid| Some(uid) != metadata["uid"].as_str())
     {
-        return Err(ApiError::conflict(resource, request.name));
+        return Err(ApiError::uid_precondition(
+            resource,
+            request.name,
+            options.uid.as_deref().unwrap_or_default(),
+            metadata["uid"].as_str().unwrap_or_default(),
+        ));
     }
     if options
         .resource_version
