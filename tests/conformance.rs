@@ -24,6 +24,11 @@ use replay::{Answer, Case, Step};
 struct Gap {
     step: String,
     reason: String,
+    /// The real server's answer here depends on how far an eventually
+    /// consistent controller got (a CRD's cleanup under a loaded machine):
+    /// agreeing now and then is not a stale entry.
+    #[serde(default)]
+    timing: bool,
 }
 
 /// Cases replayed at once on each side.
@@ -121,6 +126,11 @@ fn the_simulator_answers_the_corpus_as_a_real_api_server_does() {
         .iter()
         .map(|gap| (gap.step.as_str(), gap.reason.as_str()))
         .collect();
+    let timing: Vec<&str> = gaps
+        .iter()
+        .filter(|gap| gap.timing)
+        .map(|gap| gap.step.as_str())
+        .collect();
     assert_eq!(
         known.len(),
         gaps.len(),
@@ -145,7 +155,9 @@ fn the_simulator_answers_the_corpus_as_a_real_api_server_does() {
                     (None, false) => topic_agree += 1,
                     (None, true) => {
                         topic_agree += 1;
-                        stale.push(id);
+                        if !timing.contains(&id.as_str()) {
+                            stale.push(id);
+                        }
                     }
                     (Some(differences), listed) => {
                         let mark = if listed { "known gap" } else { "NEW" };
