@@ -67,7 +67,7 @@ pub fn states(test: &Test, release: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn last_states(test: &Test, release: &str, count: usize) -> Vec<String> {
+pub fn last_states(test: &Test, release: &str, count: usize) -> Vec<String> {
     let states = states(test, release);
     states[states.len().saturating_sub(count)..]
         .iter()
@@ -211,11 +211,17 @@ fn a_failing_test_job_fails_the_release_prints_its_log_and_is_rolled_back() {
 #[test]
 fn atomic_stack_undoes_every_release_the_run_changed() {
     let mut seen = Seen::default();
-    let test = deployed();
+    undo_whole_run(&deployed(), "progress-deadline", &mut seen);
+}
+
+/// `--atomic=stack` on the deployed example whose frontend now fails with
+/// `fault`: every release the run changed is undone, the frontend rolled
+/// back, and the diff is empty once the fault is gone.
+pub fn undo_whole_run(test: &Test, fault: &str, seen: &mut Seen) {
     let original = test.read("stacks/charts/frontend/values.yaml");
     let values = original.replace(
         "podAnnotations: {}",
-        "podAnnotations: {sim.stack.dev/fail: progress-deadline}",
+        &format!("podAnnotations: {{sim.stack.dev/fail: {fault}}}"),
     );
     std::fs::write(
         test.path().join("stacks/charts/frontend/values.yaml"),
@@ -242,13 +248,13 @@ fn atomic_stack_undoes_every_release_the_run_changed() {
     );
     for release in ["namespaces", "network-policies", "postgres", "backend"] {
         assert_eq!(
-            last_states(&test, release, 3),
+            last_states(test, release, 3),
             ["superseded", "rolled-back", "deployed"],
             "{release}"
         );
     }
     assert_eq!(
-        last_states(&test, "frontend", 3),
+        last_states(test, "frontend", 3),
         ["superseded", "failed", "deployed"]
     );
     std::fs::write(

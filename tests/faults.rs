@@ -324,18 +324,9 @@ fn two_applies_started_together_one_runs_the_other_names_the_holder() {
     let test = Test::example();
     let _server = Server::start(test.path(), &[]);
     seen.keep(test.stack(&["apply", "-q"]).success());
-    let (mut first, mut first_output, lines) = start_slow_apply(&test);
-    let second = seen.keep(test.stack(&["apply", "--set", &slow_rollout()]).code(1));
-    assert!(
-        second.stderr.contains("another run holds the lock"),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains(&format!("(pid {})", first.id())),
-        "{}",
-        second.stderr
-    );
+    let (mut first, mut first_output, lines) = start_slow_apply(&test, SLOW);
+    let second = seen.keep(test.stack(&["apply", "--set", &slow_rollout(SLOW)]).code(1));
+    names_the_holder(&second, &first);
     first_output.extend(lines.map(|line| line + "\n"));
     let status = first.wait().expect("wait for the first apply");
     assert!(status.success(), "{first_output}");
@@ -346,16 +337,35 @@ fn two_applies_started_together_one_runs_the_other_names_the_holder() {
     });
 }
 
-/// The `--set` that makes the backend's rollout take 250 simulated seconds.
-fn slow_rollout() -> String {
-    format!("{}=250", POD_FAULT.replace("fail", "rollout-seconds"))
+/// A run refused the lock names the one holding it, by its pid.
+#[track_caller]
+pub fn names_the_holder(refused: &crate::harness::Output, holder: &std::process::Child) {
+    shows_all(
+        &refused.stderr,
+        &[
+            "another run holds the lock default/stack-lock.",
+            &format!("(pid {})", holder.id()),
+        ],
+    );
 }
 
-/// Start `stack apply` with a slow backend rollout; the stderr lines up to
-/// the one where it waits for the backend.
-fn start_slow_apply(test: &Test) -> (std::process::Child, String, impl Iterator<Item = String>) {
+/// The `--set` that makes the backend's rollout take `seconds` (simulated
+/// seconds on the simulator, real ones on a real cluster).
+pub fn slow_rollout(seconds: u32) -> String {
+    format!("{}={seconds}", POD_FAULT.replace("fail", "rollout-seconds"))
+}
+
+/// How long the simulator tests' slow rollouts take.
+const SLOW: u32 = 250;
+
+/// Start `stack apply` with a backend rollout of `seconds`; the stderr
+/// lines up to the one where it waits for the backend.
+pub fn start_slow_apply(
+    test: &Test,
+    seconds: u32,
+) -> (std::process::Child, String, impl Iterator<Item = String>) {
     let mut child = test
-        .command(&["apply", "--set", &slow_rollout()])
+        .command(&["apply", "--set", &slow_rollout(seconds)])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start apply");
@@ -380,7 +390,7 @@ fn sigterm_starts_nothing_new_lets_the_release_in_flight_finish_and_releases_the
     let test = Test::example();
     let server = Server::start(test.path(), &[]);
     seen.keep(test.stack(&["apply", "-q"]).success());
-    let (mut child, mut stderr, rest) = start_slow_apply(&test);
+    let (mut child, mut stderr, rest) = start_slow_apply(&test, SLOW);
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -415,7 +425,7 @@ fn recover_forward_applies_the_pending_revision_again() {
     let test = Test::example();
     let server = Server::start(test.path(), &[]);
     seen.keep(test.stack(&["apply", "-q"]).success());
-    let (mut child, _, _) = start_slow_apply(&test);
+    let (mut child, _, _) = start_slow_apply(&test, SLOW);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     // A pending release is not ready, whatever its previous revision was.
@@ -431,8 +441,14 @@ fn recover_forward_applies_the_pending_revision_again() {
     );
     seen.keep(test.stack(&["status", "--check"]).code(1));
     let output = seen.keep(
-        test.stack(&["apply", "--recover", "forward", "--set", &slow_rollout()])
-            .success(),
+        test.stack(&[
+            "apply",
+            "--recover",
+            "forward",
+            "--set",
+            &slow_rollout(SLOW),
+        ])
+        .success(),
     );
     assert!(
         output

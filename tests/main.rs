@@ -15,6 +15,7 @@ mod faults;
 mod kubectl;
 mod promote;
 mod real;
+mod real_faults;
 mod secrets;
 mod selection;
 mod simulator;

@@ -40,6 +40,31 @@ fn promote(test: &Test, extra: &[&str]) -> crate::harness::Output {
     test.stack(&args)
 }
 
+/// A test of the backend that fails (on the simulator, which reads the
+/// Job's annotation, and on a real cluster's kwok, which reads its pods').
+pub const FAILING_TEST: (&str, &str) = (
+    "stacks/charts/backend/templates/tests/failing.yaml",
+    "
+    apiVersion: batch/v1
+    kind: Job
+    metadata:
+      name: backend-failing-test
+      annotations:
+        sim.stack.dev/fail: job-failed
+    spec:
+      backoffLimit: 0
+      template:
+        metadata:
+          annotations:
+            sim.stack.dev/fail: job-failed
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: check
+              image: curlimages/curl:8.10.1
+    ",
+);
+
 /// The original staging file with development's two versions in it.
 fn promoted_staging(original: &str) -> String {
     original
@@ -183,25 +208,7 @@ fn promotion_is_refused_after_an_apply_whose_tests_failed() {
         .replace("\"1.5.0\"", "\"1.6.0\"");
     let test = test
         .file("environments/development.yaml", &development)
-        .file(
-            "stacks/charts/backend/templates/tests/failing.yaml",
-            "
-            apiVersion: batch/v1
-            kind: Job
-            metadata:
-              name: backend-failing-test
-              annotations:
-                sim.stack.dev/fail: job-failed
-            spec:
-              backoffLimit: 0
-              template:
-                spec:
-                  restartPolicy: Never
-                  containers:
-                    - name: check
-                      image: curlimages/curl:8.10.1
-            ",
-        );
+        .file(FAILING_TEST.0, FAILING_TEST.1);
     let _ = test.stack(&["apply", "-q", "-e", "development"]);
     let original = test.read(STAGING);
     let output = promote(&test, &[]).code(1);

@@ -2,7 +2,8 @@
 //! `harness::real`), the referee for what the simulator only rehearses.
 //! Each test starts its own cluster; objects are checked with kubectl.
 
-use crate::atomic::{POD_FAULT, Seen};
+use crate::atomic::{POD_FAULT, Seen, last_states};
+use crate::faults::{slow_rollout, start_slow_apply};
 use crate::harness::Test;
 use crate::harness::real::{CONTEXT, RealCluster};
 
@@ -203,4 +204,125 @@ fn a_crash_loop_is_rolled_back_on_a_real_cluster() {
     // Rolled back: the previous spec is live again, and the diff is empty.
     assert_eq!(replicas(&cluster), 1);
     seen.keep(test.stack(&["diff", "--detailed-exitcode"]).code(0));
+}
+
+#[test]
+fn one_apply_holds_the_lock_and_a_killed_one_is_recovered_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let test = cluster.example();
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    let (mut first, _, _) = start_slow_apply(&test, 120);
+    let second = seen.keep(test.stack(&["apply", "--set", &slow_rollout(120)]).code(1));
+    crate::faults::names_the_holder(&second, &first);
+    // kill -9 while it waits: its revision is left pending, the lock held
+    // by a process that is gone.
+    first.kill().expect("kill -9");
+    first.wait().expect("reap");
+    seen.keep(test.stack(&["status", "--check"]).code(1));
+    assert_eq!(last_states(&test, "backend", 1), ["pending"]);
+    // The next apply takes the lock over and rolls the pending revision
+    // back (the default recovery), then finds nothing else to do.
+    let recovered = seen.keep(test.stack(&["apply"]).success());
+    assert!(
+        recovered
+            .stderr
+            .contains("left pending by an interrupted run"),
+        "{}",
+        recovered.stderr
+    );
+    let backend = cluster
+        .get("deployment", "apps", "backend")
+        .expect("backend");
+    assert!(
+        backend["spec"]["template"]["metadata"]["annotations"]["sim.stack.dev/rollout-seconds"]
+            .is_null(),
+        "the pending revision's change is undone: {backend}"
+    );
+    seen.keep(test.stack(&["status", "--check"]).success());
+    seen.keep(test.stack(&["diff", "--detailed-exitcode"]).code(0));
+    let leases = cluster.kubectl(&["get", "leases", "-n", "default", "-o", "name"]);
+    assert!(
+        !leases.stdout.contains("stack-lock."),
+        "the lock is released: {}",
+        leases.stdout
+    );
+}
+
+#[test]
+fn test_jobs_pass_and_fail_and_gate_promotion_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let test = cluster.example();
+    let applied = seen.keep(test.stack(&["apply", "-e", "development"]).success());
+    assert!(
+        applied.stderr.contains("Job/backend-smoke-test"),
+        "the backend's test ran: {}",
+        applied.stderr
+    );
+    let staging = test.read("environments/staging.yaml");
+    seen.keep(
+        test.stack(&[
+            "promote",
+            "--from",
+            "development",
+            "--to",
+            "staging",
+            "--dry-run",
+        ])
+        .success(),
+    );
+    // A new version whose test fails: rolled back, and promotion refused.
+    let development = test
+        .read("environments/development.yaml")
+        .replace("\"1.5.0\"", "\"1.6.0\"");
+    let test = test
+        .file("environments/development.yaml", &development)
+        .file(
+            crate::promote::FAILING_TEST.0,
+            crate::promote::FAILING_TEST.1,
+        );
+    let failed = seen.keep(test.stack(&["apply", "-e", "development"]).code(3));
+    assert!(
+        failed
+            .stderr
+            .contains("test failed: Job/backend-failing-test failed"),
+        "{}",
+        failed.stderr
+    );
+    let image = cluster
+        .get("deployment", "apps", "backend")
+        .expect("backend")["spec"]["template"]["spec"]["containers"][0]["image"]
+        .clone();
+    assert!(
+        image.as_str().is_some_and(|i| i.ends_with(":1.5.0")),
+        "rolled back to the tested version: {image}"
+    );
+    let refused = seen.keep(
+        test.stack(&["promote", "--from", "development", "--to", "staging"])
+            .code(1),
+    );
+    assert!(
+        refused.stderr.contains("failed its tests"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(test.read("environments/staging.yaml"), staging);
+}
+
+#[test]
+fn atomic_stack_undoes_the_whole_run_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let test = cluster.example();
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    // A crash loop: kwok trips a progress deadline only after 600 s.
+    crate::atomic::undo_whole_run(&test, "crash-loop", &mut seen);
+    assert_eq!(replicas(&cluster), 1, "the backend is undone too");
 }

@@ -6,6 +6,7 @@
 //! code for both.
 
 pub mod apply;
+pub mod contact;
 pub mod crash;
 pub mod live;
 pub mod resources;
@@ -31,6 +32,13 @@ pub enum ClusterError {
     Kubeconfig(String),
     #[error("cannot connect to the cluster: {0}")]
     Client(String),
+    /// The first request to a cluster failed; why, in the user's terms.
+    #[error("{cluster} at {server}: {problem}")]
+    FirstContact {
+        cluster: String,
+        server: String,
+        problem: Unanswered,
+    },
     #[error("environment `{environment}` is not a simulated cluster")]
     NotSimulated { environment: String },
     #[error(
@@ -54,7 +62,52 @@ impl ClusterError {
             Self::Kubeconfig(_) => {
                 Some("check --kubeconfig / KUBECONFIG and the environment's `kubeContext`".into())
             }
+            Self::FirstContact {
+                cluster, problem, ..
+            } => Some(problem.hint(cluster)),
             _ => None,
+        }
+    }
+}
+
+/// Why a cluster did not answer the first request.
+#[derive(Debug, thiserror::Error)]
+pub enum Unanswered {
+    #[error("the credentials were refused (401 Unauthorized)")]
+    Unauthorized,
+    #[error("the server's certificate is not trusted: {0}")]
+    Certificate(String),
+    #[error("nothing answers: {0}")]
+    Unreachable(String),
+    #[error("discovery failed: {0}")]
+    Other(String),
+}
+
+impl Unanswered {
+    fn of(error: &kube::Error) -> Self {
+        let innermost = retry::causes(error)
+            .last()
+            .map_or_else(|| error.to_string(), ToString::to_string);
+        match error {
+            kube::Error::Api(status) if status.code == 401 => Self::Unauthorized,
+            _ if retry::is_certificate(error) => Self::Certificate(innermost),
+            kube::Error::HyperError(_) | kube::Error::Service(_) => Self::Unreachable(innermost),
+            _ => Self::Other(error.to_string()),
+        }
+    }
+
+    fn hint(&self, cluster: &str) -> String {
+        match self {
+            Self::Unauthorized => format!(
+                "check the user of {cluster} in the kubeconfig: its token, client certificate or exec plugin may be wrong or expired"
+            ),
+            Self::Certificate(_) => format!(
+                "check `certificate-authority` / `certificate-authority-data` of {cluster}'s cluster in the kubeconfig: it must be the CA that signed the server's certificate"
+            ),
+            Self::Unreachable(_) => format!(
+                "is the cluster up, and is the `server` of {cluster}'s cluster in the kubeconfig right? Nothing was changed"
+            ),
+            Self::Other(_) => "check that the cluster is reachable; nothing was changed".into(),
         }
     }
 }
@@ -64,6 +117,8 @@ pub struct Cluster {
     pub client: kube::Client,
     /// How to name it to the user: a context, or the simulated cluster's address.
     pub name: String,
+    /// The API server's address.
+    pub server: String,
     /// The simulator, when this process runs it.
     pub simulator: Option<Simulator>,
     owner: Option<Owner>,
@@ -132,12 +187,14 @@ impl Cluster {
                     "simulated cluster {}",
                     crate::diagnostic::display_path(&dir)
                 ),
+                server: "this process".into(),
                 simulator: Some(owner.simulator.clone()),
                 owner: Some(owner),
             }),
             Opened::Remote(address) => Ok(Self {
                 client: http_client(address)?,
-                name: format!("simulated cluster at http://{address}"),
+                name: "simulated cluster".into(),
+                server: format!("http://{address}"),
                 simulator: None,
                 owner: None,
             }),
@@ -159,30 +216,48 @@ impl Cluster {
             None => kube::Config::from_kubeconfig(&options).await,
         }
         .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
-        let name =
-            context.map_or_else(|| "current context".to_string(), |c| format!("context {c}"));
-        let client =
-            kube::Client::try_from(config).map_err(|e| ClusterError::Client(e.to_string()))?;
-        Ok(Self {
-            client,
-            name,
-            simulator: None,
-            owner: None,
-        })
+        let name = context.map_or_else(
+            || "the current context".to_string(),
+            |c| format!("context `{c}`"),
+        );
+        Self::from_config(config, name)
     }
 
     async fn inferred() -> Result<Self, ClusterError> {
         let config = kube::Config::infer()
             .await
             .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        Self::from_config(config, "the current context".into())
+    }
+
+    fn from_config(config: kube::Config, name: String) -> Result<Self, ClusterError> {
+        let server = config.cluster_url.to_string();
         let client =
             kube::Client::try_from(config).map_err(|e| ClusterError::Client(e.to_string()))?;
         Ok(Self {
             client,
-            name: "current context".into(),
+            name,
+            server: server.trim_end_matches('/').to_string(),
             simulator: None,
             owner: None,
         })
+    }
+
+    /// The first requests of a run: what the cluster serves. A cluster
+    /// that does not answer, refuses the credentials or presents a
+    /// certificate the kubeconfig does not trust is named with what to check,
+    /// after a short retry: nothing has been written yet.
+    pub async fn first_contact(
+        &self,
+        client: &kube::Client,
+    ) -> Result<resources::Resources, ClusterError> {
+        resources::Resources::discover(client, retry::FIRST_CONTACT)
+            .await
+            .map_err(|error| ClusterError::FirstContact {
+                cluster: self.name.clone(),
+                server: self.server.clone(),
+                problem: Unanswered::of(&error),
+            })
     }
 
     /// Let other processes finish with our simulator, then release it.

@@ -20,12 +20,22 @@ pub struct Resources {
 }
 
 impl Resources {
-    pub async fn discover(client: &kube::Client) -> Result<Self, kube::Error> {
-        let discovery =
-            match super::retry::retry(|| Discovery::new(client.clone()).run_aggregated()).await {
-                Ok(discovery) => discovery,
-                Err(_) => super::retry::retry(|| Discovery::new(client.clone()).run()).await?,
-            };
+    /// What the cluster serves, retried for `patience`: aggregated
+    /// discovery, or the legacy kind when the server does not serve that.
+    pub async fn discover(
+        client: &kube::Client,
+        patience: std::time::Duration,
+    ) -> Result<Self, kube::Error> {
+        let aggregated =
+            super::retry::retry_for(patience, || Discovery::new(client.clone()).run_aggregated())
+                .await;
+        let discovery = match aggregated {
+            Ok(discovery) => discovery,
+            Err(kube::Error::Api(status)) if matches!(status.code, 404 | 406 | 415) => {
+                super::retry::retry_for(patience, || Discovery::new(client.clone()).run()).await?
+            }
+            Err(error) => return Err(error),
+        };
         let mut by_kind = HashMap::new();
         for group in discovery.groups() {
             for version in group.versions() {

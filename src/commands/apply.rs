@@ -146,6 +146,7 @@ fn snapshot(
 fn verdict(finished: &[Finished], interrupted: bool) -> Result<u8, Errors> {
     let mut reasons = Vec::new();
     let mut code = 0;
+    let mut lost = false;
     for done in finished {
         let (reason, worst) = match &done.outcome {
             Outcome::Failed { error, rollback } => (format!("{}: {error}", done.id), rollback),
@@ -168,6 +169,13 @@ fn verdict(finished: &[Finished], interrupted: bool) -> Result<u8, Errors> {
             Rollback::Left => (EXIT_ERROR, "left in place".into()),
             Rollback::Failed { error } => {
                 (EXIT_ROLLBACK_FAILED, format!("ROLLBACK FAILED: {error}"))
+            }
+            Rollback::NotAttempted => {
+                lost = true;
+                (
+                    EXIT_ERROR,
+                    "left pending (what it applied stays; no rollback was tried)".into(),
+                )
             }
         };
         code = worst_code(code, release_code);
@@ -192,6 +200,9 @@ fn verdict(finished: &[Finished], interrupted: bool) -> Result<u8, Errors> {
         }
         EXIT_ROLLBACK_FAILED => {
             "act now: the releases marked ROLLBACK FAILED are between revisions; `stack status` shows where each stands, `stack rollback RELEASE REVISION` restores one by hand, and the next `stack apply` retries"
+        }
+        _ if lost => {
+            "once the cluster answers again, run `stack apply`: it recovers the releases left pending (`stack status` shows them)"
         }
         _ => {
             "the failure is left in place for debugging; `stack rollback RELEASE` restores the previous revision"
@@ -269,6 +280,7 @@ fn describe(outcome: &Outcome) -> (&'static str, Option<u32>) {
             Rollback::NothingChanged => ("failed, nothing changed", None),
             Rollback::Left => ("failed", None),
             Rollback::Failed { .. } => ("failed, ROLLBACK FAILED", None),
+            Rollback::NotAttempted => ("left pending", None),
         },
         Outcome::Skipped { .. } => ("skipped", None),
         Outcome::Undone { rollback } => match rollback {

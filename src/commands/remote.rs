@@ -24,19 +24,22 @@ where
             settings.kube_context.as_deref(),
         )
         .await?;
-        let reporter = Reporter::for_terminal(settings.quiet, settings.verbose);
-        let session = Session::new(
-            crate::cluster::crash::wrap(cluster.client.clone()),
-            Masker::new(settings.show_secrets),
-            reporter,
-            stack_name(project),
-            git_commit(project),
-        )
-        .await
-        .map_err(Errors::from);
-        let result = match session {
-            Ok(session) => work(std::sync::Arc::new(session)).await,
-            Err(errors) => Err(errors),
+        let contact = crate::cluster::contact::Contact::new(&cluster.server);
+        let client = crate::cluster::crash::wrap(contact.wrap(cluster.client.clone()));
+        let result = match cluster.first_contact(&client).await {
+            Ok(resources) => {
+                let session = Session::new(
+                    client,
+                    contact,
+                    resources,
+                    Masker::new(settings.show_secrets),
+                    Reporter::for_terminal(settings.quiet, settings.verbose),
+                    stack_name(project),
+                    git_commit(project),
+                );
+                work(std::sync::Arc::new(session)).await
+            }
+            Err(error) => Err(Errors::from(error)),
         };
         cluster.close().await;
         result

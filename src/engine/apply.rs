@@ -29,10 +29,25 @@ pub async fn apply_release(
         session.reporter.detail(id, "unchanged");
         return Outcome::Unchanged;
     }
-    let (error, revision) = match run(session, release, rendered, plan).await {
+    let result = tokio::select! {
+        result = run(session, release, rendered, plan) => result,
+        lost = session.contact.until_lost() => Err((lost.to_string(), None)),
+    };
+    let (error, revision) = match result {
         Ok(number) => return Outcome::Deployed { revision: number },
         Err(failure) => failure,
     };
+    if let Some(lost) = session.contact.lost() {
+        // Nothing can be rolled back on a cluster that does not answer:
+        // the revision stays pending, and the next apply recovers it.
+        session
+            .reporter
+            .line(id, &format!("stopped: {lost}; left pending"));
+        return Outcome::Failed {
+            error: lost.to_string(),
+            rollback: Rollback::NotAttempted,
+        };
+    }
     session.reporter.line(id, &format!("failed: {error}"));
     let atomic = session.atomic.unwrap_or(release.options.atomic);
     let Some(revision) = revision else {

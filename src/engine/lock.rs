@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-use crate::cluster::retry::retry;
+use crate::cluster::retry::{retry, retry_for};
 use crate::engine::EngineError;
 use crate::engine::interrupt::Interrupt;
 
@@ -226,10 +226,13 @@ async fn renew(api: Api<Lease>, name: String, lost: Interrupt) {
 }
 
 impl Lock {
-    /// Give the lock back (delete the Lease, if it is still ours).
+    /// Give the lock back (delete the Lease, if it is still ours). Tried
+    /// briefly: a lease left behind expires by itself, and a run whose
+    /// cluster stopped answering should not wait longer to say so.
     pub async fn release(self) {
         self.renewal.abort();
-        let Ok(Some(current)) = retry(|| self.api.get_opt(&self.name)).await else {
+        let brief = crate::cluster::retry::FIRST_CONTACT;
+        let Ok(Some(current)) = retry_for(brief, || self.api.get_opt(&self.name)).await else {
             return;
         };
         let ours = current
@@ -238,7 +241,7 @@ impl Lock {
             .is_some_and(|h| h == identity());
         if ours {
             let params = DeleteParams::default();
-            let _ = retry(|| self.api.delete(&self.name, &params)).await;
+            let _ = retry_for(brief, || self.api.delete(&self.name, &params)).await;
         }
     }
 }

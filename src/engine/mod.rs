@@ -26,6 +26,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
+use crate::cluster::contact::Contact;
 use crate::cluster::live::{self, LiveState};
 use crate::cluster::resources::Resources;
 use crate::diff::{self, Comparison, FIELD_MANAGER};
@@ -84,6 +85,8 @@ impl EngineError {
 /// Everything a run shares.
 pub struct Session {
     pub client: kube::Client,
+    /// Whether the cluster still answers.
+    pub contact: Contact,
     pub resources: RwLock<Resources>,
     pub masker: Masker,
     pub reporter: Reporter,
@@ -107,18 +110,19 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn new(
+    /// A session on a cluster whose `resources` were discovered.
+    pub fn new(
         client: kube::Client,
+        contact: Contact,
+        resources: Resources,
         masker: Masker,
         reporter: Reporter,
         stack_name: String,
         commit: Option<String>,
-    ) -> Result<Self, EngineError> {
-        let resources = Resources::discover(&client)
-            .await
-            .map_err(EngineError::api("discovery failed"))?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             client,
+            contact,
             resources: RwLock::new(resources),
             masker,
             reporter,
@@ -132,7 +136,7 @@ impl Session {
             tests: None,
             interrupt: interrupt::Interrupt::default(),
             feeds: feeds::Feeds::default(),
-        })
+        }
     }
 }
 

@@ -83,7 +83,12 @@ pub async fn api_for(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
-        if let Ok(fresh) = crate::cluster::resources::Resources::discover(&session.client).await {
+        if let Ok(fresh) = crate::cluster::resources::Resources::discover(
+            &session.client,
+            crate::cluster::retry::PATIENCE,
+        )
+        .await
+        {
             *session.resources.write().await = fresh;
         }
     }

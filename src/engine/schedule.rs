@@ -28,6 +28,9 @@ pub enum Rollback {
     Left,
     /// The rollback failed too.
     Failed { error: String },
+    /// Not tried: the cluster stopped answering. The revision stays
+    /// pending, for the next `stack apply` to recover.
+    NotAttempted,
 }
 
 /// How one release ended in a run.
@@ -66,6 +69,10 @@ impl Outcome {
                 rollback: Rollback::Failed { .. },
                 ..
             } => "failed, ROLLBACK FAILED".into(),
+            Self::Failed {
+                rollback: Rollback::NotAttempted,
+                ..
+            } => "left pending".into(),
             Self::Failed { .. } => "failed".into(),
             Self::Skipped { because } => format!("skipped: {because}"),
             Self::Undone { .. } => "undone".into(),
@@ -149,6 +156,8 @@ pub async fn apply(
                 let failed_need = needs.iter().find(|n| state[n] == Some(false));
                 let because = if session.interrupt.is_set() {
                     Some("the run was interrupted".to_string())
+                } else if session.contact.lost().is_some() {
+                    Some("the cluster stopped answering".to_string())
                 } else {
                     failed_need
                         .map(|&n| format!("its need {} did not succeed", project.releases[n].id))

@@ -93,8 +93,24 @@ impl RealCluster {
             .count()
     }
 
-    /// Kill the API server (`kill -9`), or start it again as it was.
-    pub fn apiserver(&self, action: &str) {
+    /// The folder holding the cluster's state, logs and kubeconfig.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The API server's address, as the kubeconfig names it.
+    pub fn server(&self) -> String {
+        let kubeconfig = std::fs::read_to_string(&self.kubeconfig).expect("read the kubeconfig");
+        kubeconfig
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("server: "))
+            .expect("a server in the kubeconfig")
+            .to_string()
+    }
+
+    /// Run a component action of the script (`kill-apiserver`,
+    /// `restart-etcd`, ...) on this cluster.
+    pub fn component(&self, action: &str) {
         let done = output_of(Command::new(script()).arg(action).arg(self.dir.path()));
         assert_eq!(done.code, 0, "{action}: {}", done.stderr);
     }
