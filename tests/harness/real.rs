@@ -76,19 +76,33 @@ impl RealCluster {
     /// controllers' own writes are not in it, kubectl's and the script's are
     /// told apart by their user agent.
     pub fn writes_by_stack(&self) -> usize {
+        self.audited(|verb, uri| {
+            matches!(
+                verb,
+                "create" | "update" | "patch" | "delete" | "deletecollection"
+            ) && !uri.contains("dryRun=")
+        })
+    }
+
+    /// Requests of any kind `stack` has made so far.
+    pub fn requests_by_stack(&self) -> usize {
+        self.audited(|_, _| true)
+    }
+
+    /// Completed requests of `stack` (it sends no user agent) whose verb
+    /// and URI `keep`, from the audit log.
+    fn audited(&self, keep: impl Fn(&str, &str) -> bool) -> usize {
         let log =
             std::fs::read_to_string(self.dir.path().join("logs/audit.log")).unwrap_or_default();
         log.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|entry| {
-                let agent = entry["userAgent"].as_str().unwrap_or("stack");
-                let uri = entry["requestURI"].as_str().unwrap_or_default();
-                agent.starts_with("stack")
-                    && matches!(
-                        entry["verb"].as_str(),
-                        Some("create" | "update" | "patch" | "delete" | "deletecollection")
+                entry["userAgent"].as_str().unwrap_or("stack").starts_with("stack")
+                    && entry["stage"] == "ResponseComplete"
+                    && keep(
+                        entry["verb"].as_str().unwrap_or_default(),
+                        entry["requestURI"].as_str().unwrap_or_default(),
                     )
-                    && !uri.contains("dryRun=")
             })
             .count()
     }
