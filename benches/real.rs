@@ -61,7 +61,10 @@ fn stack(cluster: &RealCluster, dir: &Path, args: &[&str]) -> (Duration, String)
         "stack {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    (elapsed, String::from_utf8_lossy(&output.stdout).into_owned())
+    (
+        elapsed,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
 }
 
 /// `kubectl ARGS` against `cluster`, with its discovery cache in `home`.
@@ -105,11 +108,7 @@ fn ratio(theirs: Duration, ours: Duration) -> f64 {
 fn on_real_cluster(dir: &Path) {
     let path = dir.join("stack.yaml");
     let stack = std::fs::read_to_string(&path).expect("read the stack");
-    let real = stack.replacen(
-        "cluster: simulated",
-        &format!("kubeContext: {CONTEXT}"),
-        1,
-    );
+    let real = stack.replacen("cluster: simulated", &format!("kubeContext: {CONTEXT}"), 1);
     std::fs::write(path, real).expect("write the stack");
 }
 
@@ -272,7 +271,9 @@ fn main() {
     let free = unordered(ours.path());
     for run in 0..runs {
         let Some(cluster) = RealCluster::start() else {
-            println!("the real control plane is not built (scripts/real-cluster build): nothing measured");
+            println!(
+                "the real control plane is not built (scripts/real-cluster build): nothing measured"
+            );
             return;
         };
         let (ours_time, _) = stack(&cluster, ours.path(), &["apply", "-q"]);
@@ -280,7 +281,12 @@ fn main() {
         let (apply, rollout) = kubectl_first_apply(&binary, manifests);
         let throughput = {
             let fresh = RealCluster::start().expect("the real control plane");
-            stack(&fresh, free.path(), &["apply", "-q", "--concurrency", "200"]).0
+            stack(
+                &fresh,
+                free.path(),
+                &["apply", "-q", "--concurrency", "200"],
+            )
+            .0
         };
         println!(
             "  run {}: stack apply {:.0} ms; kubectl apply {:.0} ms + wait {:.0} ms; without needs, all at once {:.0} ms",
@@ -335,14 +341,26 @@ fn main() {
     let noop_writes = cluster.writes_by_stack() - writes;
     let home = tempfile::tempdir().expect("kubectl home");
     let dir = manifests.dir.to_str().expect("UTF-8 path");
-    kubectl(&binary, &cluster, home.path(), &["api-resources", "-o", "name"]);
+    kubectl(
+        &binary,
+        &cluster,
+        home.path(),
+        &["api-resources", "-o", "name"],
+    );
     let server_side = kubectl(
         &binary,
         &cluster,
         home.path(),
         // The Secrets' stringData is stack's: without --force-conflicts
         // the dry run stops at the first conflict.
-        &["diff", "--server-side", "--force-conflicts", "-R", "-f", dir],
+        &[
+            "diff",
+            "--server-side",
+            "--force-conflicts",
+            "-R",
+            "-f",
+            dir,
+        ],
     );
     let client_side = kubectl(&binary, &cluster, home.path(), &["diff", "-R", "-f", dir]);
 

@@ -202,13 +202,10 @@ pub fn plan_release(
     changes.extend(deletions);
     let previous = history.and_then(|h| h.last()).cloned();
     let deployed = history.and_then(|h| last_deployed(h)).cloned();
-    let digest = crate::revision::values_digest(&rendered.values);
     let up_to_date = changes.is_empty()
-        && previous.as_ref().is_some_and(|p| {
-            p.state == State::Deployed
-                && p.values_digest == digest
-                && p.objects == rendered_bodies(rendered)
-        });
+        && previous
+            .as_ref()
+            .is_some_and(|p| p.state == State::Deployed && renders_unchanged(p, rendered));
     ReleasePlan {
         index: Some(index),
         id: release.id.clone(),
@@ -236,8 +233,15 @@ pub fn last_deployed(history: &[Arc<Revision>]) -> Option<&Arc<Revision>> {
     history.iter().rev().find(|r| r.state == State::Deployed)
 }
 
-fn rendered_bodies(rendered: &RenderedRelease) -> Vec<Value> {
-    rendered.objects.iter().map(|o| o.body.clone()).collect()
+/// Whether `revision` holds exactly the objects and tests rendered now. A
+/// release whose render did not change needs no new revision, whatever
+/// values moved elsewhere in the environment (environment values reach
+/// every release, most of them unused by most releases).
+pub fn renders_unchanged(revision: &Revision, rendered: &RenderedRelease) -> bool {
+    let same = |stored: &[Value], now: &[crate::object::Object]| {
+        stored.len() == now.len() && stored.iter().zip(now).all(|(s, o)| *s == o.body)
+    };
+    same(&revision.objects, &rendered.objects) && same(&revision.tests, &rendered.tests)
 }
 
 fn deletion(key: &ObjectKey, object: &Value) -> Change {

@@ -97,3 +97,75 @@ fn rollback_to_a_revision_that_does_not_exist_writes_nothing() {
     // Not even the lock was taken and given back.
     assert_eq!(server.mutating(), before);
 }
+
+#[test]
+fn one_value_changed_writes_a_revision_only_for_the_release_it_reaches() {
+    let test = crate::atomic::deployed();
+    let server = Server::start(test.path(), &[]);
+    let before = server.mutating();
+    let output = test
+        .stack(&["apply", "-o", "json", "--set", "scale.backend=2"])
+        .success();
+    let results: Vec<(String, String)> = output
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_string(),
+                r["result"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for (id, result) in &results {
+        let expected = if id == "apps/backend" {
+            "deployed"
+        } else {
+            "unchanged"
+        };
+        assert_eq!(result, expected, "{id}: {results:?}");
+    }
+    for release in ["namespaces", "network-policies", "postgres", "frontend"] {
+        assert_eq!(crate::atomic::states(&test, release).len(), 1, "{release}");
+    }
+    assert_eq!(crate::atomic::states(&test, "backend").len(), 2);
+    // The lock, the backend's pending revision, its Deployment, the
+    // deployed mark, the superseded one: nothing for the other releases.
+    assert!(
+        server.mutating() - before <= 8,
+        "{}",
+        server.mutating() - before
+    );
+    // The promotion gate verifies every release with the values applied,
+    // those without a new revision included.
+    let promote = [
+        &crate::promote::PROMOTE[..],
+        &["--dry-run", "--set", "scale.backend=2"],
+    ]
+    .concat();
+    test.stack(&promote).success();
+}
+
+#[test]
+fn a_misspelt_kind_is_refused_before_any_write_with_the_nearest_served_one() {
+    let test = crate::atomic::deployed();
+    let path = "stacks/charts/frontend/templates/service.yaml";
+    let template = test.read(path);
+    let test = test.file(path, &template.replacen("kind: Service", "kind: Servic", 1));
+    let server = Server::start(test.path(), &[]);
+    let before = server.mutating();
+    for args in [&["diff"][..], &["apply", "--set", "scale.backend=2"][..]] {
+        let output = test.stack(args).code(1);
+        crate::harness::shows_all(
+            &output.stderr,
+            &[
+                "no CustomResourceDefinition of the selected releases defines",
+                "Servic/frontend (v1) of apps/frontend, from",
+                "service.yaml; did you mean `Service` (v1)?",
+            ],
+        );
+    }
+    assert_eq!(server.mutating(), before, "nothing was written");
+    assert_eq!(crate::atomic::states(&test, "backend").len(), 1);
+}

@@ -125,10 +125,37 @@ fn check_objects(server: &Server) -> usize {
     checked
 }
 
+/// The example with a ConfigMap in every chart that renders `--set
+/// marker=...`: a run that changes the marker changes every release (a
+/// release whose render did not change gets no new revision).
+fn marked() -> Test {
+    let mut test = Test::example();
+    for chart in [
+        "namespaces",
+        "network-policies",
+        "postgres",
+        "backend",
+        "frontend",
+    ] {
+        test = test.file(
+            &format!("stacks/charts/{chart}/templates/marker.yaml"),
+            "
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: {{ release.name }}-marker
+            data:
+              marker: {{ values.marker | default('none') | string | tojson }}
+            ",
+        );
+    }
+    test
+}
+
 #[test]
 fn the_example_applies_twenty_times_in_a_row_through_faults_and_latency() {
     let mut seen = Seen::default();
-    let test = Test::example();
+    let test = marked();
     let server = Server::start(
         test.path(),
         &["--fault-rate", "0.05", "--latency-ms", "1", "--seed", "5"],
@@ -168,7 +195,7 @@ fn the_example_applies_twenty_times_in_a_row_through_faults_and_latency() {
 #[test]
 fn kill_9_at_twenty_points_of_a_run_is_recovered_by_the_next_apply() {
     let mut seen = Seen::default();
-    let test = Test::example();
+    let test = marked();
     // Every run makes the same writes in the same order: one release at a
     // time, and no history trimmed on the way.
     let stack = test.read("stacks/platform.yaml").replace(

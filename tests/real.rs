@@ -71,7 +71,7 @@ fn the_example_deploys_diffs_and_is_destroyed_on_a_real_cluster() {
 }
 
 #[test]
-fn drift_is_restored_and_a_dropped_list_item_is_removed_on_a_real_cluster() {
+fn drift_is_restored_dropped_fields_and_list_items_removed_and_objects_pruned_on_a_real_cluster() {
     let Some(cluster) = RealCluster::start() else {
         return;
     };
@@ -173,6 +173,36 @@ fn drift_is_restored_and_a_dropped_list_item_is_removed_on_a_real_cluster() {
         env(&cluster),
         serde_json::json!([{"name": "A", "value": "1"}])
     );
+    // An object the render no longer has is pruned; one it never had stays.
+    let lists = lists.file(
+        "charts/web/templates/settings.yaml",
+        "
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: web-settings
+        data:
+          level: info
+        ",
+    );
+    seen.keep(lists.stack(&["apply", "-q", "--set", "env.A=1"]).success());
+    assert!(cluster.get("configmap", "lists", "web-settings").is_some());
+    cluster.kubectl(&["create", "configmap", "by-hand", "-n", "lists"]);
+    std::fs::remove_file(lists.path().join("charts/web/templates/settings.yaml"))
+        .expect("remove the template");
+    let pruned = seen.keep(
+        lists
+            .stack(&["diff", "--detailed-exitcode", "--set", "env.A=1"])
+            .code(2),
+    );
+    assert!(
+        pruned.stdout.contains("ConfigMap/web-settings"),
+        "{}",
+        pruned.stdout
+    );
+    seen.keep(lists.stack(&["apply", "-q", "--set", "env.A=1"]).success());
+    assert!(cluster.get("configmap", "lists", "web-settings").is_none());
+    assert!(cluster.get("configmap", "lists", "by-hand").is_some());
 }
 
 #[test]
@@ -266,15 +296,8 @@ fn test_jobs_pass_and_fail_and_gate_promotion_on_a_real_cluster() {
     );
     let staging = test.read("environments/staging.yaml");
     seen.keep(
-        test.stack(&[
-            "promote",
-            "--from",
-            "development",
-            "--to",
-            "staging",
-            "--dry-run",
-        ])
-        .success(),
+        test.stack(&[&crate::promote::PROMOTE[..], &["--dry-run"]].concat())
+            .success(),
     );
     // A new version whose test fails: rolled back, and promotion refused.
     let development = test

@@ -53,6 +53,23 @@ impl Resources {
         Ok(Self { by_kind })
     }
 
+    /// The served kind nearest to a misspelt or misversioned one: the same
+    /// kind in another version, else the closest name (`Servic` → `Service`).
+    pub fn nearest(&self, api_version: &str, kind: &str) -> Option<(&str, &str)> {
+        let served = || self.by_kind.keys().map(|(v, k)| (v.as_str(), k.as_str()));
+        if let Some(found) = served().find(|(_, k)| *k == kind) {
+            return Some(found);
+        }
+        let group = |v: &str| v.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+        let name = crate::suggest::nearest(
+            kind,
+            served()
+                .filter(|(v, _)| group(v) == group(api_version))
+                .map(|(_, k)| k),
+        )?;
+        served().find(|(v, k)| *k == name && group(v) == group(api_version))
+    }
+
     pub fn get(&self, api_version: &str, kind: &str) -> Option<&Served> {
         self.by_kind
             .get(&(api_version.to_string(), kind.to_string()))

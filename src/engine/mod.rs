@@ -55,6 +55,12 @@ pub enum EngineError {
     },
     #[error("{message}")]
     Recovery { message: String },
+    #[error(
+        "{} the cluster does not serve, and no CustomResourceDefinition of the selected releases defines:\n  {}",
+        if objects.len() == 1 { "an object of a kind" } else { "objects of kinds" },
+        objects.join("\n  ")
+    )]
+    UnknownKinds { objects: Vec<String> },
 }
 
 impl EngineError {
@@ -63,6 +69,7 @@ impl EngineError {
             Self::Api { .. } => "check that the cluster is reachable; requests were retried".into(),
             Self::Locked { .. } => "wait for it to finish, or pass --wait-for-lock 5m to wait here; a lock whose holder stopped renewing it is taken over after 30s".into(),
             Self::Recovery { .. } => "nothing else was applied; fix the cause and run `stack apply` again, or `stack rollback RELEASE REVISION`".into(),
+            Self::UnknownKinds { .. } => "fix the kind or apiVersion in the template; if a CRD of another release defines it, select that release too. Nothing was written".into(),
         }
     }
 
@@ -231,6 +238,7 @@ pub async fn plan(
         live::fetch(&session.client, &resources, scopes, live::Keep::Comparable)
             .await
             .map_err(EngineError::api("cannot read live objects"))?;
+    unknown_kinds(project, rendered, &unserved, &resources)?;
     let owned = plan::Owned::index(&objects);
     let mut releases = Vec::new();
     for &index in removals {
@@ -268,6 +276,65 @@ pub async fn plan(
     };
     confirm(session, project, rendered, &mut planned).await;
     Ok(planned)
+}
+
+/// Refuse objects whose kind the cluster does not serve and no CRD among
+/// the rendered objects defines: applying them would only wait out the
+/// release's timeout, after other releases were changed.
+fn unknown_kinds(
+    project: &Project,
+    rendered: &[(usize, RenderedRelease)],
+    unserved: &BTreeSet<(String, String)>,
+    resources: &Resources,
+) -> Result<(), EngineError> {
+    if unserved.is_empty() {
+        return Ok(());
+    }
+    let defined: BTreeSet<(String, String)> = rendered
+        .iter()
+        .flat_map(|(_, r)| r.objects.iter().chain(&r.tests))
+        .filter(|o| o.kind == "CustomResourceDefinition")
+        .flat_map(|crd| {
+            let spec = &crd.body["spec"];
+            let (group, kind) = (
+                spec["group"].as_str().unwrap_or_default(),
+                spec["names"]["kind"].as_str().unwrap_or_default(),
+            );
+            spec["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(move |v| {
+                    Some((format!("{group}/{}", v["name"].as_str()?), kind.to_string()))
+                })
+        })
+        .collect();
+    let mut objects = Vec::new();
+    for (index, release) in rendered {
+        for object in release.objects.iter().chain(&release.tests) {
+            let kind = (object.api_version.clone(), object.kind.clone());
+            if !unserved.contains(&kind) || defined.contains(&kind) {
+                continue;
+            }
+            let mut line = format!(
+                "{}/{} ({}) of {}, from {}",
+                object.kind,
+                object.name,
+                object.api_version,
+                project.releases[*index].id,
+                object.template
+            );
+            if let Some((version, kind)) = resources.nearest(&object.api_version, &object.kind) {
+                line.push_str(&format!("; did you mean `{kind}` ({version})?"));
+            }
+            objects.push(line);
+        }
+    }
+    if objects.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::UnknownKinds { objects })
+    }
 }
 
 /// Ask the server (dry run) about every update the local comparison found:
@@ -346,10 +413,8 @@ async fn confirm(
         if release.intent == Intent::Apply && release.changes.is_empty() {
             let rendered = release.index.and_then(|i| by_index.get(&i));
             if let (Some(rendered), Some(previous)) = (rendered, &release.previous) {
-                let bodies: Vec<Value> = rendered.objects.iter().map(|o| o.body.clone()).collect();
                 release.up_to_date = previous.state == crate::revision::State::Deployed
-                    && previous.values_digest == crate::revision::values_digest(&rendered.values)
-                    && previous.objects == bodies;
+                    && plan::renders_unchanged(previous, rendered);
             }
         }
     }

@@ -13,8 +13,9 @@ use crate::revision::{Revision, State};
 pub struct Candidate<'a> {
     /// Digest of the release's values as rendered now for the environment.
     pub digest: &'a str,
-    /// Its objects as rendered now.
+    /// Its objects and tests as rendered now.
     pub objects: &'a [Value],
+    pub tests: &'a [Value],
     /// Whether the release has tests that apply runs.
     pub has_tests: bool,
     /// Its revisions in the environment's cluster, oldest first.
@@ -88,7 +89,9 @@ pub fn verify<'a>(
 ) -> Result<&'a Revision, Refusal> {
     let newest = candidate.revisions.last().ok_or(Refusal::NotDeployed)?;
     let revision = newest.number;
-    let current = newest.values_digest == candidate.digest && newest.objects == candidate.objects;
+    // What the release renders now, not the digest of all values that
+    // reach it: a revision is only written when its render changes.
+    let current = newest.objects == candidate.objects && newest.tests == candidate.tests;
     if newest.state != State::Deployed || !current {
         return Err(explain(candidate, newest));
     }
@@ -158,7 +161,7 @@ mod tests {
             commit: None,
             started: "2026-12-01T00:00:00Z".into(),
             finished: None,
-            objects: vec![json!({"kind": "Deployment", "metadata": {"name": "web"}})],
+            objects: vec![web(digest)],
             tests: Vec::new(),
             tests_passed: tests,
             adopted: Vec::new(),
@@ -166,13 +169,19 @@ mod tests {
         }
     }
 
+    /// The release's Deployment as values with digest `digest` render it.
+    fn web(digest: &str) -> Value {
+        json!({"kind": "Deployment", "metadata": {"name": "web", "annotations": {"values": digest}}})
+    }
+
     fn check(revisions: &[Revision], has_tests: bool, ready: bool) -> Result<u32, Refusal> {
-        let objects = [json!({"kind": "Deployment", "metadata": {"name": "web"}})];
+        let objects = [web("abc")];
         let revisions: Vec<std::sync::Arc<Revision>> =
             revisions.iter().cloned().map(std::sync::Arc::new).collect();
         let candidate = Candidate {
             digest: "abc",
             objects: &objects,
+            tests: &[],
             has_tests,
             revisions: &revisions,
         };
@@ -188,6 +197,11 @@ mod tests {
         assert_eq!(check(&revisions, true, true), Ok(2));
         let untested = [revision(1, State::Deployed, "abc", None)];
         assert_eq!(check(&untested, false, true), Ok(1));
+        // Values elsewhere in the environment moved, its render did not:
+        // no new revision was written, and the deployed one still verifies.
+        let mut unchanged = revision(1, State::Deployed, "before", Some(true));
+        unchanged.objects = vec![web("abc")];
+        assert_eq!(check(&[unchanged], true, true), Ok(1));
     }
 
     #[test]

@@ -97,7 +97,10 @@ impl RealCluster {
         log.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|entry| {
-                entry["userAgent"].as_str().unwrap_or("stack").starts_with("stack")
+                entry["userAgent"]
+                    .as_str()
+                    .unwrap_or("stack")
+                    .starts_with("stack")
                     && entry["stage"] == "ResponseComplete"
                     && keep(
                         entry["verb"].as_str().unwrap_or_default(),

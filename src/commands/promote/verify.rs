@@ -30,11 +30,14 @@ pub fn verify(
     for (index, rendered) in installed.iter().zip(&rendered) {
         let release = &project.releases[*index];
         let digest = crate::revision::values_digest(&rendered.values);
-        let bodies: Vec<serde_json::Value> =
-            rendered.objects.iter().map(|o| o.body.clone()).collect();
+        let bodies = |objects: &[crate::object::Object]| -> Vec<serde_json::Value> {
+            objects.iter().map(|o| o.body.clone()).collect()
+        };
+        let (rendered_objects, tests) = (bodies(&rendered.objects), bodies(&rendered.tests));
         let candidate = Candidate {
             digest: &digest,
-            objects: &bodies,
+            objects: &rendered_objects,
+            tests: &tests,
             has_tests: release.options.tests && !rendered.tests.is_empty(),
             revisions: history.get(&release.id).unwrap_or(&no_revisions),
         };
