@@ -169,3 +169,60 @@ fn a_misspelt_kind_is_refused_before_any_write_with_the_nearest_served_one() {
     assert_eq!(server.mutating(), before, "nothing was written");
     assert_eq!(crate::atomic::states(&test, "backend").len(), 1);
 }
+
+#[test]
+fn objects_the_cluster_would_refuse_stop_the_run_before_its_first_write() {
+    let test = crate::atomic::deployed();
+    let server = Server::start(test.path(), &[]);
+    let before = server.mutating();
+    let service = "stacks/charts/frontend/templates/service.yaml";
+    let deployment = "stacks/charts/backend/templates/deployment.yaml";
+    let (service_text, deployment_text) = (test.read(service), test.read(deployment));
+    let long = "x".repeat(64);
+    let cases = [
+        // A new object with a name the server refuses.
+        (
+            service,
+            service_text.replacen("name: frontend", "name: FrontEnd", 1),
+            "creating Service/FrontEnd of apps/frontend: Service \"FrontEnd\" is invalid",
+        ),
+        (
+            service,
+            service_text.replacen("name: frontend", &format!("name: {long}"), 1),
+            "must be no more than 63 characters",
+        ),
+        // A change the server refuses to a live object (its selector).
+        (
+            deployment,
+            deployment_text.replacen("matchLabels:", "matchLabels:\n      tier: changed", 1),
+            "changing Deployment/backend of apps/backend: Deployment.apps \"backend\" is invalid",
+        ),
+    ];
+    let write = |path: &str, text: &str| std::fs::write(test.path().join(path), text).unwrap();
+    for (path, text, expected) in cases {
+        write(path, &text);
+        for args in [&["diff"][..], &["apply", "--set", "scale.frontend=2"][..]] {
+            let output = test.stack(args).code(1);
+            crate::harness::shows_all(
+                &output.stderr,
+                &[
+                    "the cluster refuses an object (a server-side dry run)",
+                    expected,
+                ],
+            );
+            assert!(!output.stderr.contains("Status {"), "{}", output.stderr);
+        }
+        write(
+            path,
+            if path == service {
+                &service_text
+            } else {
+                &deployment_text
+            },
+        );
+    }
+    assert_eq!(server.mutating(), before, "nothing was written");
+    for release in ["backend", "frontend"] {
+        assert_eq!(crate::atomic::states(&test, release).len(), 1, "{release}");
+    }
+}

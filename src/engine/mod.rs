@@ -61,6 +61,12 @@ pub enum EngineError {
         objects.join("\n  ")
     )]
     UnknownKinds { objects: Vec<String> },
+    #[error(
+        "the cluster refuses {} (a server-side dry run):\n  {}",
+        if objects.len() == 1 { "an object" } else { "objects" },
+        objects.join("\n  ")
+    )]
+    Refused { objects: Vec<String> },
 }
 
 impl EngineError {
@@ -69,6 +75,7 @@ impl EngineError {
             Self::Api { .. } => "check that the cluster is reachable; requests were retried".into(),
             Self::Locked { .. } => "wait for it to finish, or pass --wait-for-lock 5m to wait here; a lock whose holder stopped renewing it is taken over after 30s".into(),
             Self::Recovery { .. } => "nothing else was applied; fix the cause and run `stack apply` again, or `stack rollback RELEASE REVISION`".into(),
+            Self::Refused { .. } => "fix the template or the values that render it; nothing was written".into(),
             Self::UnknownKinds { .. } => "fix the kind or apiVersion in the template; if a CRD of another release defines it, select that release too. Nothing was written".into(),
         }
     }
@@ -274,7 +281,7 @@ pub async fn plan(
         },
         orphans: if prune_releases { Vec::new() } else { orphans },
     };
-    confirm(session, project, rendered, &mut planned).await;
+    confirm(session, project, rendered, &mut planned).await?;
     Ok(planned)
 }
 
@@ -337,14 +344,17 @@ fn unknown_kinds(
     }
 }
 
-/// Ask the server (dry run) about every update the local comparison found:
-/// a defaulting quirk never shows as a change.
+/// Ask the server (dry run) about every update the local comparison found,
+/// so a defaulting quirk never shows as a change, and about every object to
+/// create in a namespace that exists: an object the server would refuse
+/// (an invalid name, label or field, an immutable field changed) stops the
+/// run here, before its first write, with the server's own words.
 async fn confirm(
     session: &Session,
     project: &Project,
     rendered: &[(usize, RenderedRelease)],
     planned: &mut Planned,
-) {
+) -> Result<(), EngineError> {
     let resources = session.resources.read().await.clone();
     let bodies: HashMap<ObjectKey, &Value> = rendered
         .iter()
@@ -352,17 +362,23 @@ async fn confirm(
         .collect();
     let _ = project;
     let mut checks = Vec::new();
+    let no_live = Value::Null;
     for (release_index, release) in planned.plan.releases.iter().enumerate() {
         for (change_index, change) in release.changes.iter().enumerate() {
-            if change.action != Action::Update {
-                continue;
-            }
-            let (Some(desired), Some(live)) = (
-                bodies.get(&change.key),
-                planned.live.objects.get(&change.key),
-            ) else {
+            let in_existing_namespace = change
+                .key
+                .namespace
+                .as_ref()
+                .is_none_or(|n| planned.live.namespaces.contains(n));
+            let live = match change.action {
+                Action::Update => planned.live.objects.get(&change.key),
+                Action::Create if in_existing_namespace && !change.awaits_kind => Some(&no_live),
+                _ => None,
+            };
+            let (Some(desired), Some(live)) = (bodies.get(&change.key), live) else {
                 continue;
             };
+            let creates = change.action == Action::Create;
             let Some((api, _)) = resources.api(
                 &session.client,
                 &change.api_version,
@@ -378,10 +394,17 @@ async fn confirm(
                 let patch = Patch::Apply(&desired);
                 let result =
                     crate::cluster::retry::retry(|| api.patch(&name, &params, &patch)).await;
-                let verdict = result.ok().map(|object| {
-                    let dry_run = serde_json::to_value(object).unwrap_or_default();
-                    diff::compare_dry_run(&desired, &dry_run, &live)
-                });
+                let verdict = match result {
+                    Ok(_) if creates => Ok(None),
+                    Ok(object) => {
+                        let dry_run = serde_json::to_value(object).unwrap_or_default();
+                        Ok(Some(diff::compare_dry_run(&desired, &dry_run, &live)))
+                    }
+                    Err(kube::Error::Api(status)) if matches!(status.code, 400 | 422) => {
+                        Err(status.message)
+                    }
+                    Err(_) => Ok(None),
+                };
                 (release_index, change_index, verdict)
             });
         }
@@ -392,14 +415,34 @@ async fn confirm(
         .await;
     planned.live.requests += verdicts.len();
     let mut drop_list: Vec<(usize, usize)> = Vec::new();
+    let mut refused = Vec::new();
     for (release_index, change_index, verdict) in verdicts {
         match verdict {
-            Some(Comparison::Unchanged) => drop_list.push((release_index, change_index)),
-            Some(comparison) => {
+            Ok(Some(Comparison::Unchanged)) => drop_list.push((release_index, change_index)),
+            Ok(Some(comparison)) => {
                 planned.plan.releases[release_index].changes[change_index].comparison = comparison;
             }
-            None => {}
+            Ok(None) => {}
+            Err(message) => {
+                let release = &planned.plan.releases[release_index];
+                let change = &release.changes[change_index];
+                refused.push(format!(
+                    "{} {}/{} of {}: {message}",
+                    if change.action == Action::Create {
+                        "creating"
+                    } else {
+                        "changing"
+                    },
+                    change.key.kind,
+                    change.key.name,
+                    release.id
+                ));
+            }
         }
+    }
+    if !refused.is_empty() {
+        refused.sort();
+        return Err(EngineError::Refused { objects: refused });
     }
     drop_list.sort_unstable_by(|a, b| b.cmp(a));
     for (release_index, change_index) in drop_list {
@@ -418,4 +461,5 @@ async fn confirm(
             }
         }
     }
+    Ok(())
 }

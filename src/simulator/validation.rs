@@ -15,7 +15,6 @@ use crate::simulator::status::ApiError;
 
 const SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1035: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 const NAME_PART: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 const LABEL_VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 const CONFIG_KEY: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
@@ -168,8 +167,19 @@ fn name_causes(resource: &ResourceType, name: &str, causes: &mut Vec<Cause>) {
         "Service" if resource.group.is_empty() => {
             if name.contains('.') {
                 causes.push(invalid("metadata.name", &value, "must not contain dots"));
-            } else if !is_dns1035(name) {
-                causes.push(invalid("metadata.name", &value, DNS1035));
+            } else {
+                if name.len() > 63 {
+                    causes.push(invalid(
+                        "metadata.name",
+                        &value,
+                        "must be no more than 63 characters",
+                    ));
+                }
+                // Since 1.34 a Service name is an RFC 1123 label (it may
+                // start with a digit), no longer an RFC 1035 one.
+                if !is_label(name) {
+                    causes.push(invalid("metadata.name", &value, LABEL));
+                }
             }
         }
         "Namespace" if resource.group.is_empty() => {
@@ -207,10 +217,6 @@ fn is_label(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !text.starts_with('-')
         && !text.ends_with('-')
-}
-
-fn is_dns1035(text: &str) -> bool {
-    is_label(text) && text.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
 /// Dot-separated labels.
