@@ -164,25 +164,12 @@ pub fn causes(resource: &ResourceType, object: &Value, old: Option<&Value>) -> V
 fn name_causes(resource: &ResourceType, name: &str, causes: &mut Vec<Cause>) {
     let value = json!(name);
     match resource.kind.as_str() {
-        "Service" if resource.group.is_empty() => {
-            if name.contains('.') {
-                causes.push(invalid("metadata.name", &value, "must not contain dots"));
-            } else {
-                if name.len() > 63 {
-                    causes.push(invalid(
-                        "metadata.name",
-                        &value,
-                        "must be no more than 63 characters",
-                    ));
-                }
-                // Since 1.34 a Service name is an RFC 1123 label (it may
-                // start with a digit), no longer an RFC 1035 one.
-                if !is_label(name) {
-                    causes.push(invalid("metadata.name", &value, LABEL));
-                }
-            }
+        "Service" if resource.group.is_empty() && name.contains('.') => {
+            causes.push(invalid("metadata.name", &value, "must not contain dots"));
         }
-        "Namespace" if resource.group.is_empty() => {
+        // Since 1.34 a Service name is an RFC 1123 label (it may start with
+        // a digit), no longer an RFC 1035 one: as a Namespace's.
+        "Service" | "Namespace" if resource.group.is_empty() => {
             if name.len() > 63 {
                 causes.push(invalid(
                     "metadata.name",
