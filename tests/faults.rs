@@ -412,7 +412,7 @@ pub fn start_slow_apply(
 }
 
 #[test]
-fn sigterm_starts_nothing_new_lets_the_release_in_flight_finish_and_releases_the_lock() {
+fn sigterm_starts_nothing_new_cuts_the_wait_short_and_releases_the_lock() {
     let mut seen = Seen::default();
     let test = Test::example();
     let server = Server::start(test.path(), &[]);
@@ -430,8 +430,9 @@ fn sigterm_starts_nothing_new_lets_the_release_in_flight_finish_and_releases_the
         &stderr,
         &[
             "interrupted: starting no more releases",
-            "[apps/backend] deployed revision 2",
+            "[apps/backend] stopped: the run was interrupted; left pending",
             "[apps/frontend] skipped: the run was interrupted",
+            "run `stack apply` to finish",
         ],
     );
     let stack = crate::harness::stack_label(test.path());
@@ -444,6 +445,21 @@ fn sigterm_starts_nothing_new_lets_the_release_in_flight_finish_and_releases_the
         stdout: String::new(),
         stderr,
     });
+    // The 250-second rollout was not waited for; the next apply recovers.
+    assert_eq!(
+        crate::atomic::states(&test, "backend")
+            .last()
+            .map(|s| s.1.clone()),
+        Some("pending".to_string())
+    );
+    let recovered = seen.keep(test.stack(&["apply"]).success());
+    assert!(
+        recovered
+            .stderr
+            .contains("left pending by an interrupted run"),
+        "{}",
+        recovered.stderr
+    );
 }
 
 #[test]

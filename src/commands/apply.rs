@@ -146,7 +146,7 @@ fn snapshot(
 fn verdict(finished: &[Finished], interrupted: bool) -> Result<u8, Errors> {
     let mut reasons = Vec::new();
     let mut code = 0;
-    let mut lost = false;
+    let mut left_pending = false;
     for done in finished {
         let (reason, worst) = match &done.outcome {
             Outcome::Failed { error, rollback } => (format!("{}: {error}", done.id), rollback),
@@ -171,7 +171,7 @@ fn verdict(finished: &[Finished], interrupted: bool) -> Result<u8, Errors> {
                 (EXIT_ROLLBACK_FAILED, format!("ROLLBACK FAILED: {error}"))
             }
             Rollback::NotAttempted => {
-                lost = true;
+                left_pending = true;
                 (
                     EXIT_ERROR,
                     "left pending (what it applied stays; no rollback was tried)".into(),
@@ -201,7 +201,10 @@ fn verdict(finished: &[Finished], interrupted: bool) -> Result<u8, Errors> {
         EXIT_ROLLBACK_FAILED => {
             "act now: the releases marked ROLLBACK FAILED are between revisions; `stack status` shows where each stands, `stack rollback RELEASE REVISION` restores one by hand, and the next `stack apply` retries"
         }
-        _ if lost => {
+        _ if left_pending && interrupted => {
+            "run `stack apply` to finish: it recovers the releases left pending (`stack status` shows them)"
+        }
+        _ if left_pending => {
             "once the cluster answers again, run `stack apply`: it recovers the releases left pending (`stack status` shows them)"
         }
         _ => {

@@ -29,24 +29,30 @@ pub async fn apply_release(
         session.reporter.detail(id, "unchanged");
         return Outcome::Unchanged;
     }
+    // Stopped from outside: the cluster went silent (nothing can be rolled
+    // back on a cluster that does not answer), or the run was interrupted
+    // (Ctrl-C, SIGTERM, the lock taken over). The revision stays pending,
+    // and the next apply recovers it.
+    let stopped = |because: String| {
+        session
+            .reporter
+            .line(id, &format!("stopped: {because}; left pending"));
+        Outcome::Failed {
+            error: because,
+            rollback: Rollback::NotAttempted,
+        }
+    };
     let result = tokio::select! {
         result = run(session, release, rendered, plan) => result,
-        lost = session.contact.until_lost() => Err((lost.to_string(), None)),
+        lost = session.contact.until_lost() => return stopped(lost.to_string()),
+        () = session.interrupt.wait() => return stopped("the run was interrupted".into()),
     };
     let (error, revision) = match result {
         Ok(number) => return Outcome::Deployed { revision: number },
         Err(failure) => failure,
     };
     if let Some(lost) = session.contact.lost() {
-        // Nothing can be rolled back on a cluster that does not answer:
-        // the revision stays pending, and the next apply recovers it.
-        session
-            .reporter
-            .line(id, &format!("stopped: {lost}; left pending"));
-        return Outcome::Failed {
-            error: lost.to_string(),
-            rollback: Rollback::NotAttempted,
-        };
+        return stopped(lost.to_string());
     }
     session.reporter.line(id, &format!("failed: {error}"));
     let atomic = session.atomic.unwrap_or(release.options.atomic);

@@ -1,13 +1,16 @@
 //! Ctrl-C and SIGTERM during a run: the first stops new releases from
-//! starting while the ones in flight finish or roll back and the lock is
-//! released; a second one ends the process at once (the next run recovers
-//! what it left pending).
+//! starting and cuts the waits of the ones in flight short, leaving them
+//! pending (a rollback under way goes on), and the lock is released; a
+//! second one ends the process at once. The next run recovers what was
+//! left pending.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::sync::Notify;
+
 #[derive(Debug, Clone, Default)]
-pub struct Interrupt(Arc<AtomicBool>);
+pub struct Interrupt(Arc<AtomicBool>, Arc<Notify>);
 
 impl Interrupt {
     pub fn is_set(&self) -> bool {
@@ -16,6 +19,20 @@ impl Interrupt {
 
     pub fn set(&self) {
         self.0.store(true, Ordering::SeqCst);
+        self.1.notify_waiters();
+    }
+
+    /// Resolves once the run is interrupted.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.1.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Listen for Ctrl-C and SIGTERM for as long as the runtime lives.
@@ -33,7 +50,7 @@ impl Interrupt {
                     std::process::exit(130);
                 }
                 crate::output::note(
-                    "interrupted: starting no more releases; letting the ones in flight finish or roll back (Ctrl-C again to stop at once)",
+                    "interrupted: starting no more releases, and leaving the ones in flight pending for the next `stack apply` to recover (Ctrl-C again to stop at once)",
                     false,
                 );
                 flag.set();
