@@ -90,30 +90,22 @@ impl Node {
 
 /// Parse one YAML document into a spanned tree. An empty file is `null`.
 pub fn parse_node(source: &Arc<SourceFile>) -> Result<Node, SyntaxError> {
-    let raw: RawNode = serde_saphyr::from_str(&source.text).map_err(|error| SyntaxError {
-        message: error_message(&error),
-        span: error_span(source, &error),
-    })?;
+    let raw: RawNode =
+        serde_saphyr::from_str(&source.text).map_err(|error| syntax_error(source, &error))?;
     Ok(raw.attach(source))
 }
 
 /// Parse a values file (one document; empty means an empty map).
 pub fn parse_values(source: &Arc<SourceFile>) -> Result<Value, SyntaxError> {
     let value: Option<Value> =
-        serde_saphyr::from_str(&source.text).map_err(|error| SyntaxError {
-            message: error_message(&error),
-            span: error_span(source, &error),
-        })?;
+        serde_saphyr::from_str(&source.text).map_err(|error| syntax_error(source, &error))?;
     Ok(value.unwrap_or_else(|| Value::Object(serde_json::Map::new())))
 }
 
 /// Parse a multi-document YAML stream; empty documents are dropped.
 pub fn parse_documents(source: &Arc<SourceFile>) -> Result<Vec<Value>, SyntaxError> {
     let documents: Vec<Value> =
-        serde_saphyr::from_multiple(&source.text).map_err(|error| SyntaxError {
-            message: error_message(&error),
-            span: error_span(source, &error),
-        })?;
+        serde_saphyr::from_multiple(&source.text).map_err(|error| syntax_error(source, &error))?;
     Ok(documents.into_iter().filter(|doc| !doc.is_null()).collect())
 }
 
@@ -121,6 +113,64 @@ pub fn parse_documents(source: &Arc<SourceFile>) -> Result<Vec<Value>, SyntaxErr
 pub fn to_string(value: &Value) -> String {
     // Serialising a `serde_json::Value` cannot fail: every key is a string.
     serde_saphyr::to_string(value).unwrap_or_default()
+}
+
+/// The parser's error, located, in our words: a duplicate key names the
+/// line where the key was first set (the parser only knows the second).
+fn syntax_error(source: &Arc<SourceFile>, error: &serde_saphyr::Error) -> SyntaxError {
+    let span = error_span(source, error);
+    let mut message = error_message(error);
+    let duplicate = message.strip_prefix("duplicate mapping key: ").map(|rest| {
+        rest.split_once(", set ")
+            .map_or(rest, |(key, _)| key)
+            .to_string()
+    });
+    if let Some(key) = duplicate {
+        let (line, column) = source.line_column(span.range.start);
+        message = match first_setting(&source.text, &key, line, column) {
+            Some(first) => format!(
+                "duplicate key `{key}`: set at line {first}, and again at line {line}; a mapping holds each key once"
+            ),
+            None => format!("duplicate key `{key}`: a mapping holds each key once"),
+        };
+    }
+    SyntaxError { message, span }
+}
+
+/// The line (1-based) where `key` was first set in the block mapping whose
+/// keys start at `column`, looking up from `line`.
+fn first_setting(text: &str, key: &str, line: usize, column: usize) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    for number in (1..line).rev() {
+        let content = lines.get(number - 1)?;
+        let trimmed = content.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut start = content.len() - trimmed.len();
+        let mut rest = trimmed;
+        while let Some(item) = rest.strip_prefix("- ") {
+            let inner = item.trim_start();
+            start += rest.len() - inner.len();
+            rest = inner;
+        }
+        if start + 1 < column {
+            return None;
+        }
+        let quoted = |q: char| {
+            rest.strip_prefix(q)
+                .and_then(|r| r.strip_prefix(key))
+                .and_then(|r| r.strip_prefix(q))
+        };
+        let after = rest
+            .strip_prefix(key)
+            .or_else(|| quoted('"'))
+            .or_else(|| quoted('\''));
+        if start + 1 == column && after.is_some_and(|a| a.trim_start().starts_with(':')) {
+            return Some(number);
+        }
+    }
+    None
 }
 
 fn error_message(error: &serde_saphyr::Error) -> String {
@@ -302,6 +352,38 @@ mod tests {
             panic!("expected a list")
         };
         assert_eq!(items[0].span.text(), "x");
+    }
+
+    #[test]
+    fn a_duplicate_key_names_both_lines_in_our_words() {
+        let cases = [
+            (
+                "a: 1\nb:\n  c: 2\n  # note\n  d: 3\n  c: 4\n",
+                "c",
+                "set at line 3, and again at line 6",
+            ),
+            (
+                "releases:\n  - name: web\n    chart: x\n    name: other\n",
+                "name",
+                "set at line 2, and again at line 4",
+            ),
+            (
+                "x:\n  y:\n    k: 1\n  k: 2\n  k: 3\n",
+                "k",
+                "set at line 4, and again at line 5",
+            ),
+        ];
+        for (text, key, lines) in cases {
+            let source = SourceFile::new("s.yaml", text);
+            let error = parse_node(&source).unwrap_err();
+            assert_eq!(
+                error.message,
+                format!("duplicate key `{key}`: {lines}; a mapping holds each key once"),
+                "{text}"
+            );
+            assert!(!error.to_string().contains("DuplicateKeyPolicy"));
+            assert!(parse_values(&source).unwrap_err().message.contains(lines));
+        }
     }
 
     #[test]

@@ -48,6 +48,19 @@ const CASES: &[Case] = &[
         expect: &["platform.yaml:", "chrat", "chart"],
     },
     Case {
+        name: "a key set twice in a values file",
+        edits: &[Replace(
+            "environments/development.yaml",
+            "  frontend: 1\n",
+            "  frontend: 1\n  backend: 3\n",
+        )],
+        args: &[],
+        expect: &[
+            "development.yaml:8:",
+            "duplicate key `backend`: set at line 6, and again at line 8",
+        ],
+    },
+    Case {
         name: "unknown top-level key",
         edits: &[Replace(STACK, "defaults:", "defualts:")],
         args: &[],

@@ -196,7 +196,9 @@ fn drift_is_restored_dropped_fields_and_list_items_removed_and_objects_pruned_on
             .code(2),
     );
     assert!(
-        pruned.stdout.contains("ConfigMap/lists/web-settings (deleted"),
+        pruned
+            .stdout
+            .contains("ConfigMap/lists/web-settings (deleted"),
         "{}",
         pruned.stdout
     );
