@@ -27,8 +27,45 @@ pub struct Release {
     pub options: ReleaseOptions,
     /// Values layers above the chart defaults, lowest first.
     pub layers: Vec<Arc<Value>>,
+    /// Where each layer was written, when a value of it can be pointed at
+    /// (the stack file's inline values, a values file); `None` for the
+    /// environment's merged values, secrets and `--set`.
+    pub origins: Vec<Option<Origin>>,
     pub span: Span,
     pub chart_span: Span,
+}
+
+/// Where a values layer was written.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Inline(crate::yaml::Node),
+    File(PathBuf),
+}
+
+impl Release {
+    /// Where the value at `pointer` (JSON pointer segments) that the merged
+    /// values hold was set: in the highest layer that has it, if that layer
+    /// can be pointed at.
+    pub fn locate(&self, pointer: &[String]) -> Option<Span> {
+        let path = pointer.iter().fold(String::new(), |mut path, segment| {
+            path.push('/');
+            path.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+            path
+        });
+        let highest = self
+            .layers
+            .iter()
+            .rposition(|layer| layer.pointer(&path).is_some())?;
+        match self.origins.get(highest)?.as_ref()? {
+            Origin::Inline(node) => node.at(pointer).map(|n| n.span.clone()),
+            Origin::File(file) => {
+                let text = std::fs::read_to_string(file).ok()?;
+                let source = crate::diagnostic::SourceFile::new(file, text);
+                let node = crate::yaml::parse_node(&source).ok()?;
+                node.at(pointer).map(|n| n.span.clone())
+            }
+        }
+    }
 }
 
 /// One `needs` entry, resolved to a release id.

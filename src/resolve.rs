@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{ConfigError, Environment, FileRef, ReleaseSpec, Stack, ValuesSource};
 use crate::diagnostic::{SourceFile, Span};
 use crate::error::Error;
-use crate::release::{Need, Release, need_id};
+use crate::release::{Need, Origin, Release, need_id};
 use crate::render::RenderError;
 use crate::render::expression::Evaluator;
 use crate::values::{SetValue, merge};
@@ -93,7 +93,7 @@ pub fn resolve_environment(
     let evaluator = Evaluator::new(&env, context);
     for source in &environment.values {
         match layer(source, &evaluator, &mut files) {
-            Ok(layer) => merge(&mut values, Value::clone(&layer)),
+            Ok((layer, _)) => merge(&mut values, Value::clone(&layer)),
             Err(error) => errors.push(error),
         }
     }
@@ -176,13 +176,16 @@ fn layer(
     source: &ValuesSource,
     evaluator: &Evaluator,
     files: &mut ValuesFiles,
-) -> Result<Arc<Value>, Error> {
+) -> Result<(Arc<Value>, Origin), Error> {
     match source {
         ValuesSource::File(file) => {
             let path = file.base.join(evaluator.text(&file.path)?);
-            files.read(&path, &file.path.span)
+            Ok((files.read(&path, &file.path.span)?, Origin::File(path)))
         }
-        ValuesSource::Inline(node) => Ok(Arc::new(evaluator.tree(node)?)),
+        ValuesSource::Inline(node) => Ok((
+            Arc::new(evaluator.tree(node)?),
+            Origin::Inline(node.clone()),
+        )),
     }
 }
 
@@ -226,7 +229,11 @@ pub fn resolve_releases(
                     continue;
                 }
                 release.layers.insert(0, Arc::clone(&environment.values));
-                release.layers.extend(set_layer.clone());
+                release.origins.insert(0, None);
+                if let Some(overlay) = &set_layer {
+                    release.layers.push(Arc::clone(overlay));
+                    release.origins.push(None);
+                }
                 releases.push(release);
             }
             Err(mut release_errors) => errors.append(&mut release_errors),
@@ -315,15 +322,22 @@ fn resolve_release(
         },
     };
     let mut layers = Vec::new();
+    let mut origins = Vec::new();
     for source in &spec.values {
         match layer(source, &evaluator, files) {
-            Ok(layer) => layers.push(layer),
+            Ok((layer, origin)) => {
+                layers.push(layer);
+                origins.push(Some(origin));
+            }
             Err(error) => errors.push(error),
         }
     }
     for secret in &spec.secrets {
         match secrets.layer(secret, &evaluator) {
-            Ok(layer) => layers.push(layer),
+            Ok(layer) => {
+                layers.push(layer);
+                origins.push(None);
+            }
             Err(error) => errors.push(error),
         }
     }
@@ -347,6 +361,7 @@ fn resolve_release(
         installed,
         options: spec.options.clone(),
         layers,
+        origins,
         span: spec.name.span.clone(),
         chart_span: spec.chart.span.clone(),
     })

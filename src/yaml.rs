@@ -48,6 +48,20 @@ pub struct SyntaxError {
 }
 
 impl Node {
+    /// The node at a path of mapping keys and list indexes.
+    pub fn at(&self, pointer: &[String]) -> Option<&Node> {
+        pointer
+            .iter()
+            .try_fold(self, |node, segment| match &node.kind {
+                NodeKind::Mapping(entries) => entries
+                    .iter()
+                    .find(|(key, _)| key.name == *segment)
+                    .map(|(_, value)| value),
+                NodeKind::Sequence(items) => items.get(segment.parse::<usize>().ok()?),
+                _ => None,
+            })
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match &self.kind {
             NodeKind::Null => "null",

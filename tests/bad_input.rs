@@ -136,13 +136,14 @@ const CASES: &[Case] = &[
         name: "a schema violation (minimum)",
         edits: &[],
         args: &["--set", "scale.backend=0"],
-        expect: &["replicas"],
+        // Located where the release sets the value, not at the schema.
+        expect: &["replicas", "platform.yaml:59:19"],
     },
     Case {
         name: "a schema violation (type)",
         edits: &[],
         args: &["--set-string", "scale.backend=three"],
-        expect: &["replicas"],
+        expect: &["replicas", "platform.yaml:59:19"],
     },
     Case {
         name: "an object without kind",

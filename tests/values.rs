@@ -184,23 +184,55 @@ fn schema_violations_name_the_value_path() {
     let output = test.stack(&["lint"]).code(1);
     insta::assert_snapshot!(output.stderr, @r#"
     error: release `default/r`: value `db.port` violates the chart's schema: "5432" is not of type "integer"
-     --> charts/show/values.schema.json:1:1
+     --> stack.yaml:2:56
       |
-    1 | {"type": "object", "properties": {
-      | ^
+    2 |   - {name: r, chart: charts/show, values: [{db: {port: '5432'}, replicas: 0}]}
+      |                                                        ^^^^^^
 
     hint: fix the value, or the chart's values.schema.json
 
     error: release `default/r`: value `replicas` violates the chart's schema: 0 is less than the minimum of 1
-     --> charts/show/values.schema.json:1:1
+     --> stack.yaml:2:75
       |
-    1 | {"type": "object", "properties": {
-      | ^
+    2 |   - {name: r, chart: charts/show, values: [{db: {port: '5432'}, replicas: 0}]}
+      |                                                                           ^
 
     hint: fix the value, or the chart's values.schema.json
 
     2 errors
     "#);
+}
+
+#[test]
+fn a_schema_violation_points_at_the_highest_layer_that_set_the_value() {
+    let test = values_test(
+        "
+        releases:
+          - {name: r, chart: charts/show, values: [{replicas: 2}, values/r.yaml]}
+        ",
+    )
+    .file("values/r.yaml", "# the release's own values\nreplicas: 0\n")
+    .file(
+        "charts/show/values.schema.json",
+        r#"{"type": "object", "properties": {"replicas": {"type": "integer", "minimum": 1}}}"#,
+    );
+    let output = test.stack(&["lint"]).code(1);
+    assert!(
+        output.stderr.contains("--> values/r.yaml:2:11"),
+        "{}",
+        output.stderr
+    );
+    // A value from --set has no line to point at: the schema is shown.
+    let output = test
+        .stack(&["lint", "--set", "replicas=0", "--set", "x=1"])
+        .code(1);
+    assert!(
+        output
+            .stderr
+            .contains("--> charts/show/values.schema.json:1:1"),
+        "{}",
+        output.stderr
+    );
 }
 
 #[test]

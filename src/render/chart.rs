@@ -105,17 +105,32 @@ impl Chart {
 
     /// Check merged values against `values.schema.json`: every violation,
     /// named by its value path.
-    pub fn validate(&self, release: &str, values: &Value) -> Result<(), Vec<RenderError>> {
+    /// Check merged values against the chart's schema; `locate` tells where
+    /// the value at a path (JSON pointer segments) was set.
+    pub fn validate(
+        &self,
+        release: &str,
+        values: &Value,
+        locate: impl Fn(&[String]) -> Option<Span>,
+    ) -> Result<(), Vec<RenderError>> {
         let Some((validator, source)) = &self.schema else {
             return Ok(());
         };
         let errors: Vec<RenderError> = validator
             .iter_errors(values)
-            .map(|error| RenderError::Schema {
-                release: release.to_string(),
-                path: value_path(&error.instance_path().to_string()),
-                message: error.to_string(),
-                schema: Span::file_start(source),
+            .map(|error| {
+                let pointer = error.instance_path().to_string();
+                let segments: Vec<String> = pointer
+                    .split('/')
+                    .skip(1)
+                    .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                    .collect();
+                RenderError::Schema {
+                    release: release.to_string(),
+                    path: value_path(&pointer),
+                    message: error.to_string(),
+                    span: locate(&segments).unwrap_or_else(|| Span::file_start(source)),
+                }
             })
             .collect();
         if errors.is_empty() {

@@ -50,7 +50,9 @@ pub enum RenderError {
         release: String,
         path: String,
         message: String,
-        schema: Span,
+        /// Where the offending value was set, when that can be told; else
+        /// the chart's schema.
+        span: Span,
     },
     #[error("release `{release}`: {template} renders an invalid object: {message}")]
     Manifest {
@@ -80,9 +82,10 @@ fn release_prefix(release: Option<&str>) -> String {
 impl RenderError {
     pub fn span(&self) -> Option<&Span> {
         match self {
-            Self::ChartNotFound { span, .. } | Self::Expression { span, .. } => Some(span),
+            Self::ChartNotFound { span, .. }
+            | Self::Expression { span, .. }
+            | Self::Schema { span, .. } => Some(span),
             Self::Template { span, .. } | Self::Manifest { span, .. } => span.as_ref(),
-            Self::Schema { schema, .. } => Some(schema),
             Self::Config(error) => error.span(),
             Self::Read { .. } | Self::DuplicateObject { .. } | Self::LinkOutsideChart { .. } => {
                 None
@@ -144,7 +147,7 @@ pub fn render_release(
     for layer in &release.layers {
         merge(&mut values, Value::clone(layer));
     }
-    chart.validate(&release.id, &values)?;
+    chart.validate(&release.id, &values, |pointer| release.locate(pointer))?;
     let context = JinjaValue::from(Serde(json!({
         "values": values,
         "release": {
