@@ -104,22 +104,22 @@ impl Node {
 
 /// Parse one YAML document into a spanned tree. An empty file is `null`.
 pub fn parse_node(source: &Arc<SourceFile>) -> Result<Node, SyntaxError> {
-    let raw: RawNode =
-        serde_saphyr::from_str(&source.text).map_err(|error| syntax_error(source, &error))?;
+    let raw: RawNode = serde_saphyr::from_str_with_options(&source.text, options())
+        .map_err(|error| syntax_error(source, &error))?;
     Ok(raw.attach(source))
 }
 
 /// Parse a values file (one document; empty means an empty map).
 pub fn parse_values(source: &Arc<SourceFile>) -> Result<Value, SyntaxError> {
-    let value: Option<Value> =
-        serde_saphyr::from_str(&source.text).map_err(|error| syntax_error(source, &error))?;
+    let value: Option<Value> = serde_saphyr::from_str_with_options(&source.text, options())
+        .map_err(|error| syntax_error(source, &error))?;
     Ok(value.unwrap_or_else(|| Value::Object(serde_json::Map::new())))
 }
 
 /// Parse a multi-document YAML stream; empty documents are dropped.
 pub fn parse_documents(source: &Arc<SourceFile>) -> Result<Vec<Value>, SyntaxError> {
-    let documents: Vec<Value> =
-        serde_saphyr::from_multiple(&source.text).map_err(|error| syntax_error(source, &error))?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(&source.text, options())
+        .map_err(|error| syntax_error(source, &error))?;
     Ok(documents.into_iter().filter(|doc| !doc.is_null()).collect())
 }
 
@@ -127,6 +127,22 @@ pub fn parse_documents(source: &Arc<SourceFile>) -> Result<Vec<Value>, SyntaxErr
 pub fn to_string(value: &Value) -> String {
     // Serialising a `serde_json::Value` cannot fail: every key is a string.
     serde_saphyr::to_string(value).unwrap_or_default()
+}
+
+/// Limits against runaway input, raised from the parser's defaults (1,024
+/// documents, 250,000 nodes) to what real charts hold: CRD bundles of
+/// thousands of documents, generated values files.
+const MAX_DOCUMENTS: usize = 100_000;
+const MAX_NODES: usize = 10_000_000;
+
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = MAX_DOCUMENTS;
+    budget.max_nodes = MAX_NODES;
+    budget.max_events = 4 * MAX_NODES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 /// The parser's error, located, in our words: a duplicate key names the
@@ -189,6 +205,17 @@ fn first_setting(text: &str, key: &str, line: usize, column: usize) -> Option<us
 
 fn error_message(error: &serde_saphyr::Error) -> String {
     let text = error.without_snippet().to_string();
+    if let Some(breach) = text.strip_prefix("budget breached: ") {
+        let limit = match breach.split([' ', '{']).next().unwrap_or_default() {
+            "Documents" => format!("more than {MAX_DOCUMENTS} documents"),
+            "Nodes" | "Events" => format!("more than {MAX_NODES} values"),
+            "Depth" => "values nested more than 64 levels deep".to_string(),
+            _ => breach.trim().to_string(),
+        };
+        return format!(
+            "the file holds {limit}, more than stack reads from one file (a limit against runaway input); split it"
+        );
+    }
     // The location is shown by the diagnostic; drop the parser's own suffix.
     match text.rfind(" at line ") {
         Some(index) => text[..index].to_string(),
@@ -398,6 +425,22 @@ mod tests {
             assert!(!error.to_string().contains("DuplicateKeyPolicy"));
             assert!(parse_values(&source).unwrap_err().message.contains(lines));
         }
+    }
+
+    #[test]
+    fn many_documents_are_read_and_too_many_are_named_in_our_words() {
+        let documents = |n: usize| "---\na: 1\n".repeat(n);
+        let source = SourceFile::new("crds.yaml", documents(5_000));
+        assert_eq!(parse_documents(&source).unwrap().len(), 5_000);
+        let source = SourceFile::new("crds.yaml", documents(MAX_DOCUMENTS + 1));
+        let error = parse_documents(&source).unwrap_err();
+        assert!(
+            error
+                .message
+                .starts_with("the file holds more than 100000 documents, more than stack reads"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

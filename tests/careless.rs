@@ -226,3 +226,31 @@ fn objects_the_cluster_would_refuse_stop_the_run_before_its_first_write() {
         assert_eq!(crate::atomic::states(&test, release).len(), 1, "{release}");
     }
 }
+
+#[test]
+fn a_template_of_thousands_of_documents_renders() {
+    // A CRD bundle is often more documents than a YAML parser's default
+    // limit (1,024) allows.
+    let test = Test::new()
+        .file(
+            "stack.yaml",
+            "
+            releases:
+              - name: bundle
+                chart: charts/bundle
+            ",
+        )
+        .file(
+            "charts/bundle/templates/many.yaml",
+            "
+            {% for i in range(1500) %}
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: c{{ i }}
+            {% endfor %}",
+        );
+    let output = test.stack(&["template"]).success();
+    assert_eq!(output.stdout.matches("kind: ConfigMap").count(), 1500);
+}
