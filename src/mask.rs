@@ -35,8 +35,87 @@ pub fn mask_output(text: &str) -> String {
 #[derive(Debug, Default, Clone)]
 pub struct Masker {
     enabled: bool,
-    /// Longest first, so that a secret containing another is masked whole.
+    /// The decrypted values, to mask a string that is one whole.
     secrets: Vec<String>,
+    /// Every form in which a secret can appear in text (see [`forms`]),
+    /// longest first, so that a form containing another is masked whole.
+    forms: Vec<String>,
+}
+
+/// The forms of a secret that output can carry: as it is; each line of a
+/// multi-line value (a PEM key shown as a YAML block scalar, at any
+/// indentation); JSON- and YAML-escaped (`tojson`, a double-quoted
+/// scalar); base64, standard and URL-safe (`b64encode`, a Secret's
+/// `data`); percent-encoded (in a URL).
+fn forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let mut forms = vec![secret.to_string()];
+    if secret.contains('\n') {
+        forms.extend(secret.lines().map(str::trim).map(str::to_string));
+    }
+    if let Ok(quoted) = serde_json::to_string(secret) {
+        forms.push(quoted.trim_matches('"').to_string());
+    }
+    for engine in [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+    ] {
+        let encoded = engine.encode(secret);
+        forms.push(encoded.trim_end_matches('=').to_string());
+        forms.push(encoded);
+    }
+    forms.push(percent_encoded(secret));
+    forms.retain(|form| form.chars().count() >= MIN_LENGTH);
+    forms
+}
+
+/// Shorter values (and forms) are masked only where they are a whole
+/// value: inside text they would mask half of every output.
+const MIN_LENGTH: usize = 6;
+
+/// `text` with every byte outside RFC 3986's unreserved set as `%XX`.
+fn percent_encoded(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// Whether a character continues a word: a match next to one is part of a
+/// longer word (`postgres` in `postgresql`) and is not the secret.
+fn word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// `text` with each occurrence of `form` that stands alone (not inside a
+/// longer word) replaced by [`MASK`].
+fn replace_whole(text: &str, form: &str) -> String {
+    let mut masked = String::with_capacity(text.len());
+    let mut last = 0;
+    for (start, _) in text.match_indices(form) {
+        let end = start + form.len();
+        if start < last {
+            continue;
+        }
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        let joins = |edge: Option<char>, inner: Option<char>| {
+            edge.is_some_and(word) && inner.is_some_and(word)
+        };
+        if joins(before, form.chars().next()) || joins(after, form.chars().next_back()) {
+            continue;
+        }
+        masked.push_str(&text[last..start]);
+        masked.push_str(MASK);
+        last = end;
+    }
+    masked.push_str(&text[last..]);
+    masked
 }
 
 impl Masker {
@@ -45,6 +124,7 @@ impl Masker {
         let mut masker = Self {
             enabled: !show_secrets,
             secrets: Vec::new(),
+            forms: Vec::new(),
         };
         let registry = REGISTRY
             .lock()
@@ -68,25 +148,24 @@ impl Masker {
             return;
         }
         self.secrets.push(secret.to_string());
-        self.secrets
-            .sort_by_key(|known| std::cmp::Reverse(known.len()));
+        for form in forms(secret) {
+            if !self.forms.contains(&form) {
+                self.forms.push(form);
+            }
+        }
+        self.forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
     }
 
-    /// Replace every registered secret in `text`.
+    /// Replace every form of every registered secret in `text`, where it
+    /// stands alone (never inside a longer word).
     pub fn mask_text(&self, text: &str) -> String {
         if !self.enabled {
             return text.to_string();
         }
         let mut masked = text.to_string();
-        // Short values would mask half of every output: they are masked only
-        // where they are a whole value (`mask_object`).
-        for secret in self
-            .secrets
-            .iter()
-            .filter(|secret| secret.chars().count() >= 6)
-        {
-            if masked.contains(secret.as_str()) {
-                masked = masked.replace(secret.as_str(), MASK);
+        for form in &self.forms {
+            if masked.contains(form.as_str()) {
+                masked = replace_whole(&masked, form);
             }
         }
         masked
@@ -147,6 +226,38 @@ mod tests {
             json!({"kind": "ConfigMap", "data": {"url": "postgres://app:hunter22@db"}});
         masker.mask_object(&mut config);
         assert_eq!(config["data"]["url"], "postgres://app:(sensitive value)@db");
+    }
+
+    #[test]
+    fn every_form_of_a_secret_is_masked_but_never_inside_a_longer_word() {
+        use base64::Engine as _;
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+        let mut masker = Masker::new(false);
+        masker.register(key);
+        masker.register("p@ss word/1");
+        masker.register("postgres");
+        let shown = [
+            // each line of a block scalar, at any indentation
+            "data:\n  key.pem: |\n        MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n".to_string(),
+            // JSON-escaped (`tojson`)
+            serde_json::to_string(key).unwrap(),
+            // base64, standard and URL-safe
+            base64::engine::general_purpose::STANDARD.encode(key),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("p@ss word/1"),
+            // percent-encoded in a URL
+            "postgres://app:p%40ss%20word%2F1@db".to_string(),
+        ];
+        for text in &shown {
+            let masked = masker.mask_text(text);
+            assert!(masked.contains(MASK), "{text} -> {masked}");
+            assert!(!masked.contains("MIIEvQIBADANBgkq"), "{masked}");
+            assert!(!masked.contains("p%40ss"), "{masked}");
+        }
+        // A common word that is a secret is masked as a word, not inside one.
+        assert_eq!(
+            masker.mask_text("database/postgresql, user postgres."),
+            "database/postgresql, user (sensitive value)."
+        );
     }
 
     #[test]
