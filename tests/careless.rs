@@ -254,3 +254,29 @@ fn a_template_of_thousands_of_documents_renders() {
     let output = test.stack(&["template"]).success();
     assert_eq!(output.stdout.matches("kind: ConfigMap").count(), 1500);
 }
+
+#[test]
+fn releases_started_together_create_their_namespace_once() {
+    let mut stack = String::from("environments:\n  default:\n    cluster: simulated\nreleases:\n");
+    for index in 0..12 {
+        stack.push_str(&format!(
+            "  - {{name: r{index}, namespace: team{}, chart: charts/cm}}\n",
+            index % 2
+        ));
+    }
+    let test = Test::new()
+        .configmap_chart("charts/cm")
+        .file("stack.yaml", &stack);
+    let server = Server::start(test.path(), &[]);
+    test.stack(&["apply", "-q"]).success();
+    let creates = crate::harness::metric(
+        &server.metrics(),
+        "stack_simulator_requests_total",
+        &[("verb", "create"), ("resource", "namespaces")],
+    );
+    assert_eq!(creates, 2, "one create per namespace");
+    assert_eq!(
+        server.get("/api/v1/namespaces/team1")["metadata"]["name"],
+        "team1"
+    );
+}

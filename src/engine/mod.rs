@@ -109,6 +109,9 @@ pub struct Session {
     pub commit: Option<String>,
     /// Namespaces known to exist.
     pub namespaces: Mutex<BTreeSet<String>>,
+    /// One gate per namespace being made sure of, so that one release
+    /// creates it while the others wait.
+    pub namespace_gates: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     pub force_conflicts: bool,
     pub wait: bool,
     /// `--atomic` / `--no-atomic`: overrides each release's `atomic`.
@@ -143,6 +146,7 @@ impl Session {
             stack_name,
             commit,
             namespaces: Mutex::new(BTreeSet::new()),
+            namespace_gates: Mutex::new(HashMap::new()),
             force_conflicts: false,
             wait: true,
             atomic: None,

@@ -24,12 +24,28 @@ use crate::object::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object, ObjectKey};
 /// field of it is owned by `stack`, so a release that renders the namespace
 /// itself keeps it as it wants it.
 pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), String> {
-    if session
-        .namespaces
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .contains(namespace)
-    {
+    let known = || {
+        session
+            .namespaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(namespace)
+    };
+    if known() {
+        return Ok(());
+    }
+    // Releases of one namespace started together: one of them creates it,
+    // the others wait for that instead of racing it.
+    let gate = std::sync::Arc::clone(
+        session
+            .namespace_gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(namespace.to_string())
+            .or_default(),
+    );
+    let _creating = gate.lock().await;
+    if known() {
         return Ok(());
     }
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(session.client.clone());
