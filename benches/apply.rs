@@ -15,7 +15,7 @@
 //! kubectl comes from `STACK_KUBECTL` or PATH; without it the kubectl columns
 //! are left out. Run: `cargo bench --bench apply`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -72,17 +72,6 @@ fn kubectl(binary: &Path, server: &Server, home: &Path, args: &[&str]) -> Durati
         String::from_utf8_lossy(&output.stderr)
     );
     elapsed
-}
-
-fn kubectl_binary() -> Option<PathBuf> {
-    std::env::var_os("STACK_KUBECTL")
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .or_else(|| {
-            std::env::split_paths(&std::env::var_os("PATH")?)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.is_file())
-        })
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -164,8 +153,8 @@ fn main() {
     let noop_time = best(ours.path(), &["apply", "-q"]);
     let noop_writes = mutating(&server) - writes_before;
 
-    let binary =
-        kubectl_binary().filter(|_| std::env::var_os("STACK_BENCH_SKIP_KUBECTL").is_none());
+    let binary = harness::external_tool("STACK_KUBECTL", "kubectl")
+        .filter(|_| std::env::var_os("STACK_BENCH_SKIP_KUBECTL").is_none());
     let manifests = ours.path().join("manifests");
     let manifest_dir = manifests.to_str().expect("UTF-8 path");
     if binary.is_some() {

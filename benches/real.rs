@@ -85,17 +85,6 @@ fn kubectl(binary: &Path, cluster: &RealCluster, home: &Path, args: &[&str]) -> 
     elapsed
 }
 
-fn kubectl_binary() -> Option<PathBuf> {
-    std::env::var_os("STACK_KUBECTL")
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .or_else(|| {
-            std::env::split_paths(&std::env::var_os("PATH")?)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.is_file())
-        })
-}
-
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
@@ -250,7 +239,7 @@ fn release_seconds(summary: &str) -> Duration {
 }
 
 fn main() {
-    let Some(binary) = kubectl_binary() else {
+    let Some(binary) = harness::external_tool("STACK_KUBECTL", "kubectl") else {
         println!("kubectl not found (set STACK_KUBECTL): nothing measured");
         return;
     };

@@ -62,9 +62,7 @@ impl Contact {
     }
 
     fn unanswered(&self, error: &kube::Error) {
-        let reason = super::retry::causes(error)
-            .last()
-            .map_or_else(|| error.to_string(), ToString::to_string);
+        let reason = super::retry::innermost(error);
         let mut silent = self.silent.lock().unwrap_or_else(PoisonError::into_inner);
         let since = silent
             .as_ref()

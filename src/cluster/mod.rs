@@ -85,9 +85,7 @@ pub enum Unanswered {
 
 impl Unanswered {
     fn of(error: &kube::Error) -> Self {
-        let innermost = retry::causes(error)
-            .last()
-            .map_or_else(|| error.to_string(), ToString::to_string);
+        let innermost = retry::innermost(error);
         match error {
             kube::Error::Api(status) if status.code == 401 => Self::Unauthorized,
             _ if retry::is_certificate(error) => Self::Certificate(innermost),

@@ -42,6 +42,14 @@ pub fn is_certificate(error: &kube::Error) -> bool {
     causes(error).any(|cause| cause.to_string().contains("certificate"))
 }
 
+/// The innermost cause of an error, in its words (`Connection refused`,
+/// `invalid peer certificate: UnknownIssuer`).
+pub fn innermost(error: &kube::Error) -> String {
+    causes(error)
+        .last()
+        .map_or_else(|| error.to_string(), ToString::to_string)
+}
+
 /// The error and each of its sources, outermost first.
 pub fn causes<'a>(
     error: &'a (dyn std::error::Error + 'static),
