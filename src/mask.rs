@@ -9,17 +9,98 @@ use serde_json::Value;
 pub const MASK: &str = "(sensitive value)";
 
 /// Every decrypted value of this process, and whether output is masked.
-static REGISTRY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static REGISTRY: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
 static SHOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Register a decrypted value for masking everywhere.
 pub fn register(secret: &str) {
     let mut registry = REGISTRY
-        .lock()
+        .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !secret.is_empty() && !registry.iter().any(|known| known == secret) {
         registry.push(secret.to_string());
     }
+}
+
+/// What a template makes from a secret is a secret: when a filter's input
+/// carries a registered value (or a piece of one), its output is registered
+/// too — base64, a digest: transforms whose output cannot be traced back to
+/// the part of the input that was secret.
+pub fn derive(input: &str, output: &str) {
+    piece(input);
+    if output != input && carries_secret(input) {
+        register(output);
+    }
+}
+
+/// A filter that maps text piece by piece (`upper`, `replace`): when its
+/// input is a secret (or a piece of one) its output is registered; when the
+/// input only holds secrets among other text, what the filter makes of each
+/// secret is, so that the rest of the text stays readable.
+pub fn derive_each(input: &str, output: &str, transform: impl Fn(&str) -> String) {
+    piece(input);
+    let contained: Vec<String> = {
+        let registry = registry();
+        if registry.iter().any(|secret| secret == input) || is_piece(&registry, input) {
+            vec![]
+        } else {
+            registry
+                .iter()
+                .filter(|secret| {
+                    secret.chars().count() >= MIN_LENGTH && input.contains(secret.as_str())
+                })
+                .cloned()
+                .collect()
+        }
+    };
+    if contained.is_empty() {
+        if output != input && carries_secret(input) {
+            register(output);
+        }
+        return;
+    }
+    for secret in contained {
+        register(&transform(&secret));
+    }
+}
+
+/// A piece of a secret printed on its own (`{{ key[:16] }}`, `trim`) is a
+/// secret when it is at least half of the value or [`PIECE`] characters
+/// long. Shorter pieces are left alone: a word that happens to occur inside
+/// a secret (`postgres` in a connection string) would be masked everywhere,
+/// and a short prefix shown to tell keys apart tells little.
+pub fn piece(text: &str) {
+    if is_piece(&registry(), text) {
+        register(text);
+    }
+}
+
+const PIECE: usize = 12;
+
+fn registry() -> std::sync::RwLockReadGuard<'static, Vec<String>> {
+    REGISTRY
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether `text` is a registered value, holds one, or is a piece of one.
+fn carries_secret(text: &str) -> bool {
+    let registry = registry();
+    registry.iter().any(|secret| {
+        secret == text || (secret.chars().count() >= MIN_LENGTH && text.contains(secret.as_str()))
+    }) || is_piece(&registry, text)
+}
+
+/// Whether `text` is a strict piece of a registered value, long enough to
+/// count (see [`piece`]).
+fn is_piece(registry: &[String], text: &str) -> bool {
+    let length = text.chars().count();
+    length >= 4
+        && registry.iter().any(|secret| {
+            secret != text
+                && (length >= PIECE || 2 * length >= secret.chars().count())
+                && secret.contains(text)
+        })
 }
 
 /// `--show-secrets`: stop masking.
@@ -53,9 +134,19 @@ fn forms(secret: &str) -> Vec<String> {
     if secret.contains('\n') {
         forms.extend(secret.lines().map(str::trim).map(str::to_string));
     }
-    if let Ok(quoted) = serde_json::to_string(secret) {
-        forms.push(quoted.trim_matches('"').to_string());
-    }
+    // JSON-escaped once (`tojson`, a double-quoted scalar), with the HTML
+    // characters as `\u00XX` too (minijinja's `tojson`), and twice
+    // (`tojson | quote`).
+    let escaped = json_escaped(secret);
+    let html_safe = escaped
+        .replace('&', "\\u0026")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('\'', "\\u0027");
+    forms.push(json_escaped(&escaped));
+    forms.push(json_escaped(&html_safe));
+    forms.push(escaped);
+    forms.push(html_safe);
     for engine in [
         base64::engine::general_purpose::STANDARD,
         base64::engine::general_purpose::URL_SAFE,
@@ -67,6 +158,12 @@ fn forms(secret: &str) -> Vec<String> {
     forms.push(percent_encoded(secret));
     forms.retain(|form| form.chars().count() >= MIN_LENGTH);
     forms
+}
+
+/// `text` as inside a JSON string, without the quotes.
+fn json_escaped(text: &str) -> String {
+    let quoted = serde_json::Value::String(text.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
 }
 
 /// Shorter values (and forms) are masked only where they are a whole
@@ -92,6 +189,21 @@ fn word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// Whether `text` ends with an escape sequence (`\n`, `\t`, `\r`,
+/// `\u0026`): what follows starts a new token though the escape ends in a
+/// letter or digit.
+fn after_escape(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let escaped_letter = bytes.len() >= 2
+        && bytes[bytes.len() - 2] == b'\\'
+        && matches!(bytes[bytes.len() - 1], b'n' | b't' | b'r');
+    let escaped_code = bytes.len() >= 6
+        && bytes[bytes.len() - 6] == b'\\'
+        && bytes[bytes.len() - 5] == b'u'
+        && bytes[bytes.len() - 4..].iter().all(u8::is_ascii_hexdigit);
+    escaped_letter || escaped_code
+}
+
 /// `text` with each occurrence of `form` that stands alone (not inside a
 /// longer word) replaced by [`MASK`].
 fn replace_whole(text: &str, form: &str) -> String {
@@ -102,7 +214,9 @@ fn replace_whole(text: &str, form: &str) -> String {
         if start < last {
             continue;
         }
-        let before = text[..start].chars().next_back();
+        let before = (!after_escape(&text[..start]))
+            .then(|| text[..start].chars().next_back())
+            .flatten();
         let after = text[end..].chars().next();
         let joins = |edge: Option<char>, inner: Option<char>| {
             edge.is_some_and(word) && inner.is_some_and(word)
@@ -126,10 +240,7 @@ impl Masker {
             secrets: Vec::new(),
             forms: Vec::new(),
         };
-        let registry = REGISTRY
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let registry = registry().clone();
         for secret in &registry {
             masker.register(secret);
         }
@@ -246,12 +357,17 @@ mod tests {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("p@ss word/1"),
             // percent-encoded in a URL
             "postgres://app:p%40ss%20word%2F1@db".to_string(),
+            // JSON-escaped twice (`tojson | quote`): a line after `\\n`
+            serde_json::to_string(&serde_json::to_string(key).unwrap()).unwrap(),
+            // minijinja's `tojson` writes `&` as `\u0026`
+            r#"{"dsn": "a\u0026p@ss word/1"}"#.to_string(),
         ];
         for text in &shown {
             let masked = masker.mask_text(text);
             assert!(masked.contains(MASK), "{text} -> {masked}");
             assert!(!masked.contains("MIIEvQIBADANBgkq"), "{masked}");
             assert!(!masked.contains("p%40ss"), "{masked}");
+            assert!(!masked.contains("ss word"), "{masked}");
         }
         // A common word that is a secret is masked as a word, not inside one.
         assert_eq!(

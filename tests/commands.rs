@@ -295,7 +295,7 @@ fn template_skips_releases_that_are_not_installed() {
 fn template_to_a_directory_writes_one_folder_per_release() {
     let test = Test::example();
     test.stack(&["template", "--output-dir", "out"]).success();
-    let mut files: Vec<String> = walk(&test.path().join("out"))
+    let mut files: Vec<String> = crate::harness::files_under(&test.path().join("out"))
         .into_iter()
         .map(|path| {
             path.strip_prefix(test.path().join("out"))
@@ -414,19 +414,6 @@ fn file_flag_loads_that_file_alone() {
         .success();
     assert_eq!(output.json().as_array().unwrap().len(), 1);
     assert_eq!(output.json()[0]["name"], "b");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// The example's decrypted values, which no output may contain.

@@ -13,6 +13,7 @@ mod crash;
 mod errors;
 mod faults;
 mod kubectl;
+mod leaks;
 mod promote;
 mod real;
 mod real_faults;

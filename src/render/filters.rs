@@ -1,6 +1,8 @@
 //! The template environment: strict about undefined values, with the filters
 //! a helm user reaches for (product.md §3).
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use minijinja::value::{Kwargs, Value as JinjaValue};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
@@ -27,7 +29,81 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("required", required);
     env.add_filter("sha256", sha256);
     env.add_function("required", required);
+    derive_secrets(&mut env);
     env
+}
+
+/// What a template makes from a secret stays a secret (product.md §6): the
+/// string filters that transform text register their output when their
+/// input carries a secret, and a piece of a secret (a slice) is registered
+/// when it is printed or formatted (`quote`, `indent`, `tojson`: their
+/// output holds their input in a form the masker knows). The masker then
+/// finds them in output.
+fn derive_secrets(env: &mut Environment<'static>) {
+    use minijinja::filters;
+    use minijinja::value::StringInput;
+    fn derived(input: &str, output: JinjaValue, transform: fn(&str) -> String) -> JinjaValue {
+        if let Some(text) = output.as_str() {
+            crate::mask::derive_each(input, text, transform);
+        }
+        output
+    }
+    env.add_filter("upper", |v: StringInput| {
+        let output = v.as_str().to_uppercase();
+        derived(v.as_str(), JinjaValue::from(output), str::to_uppercase)
+    });
+    env.add_filter("lower", |v: StringInput| {
+        let output = v.as_str().to_lowercase();
+        derived(v.as_str(), JinjaValue::from(output), str::to_lowercase)
+    });
+    env.add_filter("title", |v: Cow<'_, str>| {
+        let output = filters::title(v.clone());
+        derived(&v, JinjaValue::from(output), |text| {
+            filters::title(text.into())
+        })
+    });
+    env.add_filter("capitalize", |v: StringInput| {
+        let input = v.as_str().to_string();
+        // Inside a longer text a secret keeps its case, or is lower-cased.
+        derived(&input, filters::capitalize(v), str::to_lowercase)
+    });
+    env.add_filter("trim", |v: StringInput, chars: Option<Cow<'_, str>>| {
+        let output = filters::trim(v, chars);
+        if let Some(text) = output.as_str() {
+            crate::mask::piece(text);
+        }
+        output
+    });
+    env.add_filter(
+        "replace",
+        |v: Cow<'_, str>, from: Cow<'_, str>, to: Cow<'_, str>| {
+            let output = v.replace(&*from, &to);
+            crate::mask::derive_each(&v, &output, |secret| secret.replace(&*from, &to));
+            output
+        },
+    );
+    env.add_filter("reverse", |v: &JinjaValue| {
+        let output = filters::reverse(v)?;
+        Ok::<_, Error>(match v.as_str() {
+            Some(input) => derived(input, output, |text| text.chars().rev().collect()),
+            None => output,
+        })
+    });
+    env.add_filter(
+        "tojson",
+        |v: &JinjaValue, indent: Option<JinjaValue>, kwargs: Kwargs| {
+            if let Some(input) = v.as_str() {
+                crate::mask::piece(input);
+            }
+            filters::tojson(v, indent, kwargs)
+        },
+    );
+    env.set_formatter(|out, state, value| {
+        if let Some(text) = value.as_str() {
+            crate::mask::piece(text);
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
 }
 
 fn to_json(value: &JinjaValue) -> Result<serde_json::Value, Error> {
@@ -61,7 +137,10 @@ fn text_of(value: &JinjaValue, filter: &str) -> Result<String, Error> {
 }
 
 fn b64encode(value: &JinjaValue) -> Result<String, Error> {
-    Ok(base64::engine::general_purpose::STANDARD.encode(text_of(value, "b64encode")?))
+    let text = text_of(value, "b64encode")?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
+    crate::mask::derive(&text, &encoded);
+    Ok(encoded)
 }
 
 fn b64decode(value: &JinjaValue) -> Result<String, Error> {
@@ -72,15 +151,17 @@ fn b64decode(value: &JinjaValue) -> Result<String, Error> {
             Error::new(ErrorKind::InvalidOperation, "b64decode: not valid base64")
                 .with_source(error)
         })?;
-    String::from_utf8(bytes)
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "b64decode: not UTF-8 text"))
+    let decoded = String::from_utf8(bytes)
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "b64decode: not UTF-8 text"))?;
+    crate::mask::derive(&text, &decoded);
+    Ok(decoded)
 }
 
 /// helm's `indent`: every line, the first included, gets `width` spaces.
 fn indent(value: &JinjaValue, width: usize) -> Result<String, Error> {
     let text = text_of(value, "indent")?;
     let pad = " ".repeat(width);
-    Ok(text
+    let indented = text
         .split('\n')
         .map(|line| {
             if line.is_empty() {
@@ -90,7 +171,9 @@ fn indent(value: &JinjaValue, width: usize) -> Result<String, Error> {
             }
         })
         .collect::<Vec<_>>()
-        .join("\n"))
+        .join("\n");
+    crate::mask::piece(&text);
+    Ok(indented)
 }
 
 /// helm's `nindent`: a newline, then `indent`.
@@ -101,11 +184,13 @@ fn nindent(value: &JinjaValue, width: usize) -> Result<String, Error> {
 /// A double-quoted string, escaped so that it is valid YAML and JSON.
 fn quote(value: &JinjaValue) -> Result<String, Error> {
     let text = text_of(value, "quote")?;
+    crate::mask::piece(&text);
     Ok(serde_json::Value::String(text).to_string())
 }
 
 fn squote(value: &JinjaValue) -> Result<String, Error> {
     let text = text_of(value, "squote")?;
+    crate::mask::piece(&text);
     Ok(format!("'{}'", text.replace('\'', "''")))
 }
 
@@ -129,8 +214,10 @@ fn required(
 }
 
 fn sha256(value: &JinjaValue) -> Result<String, Error> {
-    let digest = Sha256::digest(text_of(value, "sha256")?.as_bytes());
-    Ok(crate::hex::lower(&digest))
+    let text = text_of(value, "sha256")?;
+    let digest = crate::hex::lower(&Sha256::digest(text.as_bytes()));
+    crate::mask::derive(&text, &digest);
+    Ok(digest)
 }
 
 #[cfg(test)]
@@ -179,5 +266,24 @@ mod tests {
         );
         let error = render("{{ values.missing | required('set missing') }}").unwrap_err();
         assert!(error.to_string().contains("set missing"));
+    }
+
+    #[test]
+    fn what_a_filter_makes_from_a_secret_is_masked() {
+        let secret = "Tr0ub4dor-filter-test-key";
+        crate::mask::register(secret);
+        let rendered = environment()
+            .render_str(
+                "{{ s | upper }} {{ s | replace('-', '') }} {{ s[:13] }} {{ s | b64encode | b64decode | lower }} {{ s | sha256 }} {{ s | reverse }} {{ s | title }} {{ 'postgres' | upper }} {{ s[:4] }}",
+                context! { s => secret },
+            )
+            .unwrap();
+        let masked = crate::mask::Masker::new(false).mask_text(&rendered);
+        let mask = crate::mask::MASK;
+        assert_eq!(
+            masked,
+            format!("{mask} {mask} {mask} {mask} {mask} {mask} {mask} POSTGRES Tr0u"),
+            "from {rendered}"
+        );
     }
 }

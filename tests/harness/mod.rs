@@ -415,3 +415,17 @@ pub fn http_first_line(url: &str) -> String {
 pub fn stack_label(dir: &Path) -> String {
     stack::object::dns_label(&dir.file_name().expect("a folder").to_string_lossy())
 }
+
+/// Every file under `dir`, in its subfolders too.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read folder") {
+        let path = entry.expect("folder entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
