@@ -96,8 +96,14 @@ pub enum Command {
         #[arg(long)]
         skip_tests: bool,
     },
-    /// Parse, render and schema-check every selected release; no cluster needed
-    Lint,
+    /// Parse, render, schema-check every selected release and check its objects by Kubernetes'
+    /// rules; no cluster needed (with --cluster, also ask the cluster in a dry run)
+    Lint {
+        /// Also ask the environment's cluster: unknown kinds, and a server-side dry run of every
+        /// object to create or change; nothing is written
+        #[arg(long)]
+        cluster: bool,
+    },
     /// Rendered objects vs the live cluster, per release, as a unified diff
     Diff(DiffArgs),
     /// Diff, then apply what changed, wait, test, prune, record the revision; roll back what fails

@@ -39,5 +39,6 @@ pub mod settings;
 pub mod simulator;
 pub mod suggest;
 pub mod synthetic;
+pub mod validate;
 pub mod values;
 pub mod yaml;

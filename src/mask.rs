@@ -65,8 +65,8 @@ pub fn derive_each(input: &str, output: &str, transform: impl Fn(&str) -> String
 }
 
 /// A piece of a secret printed on its own (`{{ key[:16] }}`, `trim`) is a
-/// secret when it is at least half of the value or [`PIECE`] characters
-/// long. Shorter pieces are left alone: a word that happens to occur inside
+/// secret when it is [`PIECE`] characters long, or at least six and three
+/// quarters of the value. Shorter pieces are left alone: a word that happens to occur inside
 /// a secret (`postgres` in a connection string) would be masked everywhere,
 /// and a short prefix shown to tell keys apart tells little.
 pub fn piece(text: &str) {
@@ -95,10 +95,10 @@ fn carries_secret(text: &str) -> bool {
 /// count (see [`piece`]).
 fn is_piece(registry: &[String], text: &str) -> bool {
     let length = text.chars().count();
-    length >= 4
+    length >= MIN_LENGTH
         && registry.iter().any(|secret| {
             secret != text
-                && (length >= PIECE || 2 * length >= secret.chars().count())
+                && (length >= PIECE || 4 * length >= 3 * secret.chars().count())
                 && secret.contains(text)
         })
 }

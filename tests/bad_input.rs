@@ -21,6 +21,7 @@ use Edit::{Remove, Replace, Write};
 const STACK: &str = "stacks/platform.yaml";
 const BACKEND: &str = "stacks/charts/backend/templates/configmap.yaml";
 const SECRET: &str = "secrets/development/db.yaml";
+const SERVICE: &str = "stacks/charts/frontend/templates/service.yaml";
 
 struct Case {
     name: &'static str,
@@ -283,6 +284,36 @@ const CASES: &[Case] = &[
         edits: &[],
         args: &["--set", "scale.backend"],
         expect: &["scale.backend"],
+    },
+    Case {
+        name: "an invalid name in a namespace the run would create",
+        edits: &[
+            Replace(
+                STACK,
+                "namespace: apps\n    chart: charts/frontend",
+                "namespace: web\n    chart: charts/frontend",
+            ),
+            Replace(STACK, "needs: [backend]", "needs: [apps/backend]"),
+            Replace(SERVICE, "name: frontend", "name: FrontEnd"),
+        ],
+        args: &[],
+        expect: &[
+            "Kubernetes would refuse an object",
+            "Service/FrontEnd of web/frontend, from templates/service.yaml: Service \"FrontEnd\" is invalid: metadata.name",
+        ],
+    },
+    Case {
+        name: "a release namespace that is not a valid name",
+        edits: &[
+            Replace(
+                STACK,
+                "namespace: apps\n    chart: charts/frontend",
+                "namespace: Web_Shop\n    chart: charts/frontend",
+            ),
+            Replace(STACK, "needs: [backend]", "needs: [apps/backend]"),
+        ],
+        args: &[],
+        expect: &["Web_Shop", "RFC 1123"],
     },
     Case {
         name: "malformed YAML in an environment values file",

@@ -212,6 +212,11 @@ fn objects_the_cluster_would_refuse_stop_the_run_before_its_first_write() {
             );
             assert!(!output.stderr.contains("Status {"), "{}", output.stderr);
         }
+        // `lint --cluster` says the same, from Kubernetes' rules or the
+        // cluster's dry run, whichever finds it first.
+        let linted = test.stack(&["lint", "--cluster"]).code(1);
+        let message = expected.rsplit(": ").next().unwrap();
+        assert!(linted.stderr.contains(message), "{}", linted.stderr);
         write(
             path,
             if path == service {
@@ -221,10 +226,44 @@ fn objects_the_cluster_would_refuse_stop_the_run_before_its_first_write() {
             },
         );
     }
+    let checked = test.stack(&["lint", "--cluster"]).success();
+    assert!(
+        checked
+            .stdout
+            .contains("checked with its cluster: no problems"),
+        "{}",
+        checked.stdout
+    );
     assert_eq!(server.mutating(), before, "nothing was written");
     for release in ["backend", "frontend"] {
         assert_eq!(crate::atomic::states(&test, release).len(), 1, "{release}");
     }
+}
+
+#[test]
+fn lint_applies_kubernetes_rules_to_every_object_without_a_cluster() {
+    let test = Test::example();
+    let service = "stacks/charts/frontend/templates/service.yaml";
+    let text = test.read(service);
+    std::fs::write(
+        test.path().join(service),
+        text.replacen("name: frontend", "name: FrontEnd", 1)
+            .replacen("port: 80", "port: 80000", 1),
+    )
+    .unwrap();
+    let output = test.stack(&["lint"]).code(1);
+    crate::harness::shows_all(
+        &output.stderr,
+        &[
+            "Kubernetes would refuse an object",
+            "Service/FrontEnd of apps/frontend, from templates/service.yaml: Service \"FrontEnd\" is invalid: [metadata.name: Invalid value: \"FrontEnd\"",
+            "spec.ports[0].port: Invalid value: 80000: must be between 1 and 65535, inclusive",
+        ],
+    );
+    assert!(
+        !test.path().join("stacks/.stack").exists(),
+        "lint needs no cluster and writes nothing"
+    );
 }
 
 #[test]

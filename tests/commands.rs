@@ -200,7 +200,7 @@ fn template_one_release() {
             app.kubernetes.io/name: backend
             app.kubernetes.io/instance: backend
           annotations:
-            checksum/config: 217b179331f3fc10c4e9fac7a47768e055699b4b637fc79353e4d4eea1f6d45c
+            checksum/config: (sensitive value)
         spec:
           containers:
           - name: backend

@@ -1,24 +1,45 @@
 //! `stack lint`: everything that can be checked without a cluster — stack
-//! files, graph, values, templates, schemas, objects — for every selected
-//! release. Loading already reported its problems; this renders.
+//! files, graph, values, templates, schemas, objects by Kubernetes' rules —
+//! for every selected release. Loading already reported its problems; this
+//! renders. `--cluster` adds what only the cluster can say, as a run's
+//! plan asks it: kinds it does not serve, and a server-side dry run.
 
 use crate::error::Errors;
 use crate::output;
 use crate::project::Project;
 use crate::settings::Settings;
 
-pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
-    let selected = project.installed_selection();
-    let rendered = project.render(&selected)?;
+pub fn run(project: &Project, settings: &Settings, cluster: bool) -> Result<u8, Errors> {
+    let (rendered, removals) = super::apply::render_selection(project)?;
+    let invalid = crate::validate::refusals(project, &rendered, |_| true);
+    if !invalid.is_empty() {
+        return Err(
+            crate::error::Error::Engine(crate::engine::EngineError::Invalid { objects: invalid })
+                .into(),
+        );
+    }
+    if cluster {
+        // The plan asks the cluster what a run would: served kinds, and a
+        // server-side dry run of each object to create or change.
+        let rendered = &rendered;
+        super::remote::with_session(project, settings, |session| async move {
+            Ok(crate::engine::plan(&session, project, rendered, &removals, false).await?)
+        })?;
+    }
     let objects: usize = rendered
         .iter()
-        .map(|r| r.objects.len() + r.tests.len())
+        .map(|(_, r)| r.objects.len() + r.tests.len())
         .sum();
     if !settings.quiet {
         output::stdout(&format!(
-            "lint: {} releases, {objects} objects, environment `{}`: no problems\n",
+            "lint: {} releases, {objects} objects, environment `{}`{}: no problems\n",
             rendered.len(),
-            project.environment_name()
+            project.environment_name(),
+            if cluster {
+                ", checked with its cluster"
+            } else {
+                ""
+            }
         ));
     }
     Ok(0)

@@ -36,7 +36,7 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             output_dir.as_deref(),
             *skip_tests,
         ),
-        Command::Lint => lint::run(&load(settings)?, settings),
+        Command::Lint { cluster } => lint::run(&load(settings)?, settings, *cluster),
         Command::Diff(args) => diff::run(&load(settings)?, settings, args),
         Command::Apply(args) => apply::run(&load(settings)?, settings, args),
         Command::Destroy(lock) => destroy::run(&load(settings)?, settings, lock),

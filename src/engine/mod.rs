@@ -18,7 +18,7 @@ pub mod schedule;
 pub mod test_jobs;
 pub mod wait;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use futures::StreamExt as _;
@@ -67,6 +67,12 @@ pub enum EngineError {
         objects.join("\n  ")
     )]
     Refused { objects: Vec<String> },
+    #[error(
+        "Kubernetes would refuse {} (by its validation rules, checked before anything is written):\n  {}",
+        if objects.len() == 1 { "an object" } else { "objects" },
+        objects.join("\n  ")
+    )]
+    Invalid { objects: Vec<String> },
 }
 
 impl EngineError {
@@ -75,7 +81,7 @@ impl EngineError {
             Self::Api { .. } => "check that the cluster is reachable; requests were retried".into(),
             Self::Locked { .. } => "wait for it to finish, or pass --wait-for-lock 5m to wait here; a lock whose holder stopped renewing it is taken over after 30s".into(),
             Self::Recovery { .. } => "nothing else was applied; fix the cause and run `stack apply` again, or `stack rollback RELEASE REVISION`".into(),
-            Self::Refused { .. } => "fix the template or the values that render it; nothing was written".into(),
+            Self::Refused { .. } | Self::Invalid { .. } => "fix the template or the values that render it; nothing was written".into(),
             Self::UnknownKinds { .. } => "fix the kind or apiVersion in the template; if a CRD of another release defines it, select that release too. Nothing was written".into(),
         }
     }
@@ -360,11 +366,32 @@ async fn confirm(
     planned: &mut Planned,
 ) -> Result<(), EngineError> {
     let resources = session.resources.read().await.clone();
+    let to_create_in_new_namespaces: HashSet<ObjectKey> = planned
+        .plan
+        .releases
+        .iter()
+        .flat_map(|release| &release.changes)
+        .filter(|change| {
+            change.action == Action::Create
+                && !change.awaits_kind
+                && change
+                    .key
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|n| !planned.live.namespaces.contains(n))
+        })
+        .map(|change| change.key.clone())
+        .collect();
+    let invalid = crate::validate::refusals(project, rendered, |object| {
+        to_create_in_new_namespaces.contains(&object.key())
+    });
+    if !invalid.is_empty() {
+        return Err(EngineError::Invalid { objects: invalid });
+    }
     let bodies: HashMap<ObjectKey, &Value> = rendered
         .iter()
         .flat_map(|(_, r)| r.objects.iter().map(|o| (o.key(), &o.body)))
         .collect();
-    let _ = project;
     let mut checks = Vec::new();
     let no_live = Value::Null;
     for (release_index, release) in planned.plan.releases.iter().enumerate() {

@@ -25,6 +25,8 @@ pub mod server;
 pub mod status;
 pub mod store;
 mod validation;
+/// Kubernetes' validation rules for `stack lint` and a run's preflight.
+pub use validation::refusal;
 mod watch;
 pub mod write;
 

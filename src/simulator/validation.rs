@@ -87,6 +87,22 @@ pub fn decode(resource: &ResourceType, body: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// What a kube-apiserver says when asked to create `object` of a built-in
+/// kind and it refuses: the message of its 400 or 422; `None` when it
+/// accepts it or the kind is not built in.
+pub fn refusal(object: &Value) -> Option<String> {
+    static BUILT_IN: std::sync::LazyLock<crate::simulator::resources::Registry> =
+        std::sync::LazyLock::new(Default::default);
+    let resource = BUILT_IN.by_kind(object["apiVersion"].as_str()?, object["kind"].as_str()?)?;
+    if let Err(error) = decode(resource, object) {
+        return Some(error.message);
+    }
+    let causes = causes(resource, object, None);
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    (!causes.is_empty())
+        .then(|| ApiError::invalid_causes(&resource.kind, &resource.group, name, &causes).message)
+}
+
 /// Every cause the server would give for this object (`old`: the live
 /// object of an update).
 pub fn causes(resource: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause> {
