@@ -32,7 +32,7 @@ pub fn render_selection(project: &Project) -> Result<Selected, Errors> {
 /// A release spends its time waiting on the cluster, not on this machine's
 /// CPUs: on a 2-core CI runner CPUs × 4 alone kept half the releases of a
 /// large stack waiting in line while both cores were idle.
-fn default_concurrency() -> usize {
+pub fn default_concurrency() -> usize {
     std::thread::available_parallelism()
         .map_or(4, |n| n.get() * 4)
         .max(16)

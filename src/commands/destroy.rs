@@ -1,6 +1,11 @@
 //! `stack destroy`: delete the selected releases in reverse dependency order
 //! — their objects, then their history — and wait for the objects to go.
 
+use std::collections::{HashMap, VecDeque};
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+
 use crate::cluster::live;
 use crate::engine::{EngineError, apply};
 use crate::error::Errors;
@@ -34,32 +39,96 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
         .await
         .map_err(EngineError::api("cannot read live objects"))?;
     let owned = plan::Owned::index(&objects);
-    let mut order = project.selection.releases.clone();
-    order.reverse();
-    for index in order {
-        let id = &project.releases[index].id;
-        let removal = plan::plan_removal(Some(index), id, &owned, history.get(id));
-        if removal.up_to_date {
-            session.reporter.line(id, "not installed");
+    // The dependency graph reversed: a release goes once every selected
+    // release that needs it is gone; independent releases go together.
+    let selected = &project.selection.releases;
+    let by_id: HashMap<&str, usize> = selected
+        .iter()
+        .map(|&index| (project.releases[index].id.as_str(), index))
+        .collect();
+    let mut dependents: HashMap<usize, usize> = HashMap::new();
+    let mut needs: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &index in selected {
+        for need in &project.releases[index].needs {
+            if let Some(&needed) = by_id.get(need.id.as_str()) {
+                *dependents.entry(needed).or_default() += 1;
+                needs.entry(index).or_default().push(needed);
+            }
+        }
+    }
+    let mut ready: VecDeque<usize> = selected
+        .iter()
+        .rev()
+        .copied()
+        .filter(|index| !dependents.contains_key(index))
+        .collect();
+    let concurrency = super::apply::default_concurrency();
+    let mut running = FuturesUnordered::new();
+    let mut failed = None;
+    loop {
+        while failed.is_none() && running.len() < concurrency {
+            let Some(index) = ready.pop_front() else {
+                break;
+            };
+            let id = &project.releases[index].id;
+            let removal = plan::plan_removal(Some(index), id, &owned, history.get(id));
+            running.push(async move { (index, destroy_release(session, removal).await) });
+        }
+        let Some((index, result)) = running.next().await else {
+            break;
+        };
+        if let Err(message) = result {
+            failed.get_or_insert(message);
             continue;
         }
-        apply::remove_release(session, &removal)
-            .await
-            .map_err(|message| crate::error::Error::Failed {
-                message,
-                hint: None,
-            })?;
-        for change in &removal.changes {
-            let resources = session.resources.read().await.clone();
-            if let Some((api, _)) = resources.api(
+        for needed in needs.get(&index).into_iter().flatten() {
+            let count = dependents.entry(*needed).or_default();
+            *count -= 1;
+            if *count == 0 {
+                ready.push_back(*needed);
+            }
+        }
+    }
+    match failed {
+        Some(message) => Err(crate::error::Error::Failed {
+            message,
+            hint: None,
+        }
+        .into()),
+        None => Ok(0),
+    }
+}
+
+/// Delete one release's objects and history, then wait for its objects to go.
+async fn destroy_release(
+    session: &crate::engine::Session,
+    removal: plan::ReleasePlan,
+) -> Result<(), String> {
+    if removal.up_to_date {
+        session.reporter.line(&removal.id, "not installed");
+        return Ok(());
+    }
+    apply::remove_release(session, &removal).await?;
+    let resources = session.resources.read().await.clone();
+    let waits: Vec<_> = removal
+        .changes
+        .iter()
+        .filter_map(|change| {
+            let (api, _) = resources.api(
                 &session.client,
                 &change.api_version,
                 &change.key.kind,
                 change.key.namespace.as_deref(),
-            ) {
-                crate::engine::wait::until_gone(api, change.key.name.clone()).await;
-            }
-        }
-    }
-    Ok(0)
+            )?;
+            Some(crate::engine::wait::until_gone(
+                api,
+                change.key.name.clone(),
+            ))
+        })
+        .collect();
+    futures::stream::iter(waits)
+        .buffer_unordered(apply::DELETES_AT_ONCE)
+        .collect::<Vec<()>>()
+        .await;
+    Ok(())
 }

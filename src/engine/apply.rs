@@ -7,6 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt as _;
+
 use crate::engine::objects::{apply_all, delete_change, ensure_namespace, wait_ready};
 use crate::engine::report::seconds;
 use crate::engine::rollback::{Undo, roll_back};
@@ -240,11 +242,23 @@ async fn steps(
 }
 
 /// Delete everything a release owns, then its history.
+/// Deletes (and waits for objects to go) in flight at once per release.
+pub const DELETES_AT_ONCE: usize = 16;
+
 pub async fn remove_release(session: &Session, plan: &ReleasePlan) -> Result<(), String> {
     let mut changes: Vec<_> = plan.changes.iter().collect();
     changes.sort_by_key(|c| std::cmp::Reverse(super::order::rank(&c.key.kind)));
-    for change in changes {
-        delete_change(session, change).await?;
+    // Reverse order of kinds (workloads before their ConfigMaps, Namespaces
+    // last); the objects of one rank are deleted together.
+    for rank in
+        changes.chunk_by(|a, b| super::order::rank(&a.key.kind) == super::order::rank(&b.key.kind))
+    {
+        let deleted: Vec<Result<(), String>> = futures::stream::iter(rank)
+            .map(|change| delete_change(session, change))
+            .buffer_unordered(DELETES_AT_ONCE)
+            .collect()
+            .await;
+        deleted.into_iter().collect::<Result<Vec<()>, String>>()?;
     }
     history::delete_all(session, &plan.id).await?;
     session.reporter.line(&plan.id, "removed");

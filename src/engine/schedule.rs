@@ -249,12 +249,14 @@ async fn remove(session: &Session, project: &Project, plan: &Plan) -> Vec<Finish
         .iter()
         .filter(|r| r.intent == Intent::Remove)
         .collect();
-    removals.sort_by_key(|r| {
-        std::cmp::Reverse(
-            r.index
-                .and_then(|i| project.graph.order.iter().position(|&o| o == i)),
-        )
-    });
+    let position: HashMap<usize, usize> = project
+        .graph
+        .order
+        .iter()
+        .enumerate()
+        .map(|(position, &index)| (index, position))
+        .collect();
+    removals.sort_by_key(|r| std::cmp::Reverse(r.index.and_then(|i| position.get(&i))));
     let mut finished = Vec::new();
     for removal in removals {
         if removal.up_to_date {

@@ -208,6 +208,7 @@ impl Graph {
 
     /// Edges `(need, dependent)` among `members`.
     pub fn edges_within(&self, members: &[usize]) -> Vec<(usize, usize)> {
+        let members: std::collections::HashSet<usize> = members.iter().copied().collect();
         self.edges
             .edge_indices()
             .filter_map(|edge| self.edges.edge_endpoints(edge))
