@@ -143,7 +143,8 @@ struct Controllers {
     resync: bool,
     claims: bool,
     crds: bool,
-    services: bool,
+    /// Services written since the last pass (a deleted one needs nothing).
+    services: BTreeSet<(String, String)>,
     namespaces: bool,
     deletions: bool,
 }
@@ -474,7 +475,9 @@ impl Controllers {
         match key {
             "/persistentvolumeclaims" => self.claims = true,
             "apiextensions.k8s.io/customresourcedefinitions" => self.crds = true,
-            "/services" => self.services = true,
+            "/services" if event.action != Action::Deleted => {
+                self.services.insert(event.id.clone());
+            }
             "/namespaces" => self.namespaces = true,
             _ => {}
         }
@@ -500,13 +503,11 @@ impl Controllers {
                         .map(|(ns, name)| (key.to_string(), ns, name)),
                 );
             }
-            (
-                self.claims,
-                self.crds,
-                self.services,
-                self.namespaces,
-                self.deletions,
-            ) = (true, true, true, true, true);
+            self.services = store
+                .list("/services", None)
+                .map(crate::simulator::store::object_id)
+                .collect();
+            (self.claims, self.crds, self.namespaces, self.deletions) = (true, true, true, true);
         }
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
             .into_iter()
@@ -569,8 +570,9 @@ impl Controllers {
         if std::mem::take(&mut self.crds) {
             establish_crds(&mut store);
         }
-        if std::mem::take(&mut self.services) {
-            load_balancers(&mut store);
+        let services = std::mem::take(&mut self.services);
+        if !services.is_empty() {
+            load_balancers(&mut store, services);
         }
         if std::mem::take(&mut self.namespaces) {
             terminate_namespaces(&mut store);
@@ -1113,21 +1115,24 @@ fn establish_crds(store: &mut Store) {
     }
 }
 
-fn load_balancers(store: &mut Store) {
-    let pending: Vec<Value> = store
-        .list("/services", None)
-        .filter(|s| {
-            s["spec"]["type"] == "LoadBalancer" && s["status"]["loadBalancer"]["ingress"].is_null()
+/// Give each written LoadBalancer Service without an address one.
+fn load_balancers(store: &mut Store, written: BTreeSet<(String, String)>) {
+    let pending: Vec<(String, String)> = written
+        .into_iter()
+        .filter(|(namespace, name)| {
+            store.get("/services", namespace, name).is_some_and(|s| {
+                s["spec"]["type"] == "LoadBalancer"
+                    && s["status"]["loadBalancer"]["ingress"].is_null()
+            })
         })
-        .cloned()
         .collect();
-    for (index, service) in pending.iter().enumerate() {
+    for (index, (namespace, name)) in pending.iter().enumerate() {
         let address = format!("172.18.0.{}", 240 + index % 15);
         set_status(
             store,
             "/services",
-            &text(&service["metadata"]["namespace"]),
-            &text(&service["metadata"]["name"]),
+            namespace,
+            name,
             json!({"loadBalancer": {"ingress": [{"ip": address, "ipMode": "VIP"}]}}),
         );
     }
