@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::cluster::live::LiveObject;
 use crate::diff::{self, Comparison};
-use crate::object::{ObjectKey, RELEASE_LABEL};
+use crate::object::ObjectKey;
 use crate::release::Release;
 use crate::render::RenderedRelease;
 use crate::revision::{Revision, State};
@@ -128,14 +129,14 @@ impl Plan {
 /// only its own objects, never the whole run's.
 #[derive(Debug, Default)]
 pub struct Owned<'a> {
-    by_release: HashMap<&'a str, Vec<(&'a ObjectKey, &'a Value)>>,
+    by_release: HashMap<&'a str, Vec<(&'a ObjectKey, &'a LiveObject)>>,
 }
 
 impl<'a> Owned<'a> {
-    pub fn index(live: &'a HashMap<ObjectKey, Value>) -> Self {
+    pub fn index(live: &'a HashMap<ObjectKey, LiveObject>) -> Self {
         let mut by_release: HashMap<&str, Vec<_>> = HashMap::new();
         for (key, object) in live {
-            if let Some(label) = object["metadata"]["labels"][RELEASE_LABEL].as_str() {
+            if let Some(label) = object.release.as_deref() {
                 by_release.entry(label).or_default().push((key, object));
             }
         }
@@ -143,7 +144,7 @@ impl<'a> Owned<'a> {
     }
 
     /// The objects labelled with `release_label` (`namespace.name`).
-    pub fn of(&self, release_label: &str) -> &[(&'a ObjectKey, &'a Value)] {
+    pub fn of(&self, release_label: &str) -> &[(&'a ObjectKey, &'a LiveObject)] {
         self.by_release
             .get(release_label)
             .map_or(&[], Vec::as_slice)
@@ -155,7 +156,7 @@ pub fn plan_release(
     index: usize,
     release: &Release,
     rendered: &RenderedRelease,
-    live: &HashMap<ObjectKey, Value>,
+    live: &HashMap<ObjectKey, LiveObject>,
     owned: &Owned<'_>,
     unserved: &BTreeSet<(String, String)>,
     history: Option<&Vec<Arc<Revision>>>,
@@ -168,14 +169,15 @@ pub fn plan_release(
         let key = object.key();
         wanted.insert(key.clone());
         let awaits_kind = unserved.contains(&(object.api_version.clone(), object.kind.clone()));
-        let current = live.get(&key);
+        let found = live.get(&key);
+        let current = found.map(LiveObject::value);
+        let current = current.as_ref();
         let comparison = diff::compare(Some(&object.body), current);
         if comparison == Comparison::Unchanged {
             unchanged += 1;
             continue;
         }
-        let adopts =
-            current.is_some_and(|c| c["metadata"]["labels"][RELEASE_LABEL] != label.as_str());
+        let adopts = found.is_some_and(|c| c.release.as_deref() != Some(label.as_str()));
         changes.push(Change {
             action: if current.is_some() {
                 Action::Update
@@ -241,18 +243,16 @@ pub fn renders_unchanged(revision: &Revision, rendered: &RenderedRelease) -> boo
     let same = |stored: &[Value], now: &[crate::object::Object]| {
         stored.len() == now.len() && stored.iter().zip(now).all(|(s, o)| *s == o.body)
     };
-    same(&revision.objects, &rendered.objects) && same(&revision.tests, &rendered.tests)
+    same(&revision.objects.parse(), &rendered.objects)
+        && same(&revision.tests.parse(), &rendered.tests)
 }
 
-fn deletion(key: &ObjectKey, object: &Value) -> Change {
+fn deletion(key: &ObjectKey, object: &LiveObject) -> Change {
     Change {
         action: Action::Delete,
         key: key.clone(),
-        api_version: object["apiVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        comparison: diff::compare(None, Some(object)),
+        api_version: object.api_version().to_string(),
+        comparison: diff::compare(None, Some(&object.value())),
         drift: Vec::new(),
         awaits_kind: false,
         adopts: false,
@@ -292,11 +292,12 @@ pub fn plan_removal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::RELEASE_LABEL;
     use serde_json::json;
 
     /// 2,000 releases of 10 objects each in 10 namespaces, every object
     /// labelled with its release, plus objects no release owns.
-    fn live_state() -> HashMap<ObjectKey, Value> {
+    fn live_state() -> HashMap<ObjectKey, LiveObject> {
         let mut live = HashMap::new();
         for release in 0..2000 {
             let namespace = format!("ns{}", release % 10);
@@ -305,12 +306,15 @@ mod tests {
                 let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": name, "namespace": namespace,
                         "labels": {RELEASE_LABEL: format!("{namespace}.r{release}")}}});
-                live.insert(crate::cluster::live::key_of(&body), body);
+                live.insert(crate::cluster::live::key_of(&body), LiveObject::new(&body));
             }
         }
         let stray = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "stray", "namespace": "ns0"}});
-        live.insert(crate::cluster::live::key_of(&stray), stray);
+        live.insert(
+            crate::cluster::live::key_of(&stray),
+            LiveObject::new(&stray),
+        );
         live
     }
 

@@ -39,6 +39,63 @@ impl State {
     }
 }
 
+/// A revision's objects as JSON text, parsed when read: a plan holds the
+/// latest revision of every release, and held as values they took as much
+/// memory as the render itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Stored(Box<serde_json::value::RawValue>);
+
+impl Stored {
+    /// # Panics
+    /// Never: JSON values always serialise.
+    pub fn new<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Self {
+        let objects: Vec<&Value> = objects.into_iter().collect();
+        Self(serde_json::value::to_raw_value(&objects).expect("JSON values serialise"))
+    }
+
+    /// The objects, parsed.
+    pub fn parse(&self) -> Vec<Value> {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+
+    /// Where each object is found — `(apiVersion, kind, namespace)` — read
+    /// without building the rest of it.
+    pub fn scopes(&self) -> Vec<(String, String, Option<String>)> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Place {
+            #[serde(default)]
+            api_version: String,
+            #[serde(default)]
+            kind: String,
+            #[serde(default)]
+            metadata: PlaceMetadata,
+        }
+        #[derive(Deserialize, Default)]
+        struct PlaceMetadata {
+            namespace: Option<String>,
+        }
+        serde_json::from_str::<Vec<Place>>(self.0.get())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.api_version, p.kind, p.metadata.namespace))
+            .collect()
+    }
+}
+
+impl Default for Stored {
+    fn default() -> Self {
+        Self::new([])
+    }
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get() || self.parse() == other.parse()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Revision {
@@ -57,9 +114,9 @@ pub struct Revision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<String>,
     /// The rendered objects, as applied.
-    pub objects: Vec<Value>,
+    pub objects: Stored,
     #[serde(default)]
-    pub tests: Vec<Value>,
+    pub tests: Stored,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests_passed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +196,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stored_objects_parse_back_and_tell_where_they_are() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "web"}, "data": {"k": "v"}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}),
+        ];
+        let stored = Stored::new(&objects);
+        assert_eq!(stored.parse(), objects);
+        assert_eq!(
+            stored.scopes(),
+            [
+                ("v1".into(), "ConfigMap".into(), Some("web".into())),
+                ("v1".into(), "Namespace".into(), None)
+            ]
+        );
+        assert_eq!(Stored::default().parse(), Vec::<Value>::new());
+    }
+
+    #[test]
     fn a_revision_round_trips_through_its_secret() {
         let revision = Revision {
             release: "apps/web".into(),
@@ -150,8 +225,8 @@ mod tests {
             commit: Some("deadbeef".into()),
             started: "2026-11-23T00:00:00Z".into(),
             finished: None,
-            objects: vec![json!({"kind": "ConfigMap"})],
-            tests: Vec::new(),
+            objects: Stored::new(&[json!({"kind": "ConfigMap"})]),
+            tests: Stored::default(),
             tests_passed: None,
             message: None,
             adopted: Vec::new(),

@@ -84,8 +84,9 @@ fn deployed_revisions(server: &Server) -> BTreeMap<String, BTreeSet<Key>> {
             );
             let objects = revision
                 .objects
+                .parse()
                 .iter()
-                .chain(&revision.tests)
+                .chain(&revision.tests.parse())
                 .map(key_of)
                 .collect();
             (label, objects)

@@ -24,7 +24,7 @@ pub type History = HashMap<String, Vec<Arc<Revision>>>;
 /// What is in the cluster, for the kinds and namespaces a plan touches.
 #[derive(Debug, Default, Clone)]
 pub struct LiveState {
-    pub objects: HashMap<ObjectKey, Value>,
+    pub objects: HashMap<ObjectKey, LiveObject>,
     /// `(apiVersion, kind)` the cluster does not serve (yet).
     pub unserved: BTreeSet<(String, String)>,
     pub namespaces: BTreeSet<String>,
@@ -32,6 +32,76 @@ pub struct LiveState {
     pub revisions: History,
     /// API requests made to build this state.
     pub requests: usize,
+}
+
+/// A live object as the server sent it: its JSON text, parsed when a plan
+/// reads it. Tens of thousands of objects held as `serde_json::Value` took
+/// about three times the memory of their text, and a plan reads each once.
+#[derive(Debug, Clone)]
+pub struct LiveObject {
+    json: Box<serde_json::value::RawValue>,
+    /// The list's `apiVersion` and `kind`, which a real API server leaves
+    /// out of the items of a list of built-in kinds.
+    api_version: Arc<str>,
+    kind: Arc<str>,
+    /// Its `stack.dev/release` label.
+    pub release: Option<String>,
+}
+
+impl LiveObject {
+    /// The object as a plan compares it: with its `apiVersion` and `kind`,
+    /// without what only its status subresource writes (see [`comparable`]).
+    pub fn value(&self) -> Value {
+        // Read as kube reads a list's items, so that metadata comes out in
+        // one order (labels sorted) whatever order the server kept.
+        let object = serde_json::from_str::<kube::api::DynamicObject>(self.json.get())
+            .and_then(serde_json::to_value)
+            .unwrap_or_default();
+        comparable(with_type(object, &self.api_version, &self.kind))
+    }
+
+    /// A live object from a whole one.
+    ///
+    /// # Panics
+    /// Never: a JSON value always serialises.
+    pub fn new(object: &Value) -> Self {
+        let text = |field: &Value| Arc::from(field.as_str().unwrap_or_default());
+        Self {
+            json: serde_json::value::to_raw_value(object).expect("a JSON value serialises"),
+            api_version: text(&object["apiVersion"]),
+            kind: text(&object["kind"]),
+            release: object["metadata"]["labels"][crate::object::RELEASE_LABEL]
+                .as_str()
+                .map(str::to_string),
+        }
+    }
+
+    /// The object's `apiVersion`.
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+}
+
+/// What [`fetch`] reads of each item to index it: where it is, and its
+/// release label; the rest stays text.
+#[derive(serde::Deserialize)]
+struct Identity {
+    metadata: IdentityMetadata,
+}
+
+#[derive(serde::Deserialize)]
+struct IdentityMetadata {
+    #[serde(default)]
+    name: String,
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawList {
+    #[serde(default)]
+    items: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// The key of a live object.
@@ -129,39 +199,18 @@ pub fn scope_of(object: &Value) -> Scope {
     )
 }
 
-/// What a fetch keeps of each object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
-    /// The whole object (readiness reads its status).
-    Everything,
-    /// What a plan compares: no status written through the status
-    /// subresource, nor the managedFields entries of those writes — about
-    /// a third of a workload's size, read by nothing that plans.
-    Comparable,
-}
-
 /// The objects of a fetch, its unserved kinds and the requests it made.
-pub type Fetched = (HashMap<ObjectKey, Value>, BTreeSet<(String, String)>, usize);
+pub type Fetched<T> = (HashMap<ObjectKey, T>, BTreeSet<(String, String)>, usize);
 
-/// LIST each `(apiVersion, kind, namespace)` once; `None` namespace lists
-/// cluster-scoped kinds (or all namespaces).
-pub async fn fetch(
+/// An API to LIST, with the `apiVersion` and `kind` it serves.
+type List = (Api<kube::api::DynamicObject>, String, String);
+
+/// The APIs of the scopes the cluster serves, and the kinds it does not.
+fn apis(
     client: &kube::Client,
     resources: &Resources,
     scopes: BTreeSet<Scope>,
-    keep: Keep,
-) -> Result<Fetched, kube::Error> {
-    fetch_selected(client, resources, scopes, None, keep).await
-}
-
-/// [`fetch`], limited to the objects a label selector picks.
-pub async fn fetch_selected(
-    client: &kube::Client,
-    resources: &Resources,
-    scopes: BTreeSet<Scope>,
-    selector: Option<&str>,
-    keep: Keep,
-) -> Result<Fetched, kube::Error> {
+) -> (Vec<List>, BTreeSet<(String, String)>) {
     let mut unserved = BTreeSet::new();
     let mut lists = Vec::new();
     for (api_version, kind, namespace) in scopes {
@@ -172,6 +221,70 @@ pub async fn fetch_selected(
             }
         }
     }
+    (lists, unserved)
+}
+
+/// LIST each `(apiVersion, kind, namespace)` once (`None` namespace lists
+/// cluster-scoped kinds, or all namespaces), keeping each object as text
+/// with what indexes it.
+pub async fn fetch(
+    client: &kube::Client,
+    resources: &Resources,
+    scopes: BTreeSet<Scope>,
+) -> Result<Fetched<LiveObject>, kube::Error> {
+    let (lists, unserved) = apis(client, resources, scopes);
+    let requests = lists.len();
+    let results: Vec<Vec<(ObjectKey, LiveObject)>> = futures::stream::iter(lists)
+        .map(|(api, api_version, kind)| async move {
+            let list: RawList = retry(|| async {
+                let request = kube::core::Request::new(api.resource_url())
+                    .list(&ListParams::default())
+                    .map_err(kube::Error::BuildRequest)?;
+                client.request::<RawList>(request).await
+            })
+            .await?;
+            let group = crate::kinds::group_of(&api_version).to_string();
+            let (api_version, kind): (Arc<str>, Arc<str>) = (api_version.into(), kind.into());
+            Ok::<_, kube::Error>(
+                list.items
+                    .into_iter()
+                    .filter_map(|json| {
+                        let identity: Identity = serde_json::from_str(json.get()).ok()?;
+                        let mut metadata = identity.metadata;
+                        let key = ObjectKey {
+                            group: group.clone(),
+                            kind: kind.to_string(),
+                            namespace: metadata.namespace,
+                            name: metadata.name,
+                        };
+                        let release = metadata.labels.remove(crate::object::RELEASE_LABEL);
+                        let object = LiveObject {
+                            json,
+                            api_version: Arc::clone(&api_version),
+                            kind: Arc::clone(&kind),
+                            release,
+                        };
+                        Some((key, object))
+                    })
+                    .collect(),
+            )
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect()
+        .await?;
+    let objects = results.into_iter().flatten().collect();
+    Ok((objects, unserved, requests))
+}
+
+/// Whole objects (readiness reads their status) of each scope, limited to
+/// what a label selector picks.
+pub async fn fetch_selected(
+    client: &kube::Client,
+    resources: &Resources,
+    scopes: BTreeSet<Scope>,
+    selector: Option<&str>,
+) -> Result<Fetched<Value>, kube::Error> {
+    let (lists, unserved) = apis(client, resources, scopes);
     let requests = lists.len();
     let results: Vec<Vec<Value>> = futures::stream::iter(lists)
         .map(|(api, api_version, kind)| async move {
@@ -180,21 +293,15 @@ pub async fn fetch_selected(
                 None => ListParams::default(),
             };
             let list = retry(|| api.list(&params)).await?;
-            // A real API server leaves `apiVersion` and `kind` out of the
-            // items of a list of built-in kinds: they are the list's.
             Ok::<_, kube::Error>(
                 list.items
                     .into_iter()
                     .map(|item| {
-                        let object = with_type(
+                        with_type(
                             serde_json::to_value(item).unwrap_or_default(),
                             &api_version,
                             &kind,
-                        );
-                        match keep {
-                            Keep::Everything => object,
-                            Keep::Comparable => comparable(object),
-                        }
+                        )
                     })
                     .collect(),
             )

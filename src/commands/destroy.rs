@@ -34,8 +34,9 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
         .iter()
         .filter_map(|&index| history.get(&project.releases[index].id))
         .flatten();
-    let objects = session
-        .live_around(revisions.flat_map(|r| &r.objects), None)
+    let scopes = revisions.flat_map(|r| r.objects.scopes()).collect();
+    let resources = session.resources.read().await.clone();
+    let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
         .await
         .map_err(EngineError::api("cannot read live objects"))?;
     let owned = plan::Owned::index(&objects);

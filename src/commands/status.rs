@@ -24,9 +24,10 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
             .releases
             .iter()
             .filter_map(|&index| deployed(history.get(&project.releases[index].id)))
-            .flat_map(|revision| &revision.objects);
+            .flat_map(|revision| revision.objects.parse())
+            .collect::<Vec<_>>();
         let objects = session
-            .live_around(deployed_objects, None)
+            .live_around(&deployed_objects, None)
             .await
             .map_err(EngineError::api("cannot read live objects"))?;
         let mut rows = Vec::new();
@@ -38,7 +39,7 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
             // run) or failed is not ready, whatever an older revision was.
             let current = latest.filter(|r| r.state == crate::revision::State::Deployed);
             let ready = current.is_some_and(|revision| {
-                revision.objects.iter().all(|object| {
+                revision.objects.parse().iter().all(|object| {
                     objects
                         .get(&live::key_of(object))
                         .is_some_and(|live| live_readiness(live) == Readiness::Ready)

@@ -33,12 +33,12 @@ async fn run_tests(session: &Session, project: &Project) -> Result<u8, Errors> {
                 .line(&release.id, "not deployed: no tests to run");
             continue;
         };
-        if deployed.tests.is_empty() {
+        let tests = deployed.tests.parse();
+        if tests.is_empty() {
             session.reporter.line(&release.id, "has no tests");
             continue;
         }
-        let tests: Vec<Object> = deployed
-            .tests
+        let tests: Vec<Object> = tests
             .iter()
             .map(|body| Object::from_body(body, "revision"))
             .collect();

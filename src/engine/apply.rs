@@ -18,7 +18,7 @@ use crate::object::Object;
 use crate::plan::{Action, ReleasePlan};
 use crate::release::Release;
 use crate::render::RenderedRelease;
-use crate::revision::{Revision, State};
+use crate::revision::{Revision, State, Stored};
 
 pub async fn apply_release(
     session: &Session,
@@ -149,8 +149,8 @@ async fn run(
         commit: session.commit.clone(),
         started: history::now(),
         finished: None,
-        objects: rendered.objects.iter().map(|o| o.body.clone()).collect(),
-        tests: rendered.tests.iter().map(|o| o.body.clone()).collect(),
+        objects: Stored::new(rendered.objects.iter().map(|o| &o.body)),
+        tests: Stored::new(rendered.tests.iter().map(|o| &o.body)),
         tests_passed: None,
         message: None,
         adopted: adopted(plan).iter().map(ToString::to_string).collect(),
@@ -204,9 +204,9 @@ async fn steps(
     let previous = plan
         .deployed
         .as_ref()
-        .map(|p| p.objects.as_slice())
+        .map(|p| p.objects.parse())
         .unwrap_or_default();
-    let applied = apply_all(session, id, &mut objects, previous, timeout, false).await?;
+    let applied = apply_all(session, id, &mut objects, &previous, timeout, false).await?;
     if release.options.wait && session.wait {
         let all: Vec<&Object> = rendered.objects.iter().collect();
         wait_ready(session, id, &all, &applied, timeout, wait::readiness).await?;

@@ -27,7 +27,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 use crate::cluster::contact::Contact;
-use crate::cluster::live::{self, LiveState};
+use crate::cluster::live::{self, LiveObject, LiveState};
 use crate::cluster::resources::Resources;
 use crate::diff::{self, Comparison, FIELD_MANAGER};
 use crate::mask::Masker;
@@ -178,14 +178,8 @@ impl Session {
         let scopes: BTreeSet<live::Scope> = objects.into_iter().map(live::scope_of).collect();
         async move {
             let resources = self.resources.read().await.clone();
-            let (objects, _, _) = live::fetch_selected(
-                &self.client,
-                &resources,
-                scopes,
-                selector,
-                live::Keep::Everything,
-            )
-            .await?;
+            let (objects, _, _) =
+                live::fetch_selected(&self.client, &resources, scopes, selector).await?;
             Ok(objects)
         }
     }
@@ -228,16 +222,13 @@ pub async fn plan(
         .map(|(id, _)| id.clone())
         .collect();
     let mut scopes = BTreeSet::new();
-    let mut scope = |object: &Value| {
-        scopes.insert(live::scope_of(object));
-    };
     for (index, release) in rendered {
-        release.objects.iter().for_each(|o| scope(&o.body));
+        scopes.extend(release.objects.iter().map(|o| live::scope_of(&o.body)));
         if let Some(previous) = history
             .get(&project.releases[*index].id)
             .and_then(|h| h.last())
         {
-            previous.objects.iter().for_each(&mut scope);
+            scopes.extend(previous.objects.scopes());
         }
     }
     let removed_ids: Vec<String> = removals
@@ -247,14 +238,13 @@ pub async fn plan(
         .collect();
     for id in &removed_ids {
         if let Some(previous) = history.get(id).and_then(|h| h.last()) {
-            previous.objects.iter().for_each(&mut scope);
+            scopes.extend(previous.objects.scopes());
         }
     }
     let resources = session.resources.read().await.clone();
-    let (objects, unserved, requests) =
-        live::fetch(&session.client, &resources, scopes, live::Keep::Comparable)
-            .await
-            .map_err(EngineError::api("cannot read live objects"))?;
+    let (objects, unserved, requests) = live::fetch(&session.client, &resources, scopes)
+        .await
+        .map_err(EngineError::api("cannot read live objects"))?;
     unknown_kinds(project, rendered, &unserved, &resources)?;
     let owned = plan::Owned::index(&objects);
     let mut releases = Vec::new();
@@ -393,7 +383,6 @@ async fn confirm(
         .flat_map(|(_, r)| r.objects.iter().map(|o| (o.key(), &o.body)))
         .collect();
     let mut checks = Vec::new();
-    let no_live = Value::Null;
     for (release_index, release) in planned.plan.releases.iter().enumerate() {
         for (change_index, change) in release.changes.iter().enumerate() {
             let in_existing_namespace = change
@@ -402,8 +391,8 @@ async fn confirm(
                 .as_ref()
                 .is_none_or(|n| planned.live.namespaces.contains(n));
             let live = match change.action {
-                Action::Update => planned.live.objects.get(&change.key),
-                Action::Create if in_existing_namespace && !change.awaits_kind => Some(&no_live),
+                Action::Update => planned.live.objects.get(&change.key).map(LiveObject::value),
+                Action::Create if in_existing_namespace && !change.awaits_kind => Some(Value::Null),
                 _ => None,
             };
             let (Some(desired), Some(live)) = (bodies.get(&change.key), live) else {
@@ -418,7 +407,7 @@ async fn confirm(
             ) else {
                 continue;
             };
-            let (desired, live) = ((*desired).clone(), live.clone());
+            let desired = (*desired).clone();
             let name = change.key.name.clone();
             checks.push(async move {
                 let params = PatchParams::apply(FIELD_MANAGER).dry_run();

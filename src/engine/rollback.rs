@@ -100,14 +100,14 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
     // undone one is marked only once it is deployed: a kill at any point
     // leaves a pending revision for the next run to recover.
     history::write(session, &restored).await?;
-    let objects: Vec<Object> = target
-        .objects
+    let bodies = target.objects.parse();
+    let objects: Vec<Object> = bodies
         .iter()
         .map(|body| Object::from_body(body, "revision"))
         .collect();
     let mut refs: Vec<&Object> = objects.iter().collect();
-    let applied = apply_all(session, &id, &mut refs, &target.objects, undo.timeout, true).await?;
-    remove_extra(session, &undo, &target.objects).await?;
+    let applied = apply_all(session, &id, &mut refs, &bodies, undo.timeout, true).await?;
+    remove_extra(session, &undo, &bodies).await?;
     wait_ready(session, &id, &refs, &applied, undo.timeout, wait::readiness).await?;
     history::mark(session, &mut restored, State::Deployed, None).await?;
     if undo.undone.number != target.number {
@@ -155,11 +155,11 @@ async fn remove_extra(
         crate::object::RELEASE_LABEL,
         id.replacen('/', ".", 1)
     );
+    let bodies: Vec<serde_json::Value> = revisions
+        .flat_map(|r| r.objects.parse().into_iter().chain(r.tests.parse()))
+        .collect();
     let labelled = session
-        .live_around(
-            revisions.flat_map(|r| r.objects.iter().chain(&r.tests)),
-            Some(&selector),
-        )
+        .live_around(&bodies, Some(&selector))
         .await
         .map_err(|e| format!("cannot read the release's objects: {e}"))?;
     let wanted: BTreeSet<ObjectKey> = keep_objects.iter().map(live::key_of).collect();

@@ -91,12 +91,12 @@ pub fn verify<'a>(
     let revision = newest.number;
     // What the release renders now, not the digest of all values that
     // reach it: a revision is only written when its render changes.
-    let current = newest.objects == candidate.objects && newest.tests == candidate.tests;
+    let objects = newest.objects.parse();
+    let current = objects == candidate.objects && newest.tests.parse() == candidate.tests;
     if newest.state != State::Deployed || !current {
         return Err(explain(candidate, newest));
     }
-    let unready: Vec<String> = newest
-        .objects
+    let unready: Vec<String> = objects
         .iter()
         .filter(|object| !ready(object))
         .map(|object| {
@@ -148,6 +148,7 @@ fn explain(candidate: &Candidate, newest: &Revision) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::revision::Stored;
     use serde_json::json;
 
     fn revision(number: u32, state: State, digest: &str, tests: Option<bool>) -> Revision {
@@ -161,8 +162,8 @@ mod tests {
             commit: None,
             started: "2026-12-01T00:00:00Z".into(),
             finished: None,
-            objects: vec![web(digest)],
-            tests: Vec::new(),
+            objects: Stored::new(&[web(digest)]),
+            tests: Stored::default(),
             tests_passed: tests,
             adopted: Vec::new(),
             message: None,
@@ -200,7 +201,7 @@ mod tests {
         // Values elsewhere in the environment moved, its render did not:
         // no new revision was written, and the deployed one still verifies.
         let mut unchanged = revision(1, State::Deployed, "before", Some(true));
-        unchanged.objects = vec![web("abc")];
+        unchanged.objects = Stored::new(&[web("abc")]);
         assert_eq!(check(&[unchanged], true, true), Ok(1));
     }
 
@@ -232,7 +233,7 @@ mod tests {
             })
         );
         let mut changed = revision(1, State::Deployed, "abc", Some(true));
-        changed.objects.clear();
+        changed.objects = Stored::default();
         assert_eq!(
             check(&[changed], true, true),
             Err(Refusal::OtherObjects { revision: 1 })

@@ -817,7 +817,12 @@ pub fn list(
     let mut items = Vec::new();
     let mut next = None;
     let mut remaining = 0;
-    for object in store.list(&resource.key(), namespace) {
+    let key = resource.key();
+    let candidates: Box<dyn Iterator<Item = &Value>> = match labels.equality() {
+        Some((label, value)) => Box::new(store.list_labelled(&key, namespace, label, value)),
+        None => Box::new(store.list(&key, namespace)),
+    };
+    for object in candidates {
         let id = crate::simulator::store::object_id(object);
         if start_after.as_ref().is_some_and(|after| &id <= after) {
             continue;

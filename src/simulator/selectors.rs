@@ -36,6 +36,15 @@ impl LabelSelector {
         Ok(Self(requirements))
     }
 
+    /// The first `key=value` requirement: the objects to look at are those
+    /// carrying that label.
+    pub fn equality(&self) -> Option<(&str, &str)> {
+        self.0.iter().find_map(|requirement| match requirement {
+            Requirement::Equals(key, value) => Some((key.as_str(), value.as_str())),
+            _ => None,
+        })
+    }
+
     pub fn matches(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
         let get = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
         self.0.iter().all(|requirement| match requirement {

@@ -110,6 +110,9 @@ pub struct Store {
     /// Objects being deleted that wait for a `foregroundDeletion` or
     /// `orphan` finalizer to be processed.
     finalizing: BTreeSet<(String, ObjectId)>,
+    /// The objects carrying each label, by `(resource, key, value)`: a LIST
+    /// with an equality selector reads these, not the whole namespace.
+    labelled: HashMap<(String, String, String), BTreeSet<ObjectId>>,
     pub revision: u64,
     history: VecDeque<Arc<Event>>,
     journal: Option<Journal>,
@@ -135,6 +138,7 @@ impl Store {
             uids: HashSet::new(),
             removed: Vec::new(),
             finalizing: BTreeSet::new(),
+            labelled: HashMap::new(),
             revision: 1,
             history: VecDeque::new(),
             journal: None,
@@ -262,6 +266,30 @@ impl Store {
         {
             self.uids.insert(uid.to_string());
         }
+        let labels = |object: Option<&Value>| -> Vec<(String, String)> {
+            object
+                .and_then(|o| o["metadata"]["labels"].as_object())
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        };
+        let (before, after) = (labels(old), labels(new));
+        for (label, value) in before.iter().filter(|l| !after.contains(l)) {
+            let index = (resource.to_string(), label.clone(), value.clone());
+            if let Some(set) = self.labelled.get_mut(&index) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.labelled.remove(&index);
+                }
+            }
+        }
+        for (label, value) in after.into_iter().filter(|l| !before.contains(l)) {
+            self.labelled
+                .entry((resource.to_string(), label, value))
+                .or_default()
+                .insert(id.clone());
+        }
         if new.is_some_and(is_finalizing) {
             self.finalizing.insert(key());
         } else if old.is_some_and(is_finalizing) {
@@ -357,6 +385,25 @@ impl Store {
             .flat_map(move |objects| objects.range(start.clone()..))
             .take_while(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
             .map(|(_, object)| object.as_ref())
+    }
+
+    /// The objects of a type (in one namespace, or all) that carry the label
+    /// `key=value`, in the order of [`Store::list`].
+    pub fn list_labelled<'a>(
+        &'a self,
+        resource: &str,
+        namespace: Option<&'a str>,
+        key: &str,
+        value: &str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let start = (namespace.unwrap_or_default().to_string(), String::new());
+        let objects = self.objects.get(resource);
+        self.labelled
+            .get(&(resource.to_string(), key.to_string(), value.to_string()))
+            .into_iter()
+            .flat_map(move |ids| ids.range(start.clone()..))
+            .take_while(move |(ns, _)| namespace.is_none_or(|wanted| ns == wanted))
+            .filter_map(move |id| objects?.get(id).map(AsRef::as_ref))
     }
 
     /// Number of objects of a type.
@@ -592,6 +639,30 @@ mod tests {
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
             .count()
+    }
+
+    #[test]
+    fn the_label_index_follows_every_write_and_removal() {
+        let mut store = Store::open(None).expect("open");
+        let labelled = |name: &str, namespace: &str, team: &str| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"team": team}}})
+        };
+        store.put("configmaps", labelled("one", "a", "red"), Action::Added);
+        store.put("configmaps", labelled("two", "a", "red"), Action::Added);
+        store.put("configmaps", labelled("three", "b", "red"), Action::Added);
+        store.put("configmaps", labelled("two", "a", "blue"), Action::Modified);
+        store.remove("configmaps", "a", "one");
+        let names = |namespace: Option<&str>, team: &str| -> Vec<String> {
+            store
+                .list_labelled("configmaps", namespace, "team", team)
+                .map(|o| object_id(o).1)
+                .collect()
+        };
+        assert_eq!(names(None, "red"), ["three"]);
+        assert_eq!(names(Some("a"), "red"), Vec::<String>::new());
+        assert_eq!(names(Some("a"), "blue"), ["two"]);
+        assert_eq!(names(None, "green"), Vec::<String>::new());
     }
 
     #[test]

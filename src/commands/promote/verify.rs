@@ -74,13 +74,12 @@ fn read(
         let scopes: BTreeSet<live::Scope> = installed
             .iter()
             .filter_map(|&index| history.get(&project.releases[index].id)?.last())
-            .flat_map(|revision| revision.objects.iter().map(live::scope_of))
+            .flat_map(|revision| revision.objects.scopes())
             .collect();
         let resources = session.resources.read().await.clone();
-        let (objects, _, _) =
-            live::fetch(&session.client, &resources, scopes, live::Keep::Everything)
-                .await
-                .map_err(EngineError::api("cannot read live objects"))?;
+        let (objects, _, _) = live::fetch_selected(&session.client, &resources, scopes, None)
+            .await
+            .map_err(EngineError::api("cannot read live objects"))?;
         Ok((history, objects))
     })
 }
