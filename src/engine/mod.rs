@@ -257,9 +257,10 @@ pub async fn plan(
             releases.push(plan::plan_removal(None, id, &owned, history.get(id)));
         }
     }
-    for (index, release) in rendered {
+    // Each release is compared on its own: on every core.
+    releases.extend(crate::parallel::map(rendered, |(index, release)| {
         let id = &project.releases[*index].id;
-        releases.push(plan::plan_release(
+        plan::plan_release(
             *index,
             &project.releases[*index],
             release,
@@ -267,8 +268,8 @@ pub async fn plan(
             &owned,
             &unserved,
             history.get(id),
-        ));
-    }
+        )
+    }));
     drop(owned);
     let mut planned = Planned {
         plan: Plan { releases },
