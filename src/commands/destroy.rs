@@ -109,11 +109,10 @@ async fn destroy_release(
         session.reporter.line(&removal.id, "not installed");
         return Ok(());
     }
-    apply::remove_release(session, &removal).await?;
+    let going = apply::remove_release(session, &removal).await?;
     let resources = session.resources.read().await.clone();
-    let waits: Vec<_> = removal
-        .changes
-        .iter()
+    let waits: Vec<_> = going
+        .into_iter()
         .filter_map(|change| {
             let (api, _) = resources.api(
                 &session.client,

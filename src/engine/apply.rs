@@ -15,7 +15,7 @@ use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::wait::{self, Readiness};
 use crate::engine::{Outcome, Rollback, Session, history, test_jobs};
 use crate::object::Object;
-use crate::plan::{Action, ReleasePlan};
+use crate::plan::{Action, Change, ReleasePlan};
 use crate::release::Release;
 use crate::render::RenderedRelease;
 use crate::revision::{Revision, State, Stored};
@@ -241,28 +241,38 @@ async fn steps(
     Ok(())
 }
 
-/// Delete everything a release owns, then its history.
 /// Deletes (and waits for objects to go) in flight at once per release.
 pub const DELETES_AT_ONCE: usize = 16;
 
-pub async fn remove_release(session: &Session, plan: &ReleasePlan) -> Result<(), String> {
+/// Delete everything a release owns, then its history. Returns the objects
+/// still going away (a finalizer, a graceful deletion); the others were
+/// gone when their deletion was answered.
+pub async fn remove_release<'a>(
+    session: &Session,
+    plan: &'a ReleasePlan,
+) -> Result<Vec<&'a Change>, String> {
     let mut changes: Vec<_> = plan.changes.iter().collect();
     changes.sort_by_key(|c| std::cmp::Reverse(super::order::rank(&c.key.kind)));
     // Reverse order of kinds (workloads before their ConfigMaps, Namespaces
     // last); the objects of one rank are deleted together.
+    let mut going = Vec::new();
     for rank in
         changes.chunk_by(|a, b| super::order::rank(&a.key.kind) == super::order::rank(&b.key.kind))
     {
-        let deleted: Vec<Result<(), String>> = futures::stream::iter(rank)
+        let deleted: Vec<Result<bool, String>> = futures::stream::iter(rank)
             .map(|change| delete_change(session, change))
-            .buffer_unordered(DELETES_AT_ONCE)
+            .buffered(DELETES_AT_ONCE)
             .collect()
             .await;
-        deleted.into_iter().collect::<Result<Vec<()>, String>>()?;
+        for (change, gone) in rank.iter().zip(deleted) {
+            if !gone? {
+                going.push(*change);
+            }
+        }
     }
     history::delete_all(session, &plan.id).await?;
     session.reporter.line(&plan.id, "removed");
-    Ok(())
+    Ok(going)
 }
 
 /// The readiness of a live object, for `stack status`.

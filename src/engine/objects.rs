@@ -223,14 +223,16 @@ pub async fn apply_all(
     Ok(applied)
 }
 
-/// Delete an object; gone already is fine.
+/// Delete an object; gone already is fine. Whether it is gone now (see
+/// [`crate::engine::apply::remove_release`]); a kind no longer served has
+/// nothing to delete.
 pub async fn delete_object(
     session: &Session,
     api_version: &str,
     kind: &str,
     namespace: Option<&str>,
     name: &str,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let Some((api, _)) =
         session
             .resources
@@ -238,18 +240,26 @@ pub async fn delete_object(
             .await
             .api(&session.client, api_version, kind, namespace)
     else {
-        return Ok(());
+        return Ok(true);
     };
     let params = DeleteParams::background();
     match retry(|| api.delete(name, &params)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        // A Status: deleted. The object itself: deleted when it carries no
+        // deletion timestamp (Services and Pods are answered with what was
+        // removed), else still going (finalizers, a grace period).
+        Ok(answer) => Ok(answer
+            .left()
+            .is_none_or(|object| object.metadata.deletion_timestamp.is_none())),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
         Err(error) => Err(format!("cannot delete {kind}/{name}: {error}")),
     }
 }
 
 /// Delete the object a planned change names.
-pub async fn delete_change(session: &Session, change: &crate::plan::Change) -> Result<(), String> {
+pub async fn delete_change(
+    session: &Session,
+    change: &crate::plan::Change,
+) -> Result<bool, String> {
     delete_object(
         session,
         &change.api_version,

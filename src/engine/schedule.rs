@@ -272,7 +272,7 @@ async fn remove(session: &Session, project: &Project, plan: &Plan) -> Vec<Finish
         let start = Instant::now();
         let counts = removal.counts();
         let outcome = match remove_release(session, removal).await {
-            Ok(()) => Outcome::Removed,
+            Ok(_) => Outcome::Removed,
             Err(error) => Outcome::failed(error),
         };
         session.reporter.finish(&removal.id, &outcome.describe());
