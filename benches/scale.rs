@@ -10,6 +10,11 @@
 //! changed, diff with one release changed, no-op apply, template, status,
 //! destroy. `STACK_SCALE_GENERATE=DIR` writes the stack of the first size
 //! into DIR and stops, to profile one command by hand.
+//!
+//! `STACK_SCALE_REAL=1` runs each size on a fresh real control plane
+//! (`scripts/real-cluster`) instead, API requests and writes counted from its
+//! audit log (sizes default to 200,1000 there: a 2-core control plane takes
+//! minutes per thousand releases).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant};
 mod harness;
 
 use harness::Server;
+use harness::real::{CONTEXT, RealCluster};
 
 const OBJECTS: usize = 10;
 
@@ -35,9 +41,13 @@ struct Figure {
 
 /// Run `stack ARGS` in `dir`: its wall time and peak resident memory (KiB,
 /// which `stack` prints on exit when `STACK_REPORT_PEAK_MEMORY` is set).
-fn run(dir: &Path, args: &[&str]) -> (Duration, u64) {
+fn run(cluster: &Cluster, dir: &Path, args: &[&str]) -> (Duration, u64) {
     let start = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_stack"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stack"));
+    if let Cluster::Real(real) = cluster {
+        command.env("KUBECONFIG", &real.kubeconfig);
+    }
+    let output = command
         .args(args)
         .current_dir(dir)
         .env("STACK_REPORT_PEAK_MEMORY", "1")
@@ -60,15 +70,41 @@ fn run(dir: &Path, args: &[&str]) -> (Duration, u64) {
     (elapsed, peak)
 }
 
-fn measure(server: &Server, dir: &Path, args: &[&str]) -> Figure {
-    let counter = |name| harness::metric(&server.metrics(), name, &[]);
-    let requests = counter("stack_simulator_requests_total");
-    let writes = counter("stack_simulator_mutating_requests_total");
-    let (time, peak_kib) = run(dir, args);
+/// Where a size runs.
+enum Cluster {
+    Simulated(Server),
+    Real(RealCluster),
+}
+
+impl Cluster {
+    /// API requests and writes so far (the simulator's `/metrics`, or the
+    /// real API server's audit log of what `stack` sent).
+    fn counts(&self) -> (u64, u64) {
+        match self {
+            Self::Simulated(server) => {
+                let metrics = server.metrics();
+                let counter = |name| harness::metric(&metrics, name, &[]);
+                (
+                    counter("stack_simulator_requests_total"),
+                    counter("stack_simulator_mutating_requests_total"),
+                )
+            }
+            Self::Real(real) => (
+                real.requests_by_stack() as u64,
+                real.writes_by_stack() as u64,
+            ),
+        }
+    }
+}
+
+fn measure(cluster: &Cluster, dir: &Path, args: &[&str]) -> Figure {
+    let (requests, writes) = cluster.counts();
+    let (time, peak_kib) = run(cluster, dir, args);
+    let (requests_after, writes_after) = cluster.counts();
     Figure {
         time,
-        requests: counter("stack_simulator_requests_total") - requests,
-        writes: counter("stack_simulator_mutating_requests_total") - writes,
+        requests: requests_after - requests,
+        writes: writes_after - writes,
         peak_kib,
     }
 }
@@ -83,11 +119,22 @@ const COMMANDS: [&str; 7] = [
     "destroy",
 ];
 
-/// Every command at one size, on a fresh simulator.
-fn size(releases: usize) -> Vec<Figure> {
+/// Every command at one size, on a fresh simulator or real control plane.
+fn size(releases: usize, real: bool) -> Vec<Figure> {
     let dir = tempfile::tempdir().expect("temporary directory");
     stack::synthetic::generate(dir.path(), releases, OBJECTS).expect("generate stack");
-    let server = Server::start(dir.path(), &["-q"]);
+    let server = if real {
+        let stack_file = dir.path().join("stack.yaml");
+        let text = std::fs::read_to_string(&stack_file).expect("read stack");
+        let text = text.replacen("cluster: simulated", &format!("kubeContext: {CONTEXT}"), 1);
+        std::fs::write(&stack_file, text).expect("write stack");
+        Cluster::Real(
+            RealCluster::start()
+                .expect("STACK_SCALE_REAL needs the control plane: scripts/real-cluster build"),
+        )
+    } else {
+        Cluster::Simulated(Server::start(dir.path(), &["-q"]))
+    };
     let path = dir.path();
     let first = measure(&server, path, &["apply", "-q"]);
     let diff = measure(&server, path, &["diff", "--detailed-exitcode"]);
@@ -110,8 +157,16 @@ fn size(releases: usize) -> Vec<Figure> {
 
 #[allow(clippy::cast_precision_loss)]
 fn main() {
+    let real = std::env::var_os("STACK_SCALE_REAL").is_some();
     let sizes: Vec<usize> = std::env::var("STACK_SCALE_SIZES")
-        .unwrap_or_else(|_| "200,1000,2000,5000".into())
+        .unwrap_or_else(|_| {
+            if real {
+                "200,1000"
+            } else {
+                "200,1000,2000,5000"
+            }
+            .into()
+        })
         .split(',')
         .map(|s| s.trim().parse().expect("STACK_SCALE_SIZES: numbers"))
         .collect();
@@ -124,10 +179,11 @@ fn main() {
     }
     let mut results = Vec::new();
     for &releases in &sizes {
-        let figures = size(releases);
+        let figures = size(releases, real);
         println!(
-            "\n{releases} releases × {OBJECTS} objects = {} objects",
-            releases * OBJECTS
+            "\n{releases} releases × {OBJECTS} objects = {} objects{}",
+            releases * OBJECTS,
+            if real { ", real control plane" } else { "" }
         );
         println!(
             "  {:<28} {:>10} {:>9} {:>8} {:>10} {:>9}",

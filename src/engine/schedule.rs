@@ -136,70 +136,89 @@ pub async fn apply(
         .filter(|r| r.intent == Intent::Apply)
         .filter_map(|r| r.index.map(|i| (i, r)))
         .collect();
-    let mut state: HashMap<usize, Option<bool>> = plans.keys().map(|&i| (i, None)).collect();
     let mut running = tokio::task::JoinSet::new();
     let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut started: BTreeSet<usize> = BTreeSet::new();
+    // Ready releases by graph position; each finished release counts down
+    // its dependents' unmet needs (no scan of the whole graph per release).
+    let position: HashMap<usize, usize> = project
+        .graph
+        .order
+        .iter()
+        .enumerate()
+        .map(|(position, &index)| (index, position))
+        .collect();
+    let mut unmet: HashMap<usize, usize> = HashMap::new();
+    let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &index in plans.keys() {
+        for &need in project.graph.needs[index]
+            .iter()
+            .filter(|n| plans.contains_key(n))
+        {
+            *unmet.entry(index).or_default() += 1;
+            dependents.entry(need).or_default().push(index);
+        }
+    }
+    let mut ready: BTreeSet<(usize, usize)> = plans
+        .keys()
+        .filter(|index| !unmet.contains_key(index))
+        .map(|&index| (position.get(&index).copied().unwrap_or(usize::MAX), index))
+        .collect();
+    let skip = |index: usize,
+                because: String,
+                started: &mut BTreeSet<usize>,
+                finished: &mut Vec<Finished>| {
+        started.insert(index);
+        let id = project.releases[index].id.clone();
+        session.reporter.line(&id, &format!("skipped: {because}"));
+        session.reporter.finish(&id, &format!("skipped: {because}"));
+        finished.push(Finished {
+            id,
+            outcome: Outcome::Skipped { because },
+            duration: Duration::ZERO,
+            changes: (0, 0, 0),
+        });
+    };
+    // Why nothing more starts, if it does not: this reason wins over a
+    // failed need.
+    let stopped = || {
+        if session.interrupt.is_set() {
+            Some("the run was interrupted")
+        } else if session.contact.lost().is_some() {
+            Some("the cluster stopped answering")
+        } else {
+            None
+        }
+    };
     loop {
-        let mut progressed = true;
-        while progressed {
-            progressed = false;
+        if let Some(because) = stopped() {
+            ready.clear();
             for &index in &project.graph.order {
-                if !plans.contains_key(&index) || started.contains(&index) {
-                    continue;
+                if plans.contains_key(&index) && !started.contains(&index) {
+                    skip(index, because.into(), &mut started, &mut finished);
                 }
-                let needs: Vec<usize> = project.graph.needs[index]
-                    .iter()
-                    .copied()
-                    .filter(|n| plans.contains_key(n))
-                    .collect();
-                let failed_need = needs.iter().find(|n| state[n] == Some(false));
-                let because = if session.interrupt.is_set() {
-                    Some("the run was interrupted".to_string())
-                } else if session.contact.lost().is_some() {
-                    Some("the cluster stopped answering".to_string())
-                } else {
-                    failed_need
-                        .map(|&n| format!("its need {} did not succeed", project.releases[n].id))
-                };
-                if let Some(because) = because {
-                    started.insert(index);
-                    state.insert(index, Some(false));
-                    let id = project.releases[index].id.clone();
-                    session.reporter.line(&id, &format!("skipped: {because}"));
-                    session.reporter.finish(&id, &format!("skipped: {because}"));
-                    finished.push(Finished {
-                        id,
-                        outcome: Outcome::Skipped { because },
-                        duration: Duration::ZERO,
-                        changes: (0, 0, 0),
-                    });
-                    progressed = true;
-                    continue;
-                }
-                if running.len() >= concurrency.max(1)
-                    || !needs.iter().all(|n| state[n] == Some(true))
-                {
-                    continue;
-                }
-                started.insert(index);
-                let (session, release) = (Arc::clone(&session), project.releases[index].clone());
-                let (rendered, release_plan) = (rendered[&index].clone(), plans[&index].clone());
-                let task = running.spawn(async move {
-                    let start = Instant::now();
-                    let counts = release_plan.counts();
-                    let outcome = apply_release(&session, &release, &rendered, &release_plan).await;
-                    let done = Finished {
-                        id: release.id.clone(),
-                        outcome,
-                        duration: start.elapsed(),
-                        changes: counts,
-                    };
-                    (index, done)
-                });
-                tasks.insert(task.id(), index);
-                progressed = true;
             }
+        }
+        while running.len() < concurrency.max(1) {
+            let Some((_, index)) = ready.pop_first() else {
+                break;
+            };
+            started.insert(index);
+            let (session, release) = (Arc::clone(&session), project.releases[index].clone());
+            let (rendered, release_plan) = (rendered[&index].clone(), plans[&index].clone());
+            let task = running.spawn(async move {
+                let start = Instant::now();
+                let counts = release_plan.counts();
+                let outcome = apply_release(&session, &release, &rendered, &release_plan).await;
+                let done = Finished {
+                    id: release.id.clone(),
+                    outcome,
+                    duration: start.elapsed(),
+                    changes: counts,
+                };
+                (index, done)
+            });
+            tasks.insert(task.id(), index);
         }
         let Some(joined) = running.join_next_with_id().await else {
             break;
@@ -227,9 +246,39 @@ pub async fn apply(
             done.outcome,
             Outcome::Failed { .. } | Outcome::Skipped { .. }
         );
-        state.insert(index, Some(success));
         session.reporter.finish(&done.id, &done.outcome.describe());
         finished.push(done);
+        if success {
+            for &dependent in dependents.get(&index).into_iter().flatten() {
+                let count = unmet.entry(dependent).or_default();
+                *count = count.saturating_sub(1);
+                if *count == 0 && !started.contains(&dependent) {
+                    ready.insert((
+                        position.get(&dependent).copied().unwrap_or(usize::MAX),
+                        dependent,
+                    ));
+                }
+            }
+        } else if stopped().is_none() {
+            // Dependents of a failure are skipped, and theirs in turn, each
+            // naming the need that did not succeed.
+            let mut failed = vec![index];
+            while let Some(need) = failed.pop() {
+                let mut skipped: Vec<usize> = dependents
+                    .get(&need)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|d| !started.contains(d))
+                    .collect();
+                skipped.sort_by_key(|d| position.get(d).copied());
+                for dependent in skipped {
+                    let because = format!("its need {} did not succeed", project.releases[need].id);
+                    skip(dependent, because, &mut started, &mut finished);
+                    failed.push(dependent);
+                }
+            }
+        }
     }
     if session.stack_atomic
         && finished
