@@ -270,7 +270,7 @@ pub async fn remove_release<'a>(
             }
         }
     }
-    history::delete_all(session, &plan.id).await?;
+    history::delete_all(session, &plan.id, &plan.kept).await?;
     session.reporter.line(&plan.id, "removed");
     Ok(going)
 }

@@ -79,36 +79,31 @@ pub async fn trim(
     keep: u32,
 ) -> Result<(), String> {
     let oldest = current.saturating_sub(keep);
+    let old: Vec<u32> = kept.iter().copied().filter(|&n| n <= oldest).collect();
+    delete(session, id, &old)
+        .await
+        .map_err(|error| format!("cannot trim history: {error}"))
+}
+
+/// Delete every revision of a release: the `kept` ones its plan read (no
+/// LIST per release; the run holds the lock, nobody adds one meanwhile).
+pub async fn delete_all(session: &Session, id: &str, kept: &[u32]) -> Result<(), String> {
+    delete(session, id, kept)
+        .await
+        .map_err(|error| format!("cannot delete history: {error}"))
+}
+
+/// Delete these revisions of a release; one already gone is fine.
+async fn delete(session: &Session, id: &str, numbers: &[u32]) -> Result<(), kube::Error> {
     let (namespace, name) = id.split_once('/').unwrap_or(("default", id));
     let api = secrets(session, namespace);
     let params = DeleteParams::default();
-    for &number in kept.iter().filter(|&&n| n <= oldest) {
+    for &number in numbers {
         let secret = crate::revision::secret_name(name, number);
         match retry(|| api.delete(&secret, &params)).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(format!("cannot trim history: {error}")),
-        }
-    }
-    Ok(())
-}
-
-/// Delete every revision of a release.
-pub async fn delete_all(session: &Session, id: &str) -> Result<(), String> {
-    let (namespace, name) = id.split_once('/').unwrap_or(("default", id));
-    let api = secrets(session, namespace);
-    let selector = format!("{}={namespace}.{name}", crate::revision::HISTORY_LABEL);
-    let params = kube::api::ListParams::default().labels(&selector);
-    let list = retry(|| api.list(&params))
-        .await
-        .map_err(|e| format!("cannot read history: {e}"))?;
-    let delete = DeleteParams::default();
-    for secret in list.items {
-        let secret_name = secret.metadata.name.unwrap_or_default();
-        match retry(|| api.delete(&secret_name, &delete)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(format!("cannot delete history: {error}")),
+            Err(error) => return Err(error),
         }
     }
     Ok(())

@@ -146,7 +146,6 @@ struct Controllers {
     /// Services written since the last pass (a deleted one needs nothing).
     services: BTreeSet<(String, String)>,
     namespaces: bool,
-    deletions: bool,
 }
 
 fn resource(store: &Store, key: &str) -> Option<ResourceType> {
@@ -482,7 +481,6 @@ impl Controllers {
             _ => {}
         }
         if event.action == Action::Deleted {
-            self.deletions = true;
             self.namespaces = true;
         }
     }
@@ -507,7 +505,7 @@ impl Controllers {
                 .list("/services", None)
                 .map(crate::simulator::store::object_id)
                 .collect();
-            (self.claims, self.crds, self.namespaces, self.deletions) = (true, true, true, true);
+            (self.claims, self.crds, self.namespaces) = (true, true, true);
         }
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
             .into_iter()
@@ -580,9 +578,10 @@ impl Controllers {
         // Every pass: the collector reads only what was removed since the
         // last and what is finalizing (a foreground or orphan deletion is a
         // modification, not a removal).
-        collect_garbage(&mut store);
-        if std::mem::take(&mut self.deletions) {
-            self.rollouts.retain(|uid, _| store.exists(uid));
+        // The rollouts of removed workloads go with them (by uid: no scan
+        // of every rollout per pass).
+        for uid in collect_garbage(&mut store) {
+            self.rollouts.remove(&uid);
         }
         self.timers.iter().map(|(at, ..)| *at).reduce(f64::min)
     }
@@ -1180,7 +1179,8 @@ fn terminate_namespaces(store: &mut Store) {
 /// Background deletion of dependents whose owners are gone; foreground and
 /// orphan finalizers. Driven by what was removed and what is finalizing,
 /// found through the store's indexes: a pass never reads every object.
-fn collect_garbage(store: &mut Store) {
+fn collect_garbage(store: &mut Store) -> Vec<String> {
+    let mut removed = Vec::new();
     let mut gone = store.take_removed();
     while !gone.is_empty() {
         for uid in gone {
@@ -1192,6 +1192,7 @@ fn collect_garbage(store: &mut Store) {
                     delete(store, &key, &namespace, &name);
                 }
             }
+            removed.push(uid);
         }
         // What those deletions removed has dependents of its own.
         gone = store.take_removed();
@@ -1235,6 +1236,7 @@ fn collect_garbage(store: &mut Store) {
             });
         }
     }
+    removed
 }
 
 /// Another manager that keeps touching stack's objects (fault injection for

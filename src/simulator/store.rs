@@ -118,6 +118,8 @@ pub struct Store {
     journal: Option<Journal>,
     /// Lines in the journal file, and lines waiting in `unflushed`.
     journal_lines: usize,
+    /// Lines the journal held right after it was last compacted.
+    compacted_lines: usize,
     unflushed_lines: usize,
     pub events: broadcast::Sender<Arc<Event>>,
     /// Journal lines and events of the writes not yet flushed.
@@ -143,6 +145,7 @@ impl Store {
             history: VecDeque::new(),
             journal: None,
             journal_lines: 0,
+            compacted_lines: 0,
             unflushed_lines: 0,
             events,
             unflushed: Vec::new(),
@@ -157,6 +160,7 @@ impl Store {
             store.index_dependents();
             store.journal = Some(Journal::open(&path)?);
             store.journal_lines = store.live_objects();
+            store.compacted_lines = store.journal_lines;
         }
         store.register_crds();
         Ok(store)
@@ -511,7 +515,12 @@ impl Store {
         }
         self.unflushed.clear();
         self.unflushed_lines = 0;
-        if self.journal_lines > 2 * self.live_objects() + COMPACTION_SLACK {
+        // Twice the live state, and twice what the last compaction left: a
+        // store being emptied (a destroy) is not rewritten again and again
+        // as it shrinks.
+        if self.journal_lines > 2 * self.live_objects() + COMPACTION_SLACK
+            && self.journal_lines > 2 * self.compacted_lines
+        {
             self.compact_journal();
         }
         for event in self.unpublished.drain(..) {
@@ -530,6 +539,7 @@ impl Store {
             Ok(journal) => {
                 self.journal = Some(journal);
                 self.journal_lines = self.live_objects();
+                self.compacted_lines = self.journal_lines;
             }
             Err(error) => {
                 eprintln!("simulator: cannot compact {}: {error}", path.display());
@@ -663,6 +673,42 @@ mod tests {
         assert_eq!(names(Some("a"), "red"), Vec::<String>::new());
         assert_eq!(names(Some("a"), "blue"), ["two"]);
         assert_eq!(names(None, "green"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_store_being_emptied_is_compacted_once_not_at_every_step() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(Some(dir.path())).expect("open");
+        let objects = 3 * COMPACTION_SLACK;
+        for index in 0..objects {
+            store.put(
+                "configmaps",
+                config_map(&format!("cm{index}"), 0),
+                Action::Added,
+            );
+        }
+        store.flush();
+        let inode = || {
+            std::fs::metadata(dir.path().join("journal"))
+                .expect("journal")
+                .ino()
+        };
+        let mut rewrites = 0;
+        let mut last = inode();
+        for index in 0..objects {
+            store.remove("configmaps", "a", &format!("cm{index}"));
+            store.flush();
+            if inode() != last {
+                rewrites += 1;
+                last = inode();
+            }
+        }
+        assert!(rewrites <= 1, "{rewrites} compactions while emptying");
+        assert!(lines(dir.path()) <= 2 * objects, "{}", lines(dir.path()));
+        drop(store);
+        let reopened = Store::open(Some(dir.path())).expect("reopen");
+        assert_eq!(reopened.live_objects(), 0);
     }
 
     #[test]
