@@ -52,12 +52,17 @@ impl LiveObject {
     /// The object as a plan compares it: with its `apiVersion` and `kind`,
     /// without what only its status subresource writes (see [`comparable`]).
     pub fn value(&self) -> Value {
+        comparable(self.whole())
+    }
+
+    /// The whole object, status included (readiness reads it).
+    pub fn whole(&self) -> Value {
         // Read as kube reads a list's items, so that metadata comes out in
         // one order (labels sorted) whatever order the server kept.
         let object = serde_json::from_str::<kube::api::DynamicObject>(self.json.get())
             .and_then(serde_json::to_value)
             .unwrap_or_default();
-        comparable(with_type(object, &self.api_version, &self.kind))
+        with_type(object, &self.api_version, &self.kind)
     }
 
     /// A live object from a whole one.

@@ -19,15 +19,17 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
         let (history, _) = live::history(&session.client)
             .await
             .map_err(EngineError::api("cannot read release history"))?;
-        let deployed_objects = project
+        let scopes = project
             .selection
             .releases
             .iter()
             .filter_map(|&index| deployed(history.get(&project.releases[index].id)))
-            .flat_map(|revision| revision.objects.parse())
-            .collect::<Vec<_>>();
-        let objects = session
-            .live_around(&deployed_objects, None)
+            .flat_map(|revision| revision.objects.scopes())
+            .collect();
+        // Kept as text and read one at a time: thousands of whole objects
+        // held at once cost more than the rest of the command.
+        let resources = session.resources.read().await.clone();
+        let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
             .await
             .map_err(EngineError::api("cannot read live objects"))?;
         let mut rows = Vec::new();
@@ -42,7 +44,7 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
                 revision.objects.parse().iter().all(|object| {
                     objects
                         .get(&live::key_of(object))
-                        .is_some_and(|live| live_readiness(live) == Readiness::Ready)
+                        .is_some_and(|live| live_readiness(&live.whole()) == Readiness::Ready)
                 })
             });
             rows.push(json!({

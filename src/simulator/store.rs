@@ -155,33 +155,44 @@ impl Store {
         if let Some(dir) = dir {
             fs_err::create_dir_all(dir)?;
             let path = dir.join("journal");
-            store.replay(&path)?;
-            store.compact(&path)?;
+            let (mut lines, torn) = store.replay(&path)?;
+            // Rewritten only when it holds much more than the live state, or
+            // ends in a torn line (which a new line must not follow).
+            if torn || lines > 2 * store.live_objects() + COMPACTION_SLACK {
+                store.compact(&path)?;
+                lines = store.live_objects();
+            }
             store.index_dependents();
             store.journal = Some(Journal::open(&path)?);
-            store.journal_lines = store.live_objects();
-            store.compacted_lines = store.journal_lines;
+            store.journal_lines = lines;
+            store.compacted_lines = lines;
         }
         store.register_crds();
         Ok(store)
     }
 
-    fn replay(&mut self, path: &Path) -> std::io::Result<()> {
+    /// Load the journal: the lines it holds, and whether its last is torn.
+    fn replay(&mut self, path: &Path) -> std::io::Result<(usize, bool)> {
         if !path.exists() {
-            return Ok(());
+            return Ok((0, false));
         }
         let text = fs_err::read(path)?;
         let lines: Vec<&[u8]> = text.split(|byte| *byte == b'\n').collect();
         let last = lines.len().saturating_sub(1);
+        let (mut count, mut torn) = (0, false);
         for (number, line) in lines.into_iter().enumerate() {
             if line.is_empty() {
                 continue;
             }
+            count += 1;
             // A torn last line (the process was killed mid-write) does not
             // parse; it is the only line allowed not to.
-            let record = match serde_json::from_slice::<Value>(line) {
+            let mut record = match serde_json::from_slice::<Value>(line) {
                 Ok(record) => record,
-                Err(_) if number == last => continue,
+                Err(_) if number == last => {
+                    torn = true;
+                    continue;
+                }
                 Err(error) => return Err(damaged(path, number + 1, &error.to_string())),
             };
             let (Some(revision), Some(resource)) =
@@ -197,11 +208,11 @@ impl Store {
             if record["op"] == "delete" {
                 objects.remove(&id);
             } else {
-                objects.insert(id, Arc::new(record["object"].clone()));
+                objects.insert(id, Arc::new(record["object"].take()));
             }
             self.revision = self.revision.max(revision);
         }
-        Ok(())
+        Ok((count, torn))
     }
 
     /// Objects stored, of every type.
@@ -795,7 +806,13 @@ mod tests {
         let mut text = std::fs::read(&path).expect("read");
         text.extend_from_slice(b"{\"rv\":9,\"op\":\"put\",\"reso");
         std::fs::write(&path, text).expect("write");
-        let reopened = Store::open(Some(dir.path())).expect("reopen");
+        let mut reopened = Store::open(Some(dir.path())).expect("reopen");
         assert!(reopened.get("configmaps", "a", "one").is_some());
+        // What is written next does not follow the torn line.
+        reopened.put("configmaps", config_map("two", 1), Action::Added);
+        reopened.flush();
+        drop(reopened);
+        let again = Store::open(Some(dir.path())).expect("reopen after a write");
+        assert!(again.get("configmaps", "a", "two").is_some());
     }
 }
