@@ -118,8 +118,8 @@ pub struct Store {
     journal: Option<Journal>,
     /// Lines in the journal file, and lines waiting in `unflushed`.
     journal_lines: usize,
-    /// Lines the journal held right after it was last compacted.
-    compacted_lines: usize,
+    /// The most objects stored at once since the journal was last compacted.
+    peak_live: usize,
     unflushed_lines: usize,
     pub events: broadcast::Sender<Arc<Event>>,
     /// Journal lines and events of the writes not yet flushed.
@@ -145,7 +145,7 @@ impl Store {
             history: VecDeque::new(),
             journal: None,
             journal_lines: 0,
-            compacted_lines: 0,
+            peak_live: 0,
             unflushed_lines: 0,
             events,
             unflushed: Vec::new(),
@@ -165,7 +165,7 @@ impl Store {
             store.index_dependents();
             store.journal = Some(Journal::open(&path)?);
             store.journal_lines = lines;
-            store.compacted_lines = lines;
+            store.peak_live = store.live_objects();
         }
         store.register_crds();
         Ok(store)
@@ -526,12 +526,11 @@ impl Store {
         }
         self.unflushed.clear();
         self.unflushed_lines = 0;
-        // Twice the live state, and twice what the last compaction left: a
-        // store being emptied (a destroy) is not rewritten again and again
-        // as it shrinks.
-        if self.journal_lines > 2 * self.live_objects() + COMPACTION_SLACK
-            && self.journal_lines > 2 * self.compacted_lines
-        {
+        // Twice the most objects stored since the last compaction: a store
+        // being emptied (a destroy) is not rewritten again and again as it
+        // shrinks; the next start compacts what it left.
+        self.peak_live = self.peak_live.max(self.live_objects());
+        if self.journal_lines > 2 * self.peak_live + COMPACTION_SLACK {
             self.compact_journal();
         }
         for event in self.unpublished.drain(..) {
@@ -550,7 +549,7 @@ impl Store {
             Ok(journal) => {
                 self.journal = Some(journal);
                 self.journal_lines = self.live_objects();
-                self.compacted_lines = self.journal_lines;
+                self.peak_live = self.journal_lines;
             }
             Err(error) => {
                 eprintln!("simulator: cannot compact {}: {error}", path.display());
