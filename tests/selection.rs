@@ -196,6 +196,27 @@ fn unknown_need_is_an_error_with_a_suggestion_even_when_not_selected() {
 }
 
 #[test]
+fn an_unknown_need_never_suggests_the_release_itself() {
+    // `frontend` moved to a namespace where its need is not: the nearest id
+    // is its own, which it cannot need.
+    let test = stack(
+        "
+        - {name: backend, namespace: apps, chart: charts/cm}
+        - {name: frontend, namespace: web-shop-eu, chart: charts/cm, needs: [backend]}
+        ",
+    );
+    let output = test.stack(&["list"]).code(1);
+    assert!(
+        output.stderr.contains("needs `web-shop-eu/backend`")
+            && !output
+                .stderr
+                .contains("did you mean `web-shop-eu/frontend`"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
 fn need_on_a_release_that_is_not_installed_is_a_warning() {
     let test = stack(
         "

@@ -92,16 +92,24 @@ impl Graph {
         let mut needs = vec![Vec::new(); releases.len()];
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
+        let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (index, release) in releases.iter().enumerate() {
+            by_id.entry(release.id.as_str()).or_insert(index);
+        }
         for (index, release) in releases.iter().enumerate() {
             for need in &release.needs {
-                let Some(target) = releases.iter().position(|r| r.id == need.id) else {
+                let Some(&target) = by_id.get(need.id.as_str()) else {
                     errors.push(GraphError::UnknownNeed {
                         release: release.id.clone(),
                         need: need.id.clone(),
                         span: need.span.clone(),
+                        // Never the release itself: it cannot need itself.
                         suggestion: crate::suggest::nearest(
                             &need.id,
-                            releases.iter().map(|r| r.id.as_str()),
+                            releases
+                                .iter()
+                                .map(|r| r.id.as_str())
+                                .filter(|id| *id != release.id),
                         )
                         .map(str::to_string),
                     });
