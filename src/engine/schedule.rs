@@ -141,13 +141,7 @@ pub async fn apply(
     let mut started: BTreeSet<usize> = BTreeSet::new();
     // Ready releases by graph position; each finished release counts down
     // its dependents' unmet needs (no scan of the whole graph per release).
-    let position: HashMap<usize, usize> = project
-        .graph
-        .order
-        .iter()
-        .enumerate()
-        .map(|(position, &index)| (index, position))
-        .collect();
+    let position = project.graph.positions();
     let mut unmet: HashMap<usize, usize> = HashMap::new();
     let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
     for &index in plans.keys() {
@@ -298,13 +292,7 @@ async fn remove(session: &Session, project: &Project, plan: &Plan) -> Vec<Finish
         .iter()
         .filter(|r| r.intent == Intent::Remove)
         .collect();
-    let position: HashMap<usize, usize> = project
-        .graph
-        .order
-        .iter()
-        .enumerate()
-        .map(|(position, &index)| (index, position))
-        .collect();
+    let position = project.graph.positions();
     removals.sort_by_key(|r| std::cmp::Reverse(r.index.and_then(|i| position.get(&i))));
     let mut finished = Vec::new();
     for removal in removals {

@@ -214,6 +214,15 @@ impl Graph {
         }
     }
 
+    /// Each release's place in [`Graph::order`], by release index.
+    pub fn positions(&self) -> std::collections::HashMap<usize, usize> {
+        self.order
+            .iter()
+            .enumerate()
+            .map(|(position, &index)| (index, position))
+            .collect()
+    }
+
     /// Edges `(need, dependent)` among `members`.
     pub fn edges_within(&self, members: &[usize]) -> Vec<(usize, usize)> {
         let members: std::collections::HashSet<usize> = members.iter().copied().collect();
