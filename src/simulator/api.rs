@@ -544,7 +544,16 @@ fn dispatch(
             "list" => {
                 let store = inner.store();
                 let list = list(&store, resource, namespace.as_deref(), query)?;
-                Ok(json_response(200, &maybe_table(list, accept, resource)))
+                if accept.contains("as=Table") {
+                    let mut table = table(resource, &list.items);
+                    table["metadata"] = list.metadata;
+                    return Ok(json_response(200, &table));
+                }
+                Ok(full(
+                    200,
+                    "application/json",
+                    serde_json::to_vec(&list).unwrap_or_default(),
+                ))
             }
             "create" => {
                 let namespace = match (resource.namespaced, namespace) {
@@ -593,10 +602,9 @@ fn dispatch(
             "deletecollection" => {
                 let mut store = inner.store();
                 let names: Vec<(String, String)> =
-                    list(&store, resource, namespace.as_deref(), query)?["items"]
-                        .as_array()
+                    list(&store, resource, namespace.as_deref(), query)?
+                        .items
                         .into_iter()
-                        .flatten()
                         .map(crate::simulator::store::object_id)
                         .collect();
                 let mut deleted = Vec::new();
@@ -679,10 +687,7 @@ fn object_request(
                 .get(&resource.key(), request.namespace, request.name)
                 .ok_or_else(|| ApiError::not_found(resource, request.name))?;
             if accept.contains("as=Table") {
-                return Ok(json_response(
-                    200,
-                    &table(resource, std::slice::from_ref(object)),
-                ));
+                return Ok(json_response(200, &table(resource, &[object])));
             }
             Ok(json_response(200, object))
         }
@@ -792,12 +797,61 @@ fn random_suffix() -> String {
 }
 
 /// LIST with selectors and `limit`/`continue` pagination.
-pub fn list(
-    store: &crate::simulator::store::Store,
+/// A LIST's answer, borrowing the stored objects: serialised straight
+/// from the store, never copied.
+pub struct Listing<'a> {
+    kind: String,
+    api_version: String,
+    metadata: Value,
+    items: Vec<&'a Value>,
+    /// A built-in kind's list carries `apiVersion` and `kind` once, on the
+    /// list, not on its items (a list of custom resources carries them on
+    /// each), as a real API server's does.
+    built_in: bool,
+}
+
+impl serde::Serialize for Listing<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("kind", &self.kind)?;
+        map.serialize_entry("apiVersion", &self.api_version)?;
+        map.serialize_entry("metadata", &self.metadata)?;
+        let items: Vec<Item> = self
+            .items
+            .iter()
+            .map(|object| Item(object, self.built_in))
+            .collect();
+        map.serialize_entry("items", &items)?;
+        map.end()
+    }
+}
+
+/// One item of a listing: the object, without its type when the list has it.
+struct Item<'a>(&'a Value, bool);
+
+impl serde::Serialize for Item<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let Some(fields) = self.0.as_object().filter(|_| self.1) else {
+            return self.0.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in fields {
+            if key != "apiVersion" && key != "kind" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+pub fn list<'a>(
+    store: &'a crate::simulator::store::Store,
     resource: &ResourceType,
-    namespace: Option<&str>,
+    namespace: Option<&'a str>,
     query: &Query,
-) -> Result<Value, ApiError> {
+) -> Result<Listing<'a>, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())?;
     let fields = FieldSelector::parse(
         query.get("fieldSelector").unwrap_or_default(),
@@ -832,21 +886,15 @@ pub fn list(
         }
         if limit.is_some_and(|limit| items.len() >= limit) {
             if next.is_none() {
-                next =
-                    crate::simulator::store::object_id(items.last().unwrap_or(&Value::Null)).into();
+                next = crate::simulator::store::object_id(
+                    items.last().copied().unwrap_or(&Value::Null),
+                )
+                .into();
             }
             remaining += 1;
             continue;
         }
-        let mut item = object.clone();
-        // A real API server's list of a built-in kind carries `apiVersion`
-        // and `kind` once, on the list, not on its items (a list of custom
-        // resources carries them on each).
-        if built_in && let Some(map) = item.as_object_mut() {
-            map.shift_remove("apiVersion");
-            map.shift_remove("kind");
-        }
-        items.push(item);
+        items.push(object);
     }
     let mut metadata = json!({"resourceVersion": store.revision.to_string()});
     if let Some((namespace, name)) = next {
@@ -858,9 +906,13 @@ pub fn list(
             metadata["remainingItemCount"] = json!(remaining);
         }
     }
-    Ok(
-        json!({"kind": format!("{}List", resource.kind), "apiVersion": resource.api_version(), "metadata": metadata, "items": items}),
-    )
+    Ok(Listing {
+        kind: format!("{}List", resource.kind),
+        api_version: resource.api_version(),
+        metadata,
+        items,
+        built_in,
+    })
 }
 
 fn encode_continue(namespace: &str, name: &str) -> String {
@@ -878,21 +930,11 @@ fn decode_continue(token: &str) -> Option<(String, String)> {
     Some((namespace.to_string(), name.to_string()))
 }
 
-fn maybe_table(list: Value, accept: &str, resource: &ResourceType) -> Value {
-    if !accept.contains("as=Table") {
-        return list;
-    }
-    let items = list["items"].as_array().cloned().unwrap_or_default();
-    let mut table = table(resource, &items);
-    table["metadata"] = list["metadata"].clone();
-    table
-}
-
 /// The kind-specific cells of a table row.
 type Cells = fn(&Value) -> Vec<Value>;
 
 /// What `kubectl get` prints: `Name`, kind-specific columns, `Age`.
-fn table(resource: &ResourceType, items: &[Value]) -> Value {
+fn table(resource: &ResourceType, items: &[&Value]) -> Value {
     let column = |name: &str, kind: &str| json!({"name": name, "type": kind, "format": if name == "Name" { "name" } else { "" }, "description": name, "priority": 0});
     let (extra, cells): (Vec<Value>, Cells) = match resource.kind.as_str() {
         "Deployment" => (

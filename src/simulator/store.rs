@@ -56,7 +56,9 @@ impl Action {
 /// One change, as watches see it. It keeps the object as JSON and what
 /// selectors read of it, not the object: a history of old versions as
 /// values would hold ten times the memory, and the server would spend its
-/// time in page faults growing it.
+/// time in page faults growing it. A deletion keeps the removed object
+/// (no longer stored anywhere else) and serialises it only when a watcher
+/// reads it: a destroy nobody watches costs no serialisation.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub revision: u64,
@@ -67,9 +69,23 @@ pub struct Event {
     /// `selectors::selectable` of the object.
     pub selectable: Value,
     /// The object, serialised once for the journal and every watcher.
-    pub json: Bytes,
+    json: std::sync::OnceLock<Bytes>,
+    /// A removed object, until a watcher asks for its JSON.
+    removed: Option<Arc<Value>>,
     /// When it was stored.
     pub at: std::time::Instant,
+}
+
+impl Event {
+    /// The object as JSON.
+    pub fn json(&self) -> &Bytes {
+        self.json.get_or_init(|| {
+            Bytes::from(
+                serde_json::to_vec(self.removed.as_deref().unwrap_or(&Value::Null))
+                    .unwrap_or_default(),
+            )
+        })
+    }
 }
 
 /// The fields of a journal line before its object.
@@ -116,7 +132,9 @@ pub struct Store {
     pub revision: u64,
     history: VecDeque<Arc<Event>>,
     journal: Option<Journal>,
-    /// Lines in the journal file, and lines waiting in `unflushed`.
+    /// Objects written to the journal file (its `put` lines; a deletion's
+    /// line holds no object and is not counted), and those waiting in
+    /// `unflushed`.
     journal_lines: usize,
     /// The most objects stored at once since the journal was last compacted.
     peak_live: usize,
@@ -443,9 +461,10 @@ impl Store {
             .or_default()
             .insert(id.clone(), Arc::clone(&object));
         self.reindex(resource, &id, old.as_deref(), Some(&object));
-        let event = self.event(action, resource, id.clone(), &object);
-        self.persist("put", resource, &id, &event.json);
-        self.last = Some((Arc::clone(&object), event.json.clone()));
+        let json = Bytes::from(serde_json::to_vec(&*object).unwrap_or_default());
+        self.persist("put", resource, &id, &json);
+        self.last = Some((Arc::clone(&object), json.clone()));
+        let event = self.event(action, resource, id, &object, Some(json));
         self.publish(event);
         object
     }
@@ -474,19 +493,30 @@ impl Store {
         }
         self.reindex(resource, &id, Some(&object), None);
         self.persist("delete", resource, &id, b"null");
-        let event = self.event(Action::Deleted, resource, id, &object);
+        let event = self.event(Action::Deleted, resource, id, &object, None);
         self.publish(event);
         Some(object)
     }
 
-    fn event(&self, action: Action, resource: &str, id: ObjectId, object: &Value) -> Arc<Event> {
+    /// A change for watchers: a write's `json` as the journal has it, or a
+    /// removed object to serialise when a watcher reads it.
+    fn event(
+        &self,
+        action: Action,
+        resource: &str,
+        id: ObjectId,
+        object: &Arc<Value>,
+        json: Option<Bytes>,
+    ) -> Arc<Event> {
+        let removed = json.is_none().then(|| Arc::clone(object));
         Arc::new(Event {
             revision: self.revision,
             action,
             resource: resource.to_string(),
             id,
             selectable: selectable(object),
-            json: Bytes::from(serde_json::to_vec(object).unwrap_or_default()),
+            json: json.map(std::sync::OnceLock::from).unwrap_or_default(),
+            removed,
             at: std::time::Instant::now(),
         })
     }
@@ -511,7 +541,7 @@ impl Store {
                 name: &id.1,
             };
             record.write_line(object, &mut self.unflushed);
-            self.unflushed_lines += 1;
+            self.unflushed_lines += usize::from(op == "put");
         }
     }
 
@@ -527,8 +557,8 @@ impl Store {
         self.unflushed.clear();
         self.unflushed_lines = 0;
         // Twice the most objects stored since the last compaction: a store
-        // being emptied (a destroy) is not rewritten again and again as it
-        // shrinks; the next start compacts what it left.
+        // being emptied (a destroy) is not rewritten as it shrinks, its
+        // deletions hold no object; the next start compacts what it left.
         self.peak_live = self.peak_live.max(self.live_objects());
         if self.journal_lines > 2 * self.peak_live + COMPACTION_SLACK {
             self.compact_journal();
@@ -683,6 +713,34 @@ mod tests {
         assert_eq!(names(Some("a"), "red"), Vec::<String>::new());
         assert_eq!(names(Some("a"), "blue"), ["two"]);
         assert_eq!(names(None, "green"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_deletion_event_carries_the_removed_object_at_the_deletions_resource_version() {
+        let mut store = Store::open(None).expect("open");
+        let mut watcher = store.events.subscribe();
+        store.put("configmaps", config_map("gone", 1), Action::Added);
+        let before = store.revision;
+        let removed = store.remove("configmaps", "a", "gone").expect("removed");
+        store.flush();
+        let decode = |event: &Event| -> Value {
+            serde_json::from_slice(event.json()).expect("the event's JSON")
+        };
+        let added = watcher.try_recv().expect("the creation");
+        assert_eq!(added.action, Action::Added);
+        let deleted = watcher.try_recv().expect("the deletion");
+        assert_eq!(deleted.action, Action::Deleted);
+        let json = decode(&deleted);
+        assert_eq!(json["metadata"]["name"], "gone");
+        assert_eq!(json["data"]["v"], "1");
+        assert_eq!(
+            json["metadata"]["resourceVersion"],
+            (before + 1).to_string()
+        );
+        assert_eq!(json, *removed);
+        // A watch resuming from the history reads the same.
+        let history = store.since(before).expect("in the history");
+        assert_eq!(decode(&history[0]), json);
     }
 
     #[test]

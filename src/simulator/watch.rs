@@ -200,7 +200,7 @@ fn translate(filter: &Filter, event: &Event, matched: &mut HashSet<ObjectId>) ->
     } else {
         matched.remove(&id);
     }
-    Some(line_of(kind, &event.json))
+    Some(line_of(kind, event.json()))
 }
 
 /// How much of a burst of waiting lines goes out in one frame.

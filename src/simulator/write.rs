@@ -868,14 +868,20 @@ pub fn delete(
             Arc::new(success(resource, request.name, metadata["uid"].as_str())),
         ));
     }
+    let answer = if matches!(resource.kind.as_str(), "Pod" | "Service") {
+        None
+    } else {
+        Some(success(resource, request.name, metadata["uid"].as_str()))
+    };
+    // The store marks the removed object with the deletion's
+    // resourceVersion: held only by the store, it is not copied for that.
+    drop(live);
     let removed = store.remove(&resource.key(), request.namespace, request.name);
-    if matches!(resource.kind.as_str(), "Pod" | "Service") {
-        return Ok((200, removed.unwrap_or(live)));
+    match (answer, removed) {
+        (Some(status), _) => Ok((200, Arc::new(status))),
+        (None, Some(removed)) => Ok((200, removed)),
+        (None, None) => Err(ApiError::not_found(resource, request.name)),
     }
-    Ok((
-        200,
-        Arc::new(success(resource, request.name, metadata["uid"].as_str())),
-    ))
 }
 
 fn success(resource: &ResourceType, name: &str, uid: Option<&str>) -> Value {
