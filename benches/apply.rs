@@ -15,6 +15,9 @@
 //! kubectl comes from `STACK_KUBECTL` or PATH; without it the kubectl columns
 //! are left out. Run: `cargo bench --bench apply`
 
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -92,7 +95,7 @@ type Run = (Duration, Duration, Option<Duration>);
 /// `stack apply ARGS` onto a fresh simulator.
 fn first_apply(args: &[&str]) -> Duration {
     let dir = tempfile::tempdir().expect("temporary directory");
-    stack::synthetic::generate(dir.path(), RELEASES, OBJECTS).expect("generate stack");
+    synthetic::generate(dir.path(), RELEASES, OBJECTS).expect("generate stack");
     let _server = Server::start(dir.path(), &["-q"]);
     stack(dir.path(), &[&["apply", "-q"], args].concat())
 }
@@ -132,7 +135,7 @@ fn best(dir: &Path, args: &[&str]) -> Duration {
 
 fn main() {
     let ours = tempfile::tempdir().expect("temporary directory");
-    stack::synthetic::generate(ours.path(), RELEASES, OBJECTS).expect("generate stack");
+    synthetic::generate(ours.path(), RELEASES, OBJECTS).expect("generate stack");
     let objects = RELEASES * OBJECTS;
     let server = Server::start(ours.path(), &["-q"]);
     println!(

@@ -23,6 +23,9 @@
 //! Needs the control plane built (`scripts/real-cluster build`) and kubectl
 //! (`STACK_KUBECTL` or PATH). Run: `cargo bench --bench real`
 
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -194,7 +197,7 @@ fn kubectl_first_apply(binary: &Path, manifests: &Manifests) -> (Duration, Durat
 /// The same stack without needs: every release may start at once.
 fn unordered(ours: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
-    stack::synthetic::generate(dir.path(), RELEASES, OBJECTS).expect("generate stack");
+    synthetic::generate(dir.path(), RELEASES, OBJECTS).expect("generate stack");
     on_real_cluster(dir.path());
     let path = dir.path().join("stack.yaml");
     let stack = std::fs::read_to_string(&path).expect("read the stack");
@@ -245,7 +248,7 @@ fn main() {
     };
     let runs = runs();
     let ours = tempfile::tempdir().expect("temporary directory");
-    stack::synthetic::generate(ours.path(), RELEASES, OBJECTS).expect("generate stack");
+    synthetic::generate(ours.path(), RELEASES, OBJECTS).expect("generate stack");
     on_real_cluster(ours.path());
     let objects = RELEASES * OBJECTS;
     println!(

@@ -16,6 +16,9 @@
 //! audit log (sizes default to 200,1000 there: a 2-core control plane takes
 //! minutes per thousand releases).
 
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -122,7 +125,7 @@ const COMMANDS: [&str; 7] = [
 /// Every command at one size, on a fresh simulator or real control plane.
 fn size(releases: usize, real: bool) -> Vec<Figure> {
     let dir = tempfile::tempdir().expect("temporary directory");
-    stack::synthetic::generate(dir.path(), releases, OBJECTS).expect("generate stack");
+    synthetic::generate(dir.path(), releases, OBJECTS).expect("generate stack");
     let server = if real {
         let stack_file = dir.path().join("stack.yaml");
         let text = std::fs::read_to_string(&stack_file).expect("read stack");
@@ -174,7 +177,7 @@ fn main() {
     // there, to profile one command by hand.
     if let Some(dir) = std::env::var_os("STACK_SCALE_GENERATE") {
         let releases = sizes.first().copied().unwrap_or(200);
-        stack::synthetic::generate(Path::new(&dir), releases, OBJECTS).expect("generate stack");
+        synthetic::generate(Path::new(&dir), releases, OBJECTS).expect("generate stack");
         return;
     }
     let mut results = Vec::new();

@@ -5,6 +5,9 @@
 //!
 //! Run: `cargo bench --bench template`
 
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,7 +19,7 @@ fn main() {
     let mut results = Vec::new();
     for releases in [100, 1000] {
         let dir = tempfile::tempdir().expect("temporary directory");
-        stack::synthetic::generate(dir.path(), releases, 10).expect("generate stack");
+        synthetic::generate(dir.path(), releases, 10).expect("generate stack");
         let (template_time, output) = best_of(|| run_template(binary, dir.path()));
         let peak = peak_memory_kib(binary, dir.path());
         let (floor_time, _) = best_of(|| floor(&output));

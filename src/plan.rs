@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use crate::cluster::live::LiveObject;
 use crate::diff::{self, Comparison};
-use crate::object::ObjectKey;
 use crate::release::Release;
 use crate::render::RenderedRelease;
-use crate::revision::{Revision, State};
+use stack_kube::object::ObjectKey;
+use stack_kube::revision::{Revision, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -218,7 +218,7 @@ pub fn plan_release(
         deployed,
         kept: kept(history),
         adopted: history
-            .map(|h| crate::revision::adopted_in(h))
+            .map(|h| stack_kube::revision::adopted_in(h))
             .unwrap_or_default(),
         up_to_date,
     }
@@ -240,7 +240,7 @@ pub fn last_deployed(history: &[Arc<Revision>]) -> Option<&Arc<Revision>> {
 /// values moved elsewhere in the environment (environment values reach
 /// every release, most of them unused by most releases).
 pub fn renders_unchanged(revision: &Revision, rendered: &RenderedRelease) -> bool {
-    let same = |stored: &[Value], now: &[crate::object::Object]| {
+    let same = |stored: &[Value], now: &[stack_kube::object::Object]| {
         stored.len() == now.len() && stored.iter().zip(now).all(|(s, o)| *s == o.body)
     };
     same(&revision.objects.parse(), &rendered.objects)
@@ -284,7 +284,7 @@ pub fn plan_removal(
         deployed: history.and_then(|h| last_deployed(h)).cloned(),
         kept: kept(history),
         adopted: history
-            .map(|h| crate::revision::adopted_in(h))
+            .map(|h| stack_kube::revision::adopted_in(h))
             .unwrap_or_default(),
     }
 }
@@ -292,8 +292,8 @@ pub fn plan_removal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::RELEASE_LABEL;
     use serde_json::json;
+    use stack_kube::object::RELEASE_LABEL;
 
     /// 2,000 releases of 10 objects each in 10 namespaces, every object
     /// labelled with its release, plus objects no release owns.

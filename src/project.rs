@@ -10,12 +10,12 @@ use crate::config::{self, Stack};
 use crate::diagnostic::Diagnostic;
 use crate::error::{Error, Errors};
 use crate::graph::{Graph, GraphError, Selection};
-use crate::kinds::Scopes;
-use crate::object::ObjectKey;
 use crate::release::Release;
 use crate::render::{self, Chart, RenderError, RenderedRelease};
 use crate::resolve::{self, ResolvedEnvironment};
 use crate::settings::Settings;
+use stack_kube::kinds::Scopes;
+use stack_kube::object::ObjectKey;
 
 pub struct Project {
     pub stack: Stack,

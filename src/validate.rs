@@ -9,9 +9,9 @@
 
 use serde_json::json;
 
-use crate::object::Object;
 use crate::project::Project;
 use crate::render::RenderedRelease;
+use stack_kube::object::Object;
 
 /// One line per object Kubernetes would refuse among the `rendered`
 /// releases' objects that `check` selects, and per release namespace that is
@@ -28,14 +28,14 @@ pub fn refusals(
         let namespace = &project.releases[*index].namespace;
         let namespace_object =
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-        if let Some(message) = crate::simulator::refusal(&namespace_object) {
+        if let Some(message) = stack_simulator::refusal(&namespace_object) {
             lines.push(format!("the namespace of {id}: {message}"));
         }
         for object in release.objects.iter().chain(&release.tests) {
             if !check(object) {
                 continue;
             }
-            if let Some(message) = crate::simulator::refusal(&object.body) {
+            if let Some(message) = stack_simulator::refusal(&object.body) {
                 lines.push(format!(
                     "{}/{} of {id}, from {}: {message}",
                     object.kind, object.name, object.template

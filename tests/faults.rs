@@ -62,9 +62,9 @@ fn labelled(server: &Server) -> BTreeMap<String, BTreeSet<Key>> {
 /// label; panics when a release's newest revision is not deployed.
 fn deployed_revisions(server: &Server) -> BTreeMap<String, BTreeSet<Key>> {
     let list = server.get("/api/v1/secrets?labelSelector=stack.dev/history-of");
-    let mut newest: BTreeMap<String, stack::revision::Revision> = BTreeMap::new();
+    let mut newest: BTreeMap<String, stack_kube::revision::Revision> = BTreeMap::new();
     for secret in list["items"].as_array().into_iter().flatten() {
-        let revision = stack::revision::Revision::from_secret(secret).expect("a revision");
+        let revision = stack_kube::revision::Revision::from_secret(secret).expect("a revision");
         let label = revision.release.replacen('/', ".", 1);
         if newest
             .get(&label)
@@ -78,7 +78,7 @@ fn deployed_revisions(server: &Server) -> BTreeMap<String, BTreeSet<Key>> {
         .map(|(label, revision)| {
             assert_eq!(
                 revision.state,
-                stack::revision::State::Deployed,
+                stack_kube::revision::State::Deployed,
                 "{label} revision {}",
                 revision.number
             );

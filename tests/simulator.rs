@@ -13,7 +13,7 @@ use kube::api::{
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::{ApiResource, Discovery};
 use serde_json::json;
-use stack::simulator::{Config, Simulator};
+use stack_simulator::{Config, Simulator};
 
 fn simulator() -> Simulator {
     Simulator::start(Config::default()).expect("simulator starts")

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::cluster::resources::Resources;
 use crate::cluster::retry::retry;
-use crate::object::ObjectKey;
-use crate::revision::{HISTORY_LABEL, Revision};
+use stack_kube::object::ObjectKey;
+use stack_kube::revision::{HISTORY_LABEL, Revision};
 
 /// How many requests are in flight at once.
 const PARALLEL: usize = 16;
@@ -75,7 +75,7 @@ impl LiveObject {
             json: serde_json::value::to_raw_value(object).expect("a JSON value serialises"),
             api_version: text(&object["apiVersion"]),
             kind: text(&object["kind"]),
-            release: object["metadata"]["labels"][crate::object::RELEASE_LABEL]
+            release: object["metadata"]["labels"][stack_kube::object::RELEASE_LABEL]
                 .as_str()
                 .map(str::to_string),
         }
@@ -113,7 +113,7 @@ struct RawList {
 pub fn key_of(object: &Value) -> ObjectKey {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     ObjectKey {
-        group: crate::kinds::group_of(api_version).to_string(),
+        group: stack_kube::kinds::group_of(api_version).to_string(),
         kind: object["kind"].as_str().unwrap_or_default().to_string(),
         namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
         name: object["metadata"]["name"]
@@ -248,7 +248,7 @@ pub async fn fetch(
                 client.request::<RawList>(request).await
             })
             .await?;
-            let group = crate::kinds::group_of(&api_version).to_string();
+            let group = stack_kube::kinds::group_of(&api_version).to_string();
             let (api_version, kind): (Arc<str>, Arc<str>) = (api_version.into(), kind.into());
             Ok::<_, kube::Error>(
                 list.items
@@ -262,7 +262,7 @@ pub async fn fetch(
                             namespace: metadata.namespace,
                             name: metadata.name,
                         };
-                        let release = metadata.labels.remove(crate::object::RELEASE_LABEL);
+                        let release = metadata.labels.remove(stack_kube::object::RELEASE_LABEL);
                         let object = LiveObject {
                             json,
                             api_version: Arc::clone(&api_version),

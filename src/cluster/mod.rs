@@ -14,9 +14,10 @@ pub mod retry;
 
 use std::path::{Path, PathBuf};
 
+use stack_simulator::server::{self, Opened, Owner};
+use stack_simulator::{self as simulator, Simulator};
+
 use crate::config::{ClusterTarget, Environment, SimulatedOptions};
-use crate::simulator::server::{self, Opened, Owner};
-use crate::simulator::{self, Simulator};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -132,7 +132,7 @@ async fn recover(
 /// Each release's newest revision and its state: what a plan was made from.
 fn snapshot(
     history: &crate::cluster::live::History,
-) -> std::collections::BTreeMap<&str, (u32, crate::revision::State)> {
+) -> std::collections::BTreeMap<&str, (u32, stack_kube::revision::State)> {
     history
         .iter()
         .filter_map(|(id, revisions)| {

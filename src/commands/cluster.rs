@@ -7,7 +7,7 @@ use crate::config::ClusterTarget;
 use crate::error::{Error, Errors};
 use crate::output;
 use crate::settings::Settings;
-use crate::simulator::server::{self, Opened};
+use stack_simulator::server::{self, Opened};
 
 pub fn serve(settings: &Settings, args: &ServeArgs) -> Result<u8, Errors> {
     let (stack, environment) = crate::project::load_environment(settings)?;

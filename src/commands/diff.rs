@@ -22,7 +22,7 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
     for (id, revisions) in &planned.live.revisions {
         if let Some(pending) = revisions
             .last()
-            .filter(|r| r.state == crate::revision::State::Pending)
+            .filter(|r| r.state == stack_kube::revision::State::Pending)
         {
             output::note(
                 &format!(

@@ -59,7 +59,7 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
     let (releases, mut forced) = gate(&project, settings, args)?;
     forced.extend(hand_edits(&target, &plan, args)?);
     let entry = Entry {
-        time: crate::simulator::write::now(),
+        time: stack_kube::clock::now(),
         from: args.from.clone(),
         to: args.to.clone(),
         file: file_name(&target.path),

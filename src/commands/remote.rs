@@ -59,7 +59,7 @@ pub fn stack_name(project: &Project) -> String {
     };
     named.file_name().map_or_else(
         || "stack".into(),
-        |n| crate::object::dns_label(&n.to_string_lossy()),
+        |n| stack_kube::object::dns_label(&n.to_string_lossy()),
     )
 }
 

@@ -9,8 +9,8 @@ use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::{EngineError, Session};
 use crate::error::{EXIT_ROLLBACK_FAILED, Error, Errors};
 use crate::project::Project;
-use crate::revision::{Revision, State};
 use crate::settings::Settings;
+use stack_kube::revision::{Revision, State};
 use std::sync::Arc;
 
 pub fn run(

@@ -253,7 +253,7 @@ pub fn keygen(output: Option<&Path>) -> Result<u8, Errors> {
     use age::secrecy::ExposeSecret as _;
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public();
-    let created = crate::simulator::write::now();
+    let created = stack_kube::clock::now();
     let text = zeroize::Zeroizing::new(format!(
         "# created: {created}\n# public key: {recipient}\n{}\n",
         identity.to_string().expose_secret()

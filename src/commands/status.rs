@@ -10,8 +10,8 @@ use crate::engine::{EngineError, apply::live_readiness};
 use crate::error::{Error, Errors};
 use crate::output;
 use crate::project::Project;
-use crate::revision::Revision;
 use crate::settings::Settings;
+use stack_kube::revision::Revision;
 use std::sync::Arc;
 
 pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8, Errors> {
@@ -39,7 +39,7 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
             let latest = revisions.and_then(|r| r.last());
             // A release whose latest revision is pending (an interrupted
             // run) or failed is not ready, whatever an older revision was.
-            let current = latest.filter(|r| r.state == crate::revision::State::Deployed);
+            let current = latest.filter(|r| r.state == stack_kube::revision::State::Deployed);
             let ready = current.is_some_and(|revision| {
                 revision.objects.parse().iter().all(|object| {
                     objects

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use crate::error::{Error, Errors};
 use crate::mask::Masker;
-use crate::object::Object;
 use crate::output;
 use crate::project::Project;
 use crate::settings::Settings;
+use stack_kube::object::Object;
 
 pub fn run(
     project: &Project,

@@ -6,9 +6,9 @@ use crate::cli::LockArgs;
 use crate::cluster::live;
 use crate::engine::{EngineError, Session, history, test_jobs};
 use crate::error::{Error, Errors};
-use crate::object::Object;
 use crate::project::Project;
 use crate::settings::Settings;
+use stack_kube::object::Object;
 
 pub fn run(project: &Project, settings: &Settings, lock_args: &LockArgs) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
@@ -27,7 +27,7 @@ async fn run_tests(session: &Session, project: &Project) -> Result<u8, Errors> {
         let deployed = revisions
             .get(&release.id)
             .and_then(|h| crate::plan::last_deployed(h));
-        let Some(mut deployed) = deployed.map(|d| crate::revision::Revision::clone(d)) else {
+        let Some(mut deployed) = deployed.map(|d| stack_kube::revision::Revision::clone(d)) else {
             session
                 .reporter
                 .line(&release.id, "not deployed: no tests to run");

@@ -7,8 +7,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::fields::{self, FieldSet};
-use crate::object::MANAGED_BY_VALUE;
+use stack_kube::fields::{self, FieldSet};
+use stack_kube::object::MANAGED_BY_VALUE;
 
 pub mod text;
 
@@ -46,7 +46,7 @@ pub fn owned_by(live: &Value, manager: &str) -> FieldSet {
 /// quantities canonical.
 pub fn view(object: &Value, set: &FieldSet) -> Value {
     let mut projected = fields::project(object, set);
-    crate::quantity::canonicalize(&mut projected);
+    stack_kube::quantity::canonicalize(&mut projected);
     let Some(map) = projected.as_object_mut() else {
         return projected;
     };
@@ -151,8 +151,8 @@ pub fn drift(desired: &Value, live: &Value) -> Vec<(String, String)> {
             fields::get(live, &path).cloned(),
         );
         if let (Some(w), Some(a)) = (&mut wanted, &mut actual) {
-            crate::quantity::canonicalize(w);
-            crate::quantity::canonicalize(a);
+            stack_kube::quantity::canonicalize(w);
+            stack_kube::quantity::canonicalize(a);
         }
         if wanted == actual
             || wanted

@@ -28,7 +28,7 @@ fn digest(value: &Value) -> String {
     let mut hasher = Sha256::new();
     hasher.update(run_key());
     hasher.update(value.to_string().as_bytes());
-    crate::hex::lower(&hasher.finalize()[..4])
+    stack_kube::hex::lower(&hasher.finalize()[..4])
 }
 
 /// Replace Secret values on both sides, marking those that changed.

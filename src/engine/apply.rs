@@ -14,11 +14,11 @@ use crate::engine::report::seconds;
 use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::wait::{self, Readiness};
 use crate::engine::{Outcome, Rollback, Session, history, test_jobs};
-use crate::object::Object;
 use crate::plan::{Action, Change, ReleasePlan};
 use crate::release::Release;
 use crate::render::RenderedRelease;
-use crate::revision::{Revision, State, Stored};
+use stack_kube::object::Object;
+use stack_kube::revision::{Revision, State, Stored};
 
 pub async fn apply_release(
     session: &Session,
@@ -110,7 +110,7 @@ pub async fn apply_release(
 }
 
 /// Objects the plan adopts: they existed before without being ours.
-pub fn adopted(plan: &ReleasePlan) -> BTreeSet<crate::object::ObjectKey> {
+pub fn adopted(plan: &ReleasePlan) -> BTreeSet<stack_kube::object::ObjectKey> {
     plan.changes
         .iter()
         .filter(|c| c.adopts)
@@ -145,7 +145,7 @@ async fn run(
         number,
         state: State::Pending,
         chart: release.chart_name.clone(),
-        values_digest: crate::revision::values_digest(&rendered.values),
+        values_digest: stack_kube::revision::values_digest(&rendered.values),
         commit: session.commit.clone(),
         started: history::now(),
         finished: None,

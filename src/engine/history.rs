@@ -6,10 +6,10 @@ use kube::api::{Api, DeleteParams, PatchParams};
 use crate::cluster::retry::retry;
 use crate::diff::FIELD_MANAGER;
 use crate::engine::Session;
-use crate::revision::{Revision, State};
+use stack_kube::revision::{Revision, State};
 
 pub fn now() -> String {
-    crate::simulator::write::now()
+    stack_kube::clock::now()
 }
 
 type Secrets = Api<k8s_openapi::api::core::v1::Secret>;
@@ -99,7 +99,7 @@ async fn delete(session: &Session, id: &str, numbers: &[u32]) -> Result<(), kube
     let api = secrets(session, namespace);
     let params = DeleteParams::default();
     for &number in numbers {
-        let secret = crate::revision::secret_name(name, number);
+        let secret = stack_kube::revision::secret_name(name, number);
         match retry(|| api.delete(&secret, &params)).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}

@@ -6,7 +6,7 @@
 //! holder process on this machine is gone (a kill -9) — is taken over with
 //! a warning.
 
-use crate::object::dns_label;
+use stack_kube::object::dns_label;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -59,7 +59,7 @@ fn lease(name: &str, command: &str, resource_version: Option<String>) -> Lease {
     let now = now();
     let mut lease: Lease = serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": NAMESPACE,
-            "labels": {crate::object::MANAGED_BY_LABEL: crate::object::MANAGED_BY_VALUE},
+            "labels": {stack_kube::object::MANAGED_BY_LABEL: stack_kube::object::MANAGED_BY_VALUE},
             "annotations": {PID: std::process::id().to_string(), HOST: host(), "stack.dev/command": command}},
         "spec": {"holderIdentity": identity(), "leaseDurationSeconds": LEASE_SECONDS},
     }))

@@ -31,10 +31,10 @@ use crate::cluster::live::{self, LiveObject, LiveState};
 use crate::cluster::resources::Resources;
 use crate::diff::{self, Comparison, FIELD_MANAGER};
 use crate::mask::Masker;
-use crate::object::ObjectKey;
 use crate::plan::{self, Action, Intent, Plan};
 use crate::project::Project;
 use crate::render::RenderedRelease;
+use stack_kube::object::ObjectKey;
 
 pub use report::Reporter;
 pub use schedule::{Finished, Outcome, Rollback, apply};
@@ -477,7 +477,7 @@ async fn confirm(
         if release.intent == Intent::Apply && release.changes.is_empty() {
             let rendered = release.index.and_then(|i| by_index.get(&i));
             if let (Some(rendered), Some(previous)) = (rendered, &release.previous) {
-                release.up_to_date = previous.state == crate::revision::State::Deployed
+                release.up_to_date = previous.state == stack_kube::revision::State::Deployed
                     && plan::renders_unchanged(previous, rendered);
             }
         }

@@ -18,7 +18,7 @@ use crate::engine::diagnose;
 use crate::engine::feeds::Source;
 use crate::engine::report::seconds;
 use crate::engine::wait::{self, Readiness};
-use crate::object::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object, ObjectKey};
+use stack_kube::object::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object, ObjectKey};
 
 /// Create the namespace unless it exists. It is created, not applied: no
 /// field of it is owned by `stack`, so a release that renders the namespace
@@ -188,11 +188,11 @@ fn is_drift(object: &Object, previous: &[Value], conflicts: &[String]) -> bool {
     else {
         return false;
     };
-    let fields = crate::fields::FieldSet::of_object(ours, false);
+    let fields = stack_kube::fields::FieldSet::of_object(ours, false);
     let owned: BTreeSet<String> = fields
         .paths()
         .iter()
-        .map(|p| crate::fields::display(p))
+        .map(|p| stack_kube::fields::display(p))
         .collect();
     !conflicts.is_empty() && conflicts.iter().all(|c| owned.contains(c))
 }

@@ -8,7 +8,7 @@ use crate::cluster::live;
 use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::{EngineError, Session};
 use crate::project::Project;
-use crate::revision::State;
+use stack_kube::revision::State;
 
 /// Which way a pending revision is recovered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -25,7 +25,7 @@ pub enum Direction {
 /// revision that was deployed before.
 async fn settle(
     session: &Session,
-    revisions: &[std::sync::Arc<crate::revision::Revision>],
+    revisions: &[std::sync::Arc<stack_kube::revision::Revision>],
     direction: Direction,
 ) -> Result<(), String> {
     let newest = revisions.last().map_or(0, |r| r.number);
@@ -33,7 +33,7 @@ async fn settle(
         .iter()
         .filter(|r| r.state == State::Pending && r.number != newest)
     {
-        let mut revision = crate::revision::Revision::clone(revision);
+        let mut revision = stack_kube::revision::Revision::clone(revision);
         let reason = "interrupted: the run that applied it stopped before it finished".to_string();
         crate::engine::history::mark(session, &mut revision, State::Failed, Some(reason)).await?;
     }
@@ -48,7 +48,7 @@ async fn settle(
 }
 
 /// Whether a release's newest revision is pending, left by a run of this stack.
-fn is_pending(revisions: &[std::sync::Arc<crate::revision::Revision>], stack: &str) -> bool {
+fn is_pending(revisions: &[std::sync::Arc<stack_kube::revision::Revision>], stack: &str) -> bool {
     revisions
         .last()
         .is_some_and(|r| r.state == State::Pending && r.stack == stack)

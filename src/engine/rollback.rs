@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::cluster::live;
 use crate::engine::objects::{apply_all, delete_object, wait_ready};
 use crate::engine::{Session, history, wait};
-use crate::object::{Object, ObjectKey};
-use crate::revision::{Revision, State};
+use stack_kube::object::{Object, ObjectKey};
+use stack_kube::revision::{Revision, State};
 
 /// What to undo, and what to bring back.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl Undo {
             state,
             reason,
             target: target.map(std::sync::Arc::unwrap_or_clone),
-            keep: crate::revision::adopted_in(history),
+            keep: stack_kube::revision::adopted_in(history),
             existing: history.iter().map(|r| r.number).collect(),
             timeout: options.timeout,
             history_max: options.history_max,
@@ -152,7 +152,7 @@ async fn remove_extra(
     let revisions = std::iter::once(&undo.undone).chain(undo.target.as_ref());
     let selector = format!(
         "{}={}",
-        crate::object::RELEASE_LABEL,
+        stack_kube::object::RELEASE_LABEL,
         id.replacen('/', ".", 1)
     );
     let bodies: Vec<serde_json::Value> = revisions

@@ -14,7 +14,7 @@ use crate::engine::rollback::{Undo, roll_back};
 use crate::plan::{self, Intent, Plan};
 use crate::project::Project;
 use crate::render::RenderedRelease;
-use crate::revision::State;
+use stack_kube::revision::State;
 
 /// What happened to a failed release's changes.
 #[derive(Debug, Clone, PartialEq)]

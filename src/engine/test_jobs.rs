@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::engine::objects::{api_for, apply_all, delete_object, wait_ready};
 use crate::engine::{Session, diagnose, wait};
-use crate::object::Object;
+use stack_kube::object::Object;
 
 /// Lines of each failed test pod's log that are shown.
 const LOG_LINES: i64 = 20;

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::revision::{Revision, State};
+use stack_kube::revision::{Revision, State};
 
 /// What the gate knows of one release.
 pub struct Candidate<'a> {
@@ -148,8 +148,8 @@ fn explain(candidate: &Candidate, newest: &Revision) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revision::Stored;
     use serde_json::json;
+    use stack_kube::revision::Stored;
 
     fn revision(number: u32, state: State, digest: &str, tests: Option<bool>) -> Revision {
         Revision {

@@ -186,7 +186,7 @@ pub fn plan(
         values,
         changes,
         kept,
-        digest: crate::revision::values_digest(&promoted),
+        digest: stack_kube::revision::values_digest(&promoted),
     })
 }
 

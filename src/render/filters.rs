@@ -215,7 +215,7 @@ fn required(
 
 fn sha256(value: &JinjaValue) -> Result<String, Error> {
     let text = text_of(value, "sha256")?;
-    let digest = crate::hex::lower(&Sha256::digest(text.as_bytes()));
+    let digest = stack_kube::hex::lower(&Sha256::digest(text.as_bytes()));
     crate::mask::derive(&text, &digest);
     Ok(digest)
 }

@@ -15,11 +15,11 @@ pub use chart::Chart;
 
 use crate::config::ConfigError;
 use crate::diagnostic::{SourceFile, Span};
-use crate::kinds::Scopes;
-use crate::object::Object;
 use crate::release::Release;
 use crate::values::merge;
 use crate::yaml;
+use stack_kube::kinds::Scopes;
+use stack_kube::object::Object;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {

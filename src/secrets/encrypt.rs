@@ -119,7 +119,7 @@ fn seal(
                 .map_err(|reason| refused(file, reason))?,
         );
     }
-    Ok((out, crate::hex::upper(&encryption.hasher.finalize())))
+    Ok((out, stack_kube::hex::upper(&encryption.hasher.finalize())))
 }
 
 /// Set `lastmodified` to now and `mac` to the sealed MAC (in place when the
@@ -131,7 +131,7 @@ fn finish(
     key: &[u8],
     mac: &str,
 ) -> Result<Vec<Value>, SecretsError> {
-    let lastmodified = crate::simulator::write::now();
+    let lastmodified = stack_kube::clock::now();
     let sealed_mac = cipher::encrypt(key, mac.as_bytes(), lastmodified.as_bytes(), "str", None)
         .map_err(|reason| refused(file, reason))?;
     metadata.insert("lastmodified".into(), json!(lastmodified));

@@ -114,7 +114,7 @@ fn walk(
         ivs,
         ..
     } = decryption;
-    let computed = crate::hex::upper(&hasher.finalize());
+    let computed = stack_kube::hex::upper(&hasher.finalize());
     verify_mac(file, &key, &metadata, &computed)?;
     let decrypted = Decrypted {
         documents: decrypted,

@@ -413,7 +413,7 @@ pub fn http_first_line(url: &str) -> String {
 /// The stack name `stack` gives a test's folder (`.tmpAbC` → `tmpabc`): a
 /// DNS label, as lock names and label values must be.
 pub fn stack_label(dir: &Path) -> String {
-    stack::object::dns_label(&dir.file_name().expect("a folder").to_string_lossy())
+    stack_kube::object::dns_label(&dir.file_name().expect("a folder").to_string_lossy())
 }
 
 /// Every file under `dir`, in its subfolders too.

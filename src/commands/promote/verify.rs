@@ -12,8 +12,8 @@ use crate::error::Errors;
 use crate::project::Project;
 use crate::promote::gate::{self, Candidate};
 use crate::promote::log::Provenance;
-use crate::revision::Revision;
 use crate::settings::Settings;
+use stack_kube::revision::Revision;
 
 /// Each installed selected release's provenance, and the refusals (`id:
 /// reason`) of those the gate does not let through.
@@ -29,8 +29,8 @@ pub fn verify(
     let no_revisions: Vec<std::sync::Arc<Revision>> = Vec::new();
     for (index, rendered) in installed.iter().zip(&rendered) {
         let release = &project.releases[*index];
-        let digest = crate::revision::values_digest(&rendered.values);
-        let bodies = |objects: &[crate::object::Object]| -> Vec<serde_json::Value> {
+        let digest = stack_kube::revision::values_digest(&rendered.values);
+        let bodies = |objects: &[stack_kube::object::Object]| -> Vec<serde_json::Value> {
             objects.iter().map(|o| o.body.clone()).collect()
         };
         let (rendered_objects, tests) = (bodies(&rendered.objects), bodies(&rendered.tests));
@@ -85,7 +85,7 @@ fn read(
 }
 
 type History = live::History;
-type Objects = HashMap<crate::object::ObjectKey, serde_json::Value>;
+type Objects = HashMap<stack_kube::object::ObjectKey, serde_json::Value>;
 
 fn ready(objects: &Objects, object: &serde_json::Value) -> bool {
     objects

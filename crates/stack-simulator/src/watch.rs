@@ -14,12 +14,12 @@ use http_body_util::{BodyExt, StreamBody};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::simulator::api::{Query, Route};
-use crate::simulator::resources::ResourceType;
-use crate::simulator::selectors::{FieldSelector, LabelSelector};
-use crate::simulator::status::ApiError;
-use crate::simulator::store::{Action, Event, ObjectId, object_id};
-use crate::simulator::{Inner, ResponseBody};
+use crate::api::{Query, Route};
+use crate::resources::ResourceType;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{Action, Event, ObjectId, object_id};
+use crate::{Inner, ResponseBody};
 
 struct Filter {
     resource: String,

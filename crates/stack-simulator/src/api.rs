@@ -12,13 +12,13 @@ use http_body_util::{BodyExt as _, Full};
 use rand::Rng as _;
 use serde_json::{Value, json};
 
-use crate::simulator::discovery;
-use crate::simulator::resources::ResourceType;
-use crate::simulator::selectors::{FieldSelector, LabelSelector};
-use crate::simulator::status::ApiError;
-use crate::simulator::store::Store;
-use crate::simulator::write::{self, DeleteOptions, Request};
-use crate::simulator::{Inner, ResponseBody, watch};
+use crate::discovery;
+use crate::resources::ResourceType;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::Store;
+use crate::write::{self, DeleteOptions, Request};
+use crate::{Inner, ResponseBody, watch};
 
 pub fn full(
     status: u16,
@@ -605,7 +605,7 @@ fn dispatch(
                     list(&store, resource, namespace.as_deref(), query)?
                         .items
                         .into_iter()
-                        .map(crate::simulator::store::object_id)
+                        .map(crate::store::object_id)
                         .collect();
                 let mut deleted = Vec::new();
                 for (namespace, name) in names {
@@ -698,11 +698,7 @@ fn object_request(
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(resource, request.name))?;
             live["spec"]["finalizers"] = body["spec"]["finalizers"].clone();
-            let stored = store.put(
-                &resource.key(),
-                live,
-                crate::simulator::store::Action::Modified,
-            );
+            let stored = store.put(&resource.key(), live, crate::store::Action::Modified);
             Ok(json_response(200, &stored))
         }
         ("update", _) => {
@@ -847,7 +843,7 @@ impl serde::Serialize for Item<'_> {
 }
 
 pub fn list<'a>(
-    store: &'a crate::simulator::store::Store,
+    store: &'a crate::store::Store,
     resource: &ResourceType,
     namespace: Option<&'a str>,
     query: &Query,
@@ -877,7 +873,7 @@ pub fn list<'a>(
         None => Box::new(store.list(&key, namespace)),
     };
     for object in candidates {
-        let id = crate::simulator::store::object_id(object);
+        let id = crate::store::object_id(object);
         if start_after.as_ref().is_some_and(|after| &id <= after) {
             continue;
         }
@@ -886,10 +882,8 @@ pub fn list<'a>(
         }
         if limit.is_some_and(|limit| items.len() >= limit) {
             if next.is_none() {
-                next = crate::simulator::store::object_id(
-                    items.last().copied().unwrap_or(&Value::Null),
-                )
-                .into();
+                next =
+                    crate::store::object_id(items.last().copied().unwrap_or(&Value::Null)).into();
             }
             remaining += 1;
             continue;

@@ -44,7 +44,7 @@ pub fn apply(kind: &str, object: &mut Value) {
         "Secret" => secret(object),
         _ => {}
     }
-    crate::quantity::canonicalize(object);
+    stack_kube::quantity::canonicalize(object);
 }
 
 /// Defaults for a status write. The rest of the object is the live one,

@@ -8,15 +8,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::fields::{self, FieldSet, Path};
-use crate::simulator::managed_fields::{
-    self, Entry, entries_of, prune_entries, set_entries, update_entries,
-};
-use crate::simulator::patch;
-use crate::simulator::resources::ResourceType;
-use crate::simulator::status::ApiError;
-use crate::simulator::store::{Action, Store};
-use crate::simulator::validation;
+use crate::managed_fields::{self, Entry, entries_of, prune_entries, set_entries, update_entries};
+use crate::patch;
+use crate::resources::ResourceType;
+use crate::status::ApiError;
+use crate::store::{Action, Store};
+use crate::validation;
+use stack_kube::fields::{self, FieldSet, Path};
 
 /// Who writes, where, and how.
 #[derive(Debug, Clone)]
@@ -30,15 +28,11 @@ pub struct Request<'a> {
     pub dry_run: bool,
 }
 
-pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
+use stack_kube::clock::now;
 
 fn new_uid() -> String {
     let bytes: [u8; 16] = rand::random();
-    let hex = crate::hex::lower(&bytes);
+    let hex = stack_kube::hex::lower(&bytes);
     format!(
         "{}-{}-4{}-{}{}-{}",
         &hex[0..8],
@@ -321,9 +315,9 @@ fn commit<'a>(
         }
     }
     if status_write && old.is_some() {
-        crate::simulator::defaults::apply_to_status(&resource.kind, &mut new);
+        crate::defaults::apply_to_status(&resource.kind, &mut new);
     } else {
-        crate::simulator::defaults::apply(&resource.kind, &mut new);
+        crate::defaults::apply(&resource.kind, &mut new);
     }
     validate(resource, &new, old.filter(|_| !status_write), request.name)?;
     normalise(&mut new);

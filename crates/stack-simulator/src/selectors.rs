@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::simulator::status::ApiError;
+use crate::status::ApiError;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Requirement {

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::fields::{is_set, key_of, merge_keys};
+use stack_kube::fields::{is_set, key_of, merge_keys};
 
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
     let patch: json_patch::Patch =

@@ -45,7 +45,7 @@ use http_body_util::combinators::BoxBody;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 
-use crate::simulator::store::Store;
+use crate::store::Store;
 
 /// Response bodies: whole documents, or a stream of watch events.
 pub type ResponseBody = BoxBody<Bytes, Infallible>;

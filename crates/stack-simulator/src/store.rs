@@ -26,8 +26,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::simulator::resources::{Registry, from_crd};
-use crate::simulator::selectors::selectable;
+use crate::resources::{Registry, from_crd};
+use crate::selectors::selectable;
 
 /// How many events watches can resume from.
 const HISTORY: usize = 20_000;

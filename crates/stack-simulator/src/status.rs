@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::simulator::resources::ResourceType;
+use crate::resources::ResourceType;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {

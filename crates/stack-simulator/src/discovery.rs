@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
-use crate::simulator::resources::{Registry, ResourceType};
+use crate::resources::{Registry, ResourceType};
 
 pub const AGGREGATED_V2: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -207,7 +207,7 @@ fn documents() -> &'static [Document] {
             .map(|(path, compressed)| {
                 let mut body = Vec::new();
                 let _ = flate2::read::GzDecoder::new(*compressed).read_to_end(&mut body);
-                let hash = crate::hex::upper(&Sha512::digest(&body)[..32]);
+                let hash = stack_kube::hex::upper(&Sha512::digest(&body)[..32]);
                 Document { path, body, hash }
             })
             .collect()
@@ -296,7 +296,7 @@ pub fn openapi_index(registry: &Registry) -> Value {
         let hash = match documents().iter().find(|d| d.path == path) {
             Some(document) => document.hash.clone(),
             None => generated_document(registry, &path)
-                .map(|body| crate::hex::upper(&Sha512::digest(&body)[..32]))
+                .map(|body| stack_kube::hex::upper(&Sha512::digest(&body)[..32]))
                 .unwrap_or_default(),
         };
         paths.insert(

@@ -10,8 +10,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::fields::{self, FieldSet, Path};
-use crate::simulator::write::Request;
+use crate::write::Request;
+use stack_kube::fields::{self, FieldSet, Path};
 
 /// One `managedFields` entry, borrowing the stored JSON it came from.
 #[derive(Debug, Clone)]

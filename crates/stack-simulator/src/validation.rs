@@ -10,8 +10,8 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::simulator::resources::ResourceType;
-use crate::simulator::status::ApiError;
+use crate::resources::ResourceType;
+use crate::status::ApiError;
 
 const SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
@@ -91,7 +91,7 @@ pub fn decode(resource: &ResourceType, body: &Value) -> Result<(), ApiError> {
 /// kind and it refuses: the message of its 400 or 422; `None` when it
 /// accepts it or the kind is not built in.
 pub fn refusal(object: &Value) -> Option<String> {
-    static BUILT_IN: std::sync::LazyLock<crate::simulator::resources::Registry> =
+    static BUILT_IN: std::sync::LazyLock<crate::resources::Registry> =
         std::sync::LazyLock::new(Default::default);
     let resource = BUILT_IN.by_kind(object["apiVersion"].as_str()?, object["kind"].as_str()?)?;
     if let Err(error) = decode(resource, object) {

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::simulator::{Config, Simulator};
+use crate::{Config, Simulator};
 
 /// What opening a cluster directory gave us.
 pub enum Opened {

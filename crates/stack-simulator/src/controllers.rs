@@ -14,13 +14,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::simulator::Inner;
-use crate::simulator::resources::ResourceType;
-use crate::simulator::status::ApiError;
+use crate::Inner;
+use crate::resources::ResourceType;
+use crate::status::ApiError;
 use tokio::sync::broadcast;
 
-use crate::simulator::store::{Action, Event, Store};
-use crate::simulator::write::{self, DeleteOptions, Request, now};
+use crate::store::{Action, Event, Store};
+use crate::write::{self, DeleteOptions, Request};
+use stack_kube::clock::now;
 
 const MANAGER: &str = "kube-controller-manager";
 pub const FAIL: &str = "sim.stack.dev/fail";
@@ -268,7 +269,7 @@ fn text(value: &Value) -> String {
 
 fn short_hash(value: &Value) -> String {
     let digest = Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
-    crate::hex::lower(&digest[..5])
+    stack_kube::hex::lower(&digest[..5])
 }
 
 /// A condition, keeping its transition time when its status did not change.
@@ -492,10 +493,7 @@ impl Controllers {
         let mut store = inner.store();
         if std::mem::take(&mut self.resync) {
             for key in WORKLOADS {
-                let ids: Vec<_> = store
-                    .list(key, None)
-                    .map(crate::simulator::store::object_id)
-                    .collect();
+                let ids: Vec<_> = store.list(key, None).map(crate::store::object_id).collect();
                 self.dirty.extend(
                     ids.into_iter()
                         .map(|(ns, name)| (key.to_string(), ns, name)),
@@ -503,7 +501,7 @@ impl Controllers {
             }
             self.services = store
                 .list("/services", None)
-                .map(crate::simulator::store::object_id)
+                .map(crate::store::object_id)
                 .collect();
             (self.claims, self.crds, self.namespaces) = (true, true, true);
         }
@@ -1186,7 +1184,7 @@ fn collect_garbage(store: &mut Store) -> Vec<String> {
         for uid in gone {
             for (key, (namespace, name)) in store.dependents_of(&uid) {
                 let orphaned = store.get(&key, &namespace, &name).is_some_and(|dependent| {
-                    crate::simulator::store::owner_uids(dependent).all(|o| !store.exists(o))
+                    crate::store::owner_uids(dependent).all(|o| !store.exists(o))
                 });
                 if orphaned {
                     delete(store, &key, &namespace, &name);

@@ -1,0 +1,21 @@
+//! The wall clock as Kubernetes writes it: RFC 3339 in UTC, to the second
+//! (`2026-12-06T18:30:00Z`), the form of `creationTimestamp`, of a
+//! revision's times and of a SOPS file's `lastmodified`.
+
+/// Now, as Kubernetes writes a timestamp.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn now_is_a_timestamp_to_the_second_in_utc() {
+        let now = super::now();
+        assert_eq!(now.len(), "2026-12-06T18:30:00Z".len(), "{now}");
+        assert!(now.ends_with('Z'), "{now}");
+        assert!(now.parse::<jiff::Timestamp>().is_ok(), "{now}");
+    }
+}
