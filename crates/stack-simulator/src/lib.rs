@@ -14,21 +14,21 @@
 
 mod api;
 mod controllers;
-pub mod defaults;
+mod defaults;
 mod discovery;
 mod managed_fields;
 
 mod patch;
-pub mod resources;
+mod resources;
 mod selectors;
 pub mod server;
-pub mod status;
-pub mod store;
+mod status;
+mod store;
 mod validation;
 /// Kubernetes' validation rules for `stack lint` and a run's preflight.
 pub use validation::refusal;
 mod watch;
-pub mod write;
+mod write;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

@@ -43,16 +43,6 @@ pub enum Action {
     Deleted,
 }
 
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Added => "ADDED",
-            Self::Modified => "MODIFIED",
-            Self::Deleted => "DELETED",
-        }
-    }
-}
-
 /// One change, as watches see it. It keeps the object as JSON and what
 /// selectors read of it, not the object: a history of old versions as
 /// values would hold ten times the memory, and the server would spend its
