@@ -472,3 +472,49 @@ fn objects_are_created_in_kind_order_within_a_release() {
         );
     }
 }
+
+/// `-o json`: stdout is the summary document, stderr one JSON object per
+/// event, each naming its release; the backend's events follow its run.
+#[test]
+fn apply_with_json_output_streams_events_as_json_lines() {
+    let test = Test::example();
+    let output = test.stack(&["apply", "-o", "json"]).success();
+    let summary = output.json();
+    assert_eq!(summary.as_array().map(Vec::len), Some(5), "{summary}");
+    let events: Vec<Value> = output
+        .stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not a JSON line ({error}): {line}"))
+        })
+        .collect();
+    let backend: Vec<&str> = events
+        .iter()
+        .filter(|e| e["release"] == "apps/backend")
+        .filter_map(|e| e["event"].as_str())
+        .filter(|e| *e != "waiting_for")
+        .collect();
+    assert_eq!(
+        backend,
+        ["applying", "running_tests", "tests_passed", "deployed"],
+        "{}",
+        output.stderr
+    );
+    let applying = events
+        .iter()
+        .find(|e| e["release"] == "apps/backend" && e["event"] == "applying")
+        .expect("applying");
+    assert_eq!(
+        (&applying["revision"], &applying["deletes"]),
+        (&Value::from(1), &Value::from(0)),
+        "{applying}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "deployed" && e["seconds"].as_f64().is_some()),
+        "{}",
+        output.stderr
+    );
+}

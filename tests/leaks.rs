@@ -144,6 +144,7 @@ fn no_command_prints_or_writes_a_secret_in_any_form() {
         &["diff", "--set", "leakySize=2"],
         &["diff", "--set", "leakySize=2", "-o", "json"],
         &["apply", "-v", "--set", "leakySize=2"],
+        &["apply", "-v", "-o", "json", "--set", "leakySize=3"],
         &["status"],
         &["list", "-o", "json"],
         &["rollback", "apps/leaky", "1"],

@@ -7,6 +7,7 @@ use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 
 use crate::cluster::live;
+use crate::engine::event::Event;
 use crate::engine::{EngineError, apply};
 use crate::error::Errors;
 use crate::plan;
@@ -106,7 +107,7 @@ async fn destroy_release(
     removal: plan::ReleasePlan,
 ) -> Result<(), String> {
     if removal.up_to_date {
-        session.reporter.line(&removal.id, "not installed");
+        session.reporter.event(&removal.id, &Event::NotInstalled);
         return Ok(());
     }
     let going = apply::remove_release(session, &removal).await?;

@@ -33,7 +33,11 @@ where
                     contact,
                     resources,
                     Masker::new(settings.show_secrets),
-                    Reporter::for_terminal(settings.quiet, settings.verbose),
+                    if settings.output == crate::cli::OutputFormat::Json {
+                        Reporter::json(settings.quiet, settings.verbose)
+                    } else {
+                        Reporter::for_terminal(settings.quiet, settings.verbose)
+                    },
                     stack_name(project),
                     git_commit(project),
                 );

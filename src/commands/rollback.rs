@@ -5,6 +5,7 @@
 use crate::cli::LockArgs;
 use crate::cluster::live;
 use crate::config::ReleaseOptions;
+use crate::engine::event::Event;
 use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::{EngineError, Session};
 use crate::error::{EXIT_ROLLBACK_FAILED, Error, Errors};
@@ -53,9 +54,11 @@ async fn roll_back_release(
     let undo = Undo::new(latest, state, reason, Some(target), &revisions, options);
     match roll_back(session, undo).await {
                 Ok(number) => {
-                    session.reporter.line(
+                    session.reporter.event(
                         id,
-                        &format!("rolled back: revision {} is deployed", number.unwrap_or(0)),
+                        &Event::RolledBackByHand {
+                            revision: number.unwrap_or(0),
+                        },
                     );
                     Ok(0)
                 }

@@ -4,6 +4,7 @@
 
 use crate::cli::LockArgs;
 use crate::cluster::live;
+use crate::engine::event::Event;
 use crate::engine::{EngineError, Session, history, test_jobs};
 use crate::error::{Error, Errors};
 use crate::project::Project;
@@ -28,14 +29,12 @@ async fn run_tests(session: &Session, project: &Project) -> Result<u8, Errors> {
             .get(&release.id)
             .and_then(|h| crate::plan::last_deployed(h));
         let Some(mut deployed) = deployed.map(|d| stack_kube::revision::Revision::clone(d)) else {
-            session
-                .reporter
-                .line(&release.id, "not deployed: no tests to run");
+            session.reporter.event(&release.id, &Event::NotDeployed);
             continue;
         };
         let tests = deployed.tests.parse();
         if tests.is_empty() {
-            session.reporter.line(&release.id, "has no tests");
+            session.reporter.event(&release.id, &Event::NoTests);
             continue;
         }
         let tests: Vec<Object> = tests

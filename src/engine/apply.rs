@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt as _;
 
+use crate::engine::event::Event;
 use crate::engine::objects::{apply_all, delete_change, ensure_namespace, wait_ready};
-use crate::engine::report::seconds;
 use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::wait::{self, Readiness};
 use crate::engine::{Outcome, Rollback, Session, history, test_jobs};
@@ -28,7 +28,7 @@ pub async fn apply_release(
 ) -> Outcome {
     let id = &release.id;
     if plan.up_to_date {
-        session.reporter.detail(id, "unchanged");
+        session.reporter.event(id, &Event::Unchanged);
         return Outcome::Unchanged;
     }
     // Stopped from outside: the cluster went silent (nothing can be rolled
@@ -36,9 +36,12 @@ pub async fn apply_release(
     // (Ctrl-C, SIGTERM, the lock taken over). The revision stays pending,
     // and the next apply recovers it.
     let stopped = |because: String| {
-        session
-            .reporter
-            .line(id, &format!("stopped: {because}; left pending"));
+        session.reporter.event(
+            id,
+            &Event::Stopped {
+                because: because.clone(),
+            },
+        );
         Outcome::Failed {
             error: because,
             rollback: Rollback::NotAttempted,
@@ -56,7 +59,12 @@ pub async fn apply_release(
     if let Some(lost) = session.contact.lost() {
         return stopped(lost.to_string());
     }
-    session.reporter.line(id, &format!("failed: {error}"));
+    session.reporter.event(
+        id,
+        &Event::Failed {
+            error: error.clone(),
+        },
+    );
     let atomic = session.atomic.unwrap_or(release.options.atomic);
     let Some(revision) = revision else {
         let rollback = if atomic {
@@ -87,22 +95,22 @@ pub async fn apply_release(
     };
     let rollback = match roll_back(session, undo).await {
         Ok(restored) => {
-            session.reporter.line(
+            session.reporter.event(
                 id,
-                &match restored {
-                    Some(number) => format!(
-                        "rolled back: revision {number} restores revision {}",
-                        plan.deployed.as_ref().map_or(0, |d| d.number)
-                    ),
-                    None => "rolled back: the release is removed".into(),
+                &Event::RolledBack {
+                    restored,
+                    replaced: plan.deployed.as_ref().map_or(0, |d| d.number),
                 },
             );
             Rollback::Restored { revision: restored }
         }
         Err(error) => {
-            session
-                .reporter
-                .line(id, &format!("rollback failed: {error}"));
+            session.reporter.event(
+                id,
+                &Event::RollbackFailed {
+                    error: error.clone(),
+                },
+            );
             Rollback::Failed { error }
         }
     };
@@ -162,12 +170,12 @@ async fn run(
     if let Err(error) = steps {
         return Err((error, Some(revision)));
     }
-    session.reporter.line(
+    session.reporter.event(
         id,
-        &format!(
-            "deployed revision {number} in {}",
-            seconds(started.elapsed())
-        ),
+        &Event::Deployed {
+            revision: number,
+            duration: started.elapsed(),
+        },
     );
     Ok(number)
 }
@@ -183,12 +191,14 @@ async fn steps(
     let id = &release.id;
     let timeout = release.options.timeout;
     let (creates, updates, deletes) = plan.counts();
-    session.reporter.line(
+    session.reporter.event(
         id,
-        &format!(
-            "applying revision {}: {creates} to create, {updates} to change, {deletes} to delete",
-            revision.number
-        ),
+        &Event::Applying {
+            revision: revision.number,
+            creates,
+            updates,
+            deletes,
+        },
     );
     let changed: BTreeSet<_> = plan
         .changes
@@ -218,9 +228,12 @@ async fn steps(
     }
     for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
         delete_change(session, change).await?;
-        session
-            .reporter
-            .detail(id, &format!("pruned {}", change.key));
+        session.reporter.event(
+            id,
+            &Event::Pruned {
+                object: change.key.to_string(),
+            },
+        );
     }
     history::mark(session, revision, State::Deployed, None).await?;
     // Deployed: what follows is bookkeeping, and its failure only a warning.
@@ -236,7 +249,9 @@ async fn steps(
         .await
     };
     if let Err(error) = tidy.await {
-        session.reporter.line(id, &format!("warning: {error}"));
+        session
+            .reporter
+            .event(id, &Event::Warning { message: error });
     }
     Ok(())
 }
@@ -271,7 +286,7 @@ pub async fn remove_release<'a>(
         }
     }
     history::delete_all(session, &plan.id, &plan.kept).await?;
-    session.reporter.line(&plan.id, "removed");
+    session.reporter.event(&plan.id, &Event::Removed);
     Ok(going)
 }
 

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod diagnose;
+pub mod event;
 pub mod feeds;
 pub mod history;
 pub mod interrupt;

@@ -15,6 +15,7 @@ use crate::cluster::retry::retry;
 use crate::diff::FIELD_MANAGER;
 use crate::engine::Session;
 use crate::engine::diagnose;
+use crate::engine::event::Event;
 use crate::engine::feeds::Source;
 use crate::engine::report::seconds;
 use crate::engine::wait::{self, Readiness};
@@ -60,7 +61,7 @@ pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), 
             ..Default::default()
         };
         match retry(|| api.create(&params, &body)).await {
-            Ok(_) => session.reporter.detail(namespace, "created namespace"),
+            Ok(_) => session.reporter.event(namespace, &Event::CreatedNamespace),
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(error) => return Err(format!("cannot create namespace {namespace}: {error}")),
         }
@@ -145,9 +146,12 @@ pub async fn apply_object(
     };
     match patch(session, &api, object, &params).await {
         Ok(applied) => {
-            session
-                .reporter
-                .detail(id, &format!("applied {}", object.key()));
+            session.reporter.event(
+                id,
+                &Event::Applied {
+                    object: object.key().to_string(),
+                },
+            );
             Ok(applied)
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
@@ -163,13 +167,12 @@ pub async fn apply_object(
                     status.message
                 ));
             }
-            session.reporter.line(
+            session.reporter.event(
                 id,
-                &format!(
-                    "restoring drift in {}: {}",
-                    object.key(),
-                    conflicts.join(", ")
-                ),
+                &Event::RestoringDrift {
+                    object: object.key().to_string(),
+                    fields: conflicts,
+                },
             );
             let forced = PatchParams::apply(FIELD_MANAGER).force();
             patch(session, &api, object, &forced)
@@ -383,7 +386,13 @@ async fn wait_one<'a>(
         vanishes: wait::may_vanish(&object.body),
     };
     wait::until_ready(watched, rule, pods, |text| {
-        reporter.line(id, &format!("waiting for {name}: {text}"));
+        reporter.event(
+            id,
+            &Event::WaitingFor {
+                object: name.clone(),
+                status: text.to_string(),
+            },
+        );
     })
     .await
     .map_err(|reason| (object, api, reason))

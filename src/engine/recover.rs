@@ -5,6 +5,7 @@
 //! objects are applied again. Never "another operation is in progress".
 
 use crate::cluster::live;
+use crate::engine::event::{Event, Recovery};
 use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::{EngineError, Session};
 use crate::project::Project;
@@ -97,18 +98,19 @@ pub async fn recover(
                     .cloned()
             }),
         };
-        session.reporter.line(
+        let recovery = match (direction, &target) {
+            (Direction::Forward, _) => Recovery::Forward,
+            (Direction::Back, Some(target)) => Recovery::Back {
+                revision: target.number,
+            },
+            (Direction::Back, None) => Recovery::Removal,
+        };
+        session.reporter.event(
             id,
-            &format!(
-                "revision {} was left pending by an interrupted run; recovering it ({})",
-                undone.number,
-                match (direction, &target) {
-                    (Direction::Forward, _) => "applying it again".to_string(),
-                    (Direction::Back, Some(target)) =>
-                        format!("rolling back to revision {}", target.number),
-                    (Direction::Back, None) => "removing the unfinished first install".to_string(),
-                }
-            ),
+            &Event::Recovering {
+                revision: undone.number,
+                recovery,
+            },
         );
         let undo = Undo::new(
             undone,

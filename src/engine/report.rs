@@ -13,11 +13,15 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::engine::event::Event;
+
 #[derive(Debug, Clone, Default)]
 pub struct Reporter {
     pub quiet: bool,
     pub verbose: bool,
     live: Option<Arc<Live>>,
+    /// `-o json`: each event is one JSON object on a line of stderr.
+    json: bool,
 }
 
 #[derive(Debug)]
@@ -27,23 +31,6 @@ struct Live {
     releases: Mutex<HashMap<String, ProgressBar>>,
 }
 
-/// Events worth keeping on screen in full, not only as a release's status.
-fn lasting(message: &str) -> bool {
-    [
-        "failed",
-        "rolling back",
-        "rolled back",
-        "removing",
-        "skipped",
-        "warning",
-        "restoring",
-        "undoing",
-        "left pending",
-    ]
-    .iter()
-    .any(|word| message.contains(word))
-}
-
 impl Reporter {
     /// Plain lines.
     pub fn plain(quiet: bool, verbose: bool) -> Self {
@@ -51,6 +38,16 @@ impl Reporter {
             quiet,
             verbose,
             live: None,
+            json: false,
+        }
+    }
+
+    /// JSON lines, for programs: `{"release": …, "event": …, …}` per event
+    /// (the fields of [`Event`], in snake case).
+    pub fn json(quiet: bool, verbose: bool) -> Self {
+        Self {
+            json: true,
+            ..Self::plain(quiet, verbose)
         }
     }
 
@@ -73,6 +70,7 @@ impl Reporter {
                 run,
                 releases: Mutex::new(HashMap::new()),
             })),
+            json: false,
         }
     }
 
@@ -105,11 +103,24 @@ impl Reporter {
         }
     }
 
-    pub fn line(&self, release: &str, message: &str) {
-        if self.quiet {
+    /// An event of a release: a line (a status on the live view, kept
+    /// above it when the event is [`Event::lasting`]); per-object events
+    /// only with `-v`.
+    pub fn event(&self, release: &str, event: &Event) {
+        if self.quiet || (event.detail() && !self.verbose) {
             return;
         }
-        let message = crate::mask::mask_output(message);
+        if self.json {
+            let mut line = serde_json::Map::new();
+            line.insert("release".into(), release.into());
+            if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(event) {
+                line.extend(fields);
+            }
+            let line = crate::mask::mask_output(&serde_json::Value::Object(line).to_string());
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            return;
+        }
+        let message = crate::mask::mask_output(&event.to_string());
         let Some(live) = &self.live else {
             let _ = writeln!(anstream::stderr().lock(), "[{release}] {message}");
             return;
@@ -123,16 +134,10 @@ impl Reporter {
         {
             bar.set_message(first.to_string());
         }
-        if lasting(first) || !live.has(release) {
+        if event.lasting() || !live.has(release) {
             live.multi.suspend(|| {
                 let _ = writeln!(anstream::stderr().lock(), "[{release}] {message}");
             });
-        }
-    }
-
-    pub fn detail(&self, release: &str, message: &str) {
-        if self.verbose && !self.quiet {
-            self.line(release, message);
         }
     }
 
@@ -193,15 +198,40 @@ mod tests {
 
     #[test]
     fn failures_and_rollbacks_stay_on_screen_progress_does_not() {
-        assert!(lasting(
-            "failed: Deployment/web failed: ProgressDeadlineExceeded"
-        ));
-        assert!(lasting("rolling back to revision 1 as revision 3"));
-        assert!(lasting("skipped: its need apps/db did not succeed"));
-        assert!(!lasting("waiting for Deployment/web: 1/3 ready"));
-        assert!(!lasting(
+        let failed = Event::Failed {
+            error: "Deployment/web failed: ProgressDeadlineExceeded".into(),
+        };
+        assert!(failed.lasting());
+        assert!(
+            Event::RollingBack {
+                target: 1,
+                revision: 3
+            }
+            .lasting()
+        );
+        assert!(
+            Event::Skipped {
+                because: "its need apps/db did not succeed".into()
+            }
+            .lasting()
+        );
+        // A status that mentions a failure is still only a status.
+        let waiting = Event::WaitingFor {
+            object: "Job/migrate".into(),
+            status: "1 failed, retrying".into(),
+        };
+        assert!(!waiting.lasting());
+        let applying = Event::Applying {
+            revision: 2,
+            creates: 0,
+            updates: 1,
+            deletes: 0,
+        };
+        assert!(!applying.lasting());
+        assert_eq!(
+            applying.to_string(),
             "applying revision 2: 0 to create, 1 to change, 0 to delete"
-        ));
+        );
     }
 
     #[test]

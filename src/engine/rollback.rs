@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::cluster::live;
+use crate::engine::event::Event;
 use crate::engine::objects::{apply_all, delete_object, wait_ready};
 use crate::engine::{Session, history, wait};
 use stack_kube::object::{Object, ObjectKey};
@@ -65,9 +66,7 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
     let reason = Some(undo.reason.clone());
     let Some(target) = undo.target.clone() else {
         // Removed first, marked after: a kill in between leaves it pending.
-        session
-            .reporter
-            .line(&id, "removing the failed first install");
+        session.reporter.event(&id, &Event::RemovingFirstInstall);
         remove_extra(session, &undo, &[]).await?;
         history::mark(session, &mut undo.undone, undo.state, reason).await?;
         return Ok(None);
@@ -80,12 +79,12 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         .unwrap_or(0)
         .max(undo.undone.number)
         + 1;
-    session.reporter.line(
+    session.reporter.event(
         &id,
-        &format!(
-            "rolling back to revision {} as revision {number}",
-            target.number
-        ),
+        &Event::RollingBack {
+            target: target.number,
+            revision: number,
+        },
     );
     let mut restored = Revision {
         number,
@@ -120,7 +119,9 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         history::trim(session, &id, &kept, number, undo.history_max).await
     };
     if let Err(error) = tidy.await {
-        session.reporter.line(&id, &format!("warning: {error}"));
+        session
+            .reporter
+            .event(&id, &Event::Warning { message: error });
     }
     Ok(Some(number))
 }
@@ -187,7 +188,12 @@ async fn remove_extra(
             &key.name,
         )
         .await?;
-        session.reporter.detail(id, &format!("deleted {key}"));
+        session.reporter.event(
+            id,
+            &Event::Deleted {
+                object: key.to_string(),
+            },
+        );
     }
     if keep_objects.is_empty() {
         let resources = session.resources.read().await.clone();

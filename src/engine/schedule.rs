@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Session;
 use crate::engine::apply::{apply_release, remove_release};
+use crate::engine::event::Event;
 use crate::engine::rollback::{Undo, roll_back};
 use crate::plan::{self, Intent, Plan};
 use crate::project::Project;
@@ -164,7 +165,12 @@ pub async fn apply(
                 finished: &mut Vec<Finished>| {
         started.insert(index);
         let id = project.releases[index].id.clone();
-        session.reporter.line(&id, &format!("skipped: {because}"));
+        session.reporter.event(
+            &id,
+            &Event::Skipped {
+                because: because.clone(),
+            },
+        );
         session.reporter.finish(&id, &format!("skipped: {because}"));
         finished.push(Finished {
             id,
@@ -387,15 +393,16 @@ async fn undo_run(
             history.get(&done.id).map_or(&[], Vec::as_slice),
             &project.releases[index].options,
         );
-        session
-            .reporter
-            .line(&done.id, "undoing: another release of the run failed");
+        session.reporter.event(&done.id, &Event::Undoing);
         let rollback = match roll_back(session, undo).await {
             Ok(revision) => Rollback::Restored { revision },
             Err(error) => {
-                session
-                    .reporter
-                    .line(&done.id, &format!("rollback failed: {error}"));
+                session.reporter.event(
+                    &done.id,
+                    &Event::RollbackFailed {
+                        error: error.clone(),
+                    },
+                );
                 Rollback::Failed { error }
             }
         };
@@ -415,10 +422,7 @@ async fn reinstall(session: &Session, project: &Project, removal: &plan::Release
         .index
         .map(|i| project.releases[i].options.clone())
         .unwrap_or_default();
-    session.reporter.line(
-        &removal.id,
-        "restoring: the run removed it, and another release failed",
-    );
+    session.reporter.event(&removal.id, &Event::Restoring);
     let undo = Undo {
         undone: std::sync::Arc::unwrap_or_clone(undone),
         state: State::RolledBack,

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::engine::event::Event;
 use crate::engine::objects::{api_for, apply_all, delete_object, wait_ready};
 use crate::engine::{Session, diagnose, wait};
 use stack_kube::object::Object;
@@ -24,14 +25,14 @@ pub async fn run(
     }
     session
         .reporter
-        .line(id, &format!("running {} test(s)", tests.len()));
+        .event(id, &Event::RunningTests { count: tests.len() });
     replace_previous(session, tests, timeout).await?;
     let mut refs: Vec<&Object> = tests.iter().collect();
     let applied = apply_all(session, id, &mut refs, &[], timeout, true).await?;
     let Err(failure) =
         wait_ready(session, id, &refs, &applied, timeout, wait::test_readiness).await
     else {
-        session.reporter.line(id, "tests passed");
+        session.reporter.event(id, &Event::TestsPassed);
         return Ok(());
     };
     let mut message = format!("test failed: {failure}");
