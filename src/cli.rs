@@ -1,4 +1,4 @@
-//! Command-line syntax (clap types only). Turned into [`crate::settings::Settings`]
+//! Command-line syntax (clap types only). Turned into `Settings`
 //! before anything is read or touched.
 
 use std::path::PathBuf;
@@ -193,10 +193,19 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub skip_tests: bool,
     /// How a revision left `pending` by an interrupted run is recovered
-    #[arg(long, value_enum, default_value_t = crate::engine::recover::Direction::Back)]
-    pub recover: crate::engine::recover::Direction,
+    #[arg(long, value_enum, default_value_t = Recover::Back)]
+    pub recover: Recover,
     #[command(flatten)]
     pub lock: LockArgs,
+}
+
+/// `--recover`: which way a revision left pending is recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Recover {
+    /// Restore the last deployed revision.
+    Back,
+    /// Apply the pending revision's objects again.
+    Forward,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -23,7 +23,10 @@ pub enum Error {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(#[from] crate::engine::error::EngineError),
+    /// A release's run failed (`destroy`, `test`).
+    #[error(transparent)]
+    Release(#[from] crate::engine::error::ReleaseError),
     #[error(transparent)]
     Promote(#[from] crate::promote::PromoteError),
     #[error("{error}")]
@@ -80,7 +83,7 @@ impl Error {
             Self::Failed { hint, .. } => (None, hint.clone()),
             Self::Deploy { hint, .. } => (None, Some(hint.clone())),
             Self::Secrets { error, span } => (span.clone(), error.hint()),
-            Self::Write { .. } => (None, None),
+            Self::Release(_) | Self::Write { .. } => (None, None),
         };
         Diagnostic::error(self.to_string())
             .with_span(span)
@@ -90,7 +93,10 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Deploy { code, .. } => *code,
-            Self::Engine(error) => error.exit_code(),
+            // Recovering an interrupted run failed: the cluster is in between.
+            Self::Engine(crate::engine::error::EngineError::Recovery { .. }) => {
+                EXIT_ROLLBACK_FAILED
+            }
             _ => EXIT_ERROR,
         }
     }

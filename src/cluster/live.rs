@@ -160,8 +160,8 @@ fn comparable(mut object: Value) -> Value {
 
 /// Every release revision in the cluster, and the namespaces.
 pub async fn history(client: &kube::Client) -> Result<(History, BTreeSet<String>), kube::Error> {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(client.clone());
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let secrets = super::apis::all_secrets(client);
+    let namespaces = super::apis::namespaces(client);
     let params = ListParams::default().labels(HISTORY_LABEL);
     let all = ListParams::default();
     let (secrets, namespaces) = futures::try_join!(

@@ -5,6 +5,7 @@
 //! when another process serves it. Everything above this seam runs the same
 //! code for both.
 
+pub mod apis;
 pub mod apply;
 pub mod contact;
 pub mod crash;

@@ -122,7 +122,11 @@ async fn recover(
     args: &ApplyArgs,
     planned: &engine::Planned,
 ) -> Result<bool, Errors> {
-    let recovered = engine::recover::recover(session, project, args.recover).await?;
+    let direction = match args.recover {
+        crate::cli::Recover::Back => engine::recover::Direction::Back,
+        crate::cli::Recover::Forward => engine::recover::Direction::Forward,
+    };
+    let recovered = engine::recover::recover(session, project, direction).await?;
     let (now, _) = crate::cluster::live::history(&session.client)
         .await
         .map_err(engine::EngineError::api("cannot read release history"))?;
@@ -261,7 +265,7 @@ fn print_summary(finished: &[Finished], settings: &Settings) {
                 create.to_string(),
                 change.to_string(),
                 delete.to_string(),
-                crate::engine::report::seconds(f.duration),
+                crate::engine::event::seconds(f.duration),
             ]
         })
         .collect();

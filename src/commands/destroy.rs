@@ -7,6 +7,7 @@ use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 
 use crate::cluster::live;
+use crate::engine::error::ReleaseError;
 use crate::engine::event::Event;
 use crate::engine::{EngineError, apply};
 use crate::error::Errors;
@@ -92,11 +93,7 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
         }
     }
     match failed {
-        Some(message) => Err(crate::error::Error::Failed {
-            message,
-            hint: None,
-        }
-        .into()),
+        Some(error) => Err(crate::error::Error::Release(error).into()),
         None => Ok(0),
     }
 }
@@ -105,7 +102,7 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
 async fn destroy_release(
     session: &crate::engine::Session,
     removal: plan::ReleasePlan,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     if removal.up_to_date {
         session.reporter.event(&removal.id, &Event::NotInstalled);
         return Ok(());

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::cli::OutputFormat;
 use crate::cluster::live;
-use crate::engine::wait::Readiness;
+use crate::engine::readiness::Readiness;
 use crate::engine::{EngineError, apply::live_readiness};
 use crate::error::{Error, Errors};
 use crate::output;

@@ -45,10 +45,7 @@ async fn run_tests(session: &Session, project: &Project) -> Result<u8, Errors> {
         deployed.tests_passed = Some(result.is_ok());
         history::write(session, &deployed)
             .await
-            .map_err(|message| Error::Failed {
-                message,
-                hint: None,
-            })?;
+            .map_err(Error::Release)?;
         if let Err(error) = result {
             failures.push(format!("{}: {error}", release.id));
         }

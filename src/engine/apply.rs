@@ -9,10 +9,11 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt as _;
 
+use crate::engine::error::ReleaseError;
 use crate::engine::event::Event;
 use crate::engine::objects::{apply_all, delete_change, ensure_namespace, wait_ready};
+use crate::engine::readiness::{self, Readiness};
 use crate::engine::rollback::{Undo, roll_back};
-use crate::engine::wait::{self, Readiness};
 use crate::engine::{Outcome, Rollback, Session, history, test_jobs};
 use crate::plan::{Action, Change, ReleasePlan};
 use crate::release::Release;
@@ -43,7 +44,7 @@ pub async fn apply_release(
             },
         );
         Outcome::Failed {
-            error: because,
+            error: ReleaseError::Stopped { because },
             rollback: Rollback::NotAttempted,
         }
     };
@@ -62,7 +63,7 @@ pub async fn apply_release(
     session.reporter.event(
         id,
         &Event::Failed {
-            error: error.clone(),
+            error: error.to_string(),
         },
     );
     let atomic = session.atomic.unwrap_or(release.options.atomic);
@@ -76,17 +77,23 @@ pub async fn apply_release(
     };
     if !atomic {
         let mut revision = revision;
-        let rollback =
-            match history::mark(session, &mut revision, State::Failed, Some(error.clone())).await {
-                Ok(()) => Rollback::Left,
-                Err(mark) => Rollback::Failed { error: mark },
-            };
+        let rollback = match history::mark(
+            session,
+            &mut revision,
+            State::Failed,
+            Some(error.to_string()),
+        )
+        .await
+        {
+            Ok(()) => Rollback::Left,
+            Err(mark) => Rollback::Failed { error: mark },
+        };
         return Outcome::Failed { error, rollback };
     }
     let undo = Undo {
         undone: revision,
         state: State::Failed,
-        reason: error.clone(),
+        reason: error.to_string(),
         target: plan.deployed.as_deref().cloned(),
         keep: plan.adopted.clone(),
         existing: plan.kept.clone(),
@@ -108,7 +115,7 @@ pub async fn apply_release(
             session.reporter.event(
                 id,
                 &Event::RollbackFailed {
-                    error: error.clone(),
+                    error: error.to_string(),
                 },
             );
             Rollback::Failed { error }
@@ -138,7 +145,7 @@ async fn run(
     release: &Release,
     rendered: &RenderedRelease,
     plan: &ReleasePlan,
-) -> Result<u32, (String, Option<Revision>)> {
+) -> Result<u32, (ReleaseError, Option<Revision>)> {
     let id = &release.id;
     let started = std::time::Instant::now();
     if release.options.create_namespace {
@@ -187,7 +194,7 @@ async fn steps(
     rendered: &RenderedRelease,
     plan: &ReleasePlan,
     revision: &mut Revision,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     let id = &release.id;
     let timeout = release.options.timeout;
     let (creates, updates, deletes) = plan.counts();
@@ -219,7 +226,7 @@ async fn steps(
     let applied = apply_all(session, id, &mut objects, &previous, timeout, false).await?;
     if release.options.wait && session.wait {
         let all: Vec<&Object> = rendered.objects.iter().collect();
-        wait_ready(session, id, &all, &applied, timeout, wait::readiness).await?;
+        wait_ready(session, id, &all, &applied, timeout, readiness::readiness).await?;
     }
     if tests_enabled(session, release) && !rendered.tests.is_empty() {
         let result = test_jobs::run(session, id, &rendered.tests, timeout).await;
@@ -249,9 +256,12 @@ async fn steps(
         .await
     };
     if let Err(error) = tidy.await {
-        session
-            .reporter
-            .event(id, &Event::Warning { message: error });
+        session.reporter.event(
+            id,
+            &Event::Warning {
+                message: error.to_string(),
+            },
+        );
     }
     Ok(())
 }
@@ -265,7 +275,7 @@ pub const DELETES_AT_ONCE: usize = 16;
 pub async fn remove_release<'a>(
     session: &Session,
     plan: &'a ReleasePlan,
-) -> Result<Vec<&'a Change>, String> {
+) -> Result<Vec<&'a Change>, ReleaseError> {
     let mut changes: Vec<_> = plan.changes.iter().collect();
     changes.sort_by_key(|c| std::cmp::Reverse(super::order::rank(&c.key.kind)));
     // Reverse order of kinds (workloads before their ConfigMaps, Namespaces
@@ -274,7 +284,7 @@ pub async fn remove_release<'a>(
     for rank in
         changes.chunk_by(|a, b| super::order::rank(&a.key.kind) == super::order::rank(&b.key.kind))
     {
-        let deleted: Vec<Result<bool, String>> = futures::stream::iter(rank)
+        let deleted: Vec<Result<bool, ReleaseError>> = futures::stream::iter(rank)
             .map(|change| delete_change(session, change))
             .buffered(DELETES_AT_ONCE)
             .collect()
@@ -292,5 +302,5 @@ pub async fn remove_release<'a>(
 
 /// The readiness of a live object, for `stack status`.
 pub fn live_readiness(object: &serde_json::Value) -> Readiness {
-    wait::readiness(object).unwrap_or(Readiness::Ready)
+    readiness::readiness(object).unwrap_or(Readiness::Ready)
 }

@@ -127,7 +127,7 @@ async fn pods_of(client: &kube::Client, namespace: &str, object: &Value) -> Vec<
     let Some(selector) = pod_selector(object) else {
         return Vec::new();
     };
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = crate::cluster::apis::pods(client, namespace);
     let params = ListParams::default().labels(&selector);
     match retry(|| pods.list(&params)).await {
         Ok(list) => list
@@ -141,7 +141,7 @@ async fn pods_of(client: &kube::Client, namespace: &str, object: &Value) -> Vec<
 
 /// The latest events about the named objects of a namespace.
 async fn events(client: &kube::Client, namespace: &str, involved: &[String]) -> Vec<String> {
-    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
+    let api = crate::cluster::apis::events(client, namespace);
     let params = ListParams::default();
     let Ok(list) = retry(|| api.list(&params)).await else {
         return Vec::new();
@@ -185,7 +185,7 @@ pub async fn log_tail(client: &kube::Client, object: &Value, lines: i64) -> Vec<
     let Some(namespace) = object["metadata"]["namespace"].as_str() else {
         return Vec::new();
     };
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = crate::cluster::apis::pods(client, namespace);
     let names: Vec<String> = if object["kind"] == "Pod" {
         vec![
             object["metadata"]["name"]

@@ -62,7 +62,7 @@ pub enum Event {
     /// Deployed (and tested, when it has tests).
     Deployed {
         revision: u32,
-        #[serde(rename = "seconds", serialize_with = "seconds")]
+        #[serde(rename = "seconds", serialize_with = "seconds_f64")]
         duration: Duration,
     },
     /// Stopped from outside (an interrupt, a silent cluster): left pending.
@@ -119,7 +119,19 @@ pub enum Event {
     },
 }
 
-fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+/// `1.2s`, or `35ms` under a second.
+pub fn seconds(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
+}
+
+fn seconds_f64<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }
 
@@ -181,11 +193,9 @@ impl fmt::Display for Event {
             Self::WaitingFor { object, status } => write!(f, "waiting for {object}: {status}"),
             Self::RunningTests { count } => write!(f, "running {count} test(s)"),
             Self::TestsPassed => f.write_str("tests passed"),
-            Self::Deployed { revision, duration } => write!(
-                f,
-                "deployed revision {revision} in {}",
-                super::report::seconds(*duration)
-            ),
+            Self::Deployed { revision, duration } => {
+                write!(f, "deployed revision {revision} in {}", seconds(*duration))
+            }
             Self::Stopped { because } => write!(f, "stopped: {because}; left pending"),
             Self::Failed { error } => write!(f, "failed: {error}"),
             Self::RollingBack { target, revision } => {

@@ -14,8 +14,6 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::engine::wait;
-
 /// How many changes a waiter may fall behind before it rereads the state.
 const BACKLOG: usize = 4096;
 /// How long a WATCH request stays open before it is renewed.
@@ -176,9 +174,18 @@ struct List {
     items: Vec<Slim>,
 }
 
+/// The fields of `spec` the readiness rules (`wait`) read; feeds keep no
+/// others.
+pub const SPEC_FIELDS: [&str; 4] = [
+    "replicas",
+    "updateStrategy",
+    "type",
+    "ttlSecondsAfterFinished",
+];
+
 /// An object as a feed keeps it: what readiness reads. `metadata` without
 /// `managedFields` (often half of an object's bytes), `status`, and of
-/// `spec` only the fields the rules look at ([`wait::SPEC_FIELDS`]): a pod's
+/// `spec` only the fields the rules look at ([`SPEC_FIELDS`]): a pod's
 /// containers or a Deployment's pod template are skipped while decoding,
 /// not built and dropped.
 #[derive(Debug, Clone)]
@@ -203,7 +210,7 @@ impl Fields {
         match self {
             Self::Object => true,
             Self::Metadata => key != "managedFields",
-            Self::Spec => wait::SPEC_FIELDS.contains(&key),
+            Self::Spec => SPEC_FIELDS.contains(&key),
         }
     }
 }

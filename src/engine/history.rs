@@ -6,6 +6,7 @@ use kube::api::{Api, DeleteParams, PatchParams};
 use crate::cluster::retry::retry;
 use crate::diff::FIELD_MANAGER;
 use crate::engine::Session;
+use crate::engine::error::ReleaseError;
 use stack_kube::revision::{Revision, State};
 
 pub fn now() -> String {
@@ -15,11 +16,11 @@ pub fn now() -> String {
 type Secrets = Api<k8s_openapi::api::core::v1::Secret>;
 
 fn secrets(session: &Session, namespace: &str) -> Secrets {
-    Api::namespaced(session.client.clone(), namespace)
+    crate::cluster::apis::secrets(&session.client, namespace)
 }
 
 /// Create or replace a revision's Secret.
-pub async fn write(session: &Session, revision: &Revision) -> Result<(), String> {
+pub async fn write(session: &Session, revision: &Revision) -> Result<(), ReleaseError> {
     let secret = revision.to_secret();
     let namespace = secret["metadata"]["namespace"]
         .as_str()
@@ -34,7 +35,10 @@ pub async fn write(session: &Session, revision: &Revision) -> Result<(), String>
     crate::cluster::apply::apply(&session.client, api.resource_url(), &name, &params, &secret)
         .await
         .map(|_| ())
-        .map_err(|e| format!("cannot record revision {}: {e}", revision.number))
+        .map_err(ReleaseError::request(format!(
+            "record revision {}",
+            revision.number
+        )))
 }
 
 /// Record a revision in a new state (and why), finished now.
@@ -43,7 +47,7 @@ pub async fn mark(
     revision: &mut Revision,
     state: State,
     message: Option<String>,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     revision.state = state;
     revision.finished = Some(now());
     if let Some(message) = message {
@@ -58,7 +62,7 @@ pub async fn mark(
 }
 
 /// Mark the revision that `current` replaced as superseded.
-pub async fn supersede(session: &Session, replaced: Option<&Revision>) -> Result<(), String> {
+pub async fn supersede(session: &Session, replaced: Option<&Revision>) -> Result<(), ReleaseError> {
     if let Some(replaced) = replaced
         && replaced.state == State::Deployed
     {
@@ -77,20 +81,20 @@ pub async fn trim(
     kept: &[u32],
     current: u32,
     keep: u32,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     let oldest = current.saturating_sub(keep);
     let old: Vec<u32> = kept.iter().copied().filter(|&n| n <= oldest).collect();
     delete(session, id, &old)
         .await
-        .map_err(|error| format!("cannot trim history: {error}"))
+        .map_err(ReleaseError::request("trim history"))
 }
 
 /// Delete every revision of a release: the `kept` ones its plan read (no
 /// LIST per release; the run holds the lock, nobody adds one meanwhile).
-pub async fn delete_all(session: &Session, id: &str, kept: &[u32]) -> Result<(), String> {
+pub async fn delete_all(session: &Session, id: &str, kept: &[u32]) -> Result<(), ReleaseError> {
     delete(session, id, kept)
         .await
-        .map_err(|error| format!("cannot delete history: {error}"))
+        .map_err(ReleaseError::request("delete history"))
 }
 
 /// Delete these revisions of a release; one already gone is fine.

@@ -144,7 +144,7 @@ pub async fn acquire(
     lost: Interrupt,
     warn: impl Fn(&str),
 ) -> Result<Lock, EngineError> {
-    let api: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
+    let api = crate::cluster::apis::leases(client, NAMESPACE);
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     let failed = |context: &str| {
         EngineError::api(format!(

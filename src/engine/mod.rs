@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod diagnose;
+pub mod error;
 pub mod event;
 pub mod feeds;
 pub mod history;
@@ -12,6 +13,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod objects;
 pub mod order;
+pub mod readiness;
 pub mod recover;
 pub mod report;
 pub mod rollback;
@@ -37,71 +39,9 @@ use crate::project::Project;
 use crate::render::RenderedRelease;
 use stack_kube::object::ObjectKey;
 
+pub use error::EngineError;
 pub use report::Reporter;
 pub use schedule::{Finished, Outcome, Rollback, apply};
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("{context}: {source}")]
-    Api {
-        context: String,
-        source: kube::Error,
-    },
-    #[error("another run holds the lock {lease}: {holder}, running `{command}` since {since}")]
-    Locked {
-        lease: String,
-        holder: String,
-        command: String,
-        since: String,
-    },
-    #[error("{message}")]
-    Recovery { message: String },
-    #[error(
-        "{} the cluster does not serve, and no CustomResourceDefinition of the selected releases defines:\n  {}",
-        if objects.len() == 1 { "an object of a kind" } else { "objects of kinds" },
-        objects.join("\n  ")
-    )]
-    UnknownKinds { objects: Vec<String> },
-    #[error(
-        "the cluster refuses {} (a server-side dry run):\n  {}",
-        if objects.len() == 1 { "an object" } else { "objects" },
-        objects.join("\n  ")
-    )]
-    Refused { objects: Vec<String> },
-    #[error(
-        "Kubernetes would refuse {} (by its validation rules, checked before anything is written):\n  {}",
-        if objects.len() == 1 { "an object" } else { "objects" },
-        objects.join("\n  ")
-    )]
-    Invalid { objects: Vec<String> },
-}
-
-impl EngineError {
-    pub fn hint(&self) -> String {
-        match self {
-            Self::Api { .. } => "check that the cluster is reachable; requests were retried".into(),
-            Self::Locked { .. } => "wait for it to finish, or pass --wait-for-lock 5m to wait here; a lock whose holder stopped renewing it is taken over after 30s".into(),
-            Self::Recovery { .. } => "nothing else was applied; fix the cause and run `stack apply` again, or `stack rollback RELEASE REVISION`".into(),
-            Self::Refused { .. } | Self::Invalid { .. } => "fix the template or the values that render it; nothing was written".into(),
-            Self::UnknownKinds { .. } => "fix the kind or apiVersion in the template; if a CRD of another release defines it, select that release too. Nothing was written".into(),
-        }
-    }
-
-    /// 4 when recovering an interrupted run failed: the cluster is in between.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Recovery { .. } => crate::error::EXIT_ROLLBACK_FAILED,
-            _ => crate::error::EXIT_ERROR,
-        }
-    }
-}
-
-impl EngineError {
-    pub fn api(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
-        let context = context.into();
-        move |source| Self::Api { context, source }
-    }
-}
 
 /// Everything a run shares.
 pub struct Session {

@@ -10,21 +10,24 @@ use std::time::Duration;
 use kube::api::{Api, DeleteParams, DynamicObject, PatchParams};
 use serde_json::{Value, json};
 
+use crate::cluster::apis;
 use crate::cluster::apply::Applied;
 use crate::cluster::retry::retry;
 use crate::diff::FIELD_MANAGER;
 use crate::engine::Session;
 use crate::engine::diagnose;
+use crate::engine::error::{NotReady, ReleaseError};
 use crate::engine::event::Event;
+use crate::engine::event::seconds;
 use crate::engine::feeds::Source;
-use crate::engine::report::seconds;
-use crate::engine::wait::{self, Readiness};
+use crate::engine::readiness::Readiness;
+use crate::engine::wait;
 use stack_kube::object::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object, ObjectKey};
 
 /// Create the namespace unless it exists. It is created, not applied: no
 /// field of it is owned by `stack`, so a release that renders the namespace
 /// itself keeps it as it wants it.
-pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), String> {
+pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), ReleaseError> {
     let known = || {
         session
             .namespaces
@@ -49,10 +52,10 @@ pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), 
     if known() {
         return Ok(());
     }
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(session.client.clone());
+    let api = crate::cluster::apis::namespaces(&session.client);
     let existing = retry(|| api.get_opt(namespace))
         .await
-        .map_err(|e| format!("cannot read namespace {namespace}: {e}"))?;
+        .map_err(ReleaseError::request(format!("read namespace {namespace}")))?;
     if existing.is_none() {
         let body: k8s_openapi::api::core::v1::Namespace =
             serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap_or_default();
@@ -63,7 +66,11 @@ pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), 
         match retry(|| api.create(&params, &body)).await {
             Ok(_) => session.reporter.event(namespace, &Event::CreatedNamespace),
             Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(error) => return Err(format!("cannot create namespace {namespace}: {error}")),
+            Err(error) => {
+                return Err(ReleaseError::request(format!(
+                    "create namespace {namespace}"
+                ))(error));
+            }
         }
     }
     session
@@ -80,7 +87,7 @@ pub async fn api_for(
     session: &Session,
     object: &Object,
     timeout: Duration,
-) -> Result<Api<DynamicObject>, String> {
+) -> Result<Api<DynamicObject>, ReleaseError> {
     let (api_version, kind) = (&object.api_version, &object.kind);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut delay = Duration::from_millis(20);
@@ -94,9 +101,10 @@ pub async fn api_for(
             return Ok(api);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "the cluster does not serve {kind} ({api_version}); is its CRD installed?"
-            ));
+            return Err(ReleaseError::Unserved {
+                kind: kind.clone(),
+                api_version: api_version.clone(),
+            });
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
@@ -138,7 +146,7 @@ pub async fn apply_object(
     previous: &[Value],
     timeout: Duration,
     force: bool,
-) -> Result<Applied, String> {
+) -> Result<Applied, ReleaseError> {
     let api = api_for(session, object, timeout).await?;
     let params = PatchParams {
         force: force || session.force_conflicts,
@@ -161,11 +169,10 @@ pub async fn apply_object(
                 .map(|d| d.causes.iter().map(|c| c.field.clone()).collect())
                 .unwrap_or_default();
             if !is_drift(object, previous, &conflicts) {
-                return Err(format!(
-                    "{} conflicts with another field manager: {}\nhint: pass --force-conflicts to take these fields over",
-                    object.key(),
-                    status.message
-                ));
+                return Err(ReleaseError::Conflict {
+                    object: object.key().to_string(),
+                    message: status.message,
+                });
             }
             session.reporter.event(
                 id,
@@ -177,9 +184,11 @@ pub async fn apply_object(
             let forced = PatchParams::apply(FIELD_MANAGER).force();
             patch(session, &api, object, &forced)
                 .await
-                .map_err(|e| format!("cannot apply {}: {e}", object.key()))
+                .map_err(ReleaseError::request(format!("apply {}", object.key())))
         }
-        Err(error) => Err(format!("cannot apply {}: {error}", object.key())),
+        Err(error) => Err(ReleaseError::request(format!("apply {}", object.key()))(
+            error,
+        )),
     }
 }
 
@@ -211,7 +220,7 @@ pub async fn apply_all(
     previous: &[Value],
     timeout: Duration,
     force: bool,
-) -> Result<AppliedSet, String> {
+) -> Result<AppliedSet, ReleaseError> {
     objects.sort_by_key(|o| super::order::rank(&o.kind));
     let mut applied = AppliedSet::new();
     let stage = |object: &&Object| super::order::stage(&object.kind);
@@ -227,7 +236,7 @@ pub async fn apply_all(
 }
 
 /// Delete an object; gone already is fine. Whether it is gone now (see
-/// [`crate::engine::apply::remove_release`]); a kind no longer served has
+/// `apply::remove_release`); a kind no longer served has
 /// nothing to delete.
 pub async fn delete_object(
     session: &Session,
@@ -235,7 +244,7 @@ pub async fn delete_object(
     kind: &str,
     namespace: Option<&str>,
     name: &str,
-) -> Result<bool, String> {
+) -> Result<bool, ReleaseError> {
     let Some((api, _)) =
         session
             .resources
@@ -254,7 +263,9 @@ pub async fn delete_object(
             .left()
             .is_none_or(|object| object.metadata.deletion_timestamp.is_none())),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
-        Err(error) => Err(format!("cannot delete {kind}/{name}: {error}")),
+        Err(error) => Err(ReleaseError::request(format!("delete {kind}/{name}"))(
+            error,
+        )),
     }
 }
 
@@ -262,7 +273,7 @@ pub async fn delete_object(
 pub async fn delete_change(
     session: &Session,
     change: &crate::plan::Change,
-) -> Result<bool, String> {
+) -> Result<bool, ReleaseError> {
     delete_object(
         session,
         &change.api_version,
@@ -282,7 +293,7 @@ pub async fn wait_ready(
     applied: &AppliedSet,
     timeout: Duration,
     rule: fn(&Value) -> Option<Readiness>,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     let waits: Vec<&Object> = objects
         .iter()
         .copied()
@@ -305,32 +316,34 @@ pub async fn wait_ready(
         Err(_) => {
             let pending = pending_objects(session, objects, rule).await;
             let names: Vec<String> = pending.iter().map(|(o, _)| label(o)).collect();
-            let mut message = format!(
-                "timed out after {} waiting for {}",
-                seconds(timeout),
-                if names.is_empty() {
+            let mut explained = String::new();
+            for (object, api) in pending {
+                explained.push_str(&explanation(session, object, &api).await);
+            }
+            return Err(ReleaseError::TimedOut {
+                after: seconds(timeout),
+                waiting: if names.is_empty() {
                     "readiness".into()
                 } else {
                     names.join(", ")
-                }
-            );
-            for (object, api) in pending {
-                message.push_str(&explanation(session, object, &api).await);
-            }
-            return Err(message);
+                },
+                explanation: explained,
+            });
         }
     };
     let (object, api, reason) = failure;
-    let mut message = format!("{} failed: {reason}", label(object));
-    message.push_str(&explanation(session, object, &api).await);
-    Err(message)
+    Err(ReleaseError::Failed {
+        object: label(object),
+        reason,
+        explanation: explanation(session, object, &api).await,
+    })
 }
 
 fn label(object: &Object) -> String {
     format!("{}/{}", object.kind, object.name)
 }
 
-type Failure<'a> = (&'a Object, Api<DynamicObject>, String);
+type Failure<'a> = (&'a Object, Api<DynamicObject>, NotReady);
 
 /// Wait for one object, with a workload's pods watched for failures.
 async fn wait_one<'a>(
@@ -359,10 +372,7 @@ async fn wait_one<'a>(
     ) {
         (Some(labels), Some(namespace)) if object.kind != "Job" && !labels.is_empty() => {
             use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
-            let erase = |resource: &kube::api::ApiResource| {
-                Api::namespaced_with(session.client.clone(), namespace, resource)
-            };
-            let pods: Api<DynamicObject> = erase(&kube::api::ApiResource::erase::<Pod>(&()));
+            let pods = apis::erased::<Pod>(&session.client, namespace);
             let source = Source {
                 url: pods.resource_url().to_string(),
                 api_version: "v1".into(),
@@ -373,7 +383,7 @@ async fn wait_one<'a>(
                 opener: Some(Box::new(move || session.feeds.of(&session.client, source))),
                 after: wait::PODS_AFTER,
                 labels: labels.clone(),
-                replica_sets: erase(&kube::api::ApiResource::erase::<ReplicaSet>(&())),
+                replica_sets: apis::erased::<ReplicaSet>(&session.client, namespace),
             })
         }
         _ => None,

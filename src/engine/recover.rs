@@ -5,14 +5,15 @@
 //! objects are applied again. Never "another operation is in progress".
 
 use crate::cluster::live;
+use crate::engine::error::ReleaseError;
 use crate::engine::event::{Event, Recovery};
 use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::{EngineError, Session};
 use crate::project::Project;
 use stack_kube::revision::State;
 
-/// Which way a pending revision is recovered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Which way a pending revision is recovered (`--recover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
     /// Restore the last deployed revision.
     #[default]
@@ -28,7 +29,7 @@ async fn settle(
     session: &Session,
     revisions: &[std::sync::Arc<stack_kube::revision::Revision>],
     direction: Direction,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     let newest = revisions.last().map_or(0, |r| r.number);
     for revision in revisions
         .iter()
@@ -120,8 +121,9 @@ pub async fn recover(
             revisions,
             &options.cloned().unwrap_or_default(),
         );
-        let failed = |message: String| EngineError::Recovery {
-            message: format!("cannot recover {id} from its interrupted run: {message}"),
+        let failed = |error: ReleaseError| EngineError::Recovery {
+            release: id.clone(),
+            error,
         };
         roll_back(session, undo).await.map_err(failed)?;
         settle(session, revisions, direction)

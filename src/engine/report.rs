@@ -183,15 +183,6 @@ impl Live {
     }
 }
 
-/// `1.2s`, or `35ms` under a second.
-pub fn seconds(duration: Duration) -> String {
-    if duration < Duration::from_secs(1) {
-        format!("{}ms", duration.as_millis())
-    } else {
-        format!("{:.1}s", duration.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::cluster::live;
+use crate::engine::error::ReleaseError;
 use crate::engine::event::Event;
 use crate::engine::objects::{apply_all, delete_object, wait_ready};
-use crate::engine::{Session, history, wait};
+use crate::engine::{Session, history, readiness, wait};
 use stack_kube::object::{Object, ObjectKey};
 use stack_kube::revision::{Revision, State};
 
@@ -61,7 +62,7 @@ impl Undo {
 
 /// Roll back; the number of the restored revision, `None` when the release
 /// was removed.
-pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>, String> {
+pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>, ReleaseError> {
     let id = undo.undone.release.clone();
     let reason = Some(undo.reason.clone());
     let Some(target) = undo.target.clone() else {
@@ -107,7 +108,15 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
     let mut refs: Vec<&Object> = objects.iter().collect();
     let applied = apply_all(session, &id, &mut refs, &bodies, undo.timeout, true).await?;
     remove_extra(session, &undo, &bodies).await?;
-    wait_ready(session, &id, &refs, &applied, undo.timeout, wait::readiness).await?;
+    wait_ready(
+        session,
+        &id,
+        &refs,
+        &applied,
+        undo.timeout,
+        readiness::readiness,
+    )
+    .await?;
     history::mark(session, &mut restored, State::Deployed, None).await?;
     if undo.undone.number != target.number {
         history::mark(session, &mut undo.undone, undo.state, reason).await?;
@@ -119,9 +128,12 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         history::trim(session, &id, &kept, number, undo.history_max).await
     };
     if let Err(error) = tidy.await {
-        session
-            .reporter
-            .event(&id, &Event::Warning { message: error });
+        session.reporter.event(
+            &id,
+            &Event::Warning {
+                message: error.to_string(),
+            },
+        );
     }
     Ok(Some(number))
 }
@@ -148,7 +160,7 @@ async fn remove_extra(
     session: &Session,
     undo: &Undo,
     keep_objects: &[serde_json::Value],
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     let id = &undo.undone.release;
     let revisions = std::iter::once(&undo.undone).chain(undo.target.as_ref());
     let selector = format!(
@@ -162,7 +174,7 @@ async fn remove_extra(
     let labelled = session
         .live_around(&bodies, Some(&selector))
         .await
-        .map_err(|e| format!("cannot read the release's objects: {e}"))?;
+        .map_err(ReleaseError::request("read the release's objects"))?;
     let wanted: BTreeSet<ObjectKey> = keep_objects.iter().map(live::key_of).collect();
     let mut extra: Vec<(&ObjectKey, &serde_json::Value)> = labelled
         .iter()
@@ -212,7 +224,9 @@ async fn remove_extra(
         });
         let all = futures::future::join_all(gone);
         if tokio::time::timeout(undo.timeout, all).await.is_err() {
-            return Err("timed out waiting for the release's objects to be deleted".into());
+            return Err(ReleaseError::Deleting(
+                "waiting for the release's objects to be deleted",
+            ));
         }
     }
     Ok(())

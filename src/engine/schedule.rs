@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Session;
 use crate::engine::apply::{apply_release, remove_release};
+use crate::engine::error::ReleaseError;
 use crate::engine::event::Event;
 use crate::engine::rollback::{Undo, roll_back};
 use crate::plan::{self, Intent, Plan};
@@ -28,7 +29,7 @@ pub enum Rollback {
     /// Not atomic: the failure is left in place.
     Left,
     /// The rollback failed too.
-    Failed { error: String },
+    Failed { error: ReleaseError },
     /// Not tried: the cluster stopped answering. The revision stays
     /// pending, for the next `stack apply` to recover.
     NotAttempted,
@@ -43,7 +44,7 @@ pub enum Outcome {
     },
     Removed,
     Failed {
-        error: String,
+        error: ReleaseError,
         rollback: Rollback,
     },
     Skipped {
@@ -80,7 +81,7 @@ impl Outcome {
         }
     }
 
-    pub fn failed(error: String) -> Self {
+    pub fn failed(error: ReleaseError) -> Self {
         Self::Failed {
             error,
             rollback: Rollback::Left,
@@ -231,9 +232,11 @@ pub async fn apply(
                 let done = Finished {
                     id: project.releases[index].id.clone(),
                     outcome: Outcome::Failed {
-                        error: format!("internal error: {error}"),
+                        error: ReleaseError::Panicked {
+                            message: error.to_string(),
+                        },
                         rollback: Rollback::Failed {
-                            error: "not attempted; the next `stack apply` recovers its pending revision".into(),
+                            error: ReleaseError::NotAttempted,
                         },
                     },
                     duration: Duration::ZERO,
@@ -341,13 +344,14 @@ async fn undo_run(
     let history = match crate::cluster::live::history(&session.client).await {
         Ok((history, _)) => history,
         Err(error) => {
+            let error = ReleaseError::request("read release history")(error);
             for done in finished
                 .iter_mut()
                 .filter(|f| matches!(f.outcome, Outcome::Deployed { .. }))
             {
                 done.outcome = Outcome::Undone {
                     rollback: Rollback::Failed {
-                        error: format!("cannot read release history: {error}"),
+                        error: error.clone(),
                     },
                 };
             }
@@ -366,7 +370,7 @@ async fn undo_run(
             let rollback = match removal {
                 Some(removal) => reinstall(session, project, removal).await,
                 None => Rollback::Failed {
-                    error: "its plan is lost".into(),
+                    error: ReleaseError::CannotUndo("its plan is lost"),
                 },
             };
             done.outcome = Outcome::Undone { rollback };
@@ -380,7 +384,7 @@ async fn undo_run(
         let (Some((index, release_plan)), Some(undone)) = (found, undone) else {
             done.outcome = Outcome::Undone {
                 rollback: Rollback::Failed {
-                    error: "its revisions are not in the cluster".into(),
+                    error: ReleaseError::CannotUndo("its revisions are not in the cluster"),
                 },
             };
             continue;
@@ -400,7 +404,7 @@ async fn undo_run(
                 session.reporter.event(
                     &done.id,
                     &Event::RollbackFailed {
-                        error: error.clone(),
+                        error: error.to_string(),
                     },
                 );
                 Rollback::Failed { error }
@@ -415,7 +419,7 @@ async fn undo_run(
 async fn reinstall(session: &Session, project: &Project, removal: &plan::ReleasePlan) -> Rollback {
     let (Some(undone), Some(target)) = (removal.previous.clone(), removal.deployed.clone()) else {
         return Rollback::Failed {
-            error: "it had no deployed revision to restore".into(),
+            error: ReleaseError::CannotUndo("it had no deployed revision to restore"),
         };
     };
     let options = removal

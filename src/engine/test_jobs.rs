@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
+use crate::engine::error::ReleaseError;
 use crate::engine::event::Event;
 use crate::engine::objects::{api_for, apply_all, delete_object, wait_ready};
-use crate::engine::{Session, diagnose, wait};
+use crate::engine::{Session, diagnose, readiness, wait};
 use stack_kube::object::Object;
 
 /// Lines of each failed test pod's log that are shown.
@@ -19,7 +20,7 @@ pub async fn run(
     id: &str,
     tests: &[Object],
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     if tests.is_empty() {
         return Ok(());
     }
@@ -29,26 +30,36 @@ pub async fn run(
     replace_previous(session, tests, timeout).await?;
     let mut refs: Vec<&Object> = tests.iter().collect();
     let applied = apply_all(session, id, &mut refs, &[], timeout, true).await?;
-    let Err(failure) =
-        wait_ready(session, id, &refs, &applied, timeout, wait::test_readiness).await
+    let Err(failure) = wait_ready(
+        session,
+        id,
+        &refs,
+        &applied,
+        timeout,
+        readiness::test_readiness,
+    )
+    .await
     else {
         session.reporter.event(id, &Event::TestsPassed);
         return Ok(());
     };
-    let mut message = format!("test failed: {failure}");
+    let mut logs = String::new();
     for test in tests {
         for (pod, log) in diagnose::log_tail(&session.client, &test.body, LOG_LINES).await {
             let log = log.trim_end();
             if log.is_empty() {
                 continue;
             }
-            message.push_str(&format!("\n    log of pod {pod}:"));
+            logs.push_str(&format!("\n    log of pod {pod}:"));
             for line in log.lines() {
-                message.push_str(&format!("\n      {line}"));
+                logs.push_str(&format!("\n      {line}"));
             }
         }
     }
-    Err(message)
+    Err(ReleaseError::TestFailed {
+        failure: Box::new(failure),
+        logs,
+    })
 }
 
 /// Delete the test objects of an earlier run and wait for them to go.
@@ -56,7 +67,7 @@ async fn replace_previous(
     session: &Session,
     tests: &[Object],
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     let deletions = tests.iter().map(|test| async move {
         delete_object(
             session,
@@ -68,10 +79,12 @@ async fn replace_previous(
         .await?;
         let api = api_for(session, test, timeout).await?;
         wait::until_gone(api, test.name.clone()).await;
-        Ok::<(), String>(())
+        Ok::<(), ReleaseError>(())
     });
     match tokio::time::timeout(timeout, futures::future::try_join_all(deletions)).await {
         Ok(result) => result.map(|_| ()),
-        Err(_) => Err("timed out deleting the previous run's test objects".into()),
+        Err(_) => Err(ReleaseError::Deleting(
+            "deleting the previous run's test objects",
+        )),
     }
 }

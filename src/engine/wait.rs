@@ -1,8 +1,7 @@
-//! Readiness per kind (product.md §6): Deployment, StatefulSet and DaemonSet
-//! rollouts complete for the observed generation, Job complete, PVC bound,
-//! CRD established, LoadBalancer Service with an address. Each object is
-//! followed through the run's shared watches (`feeds`, no polling) until it
-//! is ready, fails, or the timeout passes.
+//! Waiting for objects (product.md §6), judged by the rules of `readiness`:
+//! each object is followed through the run's shared watches (`feeds`, no
+//! polling) until it is ready, fails, or the timeout passes; a workload's
+//! pods are watched for failures waiting will not fix.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -14,171 +13,10 @@ use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
+use super::error::NotReady;
 use super::feeds::{Change, Feed};
+use super::readiness::{Readiness, generation_observed};
 use crate::cluster::apply::Applied;
-
-/// Where an object stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    Ready,
-    /// Still converging; the text says how far (`1/3 ready`).
-    Waiting(String),
-    /// It will not become ready by itself.
-    Failed(String),
-}
-
-fn number(value: &Value) -> u64 {
-    value.as_u64().unwrap_or(0)
-}
-
-fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
-}
-
-fn generation_observed(object: &Value) -> bool {
-    let generation = object["metadata"]["generation"].as_u64();
-    let observed = object["status"]["observedGeneration"].as_u64();
-    match (generation, observed) {
-        (Some(generation), Some(observed)) => observed >= generation,
-        (None, _) => true,
-        (Some(_), None) => false,
-    }
-}
-
-/// The readiness of an object, or `None` for kinds that are ready once applied.
-pub fn readiness(object: &Value) -> Option<Readiness> {
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let status = &object["status"];
-    let waiting = |text: String| Some(Readiness::Waiting(text));
-    match kind {
-        "Deployment" => {
-            if !generation_observed(object) {
-                return waiting("waiting for the rollout to start".into());
-            }
-            if let Some(progressing) = condition(object, "Progressing")
-                && progressing["reason"] == "ProgressDeadlineExceeded"
-            {
-                let message = progressing["message"]
-                    .as_str()
-                    .unwrap_or("progress deadline exceeded");
-                return Some(Readiness::Failed(format!(
-                    "ProgressDeadlineExceeded: {message}"
-                )));
-            }
-            let replicas = object["spec"]["replicas"].as_u64().unwrap_or(1);
-            let (updated, total, available) = (
-                number(&status["updatedReplicas"]),
-                number(&status["replicas"]),
-                number(&status["availableReplicas"]),
-            );
-            if updated < replicas || total > updated || available < updated {
-                return waiting(format!("{available}/{replicas} ready"));
-            }
-            Some(Readiness::Ready)
-        }
-        "StatefulSet" => {
-            let replicas = object["spec"]["replicas"].as_u64().unwrap_or(1);
-            if !generation_observed(object) {
-                return waiting("waiting for the rollout to start".into());
-            }
-            let ready = number(&status["readyReplicas"]);
-            // OnDelete updates no pod by itself, and a partition only the
-            // pods at or above it (kubectl rollout status judges the same).
-            let strategy = &object["spec"]["updateStrategy"];
-            if strategy["type"] == "OnDelete" {
-                return if ready < replicas {
-                    waiting(format!("{ready}/{replicas} ready"))
-                } else {
-                    Some(Readiness::Ready)
-                };
-            }
-            let partition = strategy["rollingUpdate"]["partition"].as_u64().unwrap_or(0);
-            let updated = number(&status["updatedReplicas"]);
-            let revision_done =
-                partition > 0 || status["currentRevision"] == status["updateRevision"];
-            if ready < replicas || updated < replicas.saturating_sub(partition) || !revision_done {
-                return waiting(format!("{ready}/{replicas} ready"));
-            }
-            Some(Readiness::Ready)
-        }
-        "DaemonSet" => {
-            if !generation_observed(object) || status["desiredNumberScheduled"].is_null() {
-                return waiting("waiting for the rollout to start".into());
-            }
-            let desired = number(&status["desiredNumberScheduled"]);
-            let (updated, available) = (
-                number(&status["updatedNumberScheduled"]),
-                number(&status["numberAvailable"]),
-            );
-            if updated < desired || available < desired {
-                return waiting(format!("{available}/{desired} ready"));
-            }
-            Some(Readiness::Ready)
-        }
-        "Job" => {
-            if condition(object, "Failed").is_some_and(|c| c["status"] == "True") {
-                let failed = condition(object, "Failed").unwrap_or(&Value::Null);
-                return Some(Readiness::Failed(format!(
-                    "{}: {}",
-                    failed["reason"].as_str().unwrap_or("Failed"),
-                    failed["message"].as_str().unwrap_or("the job failed")
-                )));
-            }
-            if condition(object, "Complete").is_some_and(|c| c["status"] == "True") {
-                return Some(Readiness::Ready);
-            }
-            waiting("running".into())
-        }
-        "PersistentVolumeClaim" => {
-            if status["phase"] == "Bound" {
-                Some(Readiness::Ready)
-            } else {
-                waiting(status["phase"].as_str().unwrap_or("Pending").to_string())
-            }
-        }
-        "CustomResourceDefinition" => {
-            if condition(object, "Established").is_some_and(|c| c["status"] == "True") {
-                Some(Readiness::Ready)
-            } else {
-                waiting("not established".into())
-            }
-        }
-        "Service" if object["spec"]["type"] == "LoadBalancer" => {
-            if status["loadBalancer"]["ingress"]
-                .as_array()
-                .is_some_and(|i| !i.is_empty())
-            {
-                Some(Readiness::Ready)
-            } else {
-                waiting("no load balancer address".into())
-            }
-        }
-        _ => None,
-    }
-}
-
-/// The fields of `spec` the rules here read; feeds keep no others.
-pub const SPEC_FIELDS: [&str; 4] = [
-    "replicas",
-    "updateStrategy",
-    "type",
-    "ttlSecondsAfterFinished",
-];
-
-/// The rule for test objects: a Job completes, a Pod succeeds.
-pub fn test_readiness(object: &Value) -> Option<Readiness> {
-    if object["kind"] != "Pod" {
-        return readiness(object);
-    }
-    match object["status"]["phase"].as_str() {
-        Some("Succeeded") => Some(Readiness::Ready),
-        Some("Failed") => Some(Readiness::Failed("the pod failed".into())),
-        phase => Some(Readiness::Waiting(phase.unwrap_or("Pending").to_string())),
-    }
-}
 
 /// A Job that its TTL controller removes once it finished: gone counts as done.
 pub fn may_vanish(object: &Value) -> bool {
@@ -279,7 +117,7 @@ pub async fn until_ready(
     rule: fn(&Value) -> Option<Readiness>,
     mut pods: Option<Pods<'_>>,
     progress: impl Fn(&str) + Send,
-) -> Result<(), String> {
+) -> Result<(), NotReady> {
     let name = watched.name.clone();
     let (mut objects, mut current) = watched
         .feed
@@ -302,11 +140,11 @@ pub async fn until_ready(
                     seen = true;
                     match (rule(&object), deleted) {
                         (None | Some(Readiness::Ready), _) => return Ok(()),
-                        (Some(Readiness::Failed(reason)), _) => return Err(reason),
-                        (Some(Readiness::Waiting(_)), true) if may_vanish(&object) => return Ok(()),
-                        (Some(Readiness::Waiting(_)), true) => {
-                            return Err("it was deleted while waiting".into());
+                        (Some(Readiness::Failed(reason)), _) => {
+                            return Err(NotReady::Failed(reason));
                         }
+                        (Some(Readiness::Waiting(_)), true) if may_vanish(&object) => return Ok(()),
+                        (Some(Readiness::Waiting(_)), true) => return Err(NotReady::Deleted),
                         (Some(Readiness::Waiting(text)), false) => {
                             if text != last {
                                 progress(&text);
@@ -324,7 +162,7 @@ pub async fn until_ready(
                     } else if watched.vanishes {
                         return Ok(());
                     } else {
-                        return Err("it was deleted while waiting".into());
+                        return Err(NotReady::Deleted);
                     }
                 }
                 _ => {}
@@ -336,8 +174,10 @@ pub async fn until_ready(
         {
             for (pod_name, pod) in &watch.failing {
                 if of_current_rollout(object, pod, &pods.replica_sets).await {
-                    let failure = super::diagnose::pod_failure(pod).unwrap_or_default();
-                    return Err(format!("pod {pod_name}: {failure}"));
+                    return Err(NotReady::Pod {
+                        pod: pod_name.clone(),
+                        failure: super::diagnose::pod_failure(pod).unwrap_or_default(),
+                    });
                 }
             }
         }
@@ -348,7 +188,7 @@ pub async fn until_ready(
                 }
                 Ok(Change::Object { .. }) => Next::Nothing,
                 Ok(Change::Resync) | Err(RecvError::Lagged(_)) => Next::Object(None),
-                Err(RecvError::Closed) => return Err("the watch ended".into()),
+                Err(RecvError::Closed) => return Err(NotReady::WatchEnded),
             },
             () = &mut grace, if pods.as_ref().is_some_and(|p| p.opener.is_some()) => match pods.as_mut().and_then(Pods::open) {
                 Some(opened) => {
@@ -474,29 +314,9 @@ pub async fn until_gone(api: Api<DynamicObject>, name: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::readiness::readiness;
     use serde_json::json;
     use std::sync::atomic::{AtomicBool, Ordering};
-
-    #[test]
-    fn deployment_rules() {
-        let mut deployment = json!({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 2},
-            "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}});
-        assert_eq!(
-            readiness(&deployment),
-            Some(Readiness::Waiting(
-                "waiting for the rollout to start".into()
-            ))
-        );
-        deployment["status"]["observedGeneration"] = json!(2);
-        assert_eq!(readiness(&deployment), Some(Readiness::Ready));
-        deployment["status"]["availableReplicas"] = json!(1);
-        assert_eq!(
-            readiness(&deployment),
-            Some(Readiness::Waiting("1/2 ready".into()))
-        );
-        deployment["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"web-1\" has timed out progressing."}]);
-        assert!(matches!(readiness(&deployment), Some(Readiness::Failed(_))));
-    }
 
     use std::task::Poll;
 
@@ -522,7 +342,7 @@ mod tests {
         feed: &Arc<Feed>,
         applied: Option<Applied>,
         vanishes: bool,
-    ) -> impl Future<Output = Result<(), String>> {
+    ) -> impl Future<Output = Result<(), NotReady>> {
         until_ready(watched(feed, applied, vanishes), readiness, None, |_| {})
     }
 
@@ -576,7 +396,7 @@ mod tests {
         feed.change(deployment("u1", 1, 1, 0), true);
         assert_eq!(
             futures::poll!(&mut waiting),
-            Poll::Ready(Err("it was deleted while waiting".into()))
+            Poll::Ready(Err(NotReady::Deleted))
         );
 
         // A TTL Job listed after the wait began and not there: it finished and went.
@@ -654,7 +474,9 @@ mod tests {
             panic!("the crash loop did not fail the wait");
         };
         assert!(
-            reason.starts_with("pod web-0: container app: CrashLoopBackOff"),
+            reason
+                .to_string()
+                .starts_with("pod web-0: container app: CrashLoopBackOff"),
             "{reason}"
         );
     }
@@ -677,24 +499,9 @@ mod tests {
             panic!("the crash loop did not fail the wait once pods were looked at");
         };
         assert!(opened.load(Ordering::SeqCst));
-        assert!(reason.starts_with("pod web-0:"), "{reason}");
-    }
-
-    #[test]
-    fn jobs_claims_and_plain_kinds() {
-        let done = json!({"kind": "Job", "status": {"conditions": [{"type": "Complete", "status": "True"}]}});
-        assert_eq!(readiness(&done), Some(Readiness::Ready));
-        let failed = json!({"kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}});
-        assert_eq!(
-            readiness(&failed),
-            Some(Readiness::Failed(
-                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
-            ))
+        assert!(
+            matches!(&reason, NotReady::Pod { pod, .. } if pod == "web-0"),
+            "{reason}"
         );
-        assert_eq!(
-            readiness(&json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}})),
-            Some(Readiness::Ready)
-        );
-        assert_eq!(readiness(&json!({"kind": "ConfigMap"})), None);
     }
 }

@@ -111,16 +111,26 @@ impl Test {
         output_of(&mut self.command(args))
     }
 
-    /// `stack` with these arguments, ready to run.
+    /// `stack` with these arguments, ready to run. The developer's
+    /// settings cannot change a result: every `STACK_*` and `SOPS_*`
+    /// variable, `KUBECONFIG` and `XDG_CONFIG_HOME` are cleared and `HOME` is
+    /// an empty folder of the test (no default age key file); a test sets
+    /// what it needs with [`Test::env`].
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stack"));
         command
             .args(args)
             .current_dir(self.cwd.as_deref().unwrap_or(self.path()))
             .env("NO_COLOR", "1")
-            .env_remove("STACK_ENVIRONMENT")
-            .env_remove("STACK_FILE")
+            .env("HOME", self.path().join(".home"))
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("KUBECONFIG");
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("STACK_") || name.starts_with("SOPS_") {
+                command.env_remove(&key);
+            }
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }

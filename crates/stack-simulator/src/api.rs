@@ -3,7 +3,6 @@
 //! store (`write` for writes, `watch` for watches). Fault injection and
 //! request metrics happen here too.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,11 +12,12 @@ use rand::Rng as _;
 use serde_json::{Value, json};
 
 use crate::discovery;
+use crate::request::{Query, Request, Route};
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::Store;
-use crate::write::{self, DeleteOptions, Request};
+use crate::write::{self, DeleteOptions};
 use crate::{Inner, ResponseBody, watch};
 
 pub fn full(
@@ -101,76 +101,6 @@ fn has_subresource(resource: &ResourceType, subresource: &str) -> bool {
         "finalize" => core && resource.kind == "Namespace",
         _ => false,
     }
-}
-
-/// Query parameters, percent-decoded.
-pub struct Query(HashMap<String, String>);
-
-impl Query {
-    fn parse(query: Option<&str>) -> Self {
-        let mut map = HashMap::new();
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            map.insert(decode(key), decode(value));
-        }
-        Self(map)
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1"))
-    }
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            b'%' if index + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(byte) => {
-                        out.push(byte);
-                        index += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// What a resource path names.
-pub enum Route {
-    Collection {
-        resource: ResourceType,
-        /// `None`: all namespaces (or a cluster-scoped resource).
-        namespace: Option<String>,
-    },
-    Object {
-        resource: ResourceType,
-        namespace: String,
-        name: String,
-        subresource: Option<String>,
-    },
 }
 
 fn route(inner: &Inner, group: &str, version: &str, rest: &[&str]) -> Option<Route> {

@@ -19,8 +19,9 @@ use crate::resources::ResourceType;
 use crate::status::ApiError;
 use tokio::sync::broadcast;
 
+use crate::request::Request;
 use crate::store::{Action, Event, Store};
-use crate::write::{self, DeleteOptions, Request};
+use crate::write::{self, DeleteOptions};
 use stack_kube::clock::now;
 
 const MANAGER: &str = "kube-controller-manager";

@@ -19,6 +19,7 @@ mod discovery;
 mod managed_fields;
 
 mod patch;
+mod request;
 mod resources;
 mod selectors;
 pub mod server;

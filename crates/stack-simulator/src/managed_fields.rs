@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::write::Request;
+use crate::request::Request;
 use stack_kube::fields::{self, FieldSet, Path};
 
 /// One `managedFields` entry, borrowing the stored JSON it came from.

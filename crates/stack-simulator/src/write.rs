@@ -10,23 +10,12 @@ use serde_json::{Map, Value, json};
 
 use crate::managed_fields::{self, Entry, entries_of, prune_entries, set_entries, update_entries};
 use crate::patch;
+use crate::request::Request;
 use crate::resources::ResourceType;
 use crate::status::ApiError;
 use crate::store::{Action, Store};
 use crate::validation;
 use stack_kube::fields::{self, FieldSet, Path};
-
-/// Who writes, where, and how.
-#[derive(Debug, Clone)]
-pub struct Request<'a> {
-    pub resource: &'a ResourceType,
-    /// Empty for cluster-scoped resources.
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub manager: &'a str,
-    pub subresource: Option<&'a str>,
-    pub dry_run: bool,
-}
 
 use stack_kube::clock::now;
 

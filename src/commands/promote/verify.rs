@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::cluster::live;
 use crate::engine::EngineError;
 use crate::engine::apply::live_readiness;
-use crate::engine::wait::Readiness;
+use crate::engine::readiness::Readiness;
 use crate::error::Errors;
 use crate::project::Project;
 use crate::promote::gate::{self, Candidate};

@@ -1,0 +1,52 @@
+//! Every typed handle on the API server that code above the seam uses,
+//! built here: the engine asks for the pods of a namespace, not for a
+//! `kube::Api` of its own making.
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject};
+
+/// Namespaces.
+pub fn namespaces(client: &Client) -> Api<Namespace> {
+    Api::all(client.clone())
+}
+
+/// Secrets of one namespace (revisions).
+pub fn secrets(client: &Client, namespace: &str) -> Api<Secret> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// Secrets of every namespace (the history of every release at once).
+pub fn all_secrets(client: &Client) -> Api<Secret> {
+    Api::all(client.clone())
+}
+
+/// Pods of one namespace (diagnosis, test logs).
+pub fn pods(client: &Client, namespace: &str) -> Api<Pod> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// Events of one namespace (diagnosis).
+pub fn events(client: &Client, namespace: &str) -> Api<Event> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// Leases of one namespace (the run lock).
+pub fn leases(client: &Client, namespace: &str) -> Api<Lease> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// Objects of any kind in one namespace, by their resource.
+pub fn dynamic(client: &Client, namespace: &str, resource: &ApiResource) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, resource)
+}
+
+/// Objects of a built-in kind as dynamic objects (pods and replica sets
+/// followed by the shared watches).
+pub fn erased<K>(client: &Client, namespace: &str) -> Api<DynamicObject>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    dynamic(client, namespace, &ApiResource::erase::<K>(&()))
+}
