@@ -3,14 +3,13 @@
 //! starts here; nothing in this module touches a cluster.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{self, Stack};
 use crate::diagnostic::Diagnostic;
 use crate::error::{Error, Errors};
 use crate::graph::{Graph, GraphError, Selection};
-use crate::release::Release;
+use crate::release::{ChartSource, Release};
 use crate::render::{self, Chart, RenderError, RenderedRelease};
 use crate::resolve::{self, ResolvedEnvironment};
 use crate::settings::Settings;
@@ -117,19 +116,19 @@ impl Project {
     /// Render releases (by index) in parallel; every error is reported, and
     /// an object rendered by two releases is one.
     pub fn render(&self, indices: &[usize]) -> Result<Vec<RenderedRelease>, Errors> {
-        let mut chart_dirs: Vec<PathBuf> = indices
+        let mut sources: Vec<ChartSource> = indices
             .iter()
             .map(|&index| self.releases[index].chart.clone())
             .collect();
-        chart_dirs.sort();
-        chart_dirs.dedup();
-        let loaded = crate::parallel::map(&chart_dirs, |dir| Chart::load(dir));
-        let mut charts: HashMap<PathBuf, Arc<Chart>> = HashMap::new();
+        sources.sort();
+        sources.dedup();
+        let loaded = crate::parallel::map(&sources, render::load_chart);
+        let mut charts: HashMap<ChartSource, Arc<Chart>> = HashMap::new();
         let mut errors: Vec<Error> = Vec::new();
-        for (dir, chart) in chart_dirs.into_iter().zip(loaded) {
+        for (source, chart) in sources.into_iter().zip(loaded) {
             match chart {
                 Ok(chart) => {
-                    charts.insert(dir, Arc::new(chart));
+                    charts.insert(source, Arc::new(chart));
                 }
                 Err(chart_errors) => errors.extend(chart_errors.into_iter().map(Error::from)),
             }

@@ -16,8 +16,8 @@ pub struct Release {
     pub id: String,
     pub name: String,
     pub namespace: String,
-    /// The chart folder.
-    pub chart: PathBuf,
+    /// Where its chart comes from.
+    pub chart: ChartSource,
     /// The chart folder's last path segment (the implicit `chart` label).
     pub chart_name: String,
     /// Labels as written in the stack file.
@@ -33,6 +33,14 @@ pub struct Release {
     pub origins: Vec<Option<Origin>>,
     pub span: Span,
     pub chart_span: Span,
+}
+
+/// Where a release's chart comes from, as its stack-file entry names it
+/// (loaded by `render::load_chart`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChartSource {
+    /// A folder of minijinja templates (`chart: ./charts/backend`).
+    Local(PathBuf),
 }
 
 /// Where a values layer was written.

@@ -354,7 +354,7 @@ fn resolve_release(
         id: format!("{namespace}/{name}"),
         name,
         namespace,
-        chart,
+        chart: crate::release::ChartSource::Local(chart),
         chart_name,
         labels,
         needs,

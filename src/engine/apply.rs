@@ -11,14 +11,14 @@ use futures::StreamExt as _;
 
 use crate::engine::error::ReleaseError;
 use crate::engine::event::Event;
-use crate::engine::objects::{apply_all, delete_change, ensure_namespace, wait_ready};
+use crate::engine::objects::{delete_change, ensure_namespace};
 use crate::engine::readiness::{self, Readiness};
 use crate::engine::rollback::{Undo, roll_back};
+use crate::engine::strategy::Strategy;
 use crate::engine::{Outcome, Rollback, Session, history, test_jobs};
 use crate::plan::{Action, Change, ReleasePlan};
 use crate::release::Release;
 use crate::render::RenderedRelease;
-use stack_kube::object::Object;
 use stack_kube::revision::{Revision, State, Stored};
 
 pub async fn apply_release(
@@ -207,27 +207,9 @@ async fn steps(
             deletes,
         },
     );
-    let changed: BTreeSet<_> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Delete)
-        .map(|c| c.key.clone())
-        .collect();
-    let mut objects: Vec<&Object> = rendered
-        .objects
-        .iter()
-        .filter(|o| changed.contains(&o.key()))
-        .collect();
-    let previous = plan
-        .deployed
-        .as_ref()
-        .map(|p| p.objects.parse())
-        .unwrap_or_default();
-    let applied = apply_all(session, id, &mut objects, &previous, timeout, false).await?;
-    if release.options.wait && session.wait {
-        let all: Vec<&Object> = rendered.objects.iter().collect();
-        wait_ready(session, id, &all, &applied, timeout, readiness::readiness).await?;
-    }
+    Strategy::of(release)
+        .roll_out(session, release, rendered, plan)
+        .await?;
     if tests_enabled(session, release) && !rendered.tests.is_empty() {
         let result = test_jobs::run(session, id, &rendered.tests, timeout).await;
         revision.tests_passed = Some(result.is_ok());

@@ -18,6 +18,7 @@ pub mod recover;
 pub mod report;
 pub mod rollback;
 pub mod schedule;
+pub mod strategy;
 pub mod test_jobs;
 pub mod wait;
 

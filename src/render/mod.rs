@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod expression;
 pub mod filters;
+mod source;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use minijinja::value::{Serde, Value as JinjaValue};
 use serde_json::{Value, json};
 
 pub use chart::Chart;
+pub use source::load as load_chart;
 
 use crate::config::ConfigError;
 use crate::diagnostic::{SourceFile, Span};
