@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, OutputFormat};
+use crate::cli::{AtomicScope, Cli, Command, OutputFormat, Recover};
+use crate::engine::options::{Direction, ExecutionOptions};
 use crate::error::Errors;
 use crate::graph::{NeedsMode, Selector};
 use crate::values::SetValue;
@@ -25,6 +26,9 @@ pub struct Settings {
     pub kubeconfig: Option<PathBuf>,
     pub age_key_file: Option<PathBuf>,
     pub kube_context: Option<String>,
+    /// How a run against the cluster executes (`apply`'s flags; the lock
+    /// wait of every command that takes the lock).
+    pub execution: ExecutionOptions,
 }
 
 impl Settings {
@@ -66,6 +70,43 @@ impl Settings {
             kubeconfig: global.kubeconfig.clone(),
             age_key_file: global.age_key_file.clone(),
             kube_context: global.kube_context.clone(),
+            execution: execution(&cli.command),
         })
+    }
+}
+
+/// The execution options a command's flags ask for.
+fn execution(command: &Command) -> ExecutionOptions {
+    let defaults = ExecutionOptions::default();
+    match command {
+        Command::Apply(args) => ExecutionOptions {
+            concurrency: args.concurrency.unwrap_or(defaults.concurrency),
+            force_conflicts: args.force_conflicts,
+            wait: !args.no_wait,
+            atomic: if args.no_atomic {
+                Some(false)
+            } else {
+                args.atomic.map(|_| true)
+            },
+            stack_atomic: args.atomic == Some(AtomicScope::Stack),
+            tests: match (args.tests, args.skip_tests) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            prune_releases: args.prune_releases,
+            recover: match args.recover {
+                Recover::Back => Direction::Back,
+                Recover::Forward => Direction::Forward,
+            },
+            wait_for_lock: args.lock.wait_for_lock,
+        },
+        Command::Destroy(lock) | Command::Test(lock) | Command::Rollback { lock, .. } => {
+            ExecutionOptions {
+                wait_for_lock: lock.wait_for_lock,
+                ..defaults
+            }
+        }
+        _ => defaults,
     }
 }

@@ -1,9 +1,7 @@
 //! `stack apply`: plan, then run releases as a DAG — each diffed, applied,
 //! waited for, pruned and recorded — and print a summary with durations.
 
-use std::sync::Arc;
-
-use crate::cli::{ApplyArgs, AtomicScope, OutputFormat};
+use crate::cli::OutputFormat;
 use crate::engine::{self, Finished, Outcome, Rollback};
 use crate::error::{EXIT_ERROR, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, Error, Errors};
 use crate::output;
@@ -28,121 +26,18 @@ pub fn render_selection(project: &Project) -> Result<Selected, Errors> {
     Ok((installed.into_iter().zip(rendered).collect(), removals))
 }
 
-/// Releases at once unless `--concurrency` says: CPUs × 4, and at least 16.
-/// A release spends its time waiting on the cluster, not on this machine's
-/// CPUs: on a 2-core CI runner CPUs × 4 alone kept half the releases of a
-/// large stack waiting in line while both cores were idle.
-pub fn default_concurrency() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, |n| n.get() * 4)
-        .max(16)
-}
-
-pub fn run(project: &Project, settings: &Settings, args: &ApplyArgs) -> Result<u8, Errors> {
+pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     let (rendered, removals) = render_selection(project)?;
-    let concurrency = args.concurrency.unwrap_or_else(default_concurrency);
     let (finished, interrupted) =
         super::remote::with_session(project, settings, |session| async move {
-            let mut session = Arc::try_unwrap(session)
-                .unwrap_or_else(|_| unreachable!("the session is not shared yet"));
-            configure(&mut session, args);
             session.interrupt.listen();
-            let session = Arc::new(session);
+            let environment = &project.environment.environment.name;
             let finished =
-                deploy(&session, project, rendered, &removals, args, concurrency).await?;
+                engine::deploy::deploy(&session, project, environment, rendered, &removals).await?;
             Ok((finished, session.interrupt.is_set()))
         })?;
     print_summary(&finished, settings);
     verdict(&finished, interrupted)
-}
-
-fn configure(session: &mut engine::Session, args: &ApplyArgs) {
-    session.force_conflicts = args.force_conflicts;
-    session.wait = !args.no_wait;
-    session.atomic = if args.no_atomic {
-        Some(false)
-    } else {
-        args.atomic.map(|_| true)
-    };
-    session.stack_atomic = args.atomic == Some(AtomicScope::Stack);
-    session.tests = match (args.tests, args.skip_tests) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
-}
-
-/// Plan; when there is anything to write, take the lock, recover what an
-/// interrupted run left, plan again if the history moved meanwhile, and
-/// apply. A run with nothing to do writes nothing, not even the lock.
-async fn deploy(
-    session: &Arc<engine::Session>,
-    project: &Project,
-    rendered: Vec<(usize, RenderedRelease)>,
-    removals: &[usize],
-    args: &ApplyArgs,
-    concurrency: usize,
-) -> Result<Vec<Finished>, Errors> {
-    let mut planned =
-        engine::plan(session, project, &rendered, removals, args.prune_releases).await?;
-    let idle = planned.plan.releases.iter().all(|r| r.up_to_date)
-        && !engine::recover::has_pending(&planned.live.revisions, &session.stack_name);
-    if idle {
-        return Ok(engine::apply(
-            Arc::clone(session),
-            project,
-            rendered,
-            planned.plan,
-            concurrency,
-        )
-        .await);
-    }
-    let work = async move {
-        if recover(session, project, args, &planned).await? {
-            planned =
-                engine::plan(session, project, &rendered, removals, args.prune_releases).await?;
-        }
-        Ok(engine::apply(
-            Arc::clone(session),
-            project,
-            rendered,
-            planned.plan,
-            concurrency,
-        )
-        .await)
-    };
-    super::remote::locked(session, project, "stack apply", &args.lock, Box::pin(work)).await
-}
-
-/// Under the lock: recover what an interrupted run left; whether the
-/// history moved since `planned` was made (so it must be made again).
-async fn recover(
-    session: &engine::Session,
-    project: &Project,
-    args: &ApplyArgs,
-    planned: &engine::Planned,
-) -> Result<bool, Errors> {
-    let direction = match args.recover {
-        crate::cli::Recover::Back => engine::recover::Direction::Back,
-        crate::cli::Recover::Forward => engine::recover::Direction::Forward,
-    };
-    let recovered = engine::recover::recover(session, project, direction).await?;
-    let (now, _) = crate::cluster::live::history(&session.client)
-        .await
-        .map_err(engine::EngineError::api("cannot read release history"))?;
-    Ok(!recovered.is_empty() || snapshot(&now) != snapshot(&planned.live.revisions))
-}
-
-/// Each release's newest revision and its state: what a plan was made from.
-fn snapshot(
-    history: &crate::cluster::live::History,
-) -> std::collections::BTreeMap<&str, (u32, stack_kube::revision::State)> {
-    history
-        .iter()
-        .filter_map(|(id, revisions)| {
-            Some((id.as_str(), revisions.last().map(|r| (r.number, r.state))?))
-        })
-        .collect()
 }
 
 /// The exit code: 0, or an error whose code says whether what failed was

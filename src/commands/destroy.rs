@@ -15,14 +15,10 @@ use crate::plan;
 use crate::project::Project;
 use crate::settings::Settings;
 
-pub fn run(
-    project: &Project,
-    settings: &Settings,
-    lock_args: &crate::cli::LockArgs,
-) -> Result<u8, Errors> {
+pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
         let work = destroy(&session, project);
-        super::remote::locked(&session, project, "stack destroy", lock_args, work).await
+        super::remote::locked(&session, project, "stack destroy", work).await
     })
 }
 
@@ -65,7 +61,7 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
         .copied()
         .filter(|index| !dependents.contains_key(index))
         .collect();
-    let concurrency = super::apply::default_concurrency();
+    let concurrency = session.options.concurrency;
     let mut running = FuturesUnordered::new();
     let mut failed = None;
     loop {

@@ -38,14 +38,12 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         ),
         Command::Lint { cluster } => lint::run(&load(settings)?, settings, *cluster),
         Command::Diff(args) => diff::run(&load(settings)?, settings, args),
-        Command::Apply(args) => apply::run(&load(settings)?, settings, args),
-        Command::Destroy(lock) => destroy::run(&load(settings)?, settings, lock),
-        Command::Test(lock) => test::run(&load(settings)?, settings, lock),
+        Command::Apply(_) => apply::run(&load(settings)?, settings),
+        Command::Destroy(_) => destroy::run(&load(settings)?, settings),
+        Command::Test(_) => test::run(&load(settings)?, settings),
         Command::Rollback {
-            release,
-            revision,
-            lock,
-        } => rollback::run(&load(settings)?, settings, release, *revision, lock),
+            release, revision, ..
+        } => rollback::run(&load(settings)?, settings, release, *revision),
         Command::Status { check } => status::status(&load(settings)?, settings, *check),
         Command::History { release } => status::history(&load(settings)?, settings, release),
         Command::Secrets {

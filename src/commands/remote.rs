@@ -6,7 +6,6 @@ use std::future::Future;
 use crate::cluster::Cluster;
 use crate::engine::{Reporter, Session};
 use crate::error::Errors;
-use crate::mask::Masker;
 use crate::project::Project;
 use crate::settings::Settings;
 
@@ -32,7 +31,6 @@ where
                     client,
                     contact,
                     resources,
-                    Masker::new(settings.show_secrets),
                     if settings.output == crate::cli::OutputFormat::Json {
                         Reporter::json(settings.quiet, settings.verbose)
                     } else {
@@ -40,6 +38,7 @@ where
                     },
                     stack_name(project),
                     git_commit(project),
+                    settings.execution.clone(),
                 );
                 work(std::sync::Arc::new(session)).await
             }
@@ -81,41 +80,14 @@ fn git_commit(project: &Project) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
-/// Run `work` holding the stack's lock for this environment; the lock is
-/// given back however `work` ends.
-pub async fn locked<T>(
-    session: &Session,
-    project: &Project,
-    command: &str,
-    args: &crate::cli::LockArgs,
-    work: impl Future<Output = Result<T, Errors>>,
-) -> Result<T, Errors> {
-    let lock = lock(session, project, command, args).await?;
-    let result = work.await;
-    lock.release().await;
-    result
-}
-
-/// Take the stack's lock for this environment (see `engine::lock`).
-async fn lock(
-    session: &Session,
-    project: &Project,
-    command: &str,
-    args: &crate::cli::LockArgs,
-) -> Result<crate::engine::lock::Lock, Errors> {
-    let name =
-        crate::engine::lock::lease_name(&session.stack_name, &project.environment.environment.name);
-    let quiet = session.reporter.quiet;
-    crate::engine::lock::acquire(
-        &session.client,
-        &name,
-        command,
-        args.wait_for_lock,
-        session.interrupt.clone(),
-        |warning| {
-            crate::output::note(warning, quiet);
-        },
-    )
-    .await
-    .map_err(Errors::from)
+/// Run `work` holding the stack's lock for this environment (see
+/// `engine::lock`).
+pub fn locked<'a, T: 'a>(
+    session: &'a Session,
+    project: &'a Project,
+    command: &'a str,
+    work: impl Future<Output = Result<T, Errors>> + 'a,
+) -> impl Future<Output = Result<T, Errors>> + 'a {
+    let environment = &project.environment.environment.name;
+    crate::engine::lock::holding(session, environment, command, Box::pin(work))
 }

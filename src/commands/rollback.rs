@@ -2,7 +2,6 @@
 //! cluster — by default the one deployed before the latest — as a new
 //! revision, the same way a failed apply is rolled back.
 
-use crate::cli::LockArgs;
 use crate::cluster::live;
 use crate::config::ReleaseOptions;
 use crate::engine::event::Event;
@@ -19,7 +18,6 @@ pub fn run(
     settings: &Settings,
     wanted: &str,
     revision: Option<u32>,
-    lock_args: &LockArgs,
 ) -> Result<u8, Errors> {
     let id = super::status::find_release(project, wanted)?;
     let options = project
@@ -33,7 +31,7 @@ pub fn run(
         // (no write at all); under the lock the history is read again.
         choose(&id, &revisions_of(&session, &id).await?, revision)?;
         let work = roll_back_release(&session, &id, revision, &options);
-        super::remote::locked(&session, project, "stack rollback", lock_args, work).await
+        super::remote::locked(&session, project, "stack rollback", work).await
     })
 }
 

@@ -2,7 +2,6 @@
 //! — the test objects of each release's deployed revision — and record the
 //! result on that revision.
 
-use crate::cli::LockArgs;
 use crate::cluster::live;
 use crate::engine::event::Event;
 use crate::engine::{EngineError, Session, history, test_jobs};
@@ -11,10 +10,10 @@ use crate::project::Project;
 use crate::settings::Settings;
 use stack_kube::object::Object;
 
-pub fn run(project: &Project, settings: &Settings, lock_args: &LockArgs) -> Result<u8, Errors> {
+pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
         let work = run_tests(&session, project);
-        super::remote::locked(&session, project, "stack test", lock_args, work).await
+        super::remote::locked(&session, project, "stack test", work).await
     })
 }
 

@@ -66,7 +66,7 @@ pub async fn apply_release(
             error: error.to_string(),
         },
     );
-    let atomic = session.atomic.unwrap_or(release.options.atomic);
+    let atomic = session.options.atomic.unwrap_or(release.options.atomic);
     let Some(revision) = revision else {
         let rollback = if atomic {
             Rollback::NothingChanged
@@ -135,7 +135,7 @@ pub fn adopted(plan: &ReleasePlan) -> BTreeSet<stack_kube::object::ObjectKey> {
 
 /// Whether a release's tests run in this apply.
 fn tests_enabled(session: &Session, release: &Release) -> bool {
-    session.tests.unwrap_or(release.options.tests)
+    session.options.tests.unwrap_or(release.options.tests)
 }
 
 /// The steps of one release; on failure the reason and the pending

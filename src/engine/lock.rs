@@ -246,6 +246,31 @@ impl Lock {
     }
 }
 
+/// Run `work` holding the stack's lock for `environment`
+/// (`--wait-for-lock` from the session's options); the lock is given back
+/// however `work` ends. Warnings (a lock taken over) are notes on stderr.
+pub async fn holding<T, E: From<EngineError>>(
+    session: &crate::engine::Session,
+    environment: &str,
+    command: &str,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let name = lease_name(&session.stack_name, environment);
+    let quiet = session.reporter.quiet;
+    let lock = acquire(
+        &session.client,
+        &name,
+        command,
+        session.options.wait_for_lock,
+        session.interrupt.clone(),
+        |warning| crate::output::note(warning, quiet),
+    )
+    .await?;
+    let result = work.await;
+    lock.release().await;
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! that does I/O.
 
 pub mod apply;
+pub mod deploy;
 pub mod diagnose;
 pub mod error;
 pub mod event;
@@ -12,6 +13,7 @@ pub mod history;
 pub mod interrupt;
 pub mod lock;
 pub mod objects;
+pub mod options;
 pub mod order;
 pub mod readiness;
 pub mod recover;
@@ -34,13 +36,13 @@ use crate::cluster::contact::Contact;
 use crate::cluster::live::{self, LiveObject, LiveState};
 use crate::cluster::resources::Resources;
 use crate::diff::{self, Comparison, FIELD_MANAGER};
-use crate::mask::Masker;
 use crate::plan::{self, Action, Intent, Plan};
 use crate::project::Project;
 use crate::render::RenderedRelease;
 use stack_kube::object::ObjectKey;
 
 pub use error::EngineError;
+pub use options::ExecutionOptions;
 pub use report::Reporter;
 pub use schedule::{Finished, Outcome, Rollback, apply};
 
@@ -50,7 +52,6 @@ pub struct Session {
     /// Whether the cluster still answers.
     pub contact: Contact,
     pub resources: RwLock<Resources>,
-    pub masker: Masker,
     pub reporter: Reporter,
     /// Recorded on revisions, to tell this stack's releases from others'.
     pub stack_name: String,
@@ -60,14 +61,8 @@ pub struct Session {
     /// One gate per namespace being made sure of, so that one release
     /// creates it while the others wait.
     pub namespace_gates: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
-    pub force_conflicts: bool,
-    pub wait: bool,
-    /// `--atomic` / `--no-atomic`: overrides each release's `atomic`.
-    pub atomic: Option<bool>,
-    /// `--atomic=stack`: when a release fails, undo every release this run changed.
-    pub stack_atomic: bool,
-    /// `--tests` / `--skip-tests`: overrides each release's `tests`.
-    pub tests: Option<bool>,
+    /// How the run executes.
+    pub options: ExecutionOptions,
     /// Set by Ctrl-C or SIGTERM: start no more releases.
     pub interrupt: interrupt::Interrupt,
     /// The shared watches that waiting reads.
@@ -80,26 +75,21 @@ impl Session {
         client: kube::Client,
         contact: Contact,
         resources: Resources,
-        masker: Masker,
         reporter: Reporter,
         stack_name: String,
         commit: Option<String>,
+        options: ExecutionOptions,
     ) -> Self {
         Self {
             client,
             contact,
             resources: RwLock::new(resources),
-            masker,
             reporter,
             stack_name,
             commit,
             namespaces: Mutex::new(BTreeSet::new()),
             namespace_gates: Mutex::new(HashMap::new()),
-            force_conflicts: false,
-            wait: true,
-            atomic: None,
-            stack_atomic: false,
-            tests: None,
+            options,
             interrupt: interrupt::Interrupt::default(),
             feeds: feeds::Feeds::default(),
         }

@@ -149,7 +149,7 @@ pub async fn apply_object(
 ) -> Result<Applied, ReleaseError> {
     let api = api_for(session, object, timeout).await?;
     let params = PatchParams {
-        force: force || session.force_conflicts,
+        force: force || session.options.force_conflicts,
         ..PatchParams::apply(FIELD_MANAGER)
     };
     match patch(session, &api, object, &params).await {

@@ -7,20 +7,11 @@
 use crate::cluster::live;
 use crate::engine::error::ReleaseError;
 use crate::engine::event::{Event, Recovery};
+pub use crate::engine::options::Direction;
 use crate::engine::rollback::{Undo, roll_back};
 use crate::engine::{EngineError, Session};
 use crate::project::Project;
 use stack_kube::revision::State;
-
-/// Which way a pending revision is recovered (`--recover`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    /// Restore the last deployed revision.
-    #[default]
-    Back,
-    /// Apply the pending revision's objects again.
-    Forward,
-}
 
 /// After a recovery: older revisions still `pending` (a rollback that was
 /// itself interrupted) are marked failed, and going forward supersedes the

@@ -283,7 +283,7 @@ pub async fn apply(
             }
         }
     }
-    if session.stack_atomic
+    if session.options.stack_atomic
         && finished
             .iter()
             .any(|f| matches!(f.outcome, Outcome::Failed { .. }))

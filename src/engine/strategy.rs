@@ -70,7 +70,7 @@ async fn rolling(
         .map(|p| p.objects.parse())
         .unwrap_or_default();
     let applied = apply_all(session, id, &mut objects, &previous, timeout, false).await?;
-    if release.options.wait && session.wait {
+    if release.options.wait && session.options.wait {
         let all: Vec<&Object> = rendered.objects.iter().collect();
         wait_ready(session, id, &all, &applied, timeout, readiness::readiness).await?;
     }
