@@ -15,6 +15,7 @@ mod faults;
 mod kubectl;
 mod leaks;
 mod promote;
+mod properties;
 mod real;
 mod real_faults;
 mod secrets;
