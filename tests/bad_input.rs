@@ -33,6 +33,15 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "a template whose loops never finish",
+        edits: &[Write(
+            "stacks/charts/backend/templates/endless.yaml",
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n",
+        )],
+        args: &[],
+        expect: &["endless.yaml", "did not finish within"],
+    },
+    Case {
         name: "malformed YAML in the stack file",
         edits: &[Replace(STACK, "releases:", "releases: [\n  - {")],
         args: &[],

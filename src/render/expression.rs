@@ -91,6 +91,12 @@ fn single_expression(text: &str) -> Option<&str> {
 
 /// A minijinja error without its debug dump: the kind and detail.
 pub fn describe(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "the template did not finish within {} million steps: a loop that does not end, or one over far too much?",
+            crate::render::filters::FUEL / 1_000_000
+        );
+    }
     let mut message = match error.detail() {
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),

@@ -8,6 +8,11 @@ use minijinja::value::{Kwargs, Value as JinjaValue};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 use sha2::{Digest, Sha256};
 
+/// Steps one render (a template, a stack-file string) may take: far above
+/// what a chart of thousands of objects needs (a few hundred thousand), low
+/// enough that a runaway loop stops within seconds.
+pub const FUEL: u64 = 50_000_000;
+
 /// A fresh environment with our filters and strict undefined handling:
 /// printing or iterating an undefined value is an error, testing it in `if`
 /// is not.
@@ -19,6 +24,9 @@ pub fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     // Manifests are YAML written by hand: no escaping by file extension.
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    // A template or expression that never ends (nested loops over large
+    // ranges) is stopped with an error naming it, instead of hanging the run.
+    env.set_fuel(Some(FUEL));
     env.add_filter("toyaml", toyaml);
     env.add_filter("b64encode", b64encode);
     env.add_filter("b64decode", b64decode);
