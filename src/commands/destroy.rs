@@ -1,12 +1,13 @@
 //! `stack destroy`: delete the selected releases in reverse dependency order
 //! — their objects, then their history — and wait for the objects to go.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 
 use crate::cluster::live;
+use crate::engine::countdown::Countdown;
 use crate::engine::error::ReleaseError;
 use crate::engine::event::Event;
 use crate::engine::{EngineError, apply};
@@ -45,28 +46,24 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
         .iter()
         .map(|&index| (project.releases[index].id.as_str(), index))
         .collect();
-    let mut dependents: HashMap<usize, usize> = HashMap::new();
-    let mut needs: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut needed_by: HashMap<usize, Vec<usize>> = HashMap::new();
     for &index in selected {
         for need in &project.releases[index].needs {
             if let Some(&needed) = by_id.get(need.id.as_str()) {
-                *dependents.entry(needed).or_default() += 1;
-                needs.entry(index).or_default().push(needed);
+                needed_by.entry(needed).or_default().push(index);
             }
         }
     }
-    let mut ready: VecDeque<usize> = selected
-        .iter()
-        .rev()
-        .copied()
-        .filter(|index| !dependents.contains_key(index))
-        .collect();
+    let order: Vec<usize> = selected.iter().rev().copied().collect();
+    let mut countdown = Countdown::new(&order, |index| {
+        needed_by.get(&index).cloned().unwrap_or_default()
+    });
     let concurrency = session.options.concurrency;
     let mut running = FuturesUnordered::new();
     let mut failed = None;
     loop {
         while failed.is_none() && running.len() < concurrency {
-            let Some(index) = ready.pop_front() else {
+            let Some(index) = countdown.start() else {
                 break;
             };
             let id = &project.releases[index].id;
@@ -76,15 +73,10 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
         let Some((index, result)) = running.next().await else {
             break;
         };
-        if let Err(message) = result {
-            failed.get_or_insert(message);
-            continue;
-        }
-        for needed in needs.get(&index).into_iter().flatten() {
-            let count = dependents.entry(*needed).or_default();
-            *count -= 1;
-            if *count == 0 {
-                ready.push_back(*needed);
+        match result {
+            Ok(()) => countdown.done(index),
+            Err(error) => {
+                failed.get_or_insert(error);
             }
         }
     }

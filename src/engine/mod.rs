@@ -4,6 +4,7 @@
 //! that does I/O.
 
 pub mod apply;
+pub mod countdown;
 pub mod deploy;
 pub mod diagnose;
 pub mod error;

@@ -4,12 +4,13 @@
 //! interrupt starts nothing new. With `--atomic=stack`, a failure undoes
 //! every release the run deployed, newest first.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::Session;
 use crate::engine::apply::{apply_release, remove_release};
+use crate::engine::countdown::Countdown;
 use crate::engine::error::ReleaseError;
 use crate::engine::event::Event;
 use crate::engine::rollback::{Undo, roll_back};
@@ -138,33 +139,17 @@ pub async fn apply(
         .filter(|r| r.intent == Intent::Apply)
         .filter_map(|r| r.index.map(|i| (i, r)))
         .collect();
+    let order: Vec<usize> = project
+        .graph
+        .order
+        .iter()
+        .copied()
+        .filter(|index| plans.contains_key(index))
+        .collect();
+    let mut countdown = Countdown::new(&order, |index| project.graph.needs[index].clone());
     let mut running = tokio::task::JoinSet::new();
     let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
-    let mut started: BTreeSet<usize> = BTreeSet::new();
-    // Ready releases by graph position; each finished release counts down
-    // its dependents' unmet needs (no scan of the whole graph per release).
-    let position = project.graph.positions();
-    let mut unmet: HashMap<usize, usize> = HashMap::new();
-    let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
-    for &index in plans.keys() {
-        for &need in project.graph.needs[index]
-            .iter()
-            .filter(|n| plans.contains_key(n))
-        {
-            *unmet.entry(index).or_default() += 1;
-            dependents.entry(need).or_default().push(index);
-        }
-    }
-    let mut ready: BTreeSet<(usize, usize)> = plans
-        .keys()
-        .filter(|index| !unmet.contains_key(index))
-        .map(|&index| (position.get(&index).copied().unwrap_or(usize::MAX), index))
-        .collect();
-    let skip = |index: usize,
-                because: String,
-                started: &mut BTreeSet<usize>,
-                finished: &mut Vec<Finished>| {
-        started.insert(index);
+    let skip = |index: usize, because: String, finished: &mut Vec<Finished>| {
         let id = project.releases[index].id.clone();
         session.reporter.event(
             &id,
@@ -193,18 +178,14 @@ pub async fn apply(
     };
     loop {
         if let Some(because) = stopped() {
-            ready.clear();
-            for &index in &project.graph.order {
-                if plans.contains_key(&index) && !started.contains(&index) {
-                    skip(index, because.into(), &mut started, &mut finished);
-                }
+            for index in countdown.remaining() {
+                skip(index, because.into(), &mut finished);
             }
         }
         while running.len() < concurrency.max(1) {
-            let Some((_, index)) = ready.pop_first() else {
+            let Some(index) = countdown.start() else {
                 break;
             };
-            started.insert(index);
             let (session, release) = (Arc::clone(&session), project.releases[index].clone());
             let (rendered, release_plan) = (rendered[&index].clone(), plans[&index].clone());
             let task = running.spawn(async move {
@@ -227,22 +208,8 @@ pub async fn apply(
         let (index, done) = match joined {
             Ok((_, result)) => result,
             Err(error) => {
-                // A release task that panicked: a failure whose state is unknown.
                 let index = tasks.get(&error.id()).copied().unwrap_or_default();
-                let done = Finished {
-                    id: project.releases[index].id.clone(),
-                    outcome: Outcome::Failed {
-                        error: ReleaseError::Panicked {
-                            message: error.to_string(),
-                        },
-                        rollback: Rollback::Failed {
-                            error: ReleaseError::NotAttempted,
-                        },
-                    },
-                    duration: Duration::ZERO,
-                    changes: (0, 0, 0),
-                };
-                (index, done)
+                (index, panicked(&project.releases[index].id, &error))
             }
         };
         let success = !matches!(
@@ -252,34 +219,13 @@ pub async fn apply(
         session.reporter.finish(&done.id, &done.outcome.describe());
         finished.push(done);
         if success {
-            for &dependent in dependents.get(&index).into_iter().flatten() {
-                let count = unmet.entry(dependent).or_default();
-                *count = count.saturating_sub(1);
-                if *count == 0 && !started.contains(&dependent) {
-                    ready.insert((
-                        position.get(&dependent).copied().unwrap_or(usize::MAX),
-                        dependent,
-                    ));
-                }
-            }
+            countdown.done(index);
         } else if stopped().is_none() {
-            // Dependents of a failure are skipped, and theirs in turn, each
-            // naming the need that did not succeed.
-            let mut failed = vec![index];
-            while let Some(need) = failed.pop() {
-                let mut skipped: Vec<usize> = dependents
-                    .get(&need)
-                    .into_iter()
-                    .flatten()
-                    .copied()
-                    .filter(|d| !started.contains(d))
-                    .collect();
-                skipped.sort_by_key(|d| position.get(d).copied());
-                for dependent in skipped {
-                    let because = format!("its need {} did not succeed", project.releases[need].id);
-                    skip(dependent, because, &mut started, &mut finished);
-                    failed.push(dependent);
-                }
+            // What waited for a failure is skipped, naming the need that
+            // did not succeed.
+            for (blocked, need) in countdown.blocked_by(index) {
+                let because = format!("its need {} did not succeed", project.releases[need].id);
+                skip(blocked, because, &mut finished);
             }
         }
     }
@@ -411,6 +357,23 @@ async fn undo_run(
             }
         };
         done.outcome = Outcome::Undone { rollback };
+    }
+}
+
+/// A release task that panicked: a failure whose state is unknown.
+fn panicked(id: &str, error: &tokio::task::JoinError) -> Finished {
+    Finished {
+        id: id.to_string(),
+        outcome: Outcome::Failed {
+            error: ReleaseError::Panicked {
+                message: error.to_string(),
+            },
+            rollback: Rollback::Failed {
+                error: ReleaseError::NotAttempted,
+            },
+        },
+        duration: Duration::ZERO,
+        changes: (0, 0, 0),
     }
 }
 
