@@ -94,6 +94,18 @@ impl Session {
 }
 
 impl Session {
+    /// Why nothing more may start, if so: the run was interrupted, or the
+    /// cluster stopped answering.
+    pub fn stopped(&self) -> Option<&'static str> {
+        if self.interrupt.is_set() {
+            Some("the run was interrupted")
+        } else if self.contact.lost().is_some() {
+            Some("the cluster stopped answering")
+        } else {
+            None
+        }
+    }
+
     /// The live objects in every kind and namespace that `objects` (as a
     /// revision stores them) are in — one LIST each — limited to what
     /// `selector` picks.

@@ -106,25 +106,7 @@ pub async fn apply(
     plan: Plan,
     concurrency: usize,
 ) -> Vec<Finished> {
-    let planned: HashMap<usize, &str> = plan
-        .releases
-        .iter()
-        .filter_map(|r| Some((r.index?, r.id.as_str())))
-        .collect();
-    let ids: Vec<String> = project
-        .graph
-        .order
-        .iter()
-        .filter_map(|i| planned.get(i).copied())
-        .chain(
-            plan.releases
-                .iter()
-                .filter(|r| r.index.is_none())
-                .map(|r| r.id.as_str()),
-        )
-        .map(str::to_string)
-        .collect();
-    session.reporter.start(&ids);
+    session.reporter.start(&run_ids(project, &plan));
     let mut finished = remove(&session, project, &plan).await;
     let removals: Vec<plan::ReleasePlan> = plan
         .releases
@@ -149,57 +131,24 @@ pub async fn apply(
     let mut countdown = Countdown::new(&order, |index| project.graph.needs[index].clone());
     let mut running = tokio::task::JoinSet::new();
     let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
-    let skip = |index: usize, because: String, finished: &mut Vec<Finished>| {
-        let id = project.releases[index].id.clone();
-        session.reporter.event(
-            &id,
-            &Event::Skipped {
-                because: because.clone(),
-            },
-        );
-        session.reporter.finish(&id, &format!("skipped: {because}"));
-        finished.push(Finished {
-            id,
-            outcome: Outcome::Skipped { because },
-            duration: Duration::ZERO,
-            changes: (0, 0, 0),
-        });
-    };
+    let skip =
+        |index: usize, because: String| skipped(&session, &project.releases[index].id, because);
     // Why nothing more starts, if it does not: this reason wins over a
     // failed need.
-    let stopped = || {
-        if session.interrupt.is_set() {
-            Some("the run was interrupted")
-        } else if session.contact.lost().is_some() {
-            Some("the cluster stopped answering")
-        } else {
-            None
-        }
-    };
+    let stopped = || session.stopped();
     loop {
         if let Some(because) = stopped() {
             for index in countdown.remaining() {
-                skip(index, because.into(), &mut finished);
+                finished.push(skip(index, because.into()));
             }
         }
         while running.len() < concurrency.max(1) {
             let Some(index) = countdown.start() else {
                 break;
             };
-            let (session, release) = (Arc::clone(&session), project.releases[index].clone());
-            let (rendered, release_plan) = (rendered[&index].clone(), plans[&index].clone());
-            let task = running.spawn(async move {
-                let start = Instant::now();
-                let counts = release_plan.counts();
-                let outcome = apply_release(&session, &release, &rendered, &release_plan).await;
-                let done = Finished {
-                    id: release.id.clone(),
-                    outcome,
-                    duration: start.elapsed(),
-                    changes: counts,
-                };
-                (index, done)
-            });
+            let release = project.releases[index].clone();
+            let work = run_release(&session, release, &rendered[&index], &plans[&index]);
+            let task = running.spawn(async move { (index, work.await) });
             tasks.insert(task.id(), index);
         }
         let Some(joined) = running.join_next_with_id().await else {
@@ -225,7 +174,7 @@ pub async fn apply(
             // did not succeed.
             for (blocked, need) in countdown.blocked_by(index) {
                 let because = format!("its need {} did not succeed", project.releases[need].id);
-                skip(blocked, because, &mut finished);
+                finished.push(skip(blocked, because));
             }
         }
     }
@@ -357,6 +306,67 @@ async fn undo_run(
             }
         };
         done.outcome = Outcome::Undone { rollback };
+    }
+}
+
+/// The releases of a run, in the order the live view lists them: those
+/// applied in graph order, then those removed.
+fn run_ids(project: &Project, plan: &Plan) -> Vec<String> {
+    let planned: HashMap<usize, &str> = plan
+        .releases
+        .iter()
+        .filter_map(|r| Some((r.index?, r.id.as_str())))
+        .collect();
+    project
+        .graph
+        .order
+        .iter()
+        .filter_map(|i| planned.get(i).copied())
+        .chain(
+            plan.releases
+                .iter()
+                .filter(|r| r.index.is_none())
+                .map(|r| r.id.as_str()),
+        )
+        .map(str::to_string)
+        .collect()
+}
+
+/// One release's run, timed, as a task can own it.
+fn run_release(
+    session: &Arc<Session>,
+    release: crate::release::Release,
+    rendered: &RenderedRelease,
+    plan: &plan::ReleasePlan,
+) -> impl std::future::Future<Output = Finished> + Send + 'static {
+    let (session, rendered, plan) = (Arc::clone(session), rendered.clone(), plan.clone());
+    async move {
+        let start = Instant::now();
+        let changes = plan.counts();
+        let outcome = apply_release(&session, &release, &rendered, &plan).await;
+        Finished {
+            id: release.id.clone(),
+            outcome,
+            duration: start.elapsed(),
+            changes,
+        }
+    }
+}
+
+/// A release that does not start, and why.
+fn skipped(session: &Session, id: &str, because: String) -> Finished {
+    session.reporter.event(
+        id,
+        &Event::Skipped {
+            because: because.clone(),
+        },
+    );
+    session.reporter.finish(id, &format!("skipped: {because}"));
+    Finished {
+        id: id.to_string(),
+        outcome: Outcome::Skipped { because },
+        duration: Duration::ZERO,
+        changes: (0, 0, 0),
     }
 }
 
