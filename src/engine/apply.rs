@@ -66,29 +66,35 @@ pub async fn apply_release(
             error: error.to_string(),
         },
     );
+    let rollback = after_failure(session, release, plan, &error, revision).await;
+    Outcome::Failed { error, rollback }
+}
+
+/// What becomes of a failed release's changes: nothing to undo, left in
+/// place (not atomic; its revision marked failed), or rolled back to the
+/// last deployed revision (or removed, on a first install).
+async fn after_failure(
+    session: &Session,
+    release: &Release,
+    plan: &ReleasePlan,
+    error: &ReleaseError,
+    revision: Option<Revision>,
+) -> Rollback {
+    let id = &release.id;
     let atomic = session.options.atomic.unwrap_or(release.options.atomic);
-    let Some(revision) = revision else {
-        let rollback = if atomic {
+    let Some(mut revision) = revision else {
+        return if atomic {
             Rollback::NothingChanged
         } else {
             Rollback::Left
         };
-        return Outcome::Failed { error, rollback };
     };
     if !atomic {
-        let mut revision = revision;
-        let rollback = match history::mark(
-            session,
-            &mut revision,
-            State::Failed,
-            Some(error.to_string()),
-        )
-        .await
-        {
+        let reason = Some(error.to_string());
+        return match history::mark(session, &mut revision, State::Failed, reason).await {
             Ok(()) => Rollback::Left,
             Err(mark) => Rollback::Failed { error: mark },
         };
-        return Outcome::Failed { error, rollback };
     }
     let undo = Undo {
         undone: revision,
@@ -100,7 +106,7 @@ pub async fn apply_release(
         timeout: release.options.timeout,
         history_max: release.options.history_max,
     };
-    let rollback = match roll_back(session, undo).await {
+    match roll_back(session, undo).await {
         Ok(restored) => {
             session.reporter.event(
                 id,
@@ -120,8 +126,7 @@ pub async fn apply_release(
             );
             Rollback::Failed { error }
         }
-    };
-    Outcome::Failed { error, rollback }
+    }
 }
 
 /// Objects the plan adopts: they existed before without being ours.

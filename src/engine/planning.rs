@@ -43,37 +43,13 @@ pub async fn plan(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .extend(namespaces.iter().cloned());
-    let known: BTreeSet<&str> = project.releases.iter().map(|r| r.id.as_str()).collect();
-    let orphans: Vec<String> = history
-        .iter()
-        .filter(|(id, revisions)| {
-            !known.contains(id.as_str())
-                && revisions
-                    .last()
-                    .is_some_and(|r| r.stack == session.stack_name)
-        })
-        .map(|(id, _)| id.clone())
-        .collect();
-    let mut scopes = BTreeSet::new();
-    for (index, release) in rendered {
-        scopes.extend(release.objects.iter().map(|o| live::scope_of(&o.body)));
-        if let Some(previous) = history
-            .get(&project.releases[*index].id)
-            .and_then(|h| h.last())
-        {
-            scopes.extend(previous.objects.scopes());
-        }
-    }
+    let orphans = orphans(project, &history, &session.stack_name);
     let removed_ids: Vec<String> = removals
         .iter()
         .map(|&i| project.releases[i].id.clone())
         .chain(orphans.iter().filter(|_| prune_releases).cloned())
         .collect();
-    for id in &removed_ids {
-        if let Some(previous) = history.get(id).and_then(|h| h.last()) {
-            scopes.extend(previous.objects.scopes());
-        }
-    }
+    let scopes = scopes(project, rendered, &removed_ids, &history);
     let resources = session.resources.read().await.clone();
     let (objects, unserved, requests) = live::fetch(&session.client, &resources, scopes)
         .await
@@ -117,6 +93,45 @@ pub async fn plan(
     };
     confirm(session, project, rendered, &mut planned).await?;
     Ok(planned)
+}
+
+/// Releases with revisions of this stack in the cluster that the stack no
+/// longer has.
+fn orphans(project: &Project, history: &live::History, stack: &str) -> Vec<String> {
+    let known: BTreeSet<&str> = project.releases.iter().map(|r| r.id.as_str()).collect();
+    history
+        .iter()
+        .filter(|(id, revisions)| {
+            !known.contains(id.as_str()) && revisions.last().is_some_and(|r| r.stack == stack)
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Every kind and namespace the run's objects are in, now and in the last
+/// revision of each release it applies or removes: what to LIST.
+fn scopes(
+    project: &Project,
+    rendered: &[(usize, RenderedRelease)],
+    removed_ids: &[String],
+    history: &live::History,
+) -> BTreeSet<live::Scope> {
+    let mut scopes = BTreeSet::new();
+    for (index, release) in rendered {
+        scopes.extend(release.objects.iter().map(|o| live::scope_of(&o.body)));
+        if let Some(previous) = history
+            .get(&project.releases[*index].id)
+            .and_then(|h| h.last())
+        {
+            scopes.extend(previous.objects.scopes());
+        }
+    }
+    for id in removed_ids {
+        if let Some(previous) = history.get(id).and_then(|h| h.last()) {
+            scopes.extend(previous.objects.scopes());
+        }
+    }
+    scopes
 }
 
 /// Refuse objects whose kind the cluster does not serve and no CRD among

@@ -121,23 +121,14 @@ pub async fn apply(
         .filter(|r| r.intent == Intent::Apply)
         .filter_map(|r| r.index.map(|i| (i, r)))
         .collect();
-    let order: Vec<usize> = project
-        .graph
-        .order
-        .iter()
-        .copied()
-        .filter(|index| plans.contains_key(index))
-        .collect();
-    let mut countdown = Countdown::new(&order, |index| project.graph.needs[index].clone());
+    let mut countdown = countdown(project, &plans);
     let mut running = tokio::task::JoinSet::new();
     let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
     let skip =
         |index: usize, because: String| skipped(&session, &project.releases[index].id, because);
-    // Why nothing more starts, if it does not: this reason wins over a
-    // failed need.
-    let stopped = || session.stopped();
     loop {
-        if let Some(because) = stopped() {
+        // Why nothing more starts: this reason wins over a failed need.
+        if let Some(because) = session.stopped() {
             for index in countdown.remaining() {
                 finished.push(skip(index, because.into()));
             }
@@ -169,7 +160,7 @@ pub async fn apply(
         finished.push(done);
         if success {
             countdown.done(index);
-        } else if stopped().is_none() {
+        } else if session.stopped().is_none() {
             // What waited for a failure is skipped, naming the need that
             // did not succeed.
             for (blocked, need) in countdown.blocked_by(index) {
@@ -307,6 +298,18 @@ async fn undo_run(
         };
         done.outcome = Outcome::Undone { rollback };
     }
+}
+
+/// The releases to apply, in graph order, each waiting for its needs.
+fn countdown(project: &Project, plans: &HashMap<usize, plan::ReleasePlan>) -> Countdown {
+    let order: Vec<usize> = project
+        .graph
+        .order
+        .iter()
+        .copied()
+        .filter(|index| plans.contains_key(index))
+        .collect();
+    Countdown::new(&order, |index| project.graph.needs[index].clone())
 }
 
 /// The releases of a run, in the order the live view lists them: those
