@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{ConfigError, Environment, FileRef, ReleaseSpec, Stack, ValuesSource};
 use crate::diagnostic::{SourceFile, Span};
 use crate::error::Error;
-use crate::release::{Need, Origin, Release, need_id};
+use crate::release::{ChartSource, Need, Origin, Release, need_id};
 use crate::render::RenderError;
 use crate::render::expression::Evaluator;
 use crate::values::{SetValue, merge};
@@ -286,31 +286,8 @@ fn resolve_release(
             release => release_context,
         },
     );
-    let chart_text = evaluator.text(&spec.chart).map_err(|e| vec![e.into()])?;
-    let chart = spec.base.join(&chart_text);
-    if !chart.is_dir() {
-        errors.push(
-            RenderError::ChartNotFound {
-                path: chart.clone(),
-                span: spec.chart.span.clone(),
-            }
-            .into(),
-        );
-    }
-    let needs = spec
-        .needs
-        .iter()
-        .filter_map(|node| match evaluator.text(node) {
-            Ok(text) => Some(Need {
-                id: need_id(&text, &namespace),
-                span: node.span.clone(),
-            }),
-            Err(error) => {
-                errors.push(error.into());
-                None
-            }
-        })
-        .collect();
+    let (chart, chart_name) = chart_source(spec, &evaluator, &mut errors)?;
+    let needs = needs(spec, &evaluator, &namespace, &mut errors);
     let installed = match &spec.installed {
         None => true,
         Some(node) => match installed_flag(&evaluator, node) {
@@ -321,40 +298,15 @@ fn resolve_release(
             }
         },
     };
-    let mut layers = Vec::new();
-    let mut origins = Vec::new();
-    for source in &spec.values {
-        match layer(source, &evaluator, files) {
-            Ok((layer, origin)) => {
-                layers.push(layer);
-                origins.push(Some(origin));
-            }
-            Err(error) => errors.push(error),
-        }
-    }
-    for secret in &spec.secrets {
-        match secrets.layer(secret, &evaluator) {
-            Ok(layer) => {
-                layers.push(layer);
-                origins.push(None);
-            }
-            Err(error) => errors.push(error),
-        }
-    }
+    let (layers, origins) = value_layers(spec, &evaluator, files, secrets, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
-    let chart_name = Path::new(chart_text.trim_end_matches('/'))
-        .file_name()
-        .map_or_else(
-            || chart_text.clone(),
-            |name| name.to_string_lossy().into_owned(),
-        );
     Ok(Release {
         id: format!("{namespace}/{name}"),
         name,
         namespace,
-        chart: crate::release::ChartSource::Local(chart),
+        chart,
         chart_name,
         labels,
         needs,
@@ -365,6 +317,86 @@ fn resolve_release(
         span: spec.name.span.clone(),
         chart_span: spec.chart.span.clone(),
     })
+}
+
+/// The releases it needs, as ids (a bare name is in the release's namespace).
+fn needs(
+    spec: &ReleaseSpec,
+    evaluator: &Evaluator,
+    namespace: &str,
+    errors: &mut Vec<Error>,
+) -> Vec<Need> {
+    spec.needs
+        .iter()
+        .filter_map(|node| match evaluator.text(node) {
+            Ok(text) => Some(Need {
+                id: need_id(&text, namespace),
+                span: node.span.clone(),
+            }),
+            Err(error) => {
+                errors.push(error.into());
+                None
+            }
+        })
+        .collect()
+}
+
+/// Where the release's chart comes from, and its name (the implicit
+/// `chart` label): a local folder, relative to the stack file, that must
+/// exist.
+fn chart_source(
+    spec: &ReleaseSpec,
+    evaluator: &Evaluator,
+    errors: &mut Vec<Error>,
+) -> Result<(ChartSource, String), Vec<Error>> {
+    let text = evaluator.text(&spec.chart).map_err(|e| vec![e.into()])?;
+    let dir = spec.base.join(&text);
+    if !dir.is_dir() {
+        errors.push(
+            RenderError::ChartNotFound {
+                path: dir.clone(),
+                span: spec.chart.span.clone(),
+            }
+            .into(),
+        );
+    }
+    let name = Path::new(text.trim_end_matches('/'))
+        .file_name()
+        .map_or_else(|| text.clone(), |name| name.to_string_lossy().into_owned());
+    Ok((ChartSource::Local(dir), name))
+}
+
+/// The release's own values layers, lowest first: its values (files and
+/// inline), then its secrets; where each was written, when it can be
+/// pointed at.
+fn value_layers(
+    spec: &ReleaseSpec,
+    evaluator: &Evaluator,
+    files: &mut ValuesFiles,
+    secrets: &mut SecretFiles,
+    errors: &mut Vec<Error>,
+) -> (Vec<Arc<Value>>, Vec<Option<Origin>>) {
+    let mut layers = Vec::new();
+    let mut origins = Vec::new();
+    for source in &spec.values {
+        match layer(source, evaluator, files) {
+            Ok((layer, origin)) => {
+                layers.push(layer);
+                origins.push(Some(origin));
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    for secret in &spec.secrets {
+        match secrets.layer(secret, evaluator) {
+            Ok(layer) => {
+                layers.push(layer);
+                origins.push(None);
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    (layers, origins)
 }
 
 fn installed_flag(evaluator: &Evaluator, node: &yaml::Node) -> Result<bool, Error> {
