@@ -99,6 +99,100 @@ impl Pods<'_> {
 }
 
 /// What the next change told a waiter.
+/// What a wait has learnt of its object so far.
+#[derive(Default)]
+struct Learnt {
+    /// The object was there (so its absence now means it went).
+    seen: bool,
+    /// The progress last reported.
+    last: String,
+    /// Its newest state.
+    latest: Option<Arc<Value>>,
+}
+
+impl Watched {
+    /// Judge the object's newest state (`current`, if a change brought
+    /// one): `Some` ends the wait.
+    fn judge(
+        &self,
+        current: Option<(Arc<Value>, bool)>,
+        listed: Option<Instant>,
+        rule: fn(&Value) -> Option<Readiness>,
+        learnt: &mut Learnt,
+        progress: &impl Fn(&str),
+    ) -> Option<Result<(), NotReady>> {
+        match current {
+            Some((object, deleted)) if self.applied.as_ref().is_none_or(|a| a.admits(&object)) => {
+                learnt.seen = true;
+                match (rule(&object), deleted) {
+                    (None | Some(Readiness::Ready), _) => return Some(Ok(())),
+                    (Some(Readiness::Failed(reason)), _) => {
+                        return Some(Err(NotReady::Failed(reason)));
+                    }
+                    (Some(Readiness::Waiting(_)), true) if may_vanish(&object) => {
+                        return Some(Ok(()));
+                    }
+                    (Some(Readiness::Waiting(_)), true) => return Some(Err(NotReady::Deleted)),
+                    (Some(Readiness::Waiting(text)), false) => {
+                        if text != learnt.last {
+                            progress(&text);
+                            learnt.last = text;
+                        }
+                    }
+                }
+                learnt.latest = Some(object);
+                None
+            }
+            // Not there, or an older object of that name: gone if it was
+            // seen, or if the feed listed after the wait began without it.
+            _ if learnt.seen || listed.is_some_and(|listed| listed >= self.since) => {
+                if self.feed.read(|state| state.contains_key(&self.name)) {
+                    // A newer state is on its way.
+                    None
+                } else if self.vanishes {
+                    Some(Ok(()))
+                } else {
+                    Some(Err(NotReady::Deleted))
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+impl PodWatch {
+    /// Follow a change of the pods: `Next::Pods` when the failing ones changed.
+    fn take(&mut self, change: Result<Change, RecvError>, pods: &Pods<'_>) -> Next {
+        match change {
+            Ok(Change::Object {
+                name: pod,
+                object,
+                deleted,
+            }) => {
+                let was = self.failing.contains_key(&pod);
+                if pods.failing(&object, deleted) {
+                    self.failing.insert(pod, object);
+                    Next::Pods
+                } else if was {
+                    self.failing.remove(&pod);
+                    Next::Pods
+                } else {
+                    Next::Nothing
+                }
+            }
+            Ok(Change::Resync) | Err(RecvError::Lagged(_)) => {
+                self.failing = self
+                    .feed
+                    .as_ref()
+                    .map(|feed| feed.read(|state| pods.all_failing(state)))
+                    .unwrap_or_default();
+                Next::Pods
+            }
+            Err(RecvError::Closed) => Next::Nothing,
+        }
+    }
+}
+
 enum Next {
     /// The object's state changed (`None`: read it from the feed again).
     Object(Option<(Arc<Value>, bool)>),
@@ -129,46 +223,16 @@ pub async fn until_ready(
         .filter(|p| p.after.is_zero())
         .and_then(Pods::open)
         .unwrap_or_default();
-    let (mut seen, mut last, mut judge) = (false, String::new(), true);
-    let mut latest: Option<Arc<Value>> = None;
+    let (mut learnt, mut judge) = (Learnt::default(), true);
     loop {
-        if judge {
-            match current.take() {
-                Some((object, deleted))
-                    if watched.applied.as_ref().is_none_or(|a| a.admits(&object)) =>
-                {
-                    seen = true;
-                    match (rule(&object), deleted) {
-                        (None | Some(Readiness::Ready), _) => return Ok(()),
-                        (Some(Readiness::Failed(reason)), _) => {
-                            return Err(NotReady::Failed(reason));
-                        }
-                        (Some(Readiness::Waiting(_)), true) if may_vanish(&object) => return Ok(()),
-                        (Some(Readiness::Waiting(_)), true) => return Err(NotReady::Deleted),
-                        (Some(Readiness::Waiting(text)), false) => {
-                            if text != last {
-                                progress(&text);
-                                last = text;
-                            }
-                        }
-                    }
-                    latest = Some(object);
-                }
-                // Not there, or an older object of that name: gone if it was
-                // seen, or if the feed listed after the wait began without it.
-                _ if seen || objects.listed.is_some_and(|listed| listed >= watched.since) => {
-                    if watched.feed.read(|state| state.contains_key(&name)) {
-                        // A newer state is on its way.
-                    } else if watched.vanishes {
-                        return Ok(());
-                    } else {
-                        return Err(NotReady::Deleted);
-                    }
-                }
-                _ => {}
-            }
+        if judge
+            && let Some(end) =
+                watched.judge(current.take(), objects.listed, rule, &mut learnt, &progress)
+        {
+            return end;
         }
-        if let (Some(object), Some(pods)) = (&latest, &pods)
+        let latest = &learnt.latest;
+        if let (Some(object), Some(pods)) = (latest, &pods)
             && judge
             && generation_observed(object)
         {
@@ -197,28 +261,9 @@ pub async fn until_ready(
                 }
                 None => Next::Nothing,
             },
-            change = next_pod(&mut watch.changes) => match (change, &pods) {
-                (Ok(Change::Object { name: pod, object, deleted }), Some(pods)) => {
-                    let was = watch.failing.contains_key(&pod);
-                    if pods.failing(&object, deleted) {
-                        watch.failing.insert(pod, object);
-                        Next::Pods
-                    } else if was {
-                        watch.failing.remove(&pod);
-                        Next::Pods
-                    } else {
-                        Next::Nothing
-                    }
-                }
-                (Ok(Change::Resync) | Err(RecvError::Lagged(_)), Some(pods)) => {
-                    watch.failing = watch
-                        .feed
-                        .as_ref()
-                        .map(|feed| feed.read(|state| pods.all_failing(state)))
-                        .unwrap_or_default();
-                    Next::Pods
-                }
-                _ => Next::Nothing,
+            change = next_pod(&mut watch.changes) => match &pods {
+                Some(pods) => watch.take(change, pods),
+                None => Next::Nothing,
             },
         };
         judge = true;
@@ -230,7 +275,7 @@ pub async fn until_ready(
                     .feed
                     .read(|state| state.get(&name).map(|o| (Arc::clone(o), false)));
             }
-            Next::Pods => current = latest.clone().map(|o| (o, false)),
+            Next::Pods => current = learnt.latest.clone().map(|o| (o, false)),
             Next::Nothing => judge = false,
         }
     }
