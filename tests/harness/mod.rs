@@ -362,10 +362,53 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
         .sum()
 }
 
-/// An external tool the tests need: found through `env_var` or on PATH. In
-/// CI (`STACK_REQUIRE_EXTERNAL=1`) a missing tool fails the test; elsewhere
-/// the test is skipped with a note.
+/// The oldest version of each external tool the tests were written against,
+/// and how to ask a binary its version.
+const MINIMUM_VERSIONS: &[(&str, &[&str], (u64, u64))] = &[
+    ("kubectl", &["version", "--client"], (1, 30)),
+    ("sops", &["--version"], (3, 9)),
+    ("age", &["--version"], (1, 1)),
+];
+
+/// The first `major.minor` in a tool's version output.
+fn version_of(binary: &Path, args: &[&str]) -> Option<(u64, u64)> {
+    let output = Command::new(binary).args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    text.split(|c: char| !c.is_ascii_digit() && c != '.')
+        .find_map(|word| {
+            let mut parts = word.split('.');
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })
+}
+
+/// An external tool the tests need: found through `env_var` or on PATH,
+/// and at least the version the tests were written against. In CI
+/// (`STACK_REQUIRE_EXTERNAL=1`) a missing or older tool fails the test;
+/// elsewhere the test is skipped with a note.
 pub fn external_tool(env_var: &str, name: &str) -> Option<PathBuf> {
+    let found = find_tool(env_var, name)?;
+    let Some((_, args, minimum)) = MINIMUM_VERSIONS.iter().find(|(tool, ..)| *tool == name) else {
+        return Some(found);
+    };
+    let version = version_of(&found, args);
+    if version.is_some_and(|version| version >= *minimum) {
+        return Some(found);
+    }
+    let (major, minor) = minimum;
+    assert!(
+        std::env::var_os("STACK_REQUIRE_EXTERNAL").is_none(),
+        "{name} {major}.{minor} or newer is required (STACK_REQUIRE_EXTERNAL is set); {} is {version:?}",
+        found.display()
+    );
+    eprintln!(
+        "skipped: {name} at {} is {version:?}, older than {major}.{minor}",
+        found.display()
+    );
+    None
+}
+
+fn find_tool(env_var: &str, name: &str) -> Option<PathBuf> {
     let found = std::env::var_os(env_var)
         .map(PathBuf::from)
         .filter(|p| p.exists())
