@@ -858,9 +858,14 @@ fn decode_continue(token: &str) -> Option<(String, String)> {
 type Cells = fn(&Value) -> Vec<Value>;
 
 /// What `kubectl get` prints: `Name`, kind-specific columns, `Age`.
-fn table(resource: &ResourceType, items: &[&Value]) -> Value {
-    let column = |name: &str, kind: &str| json!({"name": name, "type": kind, "format": if name == "Name" { "name" } else { "" }, "description": name, "priority": 0});
-    let (extra, cells): (Vec<Value>, Cells) = match resource.kind.as_str() {
+/// A column of a table.
+fn column(name: &str, kind: &str) -> Value {
+    json!({"name": name, "type": kind, "format": if name == "Name" { "name" } else { "" }, "description": name, "priority": 0})
+}
+
+/// The kind-specific columns of `kubectl get`, and how a row fills them.
+fn kind_columns(kind: &str) -> (Vec<Value>, Cells) {
+    match kind {
         "Deployment" => (
             vec![
                 column("Ready", "string"),
@@ -933,7 +938,11 @@ fn table(resource: &ResourceType, items: &[&Value]) -> Value {
             },
         ),
         _ => (Vec::new(), |_| Vec::new()),
-    };
+    }
+}
+
+fn table(resource: &ResourceType, items: &[&Value]) -> Value {
+    let (extra, cells) = kind_columns(&resource.kind);
     let mut columns = vec![column("Name", "string")];
     columns.extend(extra);
     columns.push(column("Age", "string"));

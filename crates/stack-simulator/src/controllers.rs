@@ -493,36 +493,9 @@ impl Controllers {
         let now = inner.now();
         let mut store = inner.store();
         if std::mem::take(&mut self.resync) {
-            for key in WORKLOADS {
-                let ids: Vec<_> = store.list(key, None).map(crate::store::object_id).collect();
-                self.dirty.extend(
-                    ids.into_iter()
-                        .map(|(ns, name)| (key.to_string(), ns, name)),
-                );
-            }
-            self.services = store
-                .list("/services", None)
-                .map(crate::store::object_id)
-                .collect();
-            (self.claims, self.crds, self.namespaces) = (true, true, true);
+            self.everything(&store);
         }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
-            .into_iter()
-            .partition(|(at, ..)| *at <= now);
-        self.timers = later;
-        // Rollouts that are due get a pass of their own, before what changed
-        // meanwhile: whoever waits on them hears sooner, and a new change's
-        // rollout counts from its write, not from its pass.
-        let work: BTreeSet<_> = if due.is_empty() {
-            std::mem::take(&mut self.dirty)
-        } else {
-            let due: BTreeSet<_> = due
-                .into_iter()
-                .map(|(_, key, ns, name)| (key, ns, name))
-                .collect();
-            self.dirty.retain(|id| !due.contains(id));
-            due
-        };
+        let work = self.work(now);
         let default_seconds = inner.config.rollout_seconds;
         for id in work {
             let (key, namespace, name) = &id;
@@ -583,6 +556,43 @@ impl Controllers {
             self.rollouts.remove(&uid);
         }
         self.timers.iter().map(|(at, ..)| *at).reduce(f64::min)
+    }
+
+    /// After a restart: every workload, Service, claim, CRD and namespace
+    /// is looked at again.
+    fn everything(&mut self, store: &Store) {
+        for key in WORKLOADS {
+            let ids: Vec<_> = store.list(key, None).map(crate::store::object_id).collect();
+            self.dirty.extend(
+                ids.into_iter()
+                    .map(|(ns, name)| (key.to_string(), ns, name)),
+            );
+        }
+        self.services = store
+            .list("/services", None)
+            .map(crate::store::object_id)
+            .collect();
+        (self.claims, self.crds, self.namespaces) = (true, true, true);
+    }
+
+    /// The workloads this pass looks at. Rollouts that are due get a pass
+    /// of their own, before what changed meanwhile: whoever waits on them
+    /// hears sooner, and a new change's rollout counts from its write, not
+    /// from its pass.
+    fn work(&mut self, now: f64) -> BTreeSet<(String, String, String)> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
+            .into_iter()
+            .partition(|(at, ..)| *at <= now);
+        self.timers = later;
+        if due.is_empty() {
+            return std::mem::take(&mut self.dirty);
+        }
+        let due: BTreeSet<_> = due
+            .into_iter()
+            .map(|(_, key, ns, name)| (key, ns, name))
+            .collect();
+        self.dirty.retain(|id| !due.contains(id));
+        due
     }
 
     /// The rollout of a workload's generation, started at `start` (the

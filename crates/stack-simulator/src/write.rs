@@ -826,19 +826,7 @@ pub fn delete(
     }
     let deferred = !finalizers.is_empty() || resource.kind == "Namespace";
     if deferred {
-        let mut marked = Value::clone(&live);
-        marked["metadata"]["deletionTimestamp"] = json!(now());
-        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        if !finalizers.is_empty() {
-            marked["metadata"]["finalizers"] = Value::Array(finalizers);
-        }
-        if has_generation(resource) {
-            marked["metadata"]["generation"] =
-                json!(metadata["generation"].as_u64().unwrap_or(1) + 1);
-        }
-        if resource.kind == "Namespace" {
-            marked["status"]["phase"] = json!("Terminating");
-        }
+        let marked = marked_for_deletion(resource, &live, finalizers);
         if request.dry_run {
             return Ok((200, Arc::new(marked)));
         }
@@ -865,6 +853,26 @@ pub fn delete(
         (None, Some(removed)) => Ok((200, removed)),
         (None, None) => Err(ApiError::not_found(resource, request.name)),
     }
+}
+
+/// An object whose deletion waits (finalizers, a namespace emptying):
+/// marked with its deletion timestamp, its finalizers, a new generation
+/// and, for a namespace, `Terminating`.
+fn marked_for_deletion(resource: &ResourceType, live: &Value, finalizers: Vec<Value>) -> Value {
+    let mut marked = Value::clone(live);
+    marked["metadata"]["deletionTimestamp"] = json!(now());
+    marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+    if !finalizers.is_empty() {
+        marked["metadata"]["finalizers"] = Value::Array(finalizers);
+    }
+    if has_generation(resource) {
+        marked["metadata"]["generation"] =
+            json!(live["metadata"]["generation"].as_u64().unwrap_or(1) + 1);
+    }
+    if resource.kind == "Namespace" {
+        marked["status"]["phase"] = json!("Terminating");
+    }
+    marked
 }
 
 fn success(resource: &ResourceType, name: &str, uid: Option<&str>) -> Value {
