@@ -958,24 +958,7 @@ fn job(
             .any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
     });
     if finished {
-        let ttl = job["spec"]["ttlSecondsAfterFinished"].as_f64()?;
-        let finished_at: f64 = job["metadata"]["annotations"]["sim.stack.dev/finished-at"]
-            .as_str()?
-            .parse()
-            .ok()?;
-        if now_seconds >= finished_at + ttl {
-            let uid = text(&job["metadata"]["uid"]);
-            let pods: Vec<String> = owned_by(store, "/pods", &namespace, &uid)
-                .iter()
-                .map(|p| text(&p["metadata"]["name"]))
-                .collect();
-            for pod in pods {
-                delete(store, "/pods", &namespace, &pod);
-            }
-            delete(store, "batch/jobs", &namespace, &name);
-            return None;
-        }
-        return Some(finished_at + ttl);
+        return expire(store, job, now_seconds);
     }
     let pod = format!(
         "{name}-{}",
@@ -1020,8 +1003,45 @@ fn job(
         fate,
         &json!({"batch.kubernetes.io/job-name": name}),
     );
-    let previous = &job["status"];
-    let status = if failed {
+    let status = finished_status(&job["status"], &start_time, failed);
+    update(store, "batch/jobs", &namespace, &name, |j| {
+        j["metadata"]["annotations"]["sim.stack.dev/finished-at"] =
+            json!(format!("{now_seconds:.3}"));
+    });
+    set_status(store, "batch/jobs", &namespace, &name, status);
+    job["spec"]["ttlSecondsAfterFinished"]
+        .as_f64()
+        .map(|ttl| now_seconds + ttl)
+}
+
+/// A finished Job with a TTL: removed with its pods once the TTL passed;
+/// else when it will be.
+fn expire(store: &mut Store, job: &Value, now_seconds: f64) -> Option<f64> {
+    let namespace = text(&job["metadata"]["namespace"]);
+    let name = text(&job["metadata"]["name"]);
+    let ttl = job["spec"]["ttlSecondsAfterFinished"].as_f64()?;
+    let finished_at: f64 = job["metadata"]["annotations"]["sim.stack.dev/finished-at"]
+        .as_str()?
+        .parse()
+        .ok()?;
+    if now_seconds < finished_at + ttl {
+        return Some(finished_at + ttl);
+    }
+    let uid = text(&job["metadata"]["uid"]);
+    let pods: Vec<String> = owned_by(store, "/pods", &namespace, &uid)
+        .iter()
+        .map(|p| text(&p["metadata"]["name"]))
+        .collect();
+    for pod in pods {
+        delete(store, "/pods", &namespace, &pod);
+    }
+    delete(store, "batch/jobs", &namespace, &name);
+    None
+}
+
+/// The status of a Job whose pod ended, as the job controller writes it.
+fn finished_status(previous: &Value, start_time: &Value, failed: bool) -> Value {
+    if failed {
         json!({"startTime": start_time, "failed": 1, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {},
         "conditions": [
             condition(previous, "FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
@@ -1033,15 +1053,7 @@ fn job(
             condition(previous, "SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods"),
             condition(previous, "Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods"),
         ]})
-    };
-    update(store, "batch/jobs", &namespace, &name, |j| {
-        j["metadata"]["annotations"]["sim.stack.dev/finished-at"] =
-            json!(format!("{now_seconds:.3}"));
-    });
-    set_status(store, "batch/jobs", &namespace, &name, status);
-    job["spec"]["ttlSecondsAfterFinished"]
-        .as_f64()
-        .map(|ttl| now_seconds + ttl)
+    }
 }
 
 fn bind_claims(store: &mut Store) {
