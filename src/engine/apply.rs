@@ -167,7 +167,7 @@ async fn run(
         chart: release.chart_name.clone(),
         values_digest: stack_kube::revision::values_digest(&rendered.values),
         commit: session.commit.clone(),
-        started: history::now(),
+        started: stack_kube::clock::now(),
         finished: None,
         objects: Stored::new(rendered.objects.iter().map(|o| &o.body)),
         tests: Stored::new(rendered.tests.iter().map(|o| &o.body)),

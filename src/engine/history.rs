@@ -9,10 +9,6 @@ use crate::engine::Session;
 use crate::engine::error::ReleaseError;
 use stack_kube::revision::{Revision, State};
 
-pub fn now() -> String {
-    stack_kube::clock::now()
-}
-
 type Secrets = Api<k8s_openapi::api::core::v1::Secret>;
 
 fn secrets(session: &Session, namespace: &str) -> Secrets {
@@ -49,7 +45,7 @@ pub async fn mark(
     message: Option<String>,
 ) -> Result<(), ReleaseError> {
     revision.state = state;
-    revision.finished = Some(now());
+    revision.finished = Some(stack_kube::clock::now());
     if let Some(message) = message {
         // Stored masked: a secret rotated later must not show in history.
         let message = crate::mask::Masker::new(false).mask_text(&message);

@@ -90,7 +90,7 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
     let mut restored = Revision {
         number,
         state: State::Pending,
-        started: history::now(),
+        started: stack_kube::clock::now(),
         finished: None,
         tests_passed: None,
         message: Some(restore_message(&target, &undo)),

@@ -15,9 +15,8 @@ use crate::resources::ResourceType;
 use crate::status::ApiError;
 use crate::store::{Action, Store};
 use crate::validation;
-use stack_kube::fields::{self, FieldSet, Path};
-
 use stack_kube::clock::now;
+use stack_kube::fields::{self, FieldSet, Path};
 
 fn new_uid() -> String {
     let bytes: [u8; 16] = rand::random();
