@@ -58,10 +58,10 @@ fn run_template(binary: &str, dir: &Path) -> String {
 fn floor(rendered: &str) -> String {
     let mut out = String::with_capacity(rendered.len());
     for document in rendered.split("\n---\n") {
-        let source = stack::diagnostic::SourceFile::new("rendered.yaml", document);
-        let value = stack::yaml::parse_values(&source).expect("rendered YAML parses");
+        let source = stack_core::diagnostic::SourceFile::new("rendered.yaml", document);
+        let value = stack_core::yaml::parse_values(&source).expect("rendered YAML parses");
         out.push_str("---\n");
-        out.push_str(&stack::yaml::to_string(&value));
+        out.push_str(&stack_core::yaml::to_string(&value));
     }
     out
 }

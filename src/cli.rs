@@ -222,7 +222,7 @@ pub struct LockArgs {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::config::reader::parse_duration(text)
+    stack_core::load::config::reader::parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration; write it like 90s, 5m or 1h"))
 }
 

@@ -1,12 +1,18 @@
-//! The `stack` binary: parse the command line, run, map the outcome to an
-//! exit code. Everything else lives in the library.
+//! The `stack` binary: parse the command line, resolve it into settings,
+//! run one command, map the outcome to an exit code. Loading, planning and
+//! executing live in the `stack-core` library.
+
+mod cli;
+mod commands;
+mod output;
+mod settings;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use stack::cli::Cli;
-use stack::settings::Settings;
+use crate::cli::Cli;
+use crate::settings::Settings;
 
 /// Rendering, diffing and the simulator build and drop JSON and YAML trees
 /// from many threads: mimalloc spends a fraction of glibc malloc's time on it.
@@ -22,16 +28,16 @@ fn main() -> ExitCode {
     if !color_requested {
         anstream::ColorChoice::Never.write_global();
     }
-    stack::mask::show_secrets(cli.global.show_secrets);
+    stack_core::mask::show_secrets(cli.global.show_secrets);
     let outcome = Settings::resolve(&cli).and_then(|settings| {
-        stack::commands::run(&cli, &settings)
+        crate::commands::run(&cli, &settings)
             .map_err(|errors| (errors, settings.color))
             .map_err(|(errors, _)| errors)
     });
     let code = match outcome {
         Ok(code) => code,
         Err(errors) => {
-            stack::output::print_errors(&errors, color_requested);
+            crate::output::print_errors(&errors, color_requested);
             errors.exit_code()
         }
     };
@@ -46,7 +52,7 @@ fn main() -> ExitCode {
 fn usage(error: &clap::Error) -> ExitCode {
     let _ = error.print();
     if error.use_stderr() {
-        ExitCode::from(stack::error::EXIT_ERROR)
+        ExitCode::from(stack_core::error::EXIT_ERROR)
     } else {
         ExitCode::SUCCESS
     }

@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
-use crate::diagnostic::Diagnostic;
-use crate::error::Errors;
+use stack_core::diagnostic::Diagnostic;
+use stack_core::error::Errors;
 
 /// Print problems to stderr.
 pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>, color: bool) {
@@ -16,7 +16,7 @@ pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnosti
         let _ = write!(
             stderr,
             "{}",
-            crate::mask::mask_output(&diagnostic.render(color))
+            stack_core::mask::mask_output(&diagnostic.render(color))
         );
     }
 }
@@ -25,7 +25,7 @@ pub fn print_errors(errors: &Errors, color: bool) {
     let diagnostics: Vec<Diagnostic> = errors
         .0
         .iter()
-        .map(crate::error::Error::diagnostic)
+        .map(stack_core::error::Error::diagnostic)
         .collect();
     print_diagnostics(&diagnostics, color);
     if errors.0.len() > 1 {
@@ -34,12 +34,7 @@ pub fn print_errors(errors: &Errors, color: bool) {
     }
 }
 
-/// A note on stderr (suppressed by `-q`).
-pub fn note(message: &str, quiet: bool) {
-    if !quiet {
-        let _ = writeln!(anstream::stderr().lock(), "note: {message}");
-    }
-}
+pub use stack_core::execute::report::note;
 
 /// Left-aligned columns separated by two spaces, no trailing blanks.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -72,6 +67,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// Write to stdout; a closed pipe (`stack template | head`) is not an error.
 pub fn stdout(text: &str) {
     let mut out = anstream::stdout().lock();
-    let _ = out.write_all(crate::mask::mask_output(text).as_bytes());
+    let _ = out.write_all(stack_core::mask::mask_output(text).as_bytes());
     let _ = out.flush();
 }

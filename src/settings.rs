@@ -4,27 +4,22 @@
 use std::path::PathBuf;
 
 use crate::cli::{AtomicScope, Cli, Command, OutputFormat, Recover};
-use crate::engine::options::{Direction, ExecutionOptions};
-use crate::error::Errors;
-use crate::graph::{NeedsMode, Selector};
-use crate::values::SetValue;
+use stack_core::error::Errors;
+use stack_core::execute::options::{Direction, ExecutionOptions};
+use stack_core::load::graph::{GraphError, NeedsMode, Selector};
+use stack_core::load::project::LoadOptions;
+use stack_core::load::values::SetValue;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `-e`; `None` means the stack's `defaultEnvironment`, else `default`.
-    pub environment: Option<String>,
-    pub target: PathBuf,
-    pub selectors: Vec<Selector>,
-    pub sets: Vec<SetValue>,
+    /// What to load: stack, environment, values, keys, selection.
+    pub load: LoadOptions,
     pub output: OutputFormat,
     pub color: bool,
     pub quiet: bool,
     pub verbose: bool,
     pub show_secrets: bool,
-    pub allow_no_match: bool,
-    pub needs: NeedsMode,
     pub kubeconfig: Option<PathBuf>,
-    pub age_key_file: Option<PathBuf>,
     pub kube_context: Option<String>,
     /// How a run against the cluster executes (`apply`'s flags; the lock
     /// wait of every command that takes the lock).
@@ -39,7 +34,7 @@ impl Settings {
             .iter()
             .map(|text| Selector::parse(text))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(crate::graph::GraphError::from)?;
+            .map_err(GraphError::from)?;
         let mut sets = Vec::new();
         for text in &global.set {
             sets.push(SetValue::parse(text, false)?);
@@ -56,19 +51,21 @@ impl Settings {
         };
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
         Ok(Self {
-            environment: global.environment.clone(),
-            target: global.file.clone().unwrap_or_else(|| PathBuf::from(".")),
-            selectors,
-            sets,
+            load: LoadOptions {
+                target: global.file.clone().unwrap_or_else(|| PathBuf::from(".")),
+                environment: global.environment.clone(),
+                sets,
+                age_key_file: global.age_key_file.clone(),
+                selectors,
+                needs,
+                allow_no_match: global.allow_no_matching_release,
+            },
             output: global.output,
             color: !global.no_color && !no_color_env,
             quiet: global.quiet,
             verbose: global.verbose,
             show_secrets: global.show_secrets,
-            allow_no_match: global.allow_no_matching_release,
-            needs,
             kubeconfig: global.kubeconfig.clone(),
-            age_key_file: global.age_key_file.clone(),
             kube_context: global.kube_context.clone(),
             execution: execution(&cli.command),
         })

@@ -10,11 +10,11 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use serde_json::Value;
-use stack::config::{Stack, parse_stack_file};
-use stack::diagnostic::SourceFile;
-use stack::graph::Selector;
-use stack::secrets::identities::Identities;
-use stack::values::{SetValue, lookup, merge};
+use stack_core::diagnostic::SourceFile;
+use stack_core::load::config::{Stack, parse_stack_file};
+use stack_core::load::graph::Selector;
+use stack_core::load::values::{SetValue, lookup, merge};
+use stack_core::secrets::identities::Identities;
 
 /// Words a stack file is made of, so that generated files reach past the
 /// first syntax error into the stack-file rules.
@@ -85,7 +85,7 @@ fn stack_text() -> impl Strategy<Value = String> {
     ]
 }
 
-fn located(error: &stack::config::ConfigError) -> bool {
+fn located(error: &stack_core::load::config::ConfigError) -> bool {
     error.span().is_some()
 }
 
@@ -109,7 +109,7 @@ proptest! {
     #[test]
     fn values_files_never_panic_and_errors_are_located(text in stack_text()) {
         let source = SourceFile::new("values.yaml", text);
-        if let Err(error) = stack::yaml::parse_values(&source) {
+        if let Err(error) = stack_core::yaml::parse_values(&source) {
             prop_assert!(error.span.location().contains("values.yaml:"), "{}", error.span.location());
         }
     }
@@ -170,7 +170,7 @@ proptest! {
         let identities = Identities { keys: Vec::new(), sources: Vec::new() };
         let path = dir.path().join("anything.yaml");
         std::fs::write(&path, &text).expect("write");
-        let _ = stack::secrets::decrypt_file(&path, &identities);
+        let _ = stack_core::secrets::decrypt_file(&path, &identities);
         let mut real = std::fs::read(example_secret()).expect("the example's secret");
         for (at, byte) in flips {
             let index = at % real.len();
@@ -178,7 +178,7 @@ proptest! {
         }
         let tampered = dir.path().join("db.yaml");
         std::fs::write(&tampered, &real).expect("write");
-        prop_assert!(stack::secrets::decrypt_file(&tampered, &identities).is_err());
+        prop_assert!(stack_core::secrets::decrypt_file(&tampered, &identities).is_err());
     }
 
     /// An age file of anything: no panic, an error.
@@ -187,7 +187,7 @@ proptest! {
         let identities = Identities { keys: Vec::new(), sources: Vec::new() };
         let mut contents = b"age-encryption.org/v1\n".to_vec();
         contents.extend(bytes);
-        prop_assert!(stack::secrets::age_file::decrypt("x.age", &contents, &identities).is_err());
+        prop_assert!(stack_core::secrets::age_file::decrypt("x.age", &contents, &identities).is_err());
     }
 }
 
@@ -253,15 +253,15 @@ proptest! {
         values in values(),
     ) {
         let text: String = pieces.concat();
-        let env = stack::render::filters::environment();
+        let env = stack_core::load::render::filters::environment();
         let context = minijinja::context! {
             values => minijinja::Value::from(minijinja::value::Serde(&values)),
             environment => minijinja::context! { name => "default" },
             release => minijinja::context! { name => "web", namespace => "apps" },
         };
-        let evaluator = stack::render::expression::Evaluator::new(&env, context);
+        let evaluator = stack_core::load::render::expression::Evaluator::new(&env, context);
         let source = SourceFile::new("stack.yaml", text.clone());
-        let span = stack::diagnostic::Span::new(&source, 0..text.len());
+        let span = stack_core::diagnostic::Span::new(&source, 0..text.len());
         if let Err(error) = evaluator.string(&text, &span) {
             prop_assert!(error.span().is_some(), "not located: {error}");
         }

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use stack::secrets::identities::Identities;
-use stack::secrets::tree::Tree;
-use stack::secrets::{SecretsError, decrypt_file};
+use stack_core::secrets::identities::Identities;
+use stack_core::secrets::tree::Tree;
+use stack_core::secrets::{SecretsError, decrypt_file};
 
 #[path = "secrets/age.rs"]
 mod age_files;
@@ -42,7 +42,7 @@ fn expected(file: &str) -> Vec<serde_json::Value> {
     let trees: Vec<Tree> = if Path::new(file).extension().is_some_and(|e| e == "json") {
         vec![serde_json::from_str(&text).unwrap()]
     } else {
-        stack::secrets::tree::parse_yaml(&text).unwrap()
+        stack_core::secrets::tree::parse_yaml(&text).unwrap()
     };
     trees.iter().map(Tree::to_value).collect()
 }
@@ -168,7 +168,7 @@ fn the_decrypt_command_prints_what_sops_printed() {
         let parsed: Vec<serde_json::Value> = if extension == "json" {
             vec![serde_json::from_str(&printed).unwrap()]
         } else {
-            stack::secrets::tree::parse_yaml(&printed)
+            stack_core::secrets::tree::parse_yaml(&printed)
                 .unwrap()
                 .iter()
                 .map(Tree::to_value)
@@ -243,7 +243,7 @@ fn files_real_sops_writes_decrypt_with_stack() {
         .stdout;
     let theirs = sops_run(&["decrypt", "enc.yaml"]);
     let parse = |text: &str| {
-        stack::secrets::tree::parse_yaml(text)
+        stack_core::secrets::tree::parse_yaml(text)
             .unwrap()
             .iter()
             .map(Tree::to_value)
@@ -308,7 +308,7 @@ fn files_stack_encrypts_decrypt_with_real_sops_and_with_stack() {
         "{encrypted}"
     );
     let parse = |text: &str| {
-        stack::secrets::tree::parse_yaml(text)
+        stack_core::secrets::tree::parse_yaml(text)
             .unwrap()
             .iter()
             .map(Tree::to_value)

@@ -2,12 +2,12 @@
 //! waited for, pruned and recorded — and print a summary with durations.
 
 use crate::cli::OutputFormat;
-use crate::engine::{self, Finished, Outcome, Rollback};
-use crate::error::{EXIT_ERROR, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, Error, Errors};
 use crate::output;
-use crate::project::Project;
-use crate::render::RenderedRelease;
 use crate::settings::Settings;
+use stack_core::error::{EXIT_ERROR, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, Error, Errors};
+use stack_core::execute::{self, Finished, Outcome, Rollback};
+use stack_core::load::project::Project;
+use stack_core::load::render::RenderedRelease;
 
 /// Rendered releases by index, and the indices of releases to remove.
 type Selected = (Vec<(usize, RenderedRelease)>, Vec<usize>);
@@ -33,7 +33,8 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
             session.interrupt.listen();
             let environment = &project.environment.environment.name;
             let finished =
-                engine::deploy::deploy(&session, project, environment, rendered, &removals).await?;
+                execute::deploy::deploy(&session, project, environment, rendered, &removals)
+                    .await?;
             Ok((finished, session.interrupt.is_set()))
         })?;
     print_summary(&finished, settings);
@@ -160,7 +161,7 @@ fn print_summary(finished: &[Finished], settings: &Settings) {
                 create.to_string(),
                 change.to_string(),
                 delete.to_string(),
-                crate::engine::event::seconds(f.duration),
+                stack_core::execute::event::seconds(f.duration),
             ]
         })
         .collect();

@@ -2,15 +2,15 @@
 //! 127.0.0.1, with a kubeconfig for kubectl, until Ctrl-C or SIGTERM.
 
 use crate::cli::ServeArgs;
-use crate::cluster::{ClusterError, simulator_config};
-use crate::config::ClusterTarget;
-use crate::error::{Error, Errors};
 use crate::output;
 use crate::settings::Settings;
+use stack_core::cluster::{ClusterError, simulator_config};
+use stack_core::error::{Error, Errors};
+use stack_core::load::config::ClusterTarget;
 use stack_simulator::server::{self, Opened};
 
 pub fn serve(settings: &Settings, args: &ServeArgs) -> Result<u8, Errors> {
-    let (stack, environment) = crate::project::load_environment(settings)?;
+    let (stack, environment) = stack_core::load::project::load_environment(&settings.load)?;
     let name = environment.name.clone();
     let ClusterTarget::Simulated(options) = &environment.cluster else {
         return Err(ClusterError::NotSimulated { environment: name }.into());

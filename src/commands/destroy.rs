@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 
-use crate::cluster::live;
-use crate::engine::countdown::Countdown;
-use crate::engine::error::ReleaseError;
-use crate::engine::event::Event;
-use crate::engine::{EngineError, apply};
-use crate::error::Errors;
-use crate::plan;
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::cluster::live;
+use stack_core::error::Errors;
+use stack_core::execute::countdown::Countdown;
+use stack_core::execute::error::ReleaseError;
+use stack_core::execute::event::Event;
+use stack_core::execute::{EngineError, apply};
+use stack_core::load::project::Project;
+use stack_core::plan;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
@@ -23,7 +23,7 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     })
 }
 
-async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<u8, Errors> {
+async fn destroy(session: &stack_core::execute::Session, project: &Project) -> Result<u8, Errors> {
     let (history, _) = live::history(&session.client)
         .await
         .map_err(EngineError::api("cannot read release history"))?;
@@ -81,14 +81,14 @@ async fn destroy(session: &crate::engine::Session, project: &Project) -> Result<
         }
     }
     match failed {
-        Some(error) => Err(crate::error::Error::Release(error).into()),
+        Some(error) => Err(stack_core::error::Error::Release(error).into()),
         None => Ok(0),
     }
 }
 
 /// Delete one release's objects and history, then wait for its objects to go.
 async fn destroy_release(
-    session: &crate::engine::Session,
+    session: &stack_core::execute::Session,
     removal: plan::ReleasePlan,
 ) -> Result<(), ReleaseError> {
     if removal.up_to_date {
@@ -106,7 +106,7 @@ async fn destroy_release(
                 &change.key.kind,
                 change.key.namespace.as_deref(),
             )?;
-            Some(crate::engine::wait::until_gone(
+            Some(stack_core::execute::wait::until_gone(
                 api,
                 change.key.name.clone(),
             ))

@@ -5,19 +5,19 @@
 use std::fmt::Write as _;
 
 use crate::cli::{DiffArgs, OutputFormat};
-use crate::diff::Comparison;
-use crate::diff::text::{Style, unified};
-use crate::engine::{self, Planned};
-use crate::error::{EXIT_CHANGES, Errors};
 use crate::output;
-use crate::plan::{Action, Intent};
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::error::{EXIT_CHANGES, Errors};
+use stack_core::execute::{self, Planned};
+use stack_core::load::project::Project;
+use stack_core::plan::diff::Comparison;
+use stack_core::plan::diff::text::{Style, unified};
+use stack_core::plan::{Action, Intent};
 
 pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8, Errors> {
     let (rendered, removals) = super::apply::render_selection(project)?;
     let planned = super::remote::with_session(project, settings, |session| async move {
-        Ok(engine::plan(&session, project, &rendered, &removals, args.prune_releases).await?)
+        Ok(execute::plan(&session, project, &rendered, &removals, args.prune_releases).await?)
     })?;
     for (id, revisions) in &planned.live.revisions {
         if let Some(pending) = revisions
@@ -33,10 +33,10 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
             );
         }
     }
-    let masker = crate::mask::Masker::new(settings.show_secrets);
+    let masker = stack_core::mask::Masker::new(settings.show_secrets);
     match settings.output {
         OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
-        OutputFormat::Yaml => output::stdout(&crate::yaml::to_string(&planned.plan.to_json())),
+        OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&planned.plan.to_json())),
         OutputFormat::Text => output::stdout(&text(
             &planned,
             &masker,
@@ -69,7 +69,7 @@ fn is_terminal() -> bool {
 }
 
 /// The human-readable plan.
-pub fn text(planned: &Planned, masker: &crate::mask::Masker, style: Style) -> String {
+pub fn text(planned: &Planned, masker: &stack_core::mask::Masker, style: Style) -> String {
     let mut out = String::new();
     let mut rows = Vec::new();
     for release in planned

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::{self, Stack};
-use crate::diff::text::{Style, unified};
-use crate::error::{EXIT_CHANGES, Errors};
-use crate::mask::Masker;
 use crate::output;
-use crate::resolve::{self, ResolvedEnvironment, SecretFiles};
 use crate::settings::Settings;
+use stack_core::error::{EXIT_CHANGES, Errors};
+use stack_core::load::config::{self, Stack};
+use stack_core::load::resolve::{self, ResolvedEnvironment, SecretFiles};
+use stack_core::mask::Masker;
+use stack_core::plan::diff::text::{Style, unified};
 
 pub fn diff(settings: &Settings, from: &str, to: &str, detailed: bool) -> Result<u8, Errors> {
     let stack = load_stack(settings)?;
@@ -43,7 +43,7 @@ pub fn diff(settings: &Settings, from: &str, to: &str, detailed: bool) -> Result
 
 /// The stack files, parsed, with no environment chosen.
 pub(super) fn load_stack(settings: &Settings) -> Result<Stack, Errors> {
-    let files = config::discover(&settings.target)?;
+    let files = config::discover(&settings.load.target)?;
     config::load(&files).map_err(Errors::from_all)
 }
 
@@ -62,6 +62,7 @@ pub(super) fn resolve(
     let environment = resolve::environment(stack, name)?;
     let mut secrets = SecretFiles::new(
         settings
+            .load
             .age_key_file
             .clone()
             .or_else(|| environment.age_key_file.clone()),

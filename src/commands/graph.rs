@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::cli::GraphFormat;
-use crate::error::Errors;
 use crate::output;
-use crate::project::Project;
+use stack_core::error::Errors;
+use stack_core::load::project::Project;
 
 pub fn run(project: &Project, format: GraphFormat) -> Result<u8, Errors> {
     let selection = &project.selection;

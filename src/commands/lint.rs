@@ -4,18 +4,20 @@
 //! renders. `--cluster` adds what only the cluster can say, as a run's
 //! plan asks it: kinds it does not serve, and a server-side dry run.
 
-use crate::error::Errors;
 use crate::output;
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::error::Errors;
+use stack_core::load::project::Project;
 
 pub fn run(project: &Project, settings: &Settings, cluster: bool) -> Result<u8, Errors> {
     let (rendered, removals) = super::apply::render_selection(project)?;
-    let invalid = crate::validate::refusals(project, &rendered, |_| true);
+    let invalid = stack_core::load::validate::refusals(project, &rendered, |_| true);
     if !invalid.is_empty() {
         return Err(
-            crate::error::Error::Engine(crate::engine::EngineError::Invalid { objects: invalid })
-                .into(),
+            stack_core::error::Error::Engine(stack_core::execute::EngineError::Invalid {
+                objects: invalid,
+            })
+            .into(),
         );
     }
     if cluster {
@@ -23,7 +25,7 @@ pub fn run(project: &Project, settings: &Settings, cluster: bool) -> Result<u8, 
         // server-side dry run of each object to create or change.
         let rendered = &rendered;
         super::remote::with_session(project, settings, |session| async move {
-            Ok(crate::engine::plan(&session, project, rendered, &removals, false).await?)
+            Ok(stack_core::execute::plan(&session, project, rendered, &removals, false).await?)
         })?;
     }
     let objects: usize = rendered

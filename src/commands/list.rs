@@ -3,10 +3,10 @@
 use serde_json::{Value, json};
 
 use crate::cli::OutputFormat;
-use crate::error::Errors;
 use crate::output;
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::error::Errors;
+use stack_core::load::project::Project;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     let releases: Vec<Value> = project
@@ -28,7 +28,7 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
         .collect();
     let text = match settings.output {
         OutputFormat::Json => format!("{:#}\n", Value::Array(releases)),
-        OutputFormat::Yaml => crate::yaml::to_string(&Value::Array(releases)),
+        OutputFormat::Yaml => stack_core::yaml::to_string(&Value::Array(releases)),
         OutputFormat::Text => {
             let rows: Vec<Vec<String>> = project
                 .selection

@@ -17,10 +17,10 @@ mod template;
 mod test;
 
 use crate::cli::{Cli, ClusterCommand, Command, EnvCommand, SecretsCommand};
-use crate::error::Errors;
 use crate::output;
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::error::Errors;
+use stack_core::load::project::Project;
 
 /// Run a command; the exit code on success (2 = changes, for diff).
 pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
@@ -103,7 +103,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Errors> {
         .enable_all()
         .build()
         .map_err(|source| {
-            Errors::from(crate::error::Error::Write {
+            Errors::from(stack_core::error::Error::Write {
                 path: "tokio runtime".into(),
                 source,
             })
@@ -112,7 +112,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Errors> {
 
 /// Load the project and show its warnings and the needs it will not run.
 fn load(settings: &Settings) -> Result<Project, Errors> {
-    let project = Project::load(settings)?;
+    let project = Project::load(&settings.load)?;
     if !settings.quiet {
         output::print_diagnostics(&project.warnings, settings.color);
     }

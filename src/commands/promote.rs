@@ -7,15 +7,15 @@
 use serde_json::Value;
 
 use crate::cli::PromoteArgs;
-use crate::config::{Promotion, Stack};
-use crate::diagnostic::{Diagnostic, SourceFile};
-use crate::error::{EXIT_CHANGES, Error, Errors};
 use crate::output;
-use crate::project::Project;
-use crate::promote::log::{self, Entry, Provenance, Written};
-use crate::promote::{self, PromoteError, edit, paths};
 use crate::settings::Settings;
-use crate::yaml;
+use stack_core::diagnostic::{Diagnostic, SourceFile};
+use stack_core::error::{EXIT_CHANGES, Error, Errors};
+use stack_core::load::config::{Promotion, Stack};
+use stack_core::load::project::Project;
+use stack_core::promote::log::{self, Entry, Provenance, Written};
+use stack_core::promote::{self, PromoteError, edit, paths};
+use stack_core::yaml;
 
 mod show;
 mod target;
@@ -32,10 +32,10 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
         .into());
     }
     let mut source_settings = settings.clone();
-    source_settings.environment = Some(args.from.clone());
+    source_settings.load.environment = Some(args.from.clone());
     // Not `super::load`: its note on needs that "will not run" does not
     // apply; a selector only limits the gate.
-    let project = Project::load(&source_settings)?;
+    let project = Project::load(&source_settings.load)?;
     if !settings.quiet {
         output::print_diagnostics(&project.warnings, settings.color);
     }
@@ -127,8 +127,8 @@ fn check_effect(
 /// releases saw them.
 fn source_values(project: &Project, settings: &Settings) -> Value {
     let mut values = Value::clone(&project.environment.values);
-    for set in &settings.sets {
-        crate::values::merge(&mut values, set.to_overlay());
+    for set in &settings.load.sets {
+        stack_core::load::values::merge(&mut values, set.to_overlay());
     }
     values
 }

@@ -3,11 +3,11 @@
 
 use std::future::Future;
 
-use crate::cluster::Cluster;
-use crate::engine::{Reporter, Session};
-use crate::error::Errors;
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::cluster::Cluster;
+use stack_core::error::Errors;
+use stack_core::execute::{Reporter, Session};
+use stack_core::load::project::Project;
 
 /// Connect, run `work` with a session, close the connection.
 pub fn with_session<T, F, Fut>(project: &Project, settings: &Settings, work: F) -> Result<T, Errors>
@@ -23,8 +23,8 @@ where
             settings.kube_context.as_deref(),
         )
         .await?;
-        let contact = crate::cluster::contact::Contact::new(&cluster.server);
-        let client = crate::cluster::crash::wrap(contact.wrap(cluster.client.clone()));
+        let contact = stack_core::cluster::contact::Contact::new(&cluster.server);
+        let client = stack_core::cluster::crash::wrap(contact.wrap(cluster.client.clone()));
         let result = match cluster.first_contact(&client).await {
             Ok(resources) => {
                 let session = Session::new(
@@ -89,5 +89,5 @@ pub fn locked<'a, T: 'a>(
     work: impl Future<Output = Result<T, Errors>> + 'a,
 ) -> impl Future<Output = Result<T, Errors>> + 'a {
     let environment = &project.environment.environment.name;
-    crate::engine::lock::holding(session, environment, command, Box::pin(work))
+    stack_core::execute::lock::holding(session, environment, command, Box::pin(work))
 }

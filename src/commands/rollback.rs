@@ -2,14 +2,14 @@
 //! cluster — by default the one deployed before the latest — as a new
 //! revision, the same way a failed apply is rolled back.
 
-use crate::cluster::live;
-use crate::config::ReleaseOptions;
-use crate::engine::event::Event;
-use crate::engine::rollback::{Undo, roll_back};
-use crate::engine::{EngineError, Session};
-use crate::error::{EXIT_ROLLBACK_FAILED, Error, Errors};
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::cluster::live;
+use stack_core::error::{EXIT_ROLLBACK_FAILED, Error, Errors};
+use stack_core::execute::event::Event;
+use stack_core::execute::rollback::{Undo, roll_back};
+use stack_core::execute::{EngineError, Session};
+use stack_core::load::config::ReleaseOptions;
+use stack_core::load::project::Project;
 use stack_kube::revision::{Revision, State};
 use std::sync::Arc;
 

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::{Error, Errors};
-use crate::secrets::SecretsError;
-use crate::secrets::tree::Tree;
+use stack_core::error::{Error, Errors};
+use stack_core::secrets::SecretsError;
+use stack_core::secrets::tree::Tree;
 
 fn secrets_error(error: SecretsError) -> Errors {
     Errors::from(Error::Secrets { error, span: None })
@@ -53,8 +53,9 @@ fn emit(file: &Path, output: Option<&Path>, in_place: bool, text: &[u8]) -> Resu
 
 fn identities(
     settings: &crate::settings::Settings,
-) -> Result<crate::secrets::identities::Identities, Errors> {
-    crate::secrets::identities::load(settings.age_key_file.as_deref()).map_err(secrets_error)
+) -> Result<stack_core::secrets::identities::Identities, Errors> {
+    stack_core::secrets::identities::load(settings.load.age_key_file.as_deref())
+        .map_err(secrets_error)
 }
 
 /// Documents as the file's format writes them: JSON (by extension) or a
@@ -65,7 +66,7 @@ fn render(file: &Path, documents: &[Value]) -> String {
     } else {
         documents
             .iter()
-            .map(crate::yaml::to_string)
+            .map(stack_core::yaml::to_string)
             .collect::<Vec<_>>()
             .join("---\n")
     }
@@ -82,21 +83,24 @@ pub fn decrypt(
     in_place: bool,
 ) -> Result<u8, Errors> {
     let identities = identities(settings)?;
-    let contents = crate::secrets::read(file).map_err(secrets_error)?;
-    if crate::secrets::age_file::is_age(&contents) {
-        let plaintext =
-            crate::secrets::age_file::decrypt(&file.display().to_string(), &contents, &identities)
-                .map_err(secrets_error)?;
+    let contents = stack_core::secrets::read(file).map_err(secrets_error)?;
+    if stack_core::secrets::age_file::is_age(&contents) {
+        let plaintext = stack_core::secrets::age_file::decrypt(
+            &file.display().to_string(),
+            &contents,
+            &identities,
+        )
+        .map_err(secrets_error)?;
         return emit(file, output, in_place, &plaintext).map(|()| 0);
     }
-    let decrypted = crate::secrets::decrypt_file(file, &identities).map_err(secrets_error)?;
+    let decrypted = stack_core::secrets::decrypt_file(file, &identities).map_err(secrets_error)?;
     let text = zeroize::Zeroizing::new(render(file, &plain_values(&decrypted.documents)));
     emit(file, output, in_place, text.as_bytes()).map(|()| 0)
 }
 
 /// Parse a SOPS file (`plaintext`: a file to encrypt) for rewriting.
 fn parse_file(file: &Path, plaintext: bool) -> Result<Vec<Tree>, Errors> {
-    let contents = crate::secrets::read(file).map_err(secrets_error)?;
+    let contents = stack_core::secrets::read(file).map_err(secrets_error)?;
     let refused = |reason: String| {
         let file = file.display().to_string();
         secrets_error(if plaintext {
@@ -106,7 +110,7 @@ fn parse_file(file: &Path, plaintext: bool) -> Result<Vec<Tree>, Errors> {
         })
     };
     let text = String::from_utf8(contents).map_err(|_| refused("not UTF-8 text".into()))?;
-    crate::secrets::parse(file, &text).map_err(refused)
+    stack_core::secrets::parse(file, &text).map_err(refused)
 }
 
 /// `stack secrets encrypt FILE`: a SOPS file, or with `--age` a plain
@@ -119,7 +123,7 @@ pub fn encrypt(
 ) -> Result<u8, Errors> {
     let name = file.display().to_string();
     let documents = parse_file(file, true)?;
-    let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
+    let creation = stack_core::secrets::creation::creation_for(file).map_err(secrets_error)?;
     let out = if age {
         let [recipients] = creation.groups.groups.as_slice() else {
             return Err(secrets_error(SecretsError::Plaintext {
@@ -129,17 +133,17 @@ pub fn encrypt(
                         .into(),
             }));
         };
-        let plaintext = crate::secrets::read(file).map_err(secrets_error)?;
-        crate::secrets::age_file::encrypt(recipients, &plaintext).map_err(secrets_error)?
+        let plaintext = stack_core::secrets::read(file).map_err(secrets_error)?;
+        stack_core::secrets::age_file::encrypt(recipients, &plaintext).map_err(secrets_error)?
     } else {
-        let encrypted = crate::secrets::encrypt::encrypt(&name, &documents, &creation)
+        let encrypted = stack_core::secrets::encrypt::encrypt(&name, &documents, &creation)
             .map_err(secrets_error)?;
         render(file, &encrypted).into_bytes()
     };
     emit(file, output, in_place, &out).map(|()| 0)
 }
 
-/// `stack secrets edit FILE`: see `crate::secrets::edit`. A file that does
+/// `stack secrets edit FILE`: see `stack_core::secrets::edit`. A file that does
 /// not exist yet starts empty and is encrypted per `.sops.yaml`.
 pub fn edit(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Errors> {
     let name = file.display().to_string();
@@ -157,24 +161,26 @@ pub fn edit(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Err
             })
         };
         let text = std::str::from_utf8(edited).map_err(|_| edited_error("not UTF-8".into()))?;
-        crate::secrets::parse(file, text).map_err(edited_error)
+        stack_core::secrets::parse(file, text).map_err(edited_error)
     };
     if !file.exists() {
-        let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
-        let edited = crate::secrets::edit::run_editor(file, b"").map_err(secrets_error)?;
+        let creation = stack_core::secrets::creation::creation_for(file).map_err(secrets_error)?;
+        let edited = stack_core::secrets::edit::run_editor(file, b"").map_err(secrets_error)?;
         let documents = parse_edited(&edited)?;
         if documents.is_empty() {
             eprintln!("{name}: nothing was written (the document is empty)");
             return Ok(0);
         }
-        let encrypted = crate::secrets::encrypt::encrypt(&name, &documents, &creation)
+        let encrypted = stack_core::secrets::encrypt::encrypt(&name, &documents, &creation)
             .map_err(secrets_error)?;
         write_private(file, render(file, &encrypted).as_bytes())?;
         eprintln!("{name}: created");
         return Ok(0);
     }
     let identities = identities(settings)?;
-    if crate::secrets::age_file::is_age(&crate::secrets::read(file).map_err(secrets_error)?) {
+    if stack_core::secrets::age_file::is_age(
+        &stack_core::secrets::read(file).map_err(secrets_error)?,
+    ) {
         return Err(secrets_error(SecretsError::NotEditable {
             file: name,
             reason: "it is a plain age file".into(),
@@ -182,18 +188,18 @@ pub fn edit(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Err
     }
     let documents = parse_file(file, false)?;
     let (decrypted, unlocked) =
-        crate::secrets::sops::open(&name, documents, &identities).map_err(secrets_error)?;
+        stack_core::secrets::sops::open(&name, documents, &identities).map_err(secrets_error)?;
     let before = plain_values(&decrypted.documents);
     let plaintext = zeroize::Zeroizing::new(render(file, &before));
     let edited =
-        crate::secrets::edit::run_editor(file, plaintext.as_bytes()).map_err(secrets_error)?;
+        stack_core::secrets::edit::run_editor(file, plaintext.as_bytes()).map_err(secrets_error)?;
     let documents = parse_edited(&edited)?;
     if edited.as_slice() == plaintext.as_bytes() || plain_values(&documents) == before {
         eprintln!("{name}: no changes, nothing written");
         return Ok(0);
     }
-    let encrypted =
-        crate::secrets::encrypt::reencrypt(&name, &documents, &unlocked).map_err(secrets_error)?;
+    let encrypted = stack_core::secrets::encrypt::reencrypt(&name, &documents, &unlocked)
+        .map_err(secrets_error)?;
     write_private(file, render(file, &encrypted).as_bytes())?;
     eprintln!("{name}: re-encrypted (unchanged values keep their ciphertext)");
     Ok(0)
@@ -203,9 +209,9 @@ pub fn edit(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Err
 /// creation rule, the same data key, values untouched.
 pub fn update_keys(settings: &crate::settings::Settings, file: &Path) -> Result<u8, Errors> {
     let identities = identities(settings)?;
-    let creation = crate::secrets::creation::creation_for(file).map_err(secrets_error)?;
+    let creation = stack_core::secrets::creation::creation_for(file).map_err(secrets_error)?;
     let documents = parse_file(file, false)?;
-    let updated = crate::secrets::encrypt::update_keys(
+    let updated = stack_core::secrets::encrypt::update_keys(
         &file.display().to_string(),
         &documents,
         &creation,
@@ -239,10 +245,10 @@ pub fn rotate(settings: &crate::settings::Settings, file: &Path) -> Result<u8, E
         .cloned()
         .unwrap_or(Tree::Null);
     let decrypted =
-        crate::secrets::sops::decrypt(&name, documents, &identities).map_err(secrets_error)?;
-    let creation =
-        crate::secrets::creation::Creation::of_file(&name, &metadata).map_err(secrets_error)?;
-    let encrypted = crate::secrets::encrypt::encrypt(&name, &decrypted.documents, &creation)
+        stack_core::secrets::sops::decrypt(&name, documents, &identities).map_err(secrets_error)?;
+    let creation = stack_core::secrets::creation::Creation::of_file(&name, &metadata)
+        .map_err(secrets_error)?;
+    let encrypted = stack_core::secrets::encrypt::encrypt(&name, &decrypted.documents, &creation)
         .map_err(secrets_error)?;
     write_private(file, render(file, &encrypted).as_bytes())?;
     eprintln!("{name}: re-encrypted with a new data key");

@@ -4,13 +4,13 @@
 use serde_json::{Value, json};
 
 use crate::cli::OutputFormat;
-use crate::cluster::live;
-use crate::engine::readiness::Readiness;
-use crate::engine::{EngineError, apply::live_readiness};
-use crate::error::{Error, Errors};
 use crate::output;
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::cluster::live;
+use stack_core::error::{Error, Errors};
+use stack_core::execute::readiness::Readiness;
+use stack_core::execute::{EngineError, apply::live_readiness};
+use stack_core::load::project::Project;
 use stack_kube::revision::Revision;
 use std::sync::Arc;
 
@@ -60,7 +60,7 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
     let all_ready = rows.iter().all(|row| row["ready"] == true);
     match settings.output {
         OutputFormat::Json => output::stdout(&format!("{:#}\n", Value::Array(rows))),
-        OutputFormat::Yaml => output::stdout(&crate::yaml::to_string(&Value::Array(rows))),
+        OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&Value::Array(rows))),
         OutputFormat::Text => {
             let table: Vec<Vec<String>> = rows
                 .iter()
@@ -94,7 +94,7 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
 }
 
 fn deployed(revisions: Option<&Vec<Arc<Revision>>>) -> Option<&Revision> {
-    crate::plan::last_deployed(revisions?).map(AsRef::as_ref)
+    stack_core::plan::last_deployed(revisions?).map(AsRef::as_ref)
 }
 
 /// The release a command line names: `namespace/name`, or a name that is
@@ -110,8 +110,11 @@ pub fn find_release(project: &Project, wanted: &str) -> Result<String, Errors> {
         [id] => Ok((*id).to_string()),
         [] => Err(Error::Failed {
             message: format!("no release `{wanted}` in this stack"),
-            hint: crate::suggest::nearest(wanted, project.releases.iter().map(|r| r.id.as_str()))
-                .map(|s| format!("did you mean `{s}`?")),
+            hint: stack_core::suggest::nearest(
+                wanted,
+                project.releases.iter().map(|r| r.id.as_str()),
+            )
+            .map(|s| format!("did you mean `{s}`?")),
         }
         .into()),
         several => Err(Error::Failed {
@@ -137,7 +140,7 @@ pub fn history(project: &Project, settings: &Settings, wanted: &str) -> Result<u
         .collect();
     match settings.output {
         OutputFormat::Json => output::stdout(&format!("{:#}\n", Value::Array(rows))),
-        OutputFormat::Yaml => output::stdout(&crate::yaml::to_string(&Value::Array(rows))),
+        OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&Value::Array(rows))),
         OutputFormat::Text => {
             let table: Vec<Vec<String>> = revisions
                 .iter()

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Errors};
-use crate::mask::Masker;
 use crate::output;
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::error::{Error, Errors};
+use stack_core::load::project::Project;
+use stack_core::mask::Masker;
 use stack_kube::object::Object;
 
 pub fn run(
@@ -34,14 +34,14 @@ pub fn run(
         output::stdout(&format!("{:#}\n", as_list(&objects, &masker)));
         return Ok(0);
     }
-    let documents = crate::parallel::map(&objects, |(release, object, test)| {
+    let documents = stack_core::parallel::map(&objects, |(release, object, test)| {
         let mut body = object.body.clone();
         masker.mask_object(&mut body);
         let test_marker = if *test { " (test)" } else { "" };
         format!(
             "---\n# Source: {release} {}{test_marker}\n{}",
             object.template,
-            crate::yaml::to_string(&body)
+            stack_core::yaml::to_string(&body)
         )
     });
     match output_dir {

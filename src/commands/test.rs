@@ -2,12 +2,12 @@
 //! — the test objects of each release's deployed revision — and record the
 //! result on that revision.
 
-use crate::cluster::live;
-use crate::engine::event::Event;
-use crate::engine::{EngineError, Session, history, test_jobs};
-use crate::error::{Error, Errors};
-use crate::project::Project;
 use crate::settings::Settings;
+use stack_core::cluster::live;
+use stack_core::error::{Error, Errors};
+use stack_core::execute::event::Event;
+use stack_core::execute::{EngineError, Session, history, test_jobs};
+use stack_core::load::project::Project;
 use stack_kube::object::Object;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
@@ -26,7 +26,7 @@ async fn run_tests(session: &Session, project: &Project) -> Result<u8, Errors> {
         let release = &project.releases[index];
         let deployed = revisions
             .get(&release.id)
-            .and_then(|h| crate::plan::last_deployed(h));
+            .and_then(|h| stack_core::plan::last_deployed(h));
         let Some(mut deployed) = deployed.map(|d| stack_kube::revision::Revision::clone(d)) else {
             session.reporter.event(&release.id, &Event::NotDeployed);
             continue;

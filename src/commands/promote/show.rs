@@ -4,13 +4,13 @@
 use serde_json::{Value, json};
 
 use crate::cli::{OutputFormat, PromoteArgs};
-use crate::diagnostic::display_path;
-use crate::diff::text::{Style, lines};
 use crate::output;
-use crate::promote::log::Entry;
-use crate::promote::{self, paths};
 use crate::settings::Settings;
-use crate::yaml;
+use stack_core::diagnostic::display_path;
+use stack_core::plan::diff::text::{Style, lines};
+use stack_core::promote::log::Entry;
+use stack_core::promote::{self, paths};
+use stack_core::yaml;
 
 use super::target::Target;
 

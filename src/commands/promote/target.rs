@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::{FileRef, Stack, ValuesSource};
-use crate::diagnostic::SourceFile;
-use crate::error::Errors;
-use crate::project::Project;
-use crate::promote::{PromoteError, log};
 use crate::settings::Settings;
-use crate::yaml::{self, Node, NodeKind};
+use stack_core::diagnostic::SourceFile;
+use stack_core::error::Errors;
+use stack_core::load::config::{FileRef, Stack, ValuesSource};
+use stack_core::load::project::Project;
+use stack_core::promote::{PromoteError, log};
+use stack_core::yaml::{self, Node, NodeKind};
 
 /// The environment promoted into, and its values file.
 pub struct Target {
@@ -33,14 +33,16 @@ impl Target {
         let file = target_file(stack, name)?;
         let path = clean(&file.base.join(file.path.as_str().unwrap_or_default()));
         check_values_file(&resolved.environment, &path, file)?;
-        let text =
-            fs_err::read_to_string(&path).map_err(|source| crate::config::ConfigError::Read {
+        let text = fs_err::read_to_string(&path).map_err(|source| {
+            stack_core::load::config::ConfigError::Read {
                 path: path.clone(),
                 source,
                 span: Some(file.path.span.clone()),
-            })?;
+            }
+        })?;
         let source = SourceFile::new(path.clone(), text);
-        let root = yaml::parse_node(&source).map_err(crate::config::ConfigError::Syntax)?;
+        let root =
+            yaml::parse_node(&source).map_err(stack_core::load::config::ConfigError::Syntax)?;
         if !matches!(root.kind, NodeKind::Mapping(_) | NodeKind::Null) {
             return Err(PromoteError::NotAMap {
                 path,
@@ -80,7 +82,7 @@ fn target_file<'a>(stack: &'a Stack, name: &str) -> Result<&'a FileRef, Errors> 
 /// A file that is not among the environment's values files would not
 /// change it. (Templated values paths are not checked.)
 fn check_values_file(
-    environment: &crate::config::Environment,
+    environment: &stack_core::load::config::Environment,
     path: &Path,
     file: &FileRef,
 ) -> Result<(), Errors> {

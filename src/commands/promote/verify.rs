@@ -4,15 +4,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::cluster::live;
-use crate::engine::EngineError;
-use crate::engine::apply::live_readiness;
-use crate::engine::readiness::Readiness;
-use crate::error::Errors;
-use crate::project::Project;
-use crate::promote::gate::{self, Candidate};
-use crate::promote::log::Provenance;
 use crate::settings::Settings;
+use stack_core::cluster::live;
+use stack_core::error::Errors;
+use stack_core::execute::EngineError;
+use stack_core::execute::apply::live_readiness;
+use stack_core::execute::readiness::Readiness;
+use stack_core::load::project::Project;
+use stack_core::promote::gate::{self, Candidate};
+use stack_core::promote::log::Provenance;
 use stack_kube::revision::Revision;
 
 /// Each installed selected release's provenance, and the refusals (`id:

@@ -1,0 +1,68 @@
+//! A deploy, start to end, as one library call that the command line (and
+//! a server) makes: plan; when there is anything to write, take the lock,
+//! recover what an interrupted run left, plan again if the history moved
+//! meanwhile, and apply the plan as a DAG. A run with nothing to do writes
+//! nothing, not even the lock. How it runs comes from the session's
+//! `ExecutionOptions`; what happens is reported through its reporter.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::cluster::live::History;
+use crate::execute::{self, EngineError, Finished, Planned, Session};
+use crate::load::project::Project;
+use crate::load::render::RenderedRelease;
+use stack_kube::revision::State;
+
+/// Deploy the rendered releases (by index) and remove `removals` (indices
+/// of releases no longer installed) in `environment`; how each release
+/// ended.
+pub async fn deploy(
+    session: &Arc<Session>,
+    project: &Project,
+    environment: &str,
+    rendered: Vec<(usize, RenderedRelease)>,
+    removals: &[usize],
+) -> Result<Vec<Finished>, EngineError> {
+    let prune = session.options.prune_releases;
+    let concurrency = session.options.concurrency;
+    let mut planned = execute::plan(session, project, &rendered, removals, prune).await?;
+    let idle = planned.plan.releases.iter().all(|r| r.up_to_date)
+        && !execute::recover::has_pending(&planned.live.revisions, &session.stack_name);
+    if idle {
+        let plan = planned.plan;
+        return Ok(execute::apply(Arc::clone(session), project, rendered, plan, concurrency).await);
+    }
+    let work = async move {
+        if recover(session, project, &planned).await? {
+            planned = execute::plan(session, project, &rendered, removals, prune).await?;
+        }
+        let plan = planned.plan;
+        Ok(execute::apply(Arc::clone(session), project, rendered, plan, concurrency).await)
+    };
+    execute::lock::holding(session, environment, "stack apply", Box::pin(work)).await
+}
+
+/// Under the lock: recover what an interrupted run left; whether the
+/// history moved since `planned` was made (so it must be made again).
+async fn recover(
+    session: &Session,
+    project: &Project,
+    planned: &Planned,
+) -> Result<bool, EngineError> {
+    let recovered = execute::recover::recover(session, project, session.options.recover).await?;
+    let (now, _) = crate::cluster::live::history(&session.client)
+        .await
+        .map_err(EngineError::api("cannot read release history"))?;
+    Ok(!recovered.is_empty() || snapshot(&now) != snapshot(&planned.live.revisions))
+}
+
+/// Each release's newest revision and its state: what a plan was made from.
+fn snapshot(history: &History) -> BTreeMap<&str, (u32, State)> {
+    history
+        .iter()
+        .filter_map(|(id, revisions)| {
+            Some((id.as_str(), revisions.last().map(|r| (r.number, r.state))?))
+        })
+        .collect()
+}

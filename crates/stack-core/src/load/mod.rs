@@ -1,0 +1,15 @@
+//! The load stage: stack files ([`config`]) → environment and values
+//! ([`values`], [`resolve`]) → releases ([`release`]) → dependency graph and
+//! selection ([`graph`]) → rendered objects ([`render`]); [`project`] ties
+//! them together. Nothing here touches a cluster.
+
+pub mod config;
+pub mod graph;
+pub mod project;
+pub mod release;
+pub mod render;
+pub mod resolve;
+pub mod validate;
+pub mod values;
+
+pub use project::Project;

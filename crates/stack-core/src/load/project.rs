@@ -1,0 +1,222 @@
+//! The load stage as one value: stack files → environment → releases →
+//! graph → selection, and rendering of the selected releases. Every command
+//! starts here; nothing in this module touches a cluster.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::diagnostic::Diagnostic;
+use crate::error::{Error, Errors};
+use crate::load::config::{self, Stack};
+use crate::load::graph::{Graph, GraphError, NeedsMode, Selection, Selector};
+use crate::load::release::{ChartSource, Release};
+use crate::load::render::{self, Chart, RenderError, RenderedRelease};
+use crate::load::resolve::{self, ResolvedEnvironment};
+use crate::load::values::SetValue;
+use stack_kube::kinds::Scopes;
+use stack_kube::object::ObjectKey;
+
+/// What to load: the command line's (or a request's) choice of stack,
+/// environment, values, keys and selection.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// A stack file or the folder holding `stack.yaml`.
+    pub target: std::path::PathBuf,
+    /// `-e`; `None` means the stack's `defaultEnvironment`, else `default`.
+    pub environment: Option<String>,
+    /// `--set` and `--set-string`, in order.
+    pub sets: Vec<SetValue>,
+    /// `--age-key-file`; otherwise the environment's, else the usual places.
+    pub age_key_file: Option<std::path::PathBuf>,
+    pub selectors: Vec<Selector>,
+    /// Whether the needs of selected releases are selected too.
+    pub needs: NeedsMode,
+    /// A selector matching nothing is not an error.
+    pub allow_no_match: bool,
+}
+
+pub struct Project {
+    pub stack: Stack,
+    pub environment: ResolvedEnvironment,
+    pub releases: Vec<Release>,
+    pub graph: Graph,
+    pub selection: Selection,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Load the stack files and find the environment to use: `-e`, else the
+/// stack's `defaultEnvironment`, else `default`.
+pub fn load_environment(
+    options: &LoadOptions,
+) -> Result<(Stack, crate::load::config::Environment), Errors> {
+    let files = config::discover(&options.target)?;
+    let stack = config::load(&files).map_err(Errors::from_all)?;
+    let name = options
+        .environment
+        .clone()
+        .or_else(|| {
+            stack
+                .default_environment
+                .as_ref()
+                .map(|(name, _)| name.clone())
+        })
+        .unwrap_or_else(|| "default".into());
+    let environment = resolve::environment(&stack, &name)?;
+    Ok((stack, environment))
+}
+
+impl Project {
+    /// Load, resolve and select. All problems found are reported together.
+    pub fn load(options: &LoadOptions) -> Result<Self, Errors> {
+        let (stack, environment) = load_environment(options)?;
+        let mut secrets = resolve::SecretFiles::new(
+            options
+                .age_key_file
+                .clone()
+                .or_else(|| environment.age_key_file.clone()),
+        );
+        let environment =
+            resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)?;
+        let releases = resolve::resolve_releases(&stack, &environment, &options.sets, &mut secrets)
+            .map_err(Errors)?;
+        let (graph, warnings) = Graph::build(&releases).map_err(Errors::from_all)?;
+        let selection = graph.select(&releases, &options.selectors, options.needs);
+        if selection.releases.is_empty() && !options.selectors.is_empty() && !options.allow_no_match
+        {
+            return Err(GraphError::NoMatch {
+                selectors: options.selectors.iter().map(ToString::to_string).collect(),
+            }
+            .into());
+        }
+        Ok(Self {
+            stack,
+            environment,
+            releases,
+            graph,
+            selection,
+            warnings,
+        })
+    }
+
+    pub fn environment_name(&self) -> &str {
+        &self.environment.environment.name
+    }
+
+    /// One line naming the needs of the selection that will not run.
+    pub fn skipped_needs_note(&self) -> Option<String> {
+        if self.selection.skipped_needs.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self
+            .selection
+            .skipped_needs
+            .iter()
+            .map(|&index| self.releases[index].id.as_str())
+            .collect();
+        Some(format!(
+            "not selected, not run: {} (needed by the selection; add --include-needs to run them)",
+            names.join(", ")
+        ))
+    }
+
+    /// Selected releases that are installed, in graph order.
+    pub fn installed_selection(&self) -> Vec<usize> {
+        self.selection
+            .releases
+            .iter()
+            .copied()
+            .filter(|&index| self.releases[index].installed)
+            .collect()
+    }
+
+    /// Render releases (by index) in parallel; every error is reported, and
+    /// an object rendered by two releases is one.
+    pub fn render(&self, indices: &[usize]) -> Result<Vec<RenderedRelease>, Errors> {
+        let mut sources: Vec<ChartSource> = indices
+            .iter()
+            .map(|&index| self.releases[index].chart.clone())
+            .collect();
+        sources.sort();
+        sources.dedup();
+        let loaded = crate::parallel::map(&sources, render::load_chart);
+        let mut charts: HashMap<ChartSource, Arc<Chart>> = HashMap::new();
+        let mut errors: Vec<Error> = Vec::new();
+        for (source, chart) in sources.into_iter().zip(loaded) {
+            match chart {
+                Ok(chart) => {
+                    charts.insert(source, Arc::new(chart));
+                }
+                Err(chart_errors) => errors.extend(chart_errors.into_iter().map(Error::from)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Errors(errors));
+        }
+        let scopes = Scopes::default();
+        let environment = self.environment_name();
+        let results = crate::parallel::map(indices, |&index| {
+            let release = &self.releases[index];
+            render::render_release(release, &charts[&release.chart], environment, &scopes)
+        });
+        let mut rendered = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Ok(release) => rendered.push(release),
+                Err(release_errors) => errors.extend(release_errors.into_iter().map(Error::from)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Errors(errors));
+        }
+        fix_custom_scopes(&mut rendered);
+        check_duplicates(&rendered)?;
+        Ok(rendered)
+    }
+}
+
+/// Objects of kinds that a rendered CRD declares cluster-scoped lose the
+/// namespace they were given by default.
+fn fix_custom_scopes(rendered: &mut [RenderedRelease]) {
+    let scopes = render::scopes_from_crds(rendered.iter().flat_map(|r| r.objects.iter()));
+    for object in rendered
+        .iter_mut()
+        .flat_map(|r| r.objects.iter_mut().chain(r.tests.iter_mut()))
+    {
+        if object.namespace.is_some() && scopes.is_cluster_scoped(&object.api_version, &object.kind)
+        {
+            object.namespace = None;
+            if let Some(metadata) = object
+                .body
+                .get_mut("metadata")
+                .and_then(|m| m.as_object_mut())
+            {
+                metadata.remove("namespace");
+            }
+        }
+    }
+}
+
+fn check_duplicates(rendered: &[RenderedRelease]) -> Result<(), Errors> {
+    let mut owners: HashMap<ObjectKey, String> = HashMap::new();
+    let mut errors = Vec::new();
+    for release in rendered {
+        for object in release.objects.iter().chain(&release.tests) {
+            let key = object.key();
+            let place = format!("{} ({})", release.id, object.template);
+            if let Some(first) = owners.get(&key) {
+                errors.push(Error::from(RenderError::DuplicateObject {
+                    object: key.to_string(),
+                    first: first.clone(),
+                    second: place,
+                }));
+            } else {
+                owners.insert(key, place);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Errors(errors))
+    }
+}

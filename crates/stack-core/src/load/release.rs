@@ -1,0 +1,104 @@
+//! A release after its environment is chosen: every template expression of
+//! its stack-file entry evaluated, its values layers loaded.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::diagnostic::Span;
+use crate::load::config::ReleaseOptions;
+
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// `namespace/name`.
+    pub id: String,
+    pub name: String,
+    pub namespace: String,
+    /// Where its chart comes from.
+    pub chart: ChartSource,
+    /// The chart folder's last path segment (the implicit `chart` label).
+    pub chart_name: String,
+    /// Labels as written in the stack file.
+    pub labels: BTreeMap<String, String>,
+    pub needs: Vec<Need>,
+    pub installed: bool,
+    pub options: ReleaseOptions,
+    /// Values layers above the chart defaults, lowest first.
+    pub layers: Vec<Arc<Value>>,
+    /// Where each layer was written, when a value of it can be pointed at
+    /// (the stack file's inline values, a values file); `None` for the
+    /// environment's merged values, secrets and `--set`.
+    pub origins: Vec<Option<Origin>>,
+    pub span: Span,
+    pub chart_span: Span,
+}
+
+/// Where a release's chart comes from, as its stack-file entry names it
+/// (loaded by `render::load_chart`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChartSource {
+    /// A folder of minijinja templates (`chart: ./charts/backend`).
+    Local(PathBuf),
+}
+
+/// Where a values layer was written.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Inline(crate::yaml::Node),
+    File(PathBuf),
+}
+
+impl Release {
+    /// Where the value at `pointer` (JSON pointer segments) that the merged
+    /// values hold was set: in the highest layer that has it, if that layer
+    /// can be pointed at.
+    pub fn locate(&self, pointer: &[String]) -> Option<Span> {
+        let path = pointer.iter().fold(String::new(), |mut path, segment| {
+            path.push('/');
+            path.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+            path
+        });
+        let highest = self
+            .layers
+            .iter()
+            .rposition(|layer| layer.pointer(&path).is_some())?;
+        match self.origins.get(highest)?.as_ref()? {
+            Origin::Inline(node) => node.at(pointer).map(|n| n.span.clone()),
+            Origin::File(file) => {
+                let text = std::fs::read_to_string(file).ok()?;
+                let source = crate::diagnostic::SourceFile::new(file, text);
+                let node = crate::yaml::parse_node(&source).ok()?;
+                node.at(pointer).map(|n| n.span.clone())
+            }
+        }
+    }
+}
+
+/// One `needs` entry, resolved to a release id.
+#[derive(Debug, Clone)]
+pub struct Need {
+    pub id: String,
+    pub span: Span,
+}
+
+impl Release {
+    /// User labels plus the implicit `name`, `namespace` and `chart`, which
+    /// win over user labels of the same key.
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.insert("name".into(), self.name.clone());
+        labels.insert("namespace".into(), self.namespace.clone());
+        labels.insert("chart".into(), self.chart_name.clone());
+        labels
+    }
+}
+
+/// `[namespace/]name`, a bare name meaning `default_namespace`.
+pub fn need_id(need: &str, default_namespace: &str) -> String {
+    match need.split_once('/') {
+        Some((namespace, name)) => format!("{}/{}", namespace.trim(), name.trim()),
+        None => format!("{default_namespace}/{}", need.trim()),
+    }
+}

@@ -1,0 +1,306 @@
+//! Rendering: stack-file expressions, charts, and the objects a release's
+//! templates produce. Pure: data in, objects out.
+
+pub mod chart;
+pub mod expression;
+pub mod filters;
+mod source;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use minijinja::value::{Serde, Value as JinjaValue};
+use serde_json::{Value, json};
+
+pub use chart::Chart;
+pub use source::load as load_chart;
+
+use crate::diagnostic::{SourceFile, Span};
+use crate::load::config::ConfigError;
+use crate::load::release::Release;
+use crate::load::values::merge;
+use crate::yaml;
+use stack_kube::kinds::Scopes;
+use stack_kube::object::Object;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("chart `{}` not found", crate::diagnostic::display_path(path))]
+    ChartNotFound { path: PathBuf, span: Span },
+    #[error(
+        "cannot read {}: {}",
+        crate::diagnostic::display_path(path),
+        crate::diagnostic::io_reason(source)
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(ConfigError),
+    #[error("{message}")]
+    Expression { message: String, span: Span },
+    #[error("{}template `{template}` failed: {message}", release_prefix(release.as_deref()))]
+    Template {
+        release: Option<String>,
+        template: String,
+        message: String,
+        span: Option<Span>,
+    },
+    #[error("release `{release}`: value `{path}` violates the chart's schema: {message}")]
+    Schema {
+        release: String,
+        path: String,
+        message: String,
+        /// Where the offending value was set, when that can be told; else
+        /// the chart's schema.
+        span: Span,
+    },
+    #[error("release `{release}`: {template} renders an invalid object: {message}")]
+    Manifest {
+        release: String,
+        template: String,
+        message: String,
+        span: Option<Span>,
+    },
+    #[error(
+        "{} is a link to {}, outside the chart",
+        crate::diagnostic::display_path(link),
+        crate::diagnostic::display_path(target)
+    )]
+    LinkOutsideChart { link: PathBuf, target: PathBuf },
+    #[error("object {object} is rendered twice: by `{first}` and by `{second}`")]
+    DuplicateObject {
+        object: String,
+        first: String,
+        second: String,
+    },
+}
+
+fn release_prefix(release: Option<&str>) -> String {
+    release.map_or_else(String::new, |release| format!("release `{release}`: "))
+}
+
+impl RenderError {
+    pub fn span(&self) -> Option<&Span> {
+        match self {
+            Self::ChartNotFound { span, .. }
+            | Self::Expression { span, .. }
+            | Self::Schema { span, .. } => Some(span),
+            Self::Template { span, .. } | Self::Manifest { span, .. } => span.as_ref(),
+            Self::Config(error) => error.span(),
+            Self::Read { .. } | Self::DuplicateObject { .. } | Self::LinkOutsideChart { .. } => {
+                None
+            }
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::ChartNotFound { .. } => Some(
+                "`chart` is a folder with templates/, relative to the stack file that names it"
+                    .into(),
+            ),
+            Self::Config(error) => error.hint(),
+            Self::Expression { message, .. } | Self::Template { message, .. }
+                if message.contains("undefined") =>
+            {
+                Some("check the spelling of the value, or give it a default: `{{ values.x | default('y') }}`".into())
+            }
+            Self::Schema { .. } => Some("fix the value, or the chart's values.schema.json".into()),
+            Self::Manifest { span: None, .. } => {
+                Some("every document needs apiVersion, kind and metadata.name".into())
+            }
+            Self::Manifest { .. } => Some(
+                "the line shown is the template's output; check indentation and quoting around `{{ }}`".into(),
+            ),
+            Self::DuplicateObject { .. } => {
+                Some("an object belongs to one release; remove it from one of them".into())
+            }
+            Self::LinkOutsideChart { .. } => Some(
+                "a chart's templates stay inside its folder: copy the file in, or remove the link"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// A release's rendered objects.
+#[derive(Debug, Clone)]
+pub struct RenderedRelease {
+    pub id: String,
+    /// Objects in template order.
+    pub objects: Vec<Object>,
+    /// Test objects (`templates/tests/`).
+    pub tests: Vec<Object>,
+    /// The merged values the objects were rendered from.
+    pub values: Value,
+}
+
+/// Merge a release's values over its chart's defaults and render it.
+pub fn render_release(
+    release: &Release,
+    chart: &Chart,
+    environment: &str,
+    scopes: &Scopes,
+) -> Result<RenderedRelease, Vec<RenderError>> {
+    let mut values = chart.defaults.clone();
+    for layer in &release.layers {
+        merge(&mut values, Value::clone(layer));
+    }
+    chart.validate(&release.id, &values, |pointer| release.locate(pointer))?;
+    let context = JinjaValue::from(Serde(json!({
+        "values": values,
+        "release": {
+            "name": release.name,
+            "namespace": release.namespace,
+            "id": release.id,
+            "labels": release.labels,
+        },
+        "environment": {"name": environment},
+        "chart": {
+            "name": chart.name,
+            "version": chart.version,
+            "description": chart.description,
+        },
+    })));
+    let main = chart.render(&release.id, &chart.templates, &context);
+    let tests = chart.render(&release.id, &chart.tests, &context);
+    let (main, tests) = match (main, tests) {
+        (Ok(main), Ok(tests)) => (main, tests),
+        (main, tests) => {
+            let mut errors = main.err().unwrap_or_default();
+            errors.extend(tests.err().unwrap_or_default());
+            return Err(errors);
+        }
+    };
+    let mut errors = Vec::new();
+    let objects = parse_objects(release, main, scopes, &mut errors);
+    let tests = parse_objects(release, tests, scopes, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(RenderedRelease {
+        id: release.id.clone(),
+        objects,
+        tests,
+        values,
+    })
+}
+
+fn parse_objects(
+    release: &Release,
+    rendered: Vec<chart::Rendered>,
+    scopes: &Scopes,
+    errors: &mut Vec<RenderError>,
+) -> Vec<Object> {
+    let release_label = format!("{}.{}", release.namespace, release.name);
+    let mut objects = Vec::new();
+    for output in rendered {
+        let source = SourceFile::new(
+            format!("{} (rendered for {})", output.template, release.id),
+            output.text,
+        );
+        let documents = match yaml::parse_documents(&source) {
+            Ok(documents) => documents,
+            Err(error) => {
+                errors.push(RenderError::Manifest {
+                    release: release.id.clone(),
+                    template: output.template.clone(),
+                    message: format!("the output is not valid YAML: {}", error.message),
+                    span: Some(error.span),
+                });
+                continue;
+            }
+        };
+        for document in documents {
+            match object_from(document, &release.namespace, &output.template, scopes) {
+                Ok(mut object) => {
+                    object.label(&release_label);
+                    objects.push(object);
+                }
+                Err(message) => errors.push(RenderError::Manifest {
+                    release: release.id.clone(),
+                    template: output.template.clone(),
+                    message,
+                    span: None,
+                }),
+            }
+        }
+    }
+    objects
+}
+
+/// Check a document's identity and fill in the release namespace.
+fn object_from(
+    mut body: Value,
+    release_namespace: &str,
+    template: &str,
+    scopes: &Scopes,
+) -> Result<Object, String> {
+    let field = |body: &Value, pointer: &str| {
+        body.pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+            .map(str::to_string)
+    };
+    if !body.is_object() {
+        return Err("a document is not a map".into());
+    }
+    let api_version = field(&body, "/apiVersion").ok_or("a document has no `apiVersion`")?;
+    let kind = field(&body, "/kind").ok_or("a document has no `kind`")?;
+    let name =
+        field(&body, "/metadata/name").ok_or_else(|| format!("a {kind} has no `metadata.name`"))?;
+    let metadata = body
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or("`metadata` is not a map")?;
+    let namespace = (!scopes.is_cluster_scoped(&api_version, &kind)).then(|| {
+        metadata
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|namespace| !namespace.is_empty())
+            .unwrap_or(release_namespace)
+            .to_string()
+    });
+    // `name`, then `namespace`, then the rest, as people write them.
+    let rest = std::mem::take(metadata);
+    metadata.insert("name".into(), Value::String(name.clone()));
+    if let Some(namespace) = &namespace {
+        metadata.insert("namespace".into(), Value::String(namespace.clone()));
+    }
+    metadata.extend(
+        rest.into_iter()
+            .filter(|(key, _)| key != "name" && key != "namespace"),
+    );
+    Ok(Object {
+        api_version,
+        kind,
+        name,
+        namespace,
+        body,
+        template: template.to_string(),
+    })
+}
+
+/// Kinds declared cluster-scoped by CRDs among the rendered objects.
+pub fn scopes_from_crds<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Scopes {
+    let mut scopes = Scopes::default();
+    for object in objects {
+        if object.kind != "CustomResourceDefinition" {
+            continue;
+        }
+        let spec = &object.body["spec"];
+        if spec["scope"] == "Cluster"
+            && let (Some(group), Some(kind)) =
+                (spec["group"].as_str(), spec["names"]["kind"].as_str())
+        {
+            scopes.add_cluster_scoped(group, kind);
+        }
+    }
+    scopes
+}
+
+/// Shared, immutable charts by folder.
+pub type Charts = std::collections::HashMap<PathBuf, Arc<Chart>>;

@@ -1,0 +1,422 @@
+//! Choose an environment and turn every [`ReleaseSpec`] into a [`Release`]:
+//! evaluate `{{ … }}` (with `environment`, `values` and `release`), load
+//! values files, check release identities.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::secrets::identities::Identities;
+use std::sync::Arc;
+
+use minijinja::value::{Serde, Value as JinjaValue};
+use serde_json::{Map, Value, json};
+
+use crate::diagnostic::{SourceFile, Span};
+use crate::error::Error;
+use crate::load::config::{ConfigError, Environment, FileRef, ReleaseSpec, Stack, ValuesSource};
+use crate::load::release::{ChartSource, Need, Origin, Release, need_id};
+use crate::load::render::RenderError;
+use crate::load::render::expression::Evaluator;
+use crate::load::values::{SetValue, merge};
+use crate::yaml;
+
+/// The chosen environment with its merged values.
+#[derive(Debug, Clone)]
+pub struct ResolvedEnvironment {
+    pub environment: Environment,
+    /// Environment values and secrets, merged.
+    pub values: Arc<Value>,
+}
+
+/// Reads values files once per run, however many releases name them.
+#[derive(Default)]
+struct ValuesFiles {
+    cache: HashMap<PathBuf, Arc<Value>>,
+}
+
+impl ValuesFiles {
+    fn read(&mut self, path: &Path, span: &Span) -> Result<Arc<Value>, Error> {
+        if let Some(value) = self.cache.get(path) {
+            return Ok(Arc::clone(value));
+        }
+        let text = fs_err::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+            span: Some(span.clone()),
+        })?;
+        let source = SourceFile::new(path, text);
+        let value = yaml::parse_values(&source).map_err(ConfigError::Syntax)?;
+        if !value.is_object() {
+            return Err(ConfigError::Invalid {
+                message: "a values file must be a map of values".into(),
+                span: Span::file_start(&source),
+                hint: None,
+            }
+            .into());
+        }
+        let value = Arc::new(value);
+        self.cache.insert(path.to_path_buf(), Arc::clone(&value));
+        Ok(value)
+    }
+}
+
+/// Find the environment by name; a stack without environments has an
+/// implicit `default` one that targets the kubeconfig's current context.
+pub fn environment(stack: &Stack, name: &str) -> Result<Environment, Error> {
+    if stack.environments.is_empty() && name == "default" {
+        let span = stack.files.first().map_or_else(
+            || Span::new(&SourceFile::new("", ""), 0..0),
+            Span::file_start,
+        );
+        return Ok(Environment {
+            name: name.into(),
+            span,
+            cluster: crate::load::config::ClusterTarget::CurrentContext,
+            values: Vec::new(),
+            secrets: Vec::new(),
+            age_key_file: None,
+        });
+    }
+    Ok(stack.environment(name)?.clone())
+}
+
+/// Merge an environment's values files (secrets are layered by the caller).
+pub fn resolve_environment(
+    environment: &Environment,
+    secrets: &mut SecretFiles,
+) -> Result<ResolvedEnvironment, Vec<Error>> {
+    let mut files = ValuesFiles::default();
+    let mut values = Value::Object(Map::new());
+    let mut errors = Vec::new();
+    let env = crate::load::render::filters::environment();
+    let context = JinjaValue::from(Serde(json!({"environment": {"name": environment.name}})));
+    let evaluator = Evaluator::new(&env, context);
+    for source in &environment.values {
+        match layer(source, &evaluator, &mut files) {
+            Ok((layer, _)) => merge(&mut values, Value::clone(&layer)),
+            Err(error) => errors.push(error),
+        }
+    }
+    for secret in &environment.secrets {
+        match secrets.layer(secret, &evaluator) {
+            Ok(layer) => merge(&mut values, Value::clone(&layer)),
+            Err(error) => errors.push(error),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ResolvedEnvironment {
+        environment: environment.clone(),
+        values: Arc::new(values),
+    })
+}
+
+/// Decrypts secrets files once per run, however many releases name them;
+/// identities are loaded on first use.
+pub struct SecretFiles {
+    explicit: Option<PathBuf>,
+    identities: Option<Identities>,
+    cache: HashMap<PathBuf, Arc<Value>>,
+}
+
+impl SecretFiles {
+    pub fn new(explicit: Option<PathBuf>) -> Self {
+        Self {
+            explicit,
+            identities: None,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn layer(&mut self, secret: &FileRef, evaluator: &Evaluator) -> Result<Arc<Value>, Error> {
+        let path = secret.base.join(evaluator.text(&secret.path)?);
+        if let Some(layer) = self.cache.get(&path) {
+            return Ok(Arc::clone(layer));
+        }
+        let span = Some(secret.path.span.clone());
+        if !path.exists() {
+            return Err(ConfigError::Read {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                span,
+            }
+            .into());
+        }
+        if self.identities.is_none() {
+            let loaded =
+                crate::secrets::identities::load(self.explicit.as_deref()).map_err(|error| {
+                    Error::Secrets {
+                        error,
+                        span: span.clone(),
+                    }
+                })?;
+            self.identities = Some(loaded);
+        }
+        let identities = self
+            .identities
+            .as_ref()
+            .expect("identities were just loaded");
+        let decrypted = crate::secrets::decrypt_file(&path, identities)
+            .map_err(|error| Error::Secrets { error, span })?;
+        for secret in &decrypted.secrets {
+            crate::mask::register(secret);
+        }
+        let mut merged = Value::Object(Map::new());
+        for document in &decrypted.documents {
+            merge(&mut merged, document.to_value());
+        }
+        let layer = Arc::new(merged);
+        self.cache.insert(path, Arc::clone(&layer));
+        Ok(layer)
+    }
+}
+
+fn layer(
+    source: &ValuesSource,
+    evaluator: &Evaluator,
+    files: &mut ValuesFiles,
+) -> Result<(Arc<Value>, Origin), Error> {
+    match source {
+        ValuesSource::File(file) => {
+            let path = file.base.join(evaluator.text(&file.path)?);
+            Ok((files.read(&path, &file.path.span)?, Origin::File(path)))
+        }
+        ValuesSource::Inline(node) => Ok((
+            Arc::new(evaluator.tree(node)?),
+            Origin::Inline(node.clone()),
+        )),
+    }
+}
+
+/// Resolve every release of the stack for one environment.
+pub fn resolve_releases(
+    stack: &Stack,
+    environment: &ResolvedEnvironment,
+    sets: &[SetValue],
+    secrets: &mut SecretFiles,
+) -> Result<Vec<Release>, Vec<Error>> {
+    let env = crate::load::render::filters::environment();
+    let set_layer = (!sets.is_empty()).then(|| {
+        let mut overlay = Value::Object(Map::new());
+        for set in sets {
+            merge(&mut overlay, set.to_overlay());
+        }
+        Arc::new(overlay)
+    });
+    // `--set` is above everything, in stack-file expressions too.
+    let mut expression_values = Value::clone(&environment.values);
+    if let Some(overlay) = &set_layer {
+        merge(&mut expression_values, Value::clone(overlay));
+    }
+    let values = JinjaValue::from(Serde(&expression_values));
+    let mut files = ValuesFiles::default();
+    let mut releases: Vec<Release> = Vec::new();
+    let mut errors = Vec::new();
+    for spec in &stack.releases {
+        let resolved = resolve_release(spec, environment, &env, &values, &mut files, secrets);
+        match resolved {
+            Ok(mut release) => {
+                if let Some(first) = releases.iter().find(|r| r.id == release.id) {
+                    errors.push(
+                        ConfigError::DuplicateRelease {
+                            id: release.id.clone(),
+                            first: first.span.clone(),
+                            second: release.span.clone(),
+                        }
+                        .into(),
+                    );
+                    continue;
+                }
+                release.layers.insert(0, Arc::clone(&environment.values));
+                release.origins.insert(0, None);
+                if let Some(overlay) = &set_layer {
+                    release.layers.push(Arc::clone(overlay));
+                    release.origins.push(None);
+                }
+                releases.push(release);
+            }
+            Err(mut release_errors) => errors.append(&mut release_errors),
+        }
+    }
+    if errors.is_empty() {
+        Ok(releases)
+    } else {
+        Err(errors)
+    }
+}
+
+fn resolve_release(
+    spec: &ReleaseSpec,
+    environment: &ResolvedEnvironment,
+    env: &minijinja::Environment<'static>,
+    values: &JinjaValue,
+    files: &mut ValuesFiles,
+    secrets: &mut SecretFiles,
+) -> Result<Release, Vec<Error>> {
+    let environment_context =
+        JinjaValue::from(Serde(json!({"name": environment.environment.name})));
+    let base = Evaluator::new(
+        env,
+        minijinja::context! { environment => environment_context.clone(), values => values.clone() },
+    );
+    let name = base.text(&spec.name).map_err(|e| vec![e.into()])?;
+    let namespace = match &spec.namespace {
+        Some(node) => base.text(node).map_err(|e| vec![e.into()])?,
+        None => "default".to_string(),
+    };
+    let mut errors: Vec<Error> = Vec::new();
+    let mut labels = BTreeMap::new();
+    for (key, node) in &spec.labels {
+        match base.text(node) {
+            Ok(value) => {
+                labels.insert(key.clone(), value);
+            }
+            Err(error) => errors.push(error.into()),
+        }
+    }
+    let release_context = JinjaValue::from(Serde(json!({
+        "name": name, "namespace": namespace, "labels": labels,
+    })));
+    let evaluator = Evaluator::new(
+        env,
+        minijinja::context! {
+            environment => environment_context,
+            values => values.clone(),
+            release => release_context,
+        },
+    );
+    let (chart, chart_name) = chart_source(spec, &evaluator, &mut errors)?;
+    let needs = needs(spec, &evaluator, &namespace, &mut errors);
+    let installed = match &spec.installed {
+        None => true,
+        Some(node) => match installed_flag(&evaluator, node) {
+            Ok(flag) => flag,
+            Err(error) => {
+                errors.push(error);
+                true
+            }
+        },
+    };
+    let (layers, origins) = value_layers(spec, &evaluator, files, secrets, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Release {
+        id: format!("{namespace}/{name}"),
+        name,
+        namespace,
+        chart,
+        chart_name,
+        labels,
+        needs,
+        installed,
+        options: spec.options.clone(),
+        layers,
+        origins,
+        span: spec.name.span.clone(),
+        chart_span: spec.chart.span.clone(),
+    })
+}
+
+/// The releases it needs, as ids (a bare name is in the release's namespace).
+fn needs(
+    spec: &ReleaseSpec,
+    evaluator: &Evaluator,
+    namespace: &str,
+    errors: &mut Vec<Error>,
+) -> Vec<Need> {
+    spec.needs
+        .iter()
+        .filter_map(|node| match evaluator.text(node) {
+            Ok(text) => Some(Need {
+                id: need_id(&text, namespace),
+                span: node.span.clone(),
+            }),
+            Err(error) => {
+                errors.push(error.into());
+                None
+            }
+        })
+        .collect()
+}
+
+/// Where the release's chart comes from, and its name (the implicit
+/// `chart` label): a local folder, relative to the stack file, that must
+/// exist.
+fn chart_source(
+    spec: &ReleaseSpec,
+    evaluator: &Evaluator,
+    errors: &mut Vec<Error>,
+) -> Result<(ChartSource, String), Vec<Error>> {
+    let text = evaluator.text(&spec.chart).map_err(|e| vec![e.into()])?;
+    let dir = spec.base.join(&text);
+    if !dir.is_dir() {
+        errors.push(
+            RenderError::ChartNotFound {
+                path: dir.clone(),
+                span: spec.chart.span.clone(),
+            }
+            .into(),
+        );
+    }
+    let name = Path::new(text.trim_end_matches('/'))
+        .file_name()
+        .map_or_else(|| text.clone(), |name| name.to_string_lossy().into_owned());
+    Ok((ChartSource::Local(dir), name))
+}
+
+/// The release's own values layers, lowest first: its values (files and
+/// inline), then its secrets; where each was written, when it can be
+/// pointed at.
+fn value_layers(
+    spec: &ReleaseSpec,
+    evaluator: &Evaluator,
+    files: &mut ValuesFiles,
+    secrets: &mut SecretFiles,
+    errors: &mut Vec<Error>,
+) -> (Vec<Arc<Value>>, Vec<Option<Origin>>) {
+    let mut layers = Vec::new();
+    let mut origins = Vec::new();
+    for source in &spec.values {
+        match layer(source, evaluator, files) {
+            Ok((layer, origin)) => {
+                layers.push(layer);
+                origins.push(Some(origin));
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    for secret in &spec.secrets {
+        match secrets.layer(secret, evaluator) {
+            Ok(layer) => {
+                layers.push(layer);
+                origins.push(None);
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    (layers, origins)
+}
+
+fn installed_flag(evaluator: &Evaluator, node: &yaml::Node) -> Result<bool, Error> {
+    let value = match &node.kind {
+        yaml::NodeKind::Bool(flag) => return Ok(*flag),
+        yaml::NodeKind::String(text) => evaluator.string(text, &node.span)?,
+        _ => Value::Null,
+    };
+    match value {
+        Value::Bool(flag) => Ok(flag),
+        Value::String(text) if text.trim() == "true" => Ok(true),
+        Value::String(text) if text.trim() == "false" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            message: format!("`installed` must evaluate to true or false, not {other}"),
+            span: node.span.clone(),
+            hint: Some(
+                "for example `installed: \"{{ values.app1.enabled }}\"` with a boolean value"
+                    .into(),
+            ),
+        }
+        .into()),
+    }
+}
