@@ -27,7 +27,7 @@ impl SourceFile {
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let before = &self.text[..floor_char_boundary(&self.text, offset)];
         let line = before.matches('\n').count() + 1;
@@ -36,7 +36,7 @@ impl SourceFile {
     }
 
     /// Byte offset of a 1-based line and column (in characters).
-    pub fn offset_of(&self, line: usize, column: usize) -> usize {
+    pub(crate) fn offset_of(&self, line: usize, column: usize) -> usize {
         let line_start = self
             .text
             .split_inclusive('\n')
@@ -75,7 +75,7 @@ impl Span {
     }
 
     /// The whole first line of a file: for problems with a file as a whole.
-    pub fn file_start(source: &Arc<SourceFile>) -> Self {
+    pub(crate) fn file_start(source: &Arc<SourceFile>) -> Self {
         Self::new(source, 0..0)
     }
 
@@ -114,7 +114,7 @@ pub fn display_path(path: &Path) -> String {
 
 /// The innermost cause of an I/O error, without the path `fs-err` adds
 /// (our own messages name the path).
-pub fn io_reason(error: &std::io::Error) -> String {
+pub(crate) fn io_reason(error: &std::io::Error) -> String {
     let mut current: &dyn std::error::Error = error;
     while let Some(inner) = current.source() {
         current = inner;
@@ -150,26 +150,14 @@ impl Diagnostic {
     }
 
     #[must_use]
-    pub fn with_span(mut self, span: Option<Span>) -> Self {
+    pub(crate) fn with_span(mut self, span: Option<Span>) -> Self {
         self.span = span;
         self
     }
 
     #[must_use]
-    pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-
-    #[must_use]
-    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: Option<String>) -> Self {
         self.hint = hint;
-        self
-    }
-
-    #[must_use]
-    pub fn with_note(mut self, note: impl Into<String>) -> Self {
-        self.notes.push(note.into());
         self
     }
 

@@ -11,7 +11,7 @@
 //! - [`plan`]: the live objects are read and compared with the rendered
 //!   ones, release by release ([`plan::Plan`]) — what `stack diff` prints.
 //! - [`execute`]: a plan is applied, waited for, tested and rolled back on
-//!   failure ([`execute::deploy::deploy`], [`execute::apply`],
+//!   failure ([`execute::deploy::deploy`], [`execute::apply()`],
 //!   [`execute::rollback`]), reporting through typed [`execute::event::Event`]s.
 //!
 //! [`cluster`] is the one place that talks to Kubernetes. [`secrets`] reads

@@ -6,14 +6,14 @@
 
 use serde_json::Value;
 
-pub const MASK: &str = "(sensitive value)";
+pub(crate) const MASK: &str = "(sensitive value)";
 
 /// Every decrypted value of this process, and whether output is masked.
 static REGISTRY: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
 static SHOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Register a decrypted value for masking everywhere.
-pub fn register(secret: &str) {
+pub(crate) fn register(secret: &str) {
     let mut registry = REGISTRY
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -37,7 +37,7 @@ pub fn derive(input: &str, output: &str) {
 /// input is a secret (or a piece of one) its output is registered; when the
 /// input only holds secrets among other text, what the filter makes of each
 /// secret is, so that the rest of the text stays readable.
-pub fn derive_each(input: &str, output: &str, transform: impl Fn(&str) -> String) {
+pub(crate) fn derive_each(input: &str, output: &str, transform: impl Fn(&str) -> String) {
     piece(input);
     let contained: Vec<String> = {
         let registry = registry();
@@ -69,7 +69,7 @@ pub fn derive_each(input: &str, output: &str, transform: impl Fn(&str) -> String
 /// quarters of the value. Shorter pieces are left alone: a word that happens to occur inside
 /// a secret (`postgres` in a connection string) would be masked everywhere,
 /// and a short prefix shown to tell keys apart tells little.
-pub fn piece(text: &str) {
+pub(crate) fn piece(text: &str) {
     if is_piece(&registry(), text) {
         register(text);
     }
@@ -254,7 +254,7 @@ impl Masker {
 
     /// Register a decrypted value. Values under six characters are masked
     /// only where they are a whole value, not inside other text.
-    pub fn register(&mut self, secret: &str) {
+    pub(crate) fn register(&mut self, secret: &str) {
         if secret.is_empty() || self.secrets.iter().any(|known| known == secret) {
             return;
         }
@@ -269,7 +269,7 @@ impl Masker {
 
     /// Replace every form of every registered secret in `text`, where it
     /// stands alone (never inside a longer word).
-    pub fn mask_text(&self, text: &str) -> String {
+    pub(crate) fn mask_text(&self, text: &str) -> String {
         if !self.enabled {
             return text.to_string();
         }

@@ -62,7 +62,7 @@ impl Node {
             })
     }
 
-    pub fn kind_name(&self) -> &'static str {
+    pub(crate) fn kind_name(&self) -> &'static str {
         match &self.kind {
             NodeKind::Null => "null",
             NodeKind::Bool(_) => "a boolean",
@@ -117,7 +117,7 @@ pub fn parse_values(source: &Arc<SourceFile>) -> Result<Value, SyntaxError> {
 }
 
 /// Parse a multi-document YAML stream; empty documents are dropped.
-pub fn parse_documents(source: &Arc<SourceFile>) -> Result<Vec<Value>, SyntaxError> {
+pub(crate) fn parse_documents(source: &Arc<SourceFile>) -> Result<Vec<Value>, SyntaxError> {
     let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(&source.text, options())
         .map_err(|error| syntax_error(source, &error))?;
     Ok(documents.into_iter().filter(|doc| !doc.is_null()).collect())

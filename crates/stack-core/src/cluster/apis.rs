@@ -18,7 +18,7 @@ pub fn secrets(client: &Client, namespace: &str) -> Api<Secret> {
 }
 
 /// Secrets of every namespace (the history of every release at once).
-pub fn all_secrets(client: &Client) -> Api<Secret> {
+pub(crate) fn all_secrets(client: &Client) -> Api<Secret> {
     Api::all(client.clone())
 }
 
@@ -44,7 +44,7 @@ pub fn dynamic(client: &Client, namespace: &str, resource: &ApiResource) -> Api<
 
 /// Objects of a built-in kind as dynamic objects (pods and replica sets
 /// followed by the shared watches).
-pub fn erased<K>(client: &Client, namespace: &str) -> Api<DynamicObject>
+pub(crate) fn erased<K>(client: &Client, namespace: &str) -> Api<DynamicObject>
 where
     K: kube::Resource<DynamicType = ()>,
 {

@@ -17,7 +17,7 @@ pub struct Applied {
 
 impl Applied {
     /// Whether `object` is this object, at least as new as applied.
-    pub fn admits(&self, object: &Value) -> bool {
+    pub(crate) fn admits(&self, object: &Value) -> bool {
         let uid = object["metadata"]["uid"].as_str();
         let generation = object["metadata"]["generation"].as_i64();
         self.uid.as_deref().is_none_or(|ours| uid == Some(ours))

@@ -1,6 +1,6 @@
 //! Whether the cluster still answers. Every response counts as contact,
 //! whatever its status; a request that got none (refused, reset, timed out)
-//! does not. A run that has heard nothing for [`LOST_AFTER`] stops waiting,
+//! does not. A run that has heard nothing for `LOST_AFTER` stops waiting,
 //! does not try to roll back what it cannot reach, and leaves what was in
 //! flight pending for the next `stack apply` to recover.
 
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 /// No answer to any request for this long: the cluster is lost. Shorter
 /// than a request's retries ([`super::retry::PATIENCE`]), so a request
 /// still retrying when it passes sees the loss as the cause.
-pub const LOST_AFTER: Duration = Duration::from_secs(20);
+pub(crate) const LOST_AFTER: Duration = Duration::from_secs(20);
 
 /// The cluster stopped answering.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,7 +70,7 @@ impl Contact {
         *silent = Some((since, reason));
     }
 
-    /// The loss, once nothing has answered for [`LOST_AFTER`].
+    /// The loss, once nothing has answered for `LOST_AFTER`.
     pub fn lost(&self) -> Option<Lost> {
         let silent = self.silent.lock().unwrap_or_else(PoisonError::into_inner);
         let (since, error) = silent.as_ref()?;
@@ -82,7 +82,7 @@ impl Contact {
     }
 
     /// Resolves when the cluster is lost (checked every second).
-    pub async fn until_lost(&self) -> Lost {
+    pub(crate) async fn until_lost(&self) -> Lost {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             if let Some(lost) = self.lost() {

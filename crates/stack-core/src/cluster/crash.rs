@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const VARIABLE: &str = "STACK_FAULT_KILL_AFTER_WRITES";
+pub(crate) const VARIABLE: &str = "STACK_FAULT_KILL_AFTER_WRITES";
 
 /// The client, wrapped when the hook is on.
 pub fn wrap(client: kube::Client) -> kube::Client {

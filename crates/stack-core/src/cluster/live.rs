@@ -50,7 +50,7 @@ pub struct LiveObject {
 
 impl LiveObject {
     /// The object as a plan compares it: with its `apiVersion` and `kind`,
-    /// without what only its status subresource writes (see [`comparable`]).
+    /// without what only its status subresource writes (see `comparable`).
     pub fn value(&self) -> Value {
         comparable(self.whole())
     }
@@ -193,7 +193,7 @@ pub async fn history(client: &kube::Client) -> Result<(History, BTreeSet<String>
 pub type Scope = (String, String, Option<String>);
 
 /// The LIST scope an object is found in.
-pub fn scope_of(object: &Value) -> Scope {
+pub(crate) fn scope_of(object: &Value) -> Scope {
     (
         object["apiVersion"]
             .as_str()
@@ -205,7 +205,7 @@ pub fn scope_of(object: &Value) -> Scope {
 }
 
 /// The objects of a fetch, its unserved kinds and the requests it made.
-pub type Fetched<T> = (HashMap<ObjectKey, T>, BTreeSet<(String, String)>, usize);
+pub(crate) type Fetched<T> = (HashMap<ObjectKey, T>, BTreeSet<(String, String)>, usize);
 
 /// An API to LIST, with the `apiVersion` and `kind` it serves.
 type List = (Api<kube::api::DynamicObject>, String, String);

@@ -11,7 +11,7 @@ pub mod contact;
 pub mod crash;
 pub mod live;
 pub mod resources;
-pub mod retry;
+pub(crate) mod retry;
 
 use std::path::{Path, PathBuf};
 
@@ -125,7 +125,7 @@ pub struct Cluster {
 }
 
 /// Where an environment's simulated cluster keeps its state.
-pub fn simulator_dir(state_dir: &Path, environment: &str) -> PathBuf {
+pub(crate) fn simulator_dir(state_dir: &Path, environment: &str) -> PathBuf {
     state_dir.join(".stack").join("cluster").join(environment)
 }
 

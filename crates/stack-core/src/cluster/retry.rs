@@ -8,9 +8,9 @@ use std::future::Future;
 use std::time::Duration;
 
 /// How long a request of a run keeps being retried.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 /// How long the first request to a cluster is retried.
-pub const FIRST_CONTACT: Duration = Duration::from_secs(2);
+pub(crate) const FIRST_CONTACT: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const LONGEST_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -38,13 +38,13 @@ fn retry_after(error: &kube::Error, backoff: Duration) -> Option<Duration> {
 }
 
 /// Whether the TLS handshake refused the server's certificate.
-pub fn is_certificate(error: &kube::Error) -> bool {
+pub(crate) fn is_certificate(error: &kube::Error) -> bool {
     causes(error).any(|cause| cause.to_string().contains("certificate"))
 }
 
 /// The innermost cause of an error, in its words (`Connection refused`,
 /// `invalid peer certificate: UnknownIssuer`).
-pub fn innermost(error: &kube::Error) -> String {
+pub(crate) fn innermost(error: &kube::Error) -> String {
     causes(error)
         .last()
         .map_or_else(|| error.to_string(), ToString::to_string)
@@ -59,7 +59,7 @@ pub fn causes<'a>(
 
 /// Run `call` until it succeeds, fails for good, or has been retried for
 /// [`PATIENCE`].
-pub async fn retry<T, F, Fut>(call: F) -> Result<T, kube::Error>
+pub(crate) async fn retry<T, F, Fut>(call: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -69,7 +69,7 @@ where
 
 /// Run `call` until it succeeds, fails for good, or the next try would
 /// start more than `patience` after the first.
-pub async fn retry_for<T, F, Fut>(patience: Duration, mut call: F) -> Result<T, kube::Error>
+pub(crate) async fn retry_for<T, F, Fut>(patience: Duration, mut call: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,

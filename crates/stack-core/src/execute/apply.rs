@@ -21,7 +21,7 @@ use crate::load::render::RenderedRelease;
 use crate::plan::{Action, Change, ReleasePlan};
 use stack_kube::revision::{Revision, State, Stored};
 
-pub async fn apply_release(
+pub(crate) async fn apply_release(
     session: &Session,
     release: &Release,
     rendered: &RenderedRelease,

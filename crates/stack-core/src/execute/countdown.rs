@@ -67,7 +67,7 @@ impl Countdown {
     /// `member` failed: every member waiting for it, directly or through
     /// others, that has not started — each with the member it waited for —
     /// in order; none of them will start.
-    pub fn blocked_by(&mut self, member: usize) -> Vec<(usize, usize)> {
+    pub(crate) fn blocked_by(&mut self, member: usize) -> Vec<(usize, usize)> {
         let mut blocked = Vec::new();
         let mut failed = vec![member];
         while let Some(awaited) = failed.pop() {

@@ -24,7 +24,7 @@ const EVENTS: usize = 5;
 
 /// The `k=v,…` selector of a workload's pods (`spec.selector.matchLabels`),
 /// or of a Job's pods.
-pub fn pod_selector(object: &Value) -> Option<String> {
+pub(crate) fn pod_selector(object: &Value) -> Option<String> {
     if object["kind"] == "Job" {
         let name = object["metadata"]["name"].as_str()?;
         return Some(format!("batch.kubernetes.io/job-name={name}"));
@@ -38,7 +38,7 @@ pub fn pod_selector(object: &Value) -> Option<String> {
 }
 
 /// A pod's failure that waiting will not fix: `container web: CrashLoopBackOff: …`.
-pub fn pod_failure(pod: &Value) -> Option<String> {
+pub(crate) fn pod_failure(pod: &Value) -> Option<String> {
     let statuses = pod["status"]["containerStatuses"].as_array()?;
     statuses.iter().find_map(|status| {
         let waiting = &status["state"]["waiting"];
@@ -181,7 +181,11 @@ async fn events(client: &kube::Client, namespace: &str, involved: &[String]) -> 
 
 /// The last lines of the logs of a Job's (or a Pod's) pods, where the
 /// cluster has them.
-pub async fn log_tail(client: &kube::Client, object: &Value, lines: i64) -> Vec<(String, String)> {
+pub(crate) async fn log_tail(
+    client: &kube::Client,
+    object: &Value,
+    lines: i64,
+) -> Vec<(String, String)> {
     let Some(namespace) = object["metadata"]["namespace"].as_str() else {
         return Vec::new();
     };

@@ -138,7 +138,7 @@ fn seconds_f64<S: serde::Serializer>(
 impl Event {
     /// Worth keeping on screen in full, not only as the release's status:
     /// failures, rollbacks, skips, warnings, anything that undoes or restores.
-    pub fn lasting(&self) -> bool {
+    pub(crate) fn lasting(&self) -> bool {
         matches!(
             self,
             Self::RestoringDrift { .. }

@@ -46,7 +46,7 @@ pub struct Feed {
 }
 
 /// A waiter's view of a feed: what it holds now and what changes after.
-pub struct Subscription {
+pub(crate) struct Subscription {
     pub changes: broadcast::Receiver<Change>,
     /// The LIST behind the state was sent at this instant (`None`: not yet answered).
     pub listed: Option<Instant>,
@@ -59,7 +59,7 @@ impl Feed {
 
     /// Subscribe, then read through `read` the state the changes start from:
     /// under one lock, so no change falls between the two.
-    pub fn subscribe<T>(
+    pub(crate) fn subscribe<T>(
         &self,
         read: impl FnOnce(&HashMap<String, Arc<Value>>) -> T,
     ) -> (Subscription, T) {
@@ -176,7 +176,7 @@ struct List {
 
 /// The fields of `spec` the readiness rules (`wait`) read; feeds keep no
 /// others.
-pub const SPEC_FIELDS: [&str; 4] = [
+pub(crate) const SPEC_FIELDS: [&str; 4] = [
     "replicas",
     "updateStrategy",
     "type",

@@ -58,7 +58,10 @@ pub async fn mark(
 }
 
 /// Mark the revision that `current` replaced as superseded.
-pub async fn supersede(session: &Session, replaced: Option<&Revision>) -> Result<(), ReleaseError> {
+pub(crate) async fn supersede(
+    session: &Session,
+    replaced: Option<&Revision>,
+) -> Result<(), ReleaseError> {
     if let Some(replaced) = replaced
         && replaced.state == State::Deployed
     {
@@ -87,7 +90,11 @@ pub async fn trim(
 
 /// Delete every revision of a release: the `kept` ones its plan read (no
 /// LIST per release; the run holds the lock, nobody adds one meanwhile).
-pub async fn delete_all(session: &Session, id: &str, kept: &[u32]) -> Result<(), ReleaseError> {
+pub(crate) async fn delete_all(
+    session: &Session,
+    id: &str,
+    kept: &[u32],
+) -> Result<(), ReleaseError> {
     delete(session, id, kept)
         .await
         .map_err(ReleaseError::request("delete history"))

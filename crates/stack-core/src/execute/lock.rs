@@ -26,7 +26,7 @@ const PID: &str = "stack.dev/pid";
 const HOST: &str = "stack.dev/host";
 
 /// A held lock; `release` gives it back.
-pub struct Lock {
+pub(crate) struct Lock {
     api: Api<Lease>,
     name: String,
     renewal: tokio::task::JoinHandle<()>,
@@ -34,7 +34,7 @@ pub struct Lock {
 
 /// The Lease's name for a stack and environment: each dot-separated part a
 /// DNS label, as an object name must be.
-pub fn lease_name(stack: &str, environment: &str) -> String {
+pub(crate) fn lease_name(stack: &str, environment: &str) -> String {
     let (stack, environment) = (dns_label(stack), dns_label(environment));
     format!("stack-lock.{stack}.{environment}")
 }
@@ -136,7 +136,7 @@ fn held(existing: &Lease, name: &str) -> EngineError {
 }
 
 /// Take the lock, waiting up to `wait` for it to be free.
-pub async fn acquire(
+pub(crate) async fn acquire(
     client: &kube::Client,
     name: &str,
     command: &str,

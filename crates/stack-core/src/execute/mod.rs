@@ -6,10 +6,10 @@
 pub mod apply;
 pub mod countdown;
 pub mod deploy;
-pub mod diagnose;
+pub(crate) mod diagnose;
 pub mod error;
 pub mod event;
-pub mod feeds;
+pub(crate) mod feeds;
 pub mod history;
 pub mod interrupt;
 pub mod lock;
@@ -21,8 +21,8 @@ pub mod readiness;
 pub mod recover;
 pub mod report;
 pub mod rollback;
-pub mod schedule;
-pub mod strategy;
+pub(crate) mod schedule;
+pub(crate) mod strategy;
 pub mod test_jobs;
 pub mod wait;
 
@@ -109,7 +109,7 @@ impl Session {
     /// The live objects in every kind and namespace that `objects` (as a
     /// revision stores them) are in — one LIST each — limited to what
     /// `selector` picks.
-    pub fn live_around<'a>(
+    pub(crate) fn live_around<'a>(
         &'a self,
         objects: impl IntoIterator<Item = &'a Value>,
         selector: Option<&'a str>,

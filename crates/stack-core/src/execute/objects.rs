@@ -27,7 +27,10 @@ use stack_kube::object::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object, ObjectKey};
 /// Create the namespace unless it exists. It is created, not applied: no
 /// field of it is owned by `stack`, so a release that renders the namespace
 /// itself keeps it as it wants it.
-pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), ReleaseError> {
+pub(crate) async fn ensure_namespace(
+    session: &Session,
+    namespace: &str,
+) -> Result<(), ReleaseError> {
     let known = || {
         session
             .namespaces
@@ -83,7 +86,7 @@ pub async fn ensure_namespace(session: &Session, namespace: &str) -> Result<(), 
 
 /// The dynamic API of an object's kind; when the kind is not served yet (a
 /// CRD applied moments ago), discovery is refreshed until it is.
-pub async fn api_for(
+pub(crate) async fn api_for(
     session: &Session,
     object: &Object,
     timeout: Duration,
@@ -139,7 +142,7 @@ async fn patch(
 /// Server-side apply one object. A conflict on fields our `previous`
 /// revision set is drift and is taken back; a conflict on fields another
 /// manager owns stops here, naming it, unless `force`.
-pub async fn apply_object(
+pub(crate) async fn apply_object(
     session: &Session,
     id: &str,
     object: &Object,
@@ -210,10 +213,10 @@ fn is_drift(object: &Object, previous: &[Value], conflicts: &[String]) -> bool {
 }
 
 /// What a run applied: each object's uid and generation as the server answered.
-pub type AppliedSet = BTreeMap<ObjectKey, Applied>;
+pub(crate) type AppliedSet = BTreeMap<ObjectKey, Applied>;
 
 /// Apply objects in kind order, each stage's objects at once.
-pub async fn apply_all(
+pub(crate) async fn apply_all(
     session: &Session,
     id: &str,
     objects: &mut [&Object],
@@ -238,7 +241,7 @@ pub async fn apply_all(
 /// Delete an object; gone already is fine. Whether it is gone now (see
 /// `apply::remove_release`); a kind no longer served has
 /// nothing to delete.
-pub async fn delete_object(
+pub(crate) async fn delete_object(
     session: &Session,
     api_version: &str,
     kind: &str,
@@ -270,7 +273,7 @@ pub async fn delete_object(
 }
 
 /// Delete the object a planned change names.
-pub async fn delete_change(
+pub(crate) async fn delete_change(
     session: &Session,
     change: &crate::plan::Change,
 ) -> Result<bool, ReleaseError> {
@@ -286,7 +289,7 @@ pub async fn delete_change(
 
 /// Wait until every object that has a readiness rule is ready, judged by
 /// `rule`; the first failure (or the timeout) is explained.
-pub async fn wait_ready(
+pub(crate) async fn wait_ready(
     session: &Session,
     id: &str,
     objects: &[&Object],

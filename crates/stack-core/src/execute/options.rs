@@ -46,7 +46,7 @@ impl Default for ExecutionOptions {
 /// A release spends its time waiting on the cluster, not on this machine's
 /// CPUs: on a 2-core CI runner CPUs × 4 alone kept half the releases of a
 /// large stack waiting in line while both cores were idle.
-pub fn default_concurrency() -> usize {
+pub(crate) fn default_concurrency() -> usize {
     std::thread::available_parallelism()
         .map_or(4, |n| n.get() * 4)
         .max(16)

@@ -48,7 +48,7 @@ fn is_pending(revisions: &[std::sync::Arc<stack_kube::revision::Revision>], stac
 }
 
 /// Whether any release of this stack has its newest revision pending.
-pub fn has_pending(history: &crate::cluster::live::History, stack: &str) -> bool {
+pub(crate) fn has_pending(history: &crate::cluster::live::History, stack: &str) -> bool {
     history
         .values()
         .any(|revisions| is_pending(revisions, stack))

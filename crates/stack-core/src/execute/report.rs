@@ -104,7 +104,7 @@ impl Reporter {
     }
 
     /// An event of a release: a line (a status on the live view, kept
-    /// above it when the event is [`Event::lasting`]); per-object events
+    /// above it when the event is `Event::lasting`); per-object events
     /// only with `-v`.
     pub fn event(&self, release: &str, event: &Event) {
         if self.quiet || (event.detail() && !self.verbose) {

@@ -33,7 +33,7 @@ impl Strategy {
 
     /// Bring the release's changed objects into the cluster and, unless the
     /// run or the release says not to wait, wait until they are ready.
-    pub async fn roll_out(
+    pub(crate) async fn roll_out(
         self,
         session: &Session,
         release: &Release,

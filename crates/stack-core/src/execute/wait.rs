@@ -19,13 +19,13 @@ use super::readiness::{Readiness, generation_observed};
 use crate::cluster::apply::Applied;
 
 /// A Job that its TTL controller removes once it finished: gone counts as done.
-pub fn may_vanish(object: &Value) -> bool {
+pub(crate) fn may_vanish(object: &Value) -> bool {
     object["kind"] == "Job" && !object["spec"]["ttlSecondsAfterFinished"].is_null()
 }
 
 /// What [`until_ready`] waits for: an object in a feed, newer than what was
 /// applied.
-pub struct Watched {
+pub(crate) struct Watched {
     pub feed: Arc<Feed>,
     pub name: String,
     /// Set when this run applied the object: an older state does not count.
@@ -45,7 +45,7 @@ pub struct Watched {
 /// a busy namespace), and a pod takes longer than that to show a failure
 /// waiting will not fix (kubelet backs off 10 s before the first restart of
 /// a crashing container).
-pub struct Pods<'a> {
+pub(crate) struct Pods<'a> {
     /// Opens the namespace's pod feed (taken when it is opened).
     pub opener: Option<Box<dyn FnOnce() -> Arc<Feed> + Send + Sync + 'a>>,
     pub after: Duration,
@@ -63,7 +63,7 @@ struct PodWatch {
 }
 
 /// How long a workload waits before its pods are looked at.
-pub const PODS_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const PODS_AFTER: Duration = Duration::from_secs(2);
 
 impl Pods<'_> {
     /// Open the pod feed, unless it is open already.
@@ -206,7 +206,7 @@ enum Next {
 /// judged by `rule`; with `pods`, a pod of the current rollout that fails
 /// in a way waiting will not fix (a crash loop, an image that cannot be
 /// pulled) fails it at once. Reports progress through `progress`.
-pub async fn until_ready(
+pub(crate) async fn until_ready(
     watched: Watched,
     rule: fn(&Value) -> Option<Readiness>,
     mut pods: Option<Pods<'_>>,

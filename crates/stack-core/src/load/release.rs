@@ -54,7 +54,7 @@ impl Release {
     /// Where the value at `pointer` (JSON pointer segments) that the merged
     /// values hold was set: in the highest layer that has it, if that layer
     /// can be pointed at.
-    pub fn locate(&self, pointer: &[String]) -> Option<Span> {
+    pub(crate) fn locate(&self, pointer: &[String]) -> Option<Span> {
         let path = pointer.iter().fold(String::new(), |mut path, segment| {
             path.push('/');
             path.push_str(&segment.replace('~', "~0").replace('/', "~1"));
@@ -86,7 +86,7 @@ pub struct Need {
 impl Release {
     /// User labels plus the implicit `name`, `namespace` and `chart`, which
     /// win over user labels of the same key.
-    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+    pub(crate) fn selector_labels(&self) -> BTreeMap<String, String> {
         let mut labels = self.labels.clone();
         labels.insert("name".into(), self.name.clone());
         labels.insert("namespace".into(), self.namespace.clone());
@@ -96,7 +96,7 @@ impl Release {
 }
 
 /// `[namespace/]name`, a bare name meaning `default_namespace`.
-pub fn need_id(need: &str, default_namespace: &str) -> String {
+pub(crate) fn need_id(need: &str, default_namespace: &str) -> String {
     match need.split_once('/') {
         Some((namespace, name)) => format!("{}/{}", namespace.trim(), name.trim()),
         None => format!("{default_namespace}/{}", need.trim()),

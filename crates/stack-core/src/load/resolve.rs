@@ -190,7 +190,7 @@ fn layer(
 }
 
 /// Resolve every release of the stack for one environment.
-pub fn resolve_releases(
+pub(crate) fn resolve_releases(
     stack: &Stack,
     environment: &ResolvedEnvironment,
     sets: &[SetValue],

@@ -154,7 +154,7 @@ impl<'a> Owned<'a> {
 }
 
 /// Compare one release's render with what is live.
-pub fn plan_release(
+pub(crate) fn plan_release(
     index: usize,
     release: &Release,
     rendered: &RenderedRelease,
@@ -241,7 +241,7 @@ pub fn last_deployed(history: &[Arc<Revision>]) -> Option<&Arc<Revision>> {
 /// release whose render did not change needs no new revision, whatever
 /// values moved elsewhere in the environment (environment values reach
 /// every release, most of them unused by most releases).
-pub fn renders_unchanged(revision: &Revision, rendered: &RenderedRelease) -> bool {
+pub(crate) fn renders_unchanged(revision: &Revision, rendered: &RenderedRelease) -> bool {
     let same = |stored: &[Value], now: &[stack_kube::object::Object]| {
         stored.len() == now.len() && stored.iter().zip(now).all(|(s, o)| *s == o.body)
     };

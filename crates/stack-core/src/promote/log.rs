@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::promote::PromoteError;
 use crate::promote::paths::{self, KeyPath};
 
-pub const FILE_NAME: &str = "promotions.jsonl";
+pub(crate) const FILE_NAME: &str = "promotions.jsonl";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

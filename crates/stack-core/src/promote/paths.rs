@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 /// A concrete value path, as keys.
-pub type KeyPath = Vec<String>;
+pub(crate) type KeyPath = Vec<String>;
 
 /// Dotted form, for people: `images.backend.tag`.
 pub fn display(path: &[String]) -> String {
@@ -14,7 +14,7 @@ pub fn display(path: &[String]) -> String {
 
 /// Every concrete path of `values` that `pattern` names; `*` matches one key
 /// of a map. In the order the keys are written.
-pub fn expand(pattern: &str, values: &Value) -> Vec<KeyPath> {
+pub(crate) fn expand(pattern: &str, values: &Value) -> Vec<KeyPath> {
     let keys: Vec<&str> = pattern.split('.').collect();
     let mut found = Vec::new();
     walk(&keys, values, &mut Vec::new(), &mut found);
@@ -39,7 +39,7 @@ fn walk(keys: &[&str], value: &Value, prefix: &mut KeyPath, found: &mut Vec<KeyP
 }
 
 /// Drop paths that another path of the list already contains.
-pub fn outermost(mut paths: Vec<KeyPath>) -> Vec<KeyPath> {
+pub(crate) fn outermost(mut paths: Vec<KeyPath>) -> Vec<KeyPath> {
     let all = paths.clone();
     paths.retain(|path| {
         !all.iter()

@@ -18,7 +18,7 @@ pub struct Opened {
 }
 
 /// `key1:key2:…:` — the path bound into each ciphertext.
-pub fn aad(path: &[String]) -> String {
+pub(crate) fn aad(path: &[String]) -> String {
     let mut aad = path.join(":");
     aad.push(':');
     aad
@@ -123,7 +123,7 @@ pub struct Ivs(std::collections::HashMap<String, Vec<Sealed>>);
 type Sealed = (Zeroizing<Vec<u8>>, [u8; 32], String);
 
 impl Ivs {
-    pub fn remember(&mut self, aad: String, opened: &Opened) {
+    pub(crate) fn remember(&mut self, aad: String, opened: &Opened) {
         if let Ok(iv) = <[u8; 32]>::try_from(opened.iv.as_slice()) {
             self.0.entry(aad).or_default().push((
                 opened.plaintext.clone(),
@@ -134,7 +134,7 @@ impl Ivs {
     }
 
     /// The IV and type a value had, if it had this plaintext at this path.
-    pub fn recall(&self, aad: &str, plaintext: &[u8]) -> Option<([u8; 32], &str)> {
+    pub(crate) fn recall(&self, aad: &str, plaintext: &[u8]) -> Option<([u8; 32], &str)> {
         self.0
             .get(aad)?
             .iter()

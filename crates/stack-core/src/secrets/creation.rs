@@ -33,7 +33,7 @@ const OTHER_KEYS: [&str; 7] = [
 
 impl Creation {
     /// The rule as a metadata-like block, for [`crate::secrets::rule::Rule::read`].
-    pub fn rule_block(&self) -> Tree {
+    pub(crate) fn rule_block(&self) -> Tree {
         Tree::Map(vec![(self.rule.0.clone(), Tree::Str(self.rule.1.clone()))])
     }
 

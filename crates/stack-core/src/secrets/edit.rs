@@ -15,7 +15,7 @@ use crate::secrets::SecretsError;
 
 /// The editor command line: `$VISUAL`, else `$EDITOR`, else `vi`. It may
 /// carry arguments (`code --wait`).
-pub fn editor_command() -> String {
+pub(crate) fn editor_command() -> String {
     ["VISUAL", "EDITOR"]
         .iter()
         .filter_map(|name| std::env::var(name).ok())

@@ -29,7 +29,7 @@ fn parse(text: &str, source: &str, identities: &mut Identities) -> Result<(), Se
 
 /// The default key file: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else
 /// `~/.config/sops/age/keys.txt`.
-pub fn default_key_file() -> Option<PathBuf> {
+pub(crate) fn default_key_file() -> Option<PathBuf> {
     let config = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

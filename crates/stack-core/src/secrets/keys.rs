@@ -23,7 +23,7 @@ fn text(tree: Option<&Tree>) -> String {
 }
 
 /// The age entries of a group: `(recipient, armored file)`.
-pub fn age_entries(group: &Tree) -> Vec<(String, String)> {
+pub(crate) fn age_entries(group: &Tree) -> Vec<(String, String)> {
     match group.get("age") {
         Some(Tree::Seq(entries)) => entries
             .iter()
@@ -43,7 +43,7 @@ fn metadata_groups(metadata: &Tree) -> Vec<Tree> {
 }
 
 /// A file's recipients per group, and its threshold.
-pub fn groups_of(metadata: &Tree) -> Groups {
+pub(crate) fn groups_of(metadata: &Tree) -> Groups {
     let groups: Vec<Vec<String>> = metadata_groups(metadata)
         .iter()
         .map(|g| age_entries(g).into_iter().map(|(r, _)| r).collect())
@@ -72,7 +72,7 @@ fn unwrap_with_age(enc: &str, identities: &Identities) -> Option<Zeroizing<Vec<u
 }
 
 /// The data key of a file, and its recipients (for messages).
-pub fn data_key(
+pub(crate) fn data_key(
     file: &str,
     metadata: &Tree,
     identities: &Identities,
@@ -131,7 +131,7 @@ pub fn data_key(
 }
 
 /// An armored age file of `key` for one recipient, ending with a newline.
-pub fn wrap_key(key: &[u8], recipient: &str) -> Result<String, SecretsError> {
+pub(crate) fn wrap_key(key: &[u8], recipient: &str) -> Result<String, SecretsError> {
     let armored = crate::secrets::age_file::encrypt(&[recipient.to_string()], key)?;
     let mut text = String::from_utf8_lossy(&armored).into_owned();
     if !text.ends_with('\n') {
@@ -151,7 +151,10 @@ fn entries(key: &[u8], recipients: &[String]) -> Result<Value, SecretsError> {
 /// The metadata fields that carry the data key for these groups, as sops
 /// writes them: a flat `age` list for one group, else `shamir_threshold`
 /// and `key_groups` holding one Shamir share per group.
-pub fn key_fields(key: &[u8], groups: &Groups) -> Result<Vec<(String, Value)>, SecretsError> {
+pub(crate) fn key_fields(
+    key: &[u8],
+    groups: &Groups,
+) -> Result<Vec<(String, Value)>, SecretsError> {
     if let [only] = groups.groups.as_slice() {
         return Ok(vec![("age".into(), entries(key, only)?)]);
     }
@@ -170,7 +173,7 @@ pub fn key_fields(key: &[u8], groups: &Groups) -> Result<Vec<(String, Value)>, S
 
 /// A metadata block with its key fields replaced by `fields`, written where
 /// the old ones were (other fields keep their order).
-pub fn replace_key_fields(
+pub(crate) fn replace_key_fields(
     metadata: &serde_json::Map<String, Value>,
     fields: Vec<(String, Value)>,
 ) -> serde_json::Map<String, Value> {

@@ -5,7 +5,7 @@
 //! Masking of every decrypted value lives in `crate::mask`.
 
 pub mod age_file;
-pub mod cipher;
+pub(crate) mod cipher;
 pub mod creation;
 pub mod edit;
 pub mod encrypt;

@@ -7,7 +7,7 @@ use crate::secrets::SecretsError;
 use crate::secrets::tree::Tree;
 
 /// The rule fields, in the order sops writes them.
-pub const FIELDS: [&str; 6] = [
+pub(crate) const FIELDS: [&str; 6] = [
     "unencrypted_suffix",
     "encrypted_suffix",
     "unencrypted_regex",
@@ -16,7 +16,7 @@ pub const FIELDS: [&str; 6] = [
     "encrypted_comment_regex",
 ];
 
-pub enum Rule {
+pub(crate) enum Rule {
     UnencryptedSuffix(String),
     EncryptedSuffix(String),
     UnencryptedRegex(Regex),

@@ -56,7 +56,7 @@ pub fn split(secret: &[u8], count: usize, threshold: usize) -> Vec<Zeroizing<Vec
 }
 
 /// Recover the secret from shares (each: the values, then its x byte).
-pub fn combine<S: AsRef<[u8]>>(shares: &[S]) -> Option<Zeroizing<Vec<u8>>> {
+pub(crate) fn combine<S: AsRef<[u8]>>(shares: &[S]) -> Option<Zeroizing<Vec<u8>>> {
     let length = shares.first()?.as_ref().len().checked_sub(1)?;
     if shares.iter().any(|s| s.as_ref().len() != length + 1) {
         return None;

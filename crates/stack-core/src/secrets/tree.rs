@@ -54,7 +54,7 @@ impl Tree {
 
     /// Overwrite every string, key and number in place (for decrypted
     /// documents, when they are dropped).
-    pub fn wipe(&mut self) {
+    pub(crate) fn wipe(&mut self) {
         use zeroize::Zeroize as _;
         match self {
             Self::Map(entries) => entries.iter_mut().for_each(|(key, value)| {
@@ -88,7 +88,7 @@ impl Tree {
 }
 
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)`, with sops's special values.
-pub fn go_float(number: f64) -> String {
+pub(crate) fn go_float(number: f64) -> String {
     if number.is_nan() {
         "NaN".into()
     } else if number.is_infinite() {

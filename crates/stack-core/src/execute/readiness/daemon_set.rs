@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{Readiness, Rule, generation_observed, number, waiting};
 
-pub struct DaemonSet;
+pub(crate) struct DaemonSet;
 
 impl Rule for DaemonSet {
     fn kind(&self) -> &'static str {

@@ -1,6 +1,6 @@
 //! Whether an object is ready: one rule per kind, each in its own file
-//! behind [`Rule`]. A kind without a rule is ready once applied. Adding a
-//! kind is a file and a line in [`RULES`].
+//! behind `Rule`. A kind without a rule is ready once applied. Adding a
+//! kind is a file and a line in `RULES`.
 
 mod claim;
 mod crd;
@@ -23,7 +23,7 @@ pub enum Readiness {
 }
 
 /// How one kind tells whether an object of it is ready.
-pub trait Rule: Sync {
+pub(crate) trait Rule: Sync {
     /// The kind it judges (`Deployment`).
     fn kind(&self) -> &'static str;
     /// Where `object` stands; `None` when this object needs no waiting (a
@@ -49,7 +49,7 @@ pub fn readiness(object: &Value) -> Option<Readiness> {
 }
 
 /// The rule for test objects: a Job completes, a Pod succeeds.
-pub fn test_readiness(object: &Value) -> Option<Readiness> {
+pub(crate) fn test_readiness(object: &Value) -> Option<Readiness> {
     if object["kind"] != "Pod" {
         return readiness(object);
     }
@@ -76,7 +76,7 @@ fn is_true(object: &Value, kind: &str) -> bool {
 }
 
 /// Whether the controller has seen the object's newest generation.
-pub fn generation_observed(object: &Value) -> bool {
+pub(crate) fn generation_observed(object: &Value) -> bool {
     let generation = object["metadata"]["generation"].as_u64();
     let observed = object["status"]["observedGeneration"].as_u64();
     match (generation, observed) {

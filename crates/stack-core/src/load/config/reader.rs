@@ -10,7 +10,7 @@ use crate::suggest::nearest;
 use crate::yaml::{Key, Node, NodeKind};
 
 /// A mapping whose keys have been checked against the keys allowed there.
-pub struct MapReader<'a> {
+pub(crate) struct MapReader<'a> {
     pub node: &'a Node,
     entries: &'a [(Key, Node)],
 }
@@ -54,7 +54,7 @@ impl<'a> MapReader<'a> {
             .map(|(_, value)| value)
     }
 
-    pub fn require(
+    pub(crate) fn require(
         &self,
         key: &'static str,
         context: &str,
@@ -86,7 +86,7 @@ impl<'a> MapReader<'a> {
         }
     }
 
-    pub fn unsigned(&self, key: &'static str, errors: &mut Vec<ConfigError>) -> Option<u64> {
+    pub(crate) fn unsigned(&self, key: &'static str, errors: &mut Vec<ConfigError>) -> Option<u64> {
         let node = self.get(key)?;
         match &node.kind {
             NodeKind::Number(number) if number.as_u64().is_some() => number.as_u64(),
@@ -129,13 +129,9 @@ impl<'a> MapReader<'a> {
             }
         }
     }
-
-    pub fn entries(&self) -> &'a [(Key, Node)] {
-        self.entries
-    }
 }
 
-pub fn expect_string<'a>(
+pub(crate) fn expect_string<'a>(
     node: &'a Node,
     key: &str,
     errors: &mut Vec<ConfigError>,
@@ -148,7 +144,7 @@ pub fn expect_string<'a>(
     }
 }
 
-pub fn wrong_type(key: &str, expected: &'static str, node: &Node) -> ConfigError {
+pub(crate) fn wrong_type(key: &str, expected: &'static str, node: &Node) -> ConfigError {
     ConfigError::WrongType {
         key: key.to_string(),
         expected,

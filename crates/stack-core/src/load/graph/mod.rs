@@ -215,7 +215,7 @@ impl Graph {
     }
 
     /// Each release's place in [`Graph::order`], by release index.
-    pub fn positions(&self) -> std::collections::HashMap<usize, usize> {
+    pub(crate) fn positions(&self) -> std::collections::HashMap<usize, usize> {
         self.order
             .iter()
             .enumerate()

@@ -78,7 +78,7 @@ impl fmt::Display for Selector {
 }
 
 /// True when any selector matches (OR); no selectors match everything.
-pub fn any_matches(selectors: &[Selector], labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn any_matches(selectors: &[Selector], labels: &BTreeMap<String, String>) -> bool {
     selectors.is_empty() || selectors.iter().any(|selector| selector.matches(labels))
 }
 

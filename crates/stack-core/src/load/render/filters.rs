@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 /// Steps one render (a template, a stack-file string) may take: far above
 /// what a chart of thousands of objects needs (a few hundred thousand), low
 /// enough that a runaway loop stops within seconds.
-pub const FUEL: u64 = 50_000_000;
+pub(crate) const FUEL: u64 = 50_000_000;
 
 /// A fresh environment with our filters and strict undefined handling:
 /// printing or iterating an undefined value is an error, testing it in `if`

@@ -7,12 +7,11 @@ pub mod filters;
 mod source;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use minijinja::value::{Serde, Value as JinjaValue};
 use serde_json::{Value, json};
 
-pub use chart::Chart;
+pub(crate) use chart::Chart;
 pub use source::load as load_chart;
 
 use crate::diagnostic::{SourceFile, Span};
@@ -139,7 +138,7 @@ pub struct RenderedRelease {
 }
 
 /// Merge a release's values over its chart's defaults and render it.
-pub fn render_release(
+pub(crate) fn render_release(
     release: &Release,
     chart: &Chart,
     environment: &str,
@@ -285,7 +284,7 @@ fn object_from(
 }
 
 /// Kinds declared cluster-scoped by CRDs among the rendered objects.
-pub fn scopes_from_crds<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Scopes {
+pub(crate) fn scopes_from_crds<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Scopes {
     let mut scopes = Scopes::default();
     for object in objects {
         if object.kind != "CustomResourceDefinition" {
@@ -301,6 +300,3 @@ pub fn scopes_from_crds<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Sc
     }
     scopes
 }
-
-/// Shared, immutable charts by folder.
-pub type Charts = std::collections::HashMap<PathBuf, Arc<Chart>>;

@@ -22,10 +22,10 @@ pub enum Comparison {
 }
 
 /// The field manager `stack` applies with.
-pub const FIELD_MANAGER: &str = MANAGED_BY_VALUE;
+pub(crate) const FIELD_MANAGER: &str = MANAGED_BY_VALUE;
 
 /// Fields of `live` that `manager` owns through server-side apply.
-pub fn owned_by(live: &Value, manager: &str) -> FieldSet {
+pub(crate) fn owned_by(live: &Value, manager: &str) -> FieldSet {
     let mut set = FieldSet::default();
     for entry in live["metadata"]["managedFields"]
         .as_array()
@@ -122,7 +122,7 @@ pub fn compare(desired: Option<&Value>, live: Option<&Value>) -> Comparison {
 
 /// Compare a server-side dry-run result with the live object: the server's
 /// own answer to what the apply would change.
-pub fn compare_dry_run(desired: &Value, dry_run: &Value, live: &Value) -> Comparison {
+pub(crate) fn compare_dry_run(desired: &Value, dry_run: &Value, live: &Value) -> Comparison {
     let mut set = FieldSet::of_object(&as_stored(desired), false);
     set.union(&owned_by(live, FIELD_MANAGER));
     set.union(&owned_by(dry_run, FIELD_MANAGER));
