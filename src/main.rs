@@ -28,8 +28,9 @@ fn main() -> ExitCode {
     if !color_requested {
         anstream::ColorChoice::Never.write_global();
     }
-    stack_core::mask::show_secrets(cli.global.show_secrets);
-    let outcome = Settings::resolve(&cli).and_then(|settings| {
+    let masks = stack_core::mask::Masks::new(cli.global.show_secrets);
+    crate::output::use_masks(&masks);
+    let outcome = Settings::resolve(&cli, &masks).and_then(|settings| {
         crate::commands::run(&cli, &settings)
             .map_err(|errors| (errors, settings.color))
             .map_err(|(errors, _)| errors)

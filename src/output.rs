@@ -5,6 +5,19 @@ use std::io::Write;
 
 use stack_core::diagnostic::Diagnostic;
 use stack_core::error::Errors;
+use stack_core::mask::Masks;
+
+/// The run's masks (one run per process): everything printed passes them.
+static MASKS: std::sync::OnceLock<Masks> = std::sync::OnceLock::new();
+
+/// Print through `masks` from now on; set once, in `main`.
+pub fn use_masks(masks: &Masks) {
+    let _ = MASKS.set(masks.clone());
+}
+
+fn masks() -> &'static Masks {
+    MASKS.get_or_init(Masks::default)
+}
 
 /// Print problems to stderr.
 pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>, color: bool) {
@@ -13,11 +26,7 @@ pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnosti
         if index > 0 {
             let _ = writeln!(stderr);
         }
-        let _ = write!(
-            stderr,
-            "{}",
-            stack_core::mask::mask_output(&diagnostic.render(color))
-        );
+        let _ = write!(stderr, "{}", masks().text(&diagnostic.render(color)));
     }
 }
 
@@ -67,6 +76,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// Write to stdout; a closed pipe (`stack template | head`) is not an error.
 pub fn stdout(text: &str) {
     let mut out = anstream::stdout().lock();
-    let _ = out.write_all(stack_core::mask::mask_output(text).as_bytes());
+    let _ = out.write_all(masks().text(text).as_bytes());
     let _ = out.flush();
 }

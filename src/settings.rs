@@ -9,6 +9,7 @@ use stack_core::execute::options::{Direction, ExecutionOptions};
 use stack_core::load::graph::{GraphError, NeedsMode, Selector};
 use stack_core::load::project::LoadOptions;
 use stack_core::load::values::SetValue;
+use stack_core::mask::Masks;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -18,16 +19,17 @@ pub struct Settings {
     pub color: bool,
     pub quiet: bool,
     pub verbose: bool,
-    pub show_secrets: bool,
     pub kubeconfig: Option<PathBuf>,
     pub kube_context: Option<String>,
     /// How a run against the cluster executes (`apply`'s flags; the lock
     /// wait of every command that takes the lock).
     pub execution: ExecutionOptions,
+    /// The run's secrets, and whether output shows them.
+    pub masks: Masks,
 }
 
 impl Settings {
-    pub fn resolve(cli: &Cli) -> Result<Self, Errors> {
+    pub fn resolve(cli: &Cli, masks: &Masks) -> Result<Self, Errors> {
         let global = &cli.global;
         let selectors = global
             .selectors
@@ -64,10 +66,10 @@ impl Settings {
             color: !global.no_color && !no_color_env,
             quiet: global.quiet,
             verbose: global.verbose,
-            show_secrets: global.show_secrets,
             kubeconfig: global.kubeconfig.clone(),
             kube_context: global.kube_context.clone(),
             execution: execution(&cli.command),
+            masks: masks.clone(),
         })
     }
 }

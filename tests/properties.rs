@@ -253,7 +253,7 @@ proptest! {
         values in values(),
     ) {
         let text: String = pieces.concat();
-        let env = stack_core::load::render::filters::environment();
+        let env = stack_core::load::render::filters::environment(&stack_core::mask::Masks::default());
         let context = minijinja::context! {
             values => minijinja::Value::from(minijinja::value::Serde(&values)),
             environment => minijinja::context! { name => "default" },

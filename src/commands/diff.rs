@@ -33,7 +33,7 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
             );
         }
     }
-    let masker = stack_core::mask::Masker::new(settings.show_secrets);
+    let masker = settings.masks.masker();
     match settings.output {
         OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
         OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&planned.plan.to_json())),

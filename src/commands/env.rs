@@ -12,17 +12,17 @@ use crate::settings::Settings;
 use stack_core::error::{EXIT_CHANGES, Errors};
 use stack_core::load::config::{self, Stack};
 use stack_core::load::resolve::{self, ResolvedEnvironment, SecretFiles};
-use stack_core::mask::Masker;
+use stack_core::mask::Masks;
 use stack_core::plan::diff::text::{Style, unified};
 
 pub fn diff(settings: &Settings, from: &str, to: &str, detailed: bool) -> Result<u8, Errors> {
     let stack = load_stack(settings)?;
     let before = merged_values(&stack, settings, from)?;
     let after = merged_values(&stack, settings, to)?;
-    let masker = Masker::new(settings.show_secrets);
+    let masker = settings.masks.masker();
     let (mut before, mut after) = (Value::clone(&before), Value::clone(&after));
     if masker.enabled() {
-        mark_changed_secrets(&mut before, &mut after, (from, to));
+        mark_changed_secrets(&settings.masks, &mut before, &mut after, (from, to));
     }
     masker.mask_object(&mut before);
     masker.mask_object(&mut after);
@@ -66,6 +66,7 @@ pub(super) fn resolve(
             .age_key_file
             .clone()
             .or_else(|| environment.age_key_file.clone()),
+        &settings.masks,
     );
     resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)
 }
@@ -76,16 +77,9 @@ pub(super) fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
-/// Whether a value came from a decrypted secret (the masker would hide it).
-pub(super) fn is_secret(value: &Value) -> bool {
-    let mut masked = value.clone();
-    Masker::new(false).mask_object(&mut masked);
-    masked != *value
-}
-
 /// A secret that differs between the two sides would be masked alike on
 /// both: name each side's environment instead, so the change shows.
-fn mark_changed_secrets(before: &mut Value, after: &mut Value, names: (&str, &str)) {
+fn mark_changed_secrets(masks: &Masks, before: &mut Value, after: &mut Value, names: (&str, &str)) {
     let (Value::Object(before), Value::Object(after)) = (before, after) else {
         return;
     };
@@ -94,8 +88,8 @@ fn mark_changed_secrets(before: &mut Value, after: &mut Value, names: (&str, &st
             continue;
         };
         if old.is_object() && new.is_object() {
-            mark_changed_secrets(old, new, names);
-        } else if old != new && (is_secret(old) || is_secret(new)) {
+            mark_changed_secrets(masks, old, new, names);
+        } else if old != new && (masks.hides(old) || masks.hides(new)) {
             *old = Value::String(format!("(sensitive value of {})", names.0));
             *new = Value::String(format!("(sensitive value of {})", names.1));
         }

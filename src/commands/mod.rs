@@ -112,7 +112,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Errors> {
 
 /// Load the project and show its warnings and the needs it will not run.
 fn load(settings: &Settings) -> Result<Project, Errors> {
-    let project = Project::load(&settings.load)?;
+    let project = Project::load(&settings.load, &settings.masks)?;
     if !settings.quiet {
         output::print_diagnostics(&project.warnings, settings.color);
     }

@@ -35,7 +35,7 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
     source_settings.load.environment = Some(args.from.clone());
     // Not `super::load`: its note on needs that "will not run" does not
     // apply; a selector only limits the gate.
-    let project = Project::load(&source_settings.load)?;
+    let project = Project::load(&source_settings.load, &settings.masks)?;
     if !settings.quiet {
         output::print_diagnostics(&project.warnings, settings.color);
     }
@@ -46,7 +46,7 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<u8, Errors> {
         &args.from,
         &source,
         &target.values,
-        super::env::is_secret,
+        |value| settings.masks.hides(value),
     )
     .map_err(Errors::from_all)?;
     let written = edit::apply(&target.file.text, &target.root, &plan.changes);

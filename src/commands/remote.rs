@@ -32,9 +32,9 @@ where
                     contact,
                     resources,
                     if settings.output == crate::cli::OutputFormat::Json {
-                        Reporter::json(settings.quiet, settings.verbose)
+                        Reporter::json(settings.quiet, settings.verbose, &settings.masks)
                     } else {
-                        Reporter::for_terminal(settings.quiet, settings.verbose)
+                        Reporter::for_terminal(settings.quiet, settings.verbose, &settings.masks)
                     },
                     stack_name(project),
                     git_commit(project),

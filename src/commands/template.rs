@@ -18,7 +18,7 @@ pub fn run(
     skip_tests: bool,
 ) -> Result<u8, Errors> {
     let rendered = project.render(&project.installed_selection())?;
-    let masker = Masker::new(settings.show_secrets);
+    let masker = settings.masks.masker();
     let objects: Vec<(&str, &Object, bool)> = rendered
         .iter()
         .flat_map(|release| {

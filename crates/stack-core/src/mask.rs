@@ -1,98 +1,170 @@
 //! Masking of secret material in everything `stack` prints (product.md §6).
 //!
 //! `Secret` objects' `data` and `stringData` are always masked; strings that
-//! came from decrypted secrets are registered with the [`Masker`] and
+//! came from decrypted secrets are registered with the run's [`Masks`] and
 //! replaced wherever they appear. `--show-secrets` turns masking off.
 
 use serde_json::Value;
 
 pub(crate) const MASK: &str = "(sensitive value)";
 
-/// Every decrypted value of this process, and whether output is masked.
-static REGISTRY: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
-static SHOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Register a decrypted value for masking everywhere.
-pub(crate) fn register(secret: &str) {
-    let mut registry = REGISTRY
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !secret.is_empty() && !registry.iter().any(|known| known == secret) {
-        registry.push(secret.to_string());
-    }
+/// The secrets of one run — every decrypted value, and what templates made
+/// of them — and whether its output shows them (`--show-secrets`). The load
+/// stage registers values into it; everything the run prints or stores is
+/// masked with it. Cheap to clone: clones share one registry, so the
+/// command line and a server hold one per run and runs never see each
+/// other's secrets.
+#[derive(Debug, Clone)]
+pub struct Masks {
+    show: bool,
+    /// Always enabled; [`Masks::masker`] turns it off for `--show-secrets`.
+    registry: std::sync::Arc<std::sync::RwLock<Masker>>,
 }
 
-/// What a template makes from a secret is a secret: when a filter's input
-/// carries a registered value (or a piece of one), its output is registered
-/// too — base64, a digest: transforms whose output cannot be traced back to
-/// the part of the input that was secret.
-pub fn derive(input: &str, output: &str) {
-    piece(input);
-    if output != input && carries_secret(input) {
-        register(output);
+impl Masks {
+    pub fn new(show_secrets: bool) -> Self {
+        let masker = Masker {
+            enabled: true,
+            ..Masker::default()
+        };
+        Self {
+            show: show_secrets,
+            registry: std::sync::Arc::new(std::sync::RwLock::new(masker)),
+        }
     }
-}
 
-/// A filter that maps text piece by piece (`upper`, `replace`): when its
-/// input is a secret (or a piece of one) its output is registered; when the
-/// input only holds secrets among other text, what the filter makes of each
-/// secret is, so that the rest of the text stays readable.
-pub(crate) fn derive_each(input: &str, output: &str, transform: impl Fn(&str) -> String) {
-    piece(input);
-    let contained: Vec<String> = {
-        let registry = registry();
-        if registry.iter().any(|secret| secret == input) || is_piece(&registry, input) {
-            vec![]
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Masker> {
+        self.registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Masker> {
+        self.registry
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Register a decrypted value for masking everywhere.
+    pub fn register(&self, secret: &str) {
+        if !secret.is_empty() && !self.read().secrets.iter().any(|known| known == secret) {
+            self.write().register(secret);
+        }
+    }
+
+    /// What a template makes from a secret is a secret: when a filter's
+    /// input carries a registered value (or a piece of one), its output is
+    /// registered too — base64, a digest: transforms whose output cannot be
+    /// traced back to the part of the input that was secret.
+    pub(crate) fn derive(&self, input: &str, output: &str) {
+        self.piece(input);
+        if output != input && self.carries_secret(input) {
+            self.register(output);
+        }
+    }
+
+    /// A filter that maps text piece by piece (`upper`, `replace`): when its
+    /// input is a secret (or a piece of one) its output is registered; when
+    /// the input only holds secrets among other text, what the filter makes
+    /// of each secret is, so that the rest of the text stays readable.
+    pub(crate) fn derive_each(
+        &self,
+        input: &str,
+        output: &str,
+        transform: impl Fn(&str) -> String,
+    ) {
+        self.piece(input);
+        let contained: Vec<String> = {
+            let registry = &self.read().secrets;
+            if registry.iter().any(|secret| secret == input) || is_piece(registry, input) {
+                vec![]
+            } else {
+                registry
+                    .iter()
+                    .filter(|secret| {
+                        secret.chars().count() >= MIN_LENGTH && input.contains(secret.as_str())
+                    })
+                    .cloned()
+                    .collect()
+            }
+        };
+        if contained.is_empty() {
+            if output != input && self.carries_secret(input) {
+                self.register(output);
+            }
+            return;
+        }
+        for secret in contained {
+            self.register(&transform(&secret));
+        }
+    }
+
+    /// A piece of a secret printed on its own (`{{ key[:16] }}`, `trim`) is
+    /// a secret when it is [`PIECE`] characters long, or at least six and
+    /// three quarters of the value. Shorter pieces are left alone: a word
+    /// that happens to occur inside a secret (`postgres` in a connection
+    /// string) would be masked everywhere, and a short prefix shown to tell
+    /// keys apart tells little.
+    pub(crate) fn piece(&self, text: &str) {
+        if is_piece(&self.read().secrets, text) {
+            self.register(text);
+        }
+    }
+
+    fn carries_secret(&self, text: &str) -> bool {
+        let registry = &self.read().secrets;
+        registry.iter().any(|secret| {
+            secret == text
+                || (secret.chars().count() >= MIN_LENGTH && text.contains(secret.as_str()))
+        }) || is_piece(registry, text)
+    }
+
+    /// Whether output shows secrets (`--show-secrets`).
+    pub fn showing(&self) -> bool {
+        self.show
+    }
+
+    /// A masker for output: every value registered so far, off with
+    /// `--show-secrets`.
+    pub fn masker(&self) -> Masker {
+        let mut masker = self.read().clone();
+        masker.enabled = !self.show;
+        masker
+    }
+
+    /// A masker for what is stored (revision history): on even with
+    /// `--show-secrets`, since a secret rotated later must not show there.
+    pub fn stored(&self) -> Masker {
+        self.read().clone()
+    }
+
+    /// Whether masking would hide anything of `value` (it holds a decrypted
+    /// value, or is a Secret's data), `--show-secrets` or not.
+    pub fn hides(&self, value: &Value) -> bool {
+        let mut masked = value.clone();
+        self.read().mask_object(&mut masked);
+        masked != *value
+    }
+
+    /// `text` as output shows it.
+    pub fn text(&self, text: &str) -> String {
+        if self.show {
+            text.to_string()
         } else {
-            registry
-                .iter()
-                .filter(|secret| {
-                    secret.chars().count() >= MIN_LENGTH && input.contains(secret.as_str())
-                })
-                .cloned()
-                .collect()
+            self.read().mask_text(text)
         }
-    };
-    if contained.is_empty() {
-        if output != input && carries_secret(input) {
-            register(output);
-        }
-        return;
-    }
-    for secret in contained {
-        register(&transform(&secret));
     }
 }
 
-/// A piece of a secret printed on its own (`{{ key[:16] }}`, `trim`) is a
-/// secret when it is [`PIECE`] characters long, or at least six and three
-/// quarters of the value. Shorter pieces are left alone: a word that happens to occur inside
-/// a secret (`postgres` in a connection string) would be masked everywhere,
-/// and a short prefix shown to tell keys apart tells little.
-pub(crate) fn piece(text: &str) {
-    if is_piece(&registry(), text) {
-        register(text);
+impl Default for Masks {
+    /// Masking on, nothing registered.
+    fn default() -> Self {
+        Self::new(false)
     }
 }
 
 const PIECE: usize = 12;
 
-fn registry() -> std::sync::RwLockReadGuard<'static, Vec<String>> {
-    REGISTRY
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Whether `text` is a registered value, holds one, or is a piece of one.
-fn carries_secret(text: &str) -> bool {
-    let registry = registry();
-    registry.iter().any(|secret| {
-        secret == text || (secret.chars().count() >= MIN_LENGTH && text.contains(secret.as_str()))
-    }) || is_piece(&registry, text)
-}
-
-/// Whether `text` is a strict piece of a registered value, long enough to
-/// count (see [`piece`]).
 fn is_piece(registry: &[String], text: &str) -> bool {
     let length = text.chars().count();
     length >= MIN_LENGTH
@@ -103,16 +175,7 @@ fn is_piece(registry: &[String], text: &str) -> bool {
         })
 }
 
-/// `--show-secrets`: stop masking.
-pub fn show_secrets(show: bool) {
-    SHOW.store(show, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Mask registered secrets in text about to be printed.
-pub fn mask_output(text: &str) -> String {
-    Masker::new(SHOW.load(std::sync::atomic::Ordering::SeqCst)).mask_text(text)
-}
-
+/// Registered secrets and the forms they are found in.
 #[derive(Debug, Default, Clone)]
 pub struct Masker {
     enabled: bool,
@@ -233,18 +296,14 @@ fn replace_whole(text: &str, form: &str) -> String {
 }
 
 impl Masker {
-    /// A masker that knows every value registered so far.
-    pub fn new(show_secrets: bool) -> Self {
-        let mut masker = Self {
+    /// A masker that knows no value yet (tests; a run's come from [`Masks`]).
+    #[cfg(test)]
+    pub(crate) fn new(show_secrets: bool) -> Self {
+        Self {
             enabled: !show_secrets,
             secrets: Vec::new(),
             forms: Vec::new(),
-        };
-        let registry = registry().clone();
-        for secret in &registry {
-            masker.register(secret);
         }
-        masker
     }
 
     /// Whether output is masked (no `--show-secrets`).
@@ -381,5 +440,32 @@ mod tests {
         let mut masker = Masker::new(true);
         masker.register("hunter22");
         assert_eq!(masker.mask_text("pw=hunter22"), "pw=hunter22");
+    }
+
+    #[test]
+    fn each_run_has_its_own_masks_shared_by_its_clones() {
+        let run = Masks::new(false);
+        let other = Masks::new(false);
+        run.register("hunter22-first");
+        run.clone().register("hunter22-second");
+        assert_eq!(
+            run.text("a hunter22-first b hunter22-second"),
+            format!("a {MASK} b {MASK}")
+        );
+        assert_eq!(other.text("a hunter22-first"), "a hunter22-first");
+        assert!(run.hides(&serde_json::json!({"url": "db://hunter22-first@db"})));
+        assert!(!other.hides(&serde_json::json!({"url": "db://hunter22-first@db"})));
+    }
+
+    #[test]
+    fn show_secrets_shows_output_but_never_what_is_stored() {
+        let masks = Masks::new(true);
+        masks.register("hunter22");
+        assert_eq!(masks.text("pw=hunter22"), "pw=hunter22");
+        assert_eq!(masks.masker().mask_text("pw=hunter22"), "pw=hunter22");
+        assert_eq!(
+            masks.stored().mask_text("pw=hunter22"),
+            format!("pw={MASK}")
+        );
     }
 }

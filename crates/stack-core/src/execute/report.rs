@@ -14,6 +14,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::execute::event::Event;
+use crate::mask::Masks;
 
 #[derive(Debug, Clone, Default)]
 pub struct Reporter {
@@ -22,6 +23,8 @@ pub struct Reporter {
     live: Option<Arc<Live>>,
     /// `-o json`: each event is one JSON object on a line of stderr.
     json: bool,
+    /// Every line passes these masks.
+    masks: Masks,
 }
 
 #[derive(Debug)]
@@ -33,32 +36,38 @@ struct Live {
 
 impl Reporter {
     /// Plain lines.
-    pub fn plain(quiet: bool, verbose: bool) -> Self {
+    pub fn plain(quiet: bool, verbose: bool, masks: &Masks) -> Self {
         Self {
             quiet,
             verbose,
             live: None,
             json: false,
+            masks: masks.clone(),
         }
     }
 
     /// JSON lines, for programs: `{"release": …, "event": …, …}` per event
     /// (the fields of [`Event`], in snake case).
-    pub fn json(quiet: bool, verbose: bool) -> Self {
+    pub fn json(quiet: bool, verbose: bool, masks: &Masks) -> Self {
         Self {
             json: true,
-            ..Self::plain(quiet, verbose)
+            ..Self::plain(quiet, verbose, masks)
         }
     }
 
+    /// The masks every line passes.
+    pub fn masks(&self) -> &Masks {
+        &self.masks
+    }
+
     /// The live view when stderr is a terminal outside CI, else plain lines.
-    pub fn for_terminal(quiet: bool, verbose: bool) -> Self {
+    pub fn for_terminal(quiet: bool, verbose: bool, masks: &Masks) -> Self {
         use std::io::IsTerminal as _;
         let terminal = std::io::stderr().is_terminal()
             && std::env::var_os("CI").is_none()
             && std::env::var("TERM").map_or(true, |t| t != "dumb");
         if quiet || !terminal {
-            return Self::plain(quiet, verbose);
+            return Self::plain(quiet, verbose, masks);
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let run = ProgressBar::hidden();
@@ -71,6 +80,7 @@ impl Reporter {
                 releases: Mutex::new(HashMap::new()),
             })),
             json: false,
+            masks: masks.clone(),
         }
     }
 
@@ -116,11 +126,13 @@ impl Reporter {
             if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(event) {
                 line.extend(fields);
             }
-            let line = crate::mask::mask_output(&serde_json::Value::Object(line).to_string());
+            let line = self
+                .masks
+                .text(&serde_json::Value::Object(line).to_string());
             let _ = writeln!(std::io::stderr().lock(), "{line}");
             return;
         }
-        let message = crate::mask::mask_output(&event.to_string());
+        let message = self.masks.text(&event.to_string());
         let Some(live) = &self.live else {
             let _ = writeln!(anstream::stderr().lock(), "[{release}] {message}");
             return;
@@ -152,7 +164,7 @@ impl Reporter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(release)
         {
-            bar.finish_with_message(crate::mask::mask_output(how));
+            bar.finish_with_message(self.masks.text(how));
         }
         live.run.inc(1);
     }
@@ -234,7 +246,7 @@ mod tests {
 
     #[test]
     fn plain_reporters_have_no_live_view() {
-        let reporter = Reporter::plain(false, false);
+        let reporter = Reporter::plain(false, false, &Masks::default());
         reporter.start(&["apps/web".into()]);
         reporter.finish("apps/web", "deployed");
         assert!(reporter.live.is_none());

@@ -13,6 +13,7 @@ use crate::load::release::{ChartSource, Release};
 use crate::load::render::{self, Chart, RenderError, RenderedRelease};
 use crate::load::resolve::{self, ResolvedEnvironment};
 use crate::load::values::SetValue;
+use crate::mask::Masks;
 use stack_kube::kinds::Scopes;
 use stack_kube::object::ObjectKey;
 
@@ -42,6 +43,9 @@ pub struct Project {
     pub graph: Graph,
     pub selection: Selection,
     pub warnings: Vec<Diagnostic>,
+    /// The run's secrets: every value decrypted while loading and rendering
+    /// is registered here, and what the run prints is masked with it.
+    pub masks: Masks,
 }
 
 /// Load the stack files and find the environment to use: `-e`, else the
@@ -66,14 +70,16 @@ pub fn load_environment(
 }
 
 impl Project {
-    /// Load, resolve and select. All problems found are reported together.
-    pub fn load(options: &LoadOptions) -> Result<Self, Errors> {
+    /// Load, resolve and select, registering every decrypted value in
+    /// `masks`. All problems found are reported together.
+    pub fn load(options: &LoadOptions, masks: &Masks) -> Result<Self, Errors> {
         let (stack, environment) = load_environment(options)?;
         let mut secrets = resolve::SecretFiles::new(
             options
                 .age_key_file
                 .clone()
                 .or_else(|| environment.age_key_file.clone()),
+            masks,
         );
         let environment =
             resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)?;
@@ -95,6 +101,7 @@ impl Project {
             graph,
             selection,
             warnings,
+            masks: masks.clone(),
         })
     }
 
@@ -138,7 +145,8 @@ impl Project {
             .collect();
         sources.sort();
         sources.dedup();
-        let loaded = crate::parallel::map(&sources, render::load_chart);
+        let loaded =
+            crate::parallel::map(&sources, |source| render::load_chart(source, &self.masks));
         let mut charts: HashMap<ChartSource, Arc<Chart>> = HashMap::new();
         let mut errors: Vec<Error> = Vec::new();
         for (source, chart) in sources.into_iter().zip(loaded) {

@@ -18,6 +18,7 @@ use crate::load::release::{ChartSource, Need, Origin, Release, need_id};
 use crate::load::render::RenderError;
 use crate::load::render::expression::Evaluator;
 use crate::load::values::{SetValue, merge};
+use crate::mask::Masks;
 use crate::yaml;
 
 /// The chosen environment with its merged values.
@@ -88,7 +89,7 @@ pub fn resolve_environment(
     let mut files = ValuesFiles::default();
     let mut values = Value::Object(Map::new());
     let mut errors = Vec::new();
-    let env = crate::load::render::filters::environment();
+    let env = crate::load::render::filters::environment(&secrets.masks);
     let context = JinjaValue::from(Serde(json!({"environment": {"name": environment.name}})));
     let evaluator = Evaluator::new(&env, context);
     for source in &environment.values {
@@ -118,14 +119,17 @@ pub struct SecretFiles {
     explicit: Option<PathBuf>,
     identities: Option<Identities>,
     cache: HashMap<PathBuf, Arc<Value>>,
+    /// Where every decrypted value is registered.
+    masks: Masks,
 }
 
 impl SecretFiles {
-    pub fn new(explicit: Option<PathBuf>) -> Self {
+    pub fn new(explicit: Option<PathBuf>, masks: &Masks) -> Self {
         Self {
             explicit,
             identities: None,
             cache: HashMap::new(),
+            masks: masks.clone(),
         }
     }
 
@@ -160,7 +164,7 @@ impl SecretFiles {
         let decrypted = crate::secrets::decrypt_file(&path, identities)
             .map_err(|error| Error::Secrets { error, span })?;
         for secret in &decrypted.secrets {
-            crate::mask::register(secret);
+            self.masks.register(secret);
         }
         let mut merged = Value::Object(Map::new());
         for document in &decrypted.documents {
@@ -196,7 +200,7 @@ pub(crate) fn resolve_releases(
     sets: &[SetValue],
     secrets: &mut SecretFiles,
 ) -> Result<Vec<Release>, Vec<Error>> {
-    let env = crate::load::render::filters::environment();
+    let env = crate::load::render::filters::environment(&secrets.masks);
     let set_layer = (!sets.is_empty()).then(|| {
         let mut overlay = Value::Object(Map::new());
         for set in sets {

@@ -43,7 +43,7 @@ pub struct Rendered {
 }
 
 impl Chart {
-    pub fn load(dir: &Path) -> Result<Self, Vec<RenderError>> {
+    pub fn load(dir: &Path, masks: &crate::mask::Masks) -> Result<Self, Vec<RenderError>> {
         let mut errors = Vec::new();
         let folder_name = dir.file_name().map_or_else(
             || "chart".to_string(),
@@ -52,7 +52,7 @@ impl Chart {
         let (name, version, description) = read_metadata(dir, &folder_name, &mut errors);
         let defaults = read_defaults(dir, &mut errors);
         let schema = read_schema(dir, &mut errors);
-        let mut env = crate::load::render::filters::environment();
+        let mut env = crate::load::render::filters::environment(masks);
         let mut templates = Vec::new();
         let mut tests = Vec::new();
         let mut sources = HashMap::new();

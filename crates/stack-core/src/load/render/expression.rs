@@ -117,7 +117,7 @@ mod tests {
     use serde_json::json;
 
     fn evaluate(text: &str) -> Result<Value, RenderError> {
-        let env = crate::load::render::filters::environment();
+        let env = crate::load::render::filters::environment(&crate::mask::Masks::default());
         let context =
             json!({"values": {"on": true, "n": 2, "host": "db"}, "environment": {"name": "dev"}});
         let evaluator = Evaluator::new(&env, JinjaValue::from(minijinja::value::Serde(&context)));

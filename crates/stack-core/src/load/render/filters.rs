@@ -8,6 +8,8 @@ use minijinja::value::{Kwargs, Value as JinjaValue};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::mask::Masks;
+
 /// Steps one render (a template, a stack-file string) may take: far above
 /// what a chart of thousands of objects needs (a few hundred thousand), low
 /// enough that a runaway loop stops within seconds.
@@ -15,8 +17,8 @@ pub(crate) const FUEL: u64 = 50_000_000;
 
 /// A fresh environment with our filters and strict undefined handling:
 /// printing or iterating an undefined value is an error, testing it in `if`
-/// is not.
-pub fn environment() -> Environment<'static> {
+/// is not. What its filters make of a secret is registered in `masks`.
+pub fn environment(masks: &Masks) -> Environment<'static> {
     let mut env = Environment::new();
     // Errors name the undefined expression in release builds too (minijinja
     // turns this on only for debug builds); its state dump is never printed.
@@ -28,18 +30,33 @@ pub fn environment() -> Environment<'static> {
     // ranges) is stopped with an error naming it, instead of hanging the run.
     env.set_fuel(Some(FUEL));
     env.add_filter("toyaml", toyaml);
-    env.add_filter("b64encode", b64encode);
-    env.add_filter("b64decode", b64decode);
-    env.add_filter("indent", indent);
-    env.add_filter("nindent", nindent);
-    env.add_filter("quote", quote);
-    env.add_filter("squote", squote);
+    let text_filters: [(&str, TextFilter); 5] = [
+        ("b64encode", b64encode),
+        ("b64decode", b64decode),
+        ("quote", quote),
+        ("squote", squote),
+        ("sha256", sha256),
+    ];
+    for (name, filter) in text_filters {
+        let masks = masks.clone();
+        env.add_filter(name, move |value: &JinjaValue| filter(&masks, value));
+    }
+    let m = masks.clone();
+    env.add_filter("indent", move |value: &JinjaValue, width: usize| {
+        indent(&m, value, width)
+    });
+    let m = masks.clone();
+    env.add_filter("nindent", move |value: &JinjaValue, width: usize| {
+        nindent(&m, value, width)
+    });
     env.add_filter("required", required);
-    env.add_filter("sha256", sha256);
     env.add_function("required", required);
-    derive_secrets(&mut env);
+    derive_secrets(&mut env, masks);
     env
 }
+
+/// A filter from text to text that may register what it makes of a secret.
+type TextFilter = fn(&Masks, &JinjaValue) -> Result<String, Error>;
 
 /// What a template makes from a secret stays a secret (product.md §6): the
 /// string filters that transform text register their output when their
@@ -47,68 +64,93 @@ pub fn environment() -> Environment<'static> {
 /// when it is printed or formatted (`quote`, `indent`, `tojson`: their
 /// output holds their input in a form the masker knows). The masker then
 /// finds them in output.
-fn derive_secrets(env: &mut Environment<'static>) {
+fn derive_secrets(env: &mut Environment<'static>, masks: &Masks) {
     use minijinja::filters;
     use minijinja::value::StringInput;
-    fn derived(input: &str, output: JinjaValue, transform: fn(&str) -> String) -> JinjaValue {
+    fn derived(
+        masks: &Masks,
+        input: &str,
+        output: JinjaValue,
+        transform: fn(&str) -> String,
+    ) -> JinjaValue {
         if let Some(text) = output.as_str() {
-            crate::mask::derive_each(input, text, transform);
+            masks.derive_each(input, text, transform);
         }
         output
     }
-    env.add_filter("upper", |v: StringInput| {
+    register_pieces(env, masks);
+    let m = masks.clone();
+    env.add_filter("upper", move |v: StringInput| {
         let output = v.as_str().to_uppercase();
-        derived(v.as_str(), JinjaValue::from(output), str::to_uppercase)
+        derived(&m, v.as_str(), JinjaValue::from(output), str::to_uppercase)
     });
-    env.add_filter("lower", |v: StringInput| {
+    let m = masks.clone();
+    env.add_filter("lower", move |v: StringInput| {
         let output = v.as_str().to_lowercase();
-        derived(v.as_str(), JinjaValue::from(output), str::to_lowercase)
+        derived(&m, v.as_str(), JinjaValue::from(output), str::to_lowercase)
     });
-    env.add_filter("title", |v: Cow<'_, str>| {
+    let m = masks.clone();
+    env.add_filter("title", move |v: Cow<'_, str>| {
         let output = filters::title(v.clone());
-        derived(&v, JinjaValue::from(output), |text| {
+        derived(&m, &v, JinjaValue::from(output), |text| {
             filters::title(text.into())
         })
     });
-    env.add_filter("capitalize", |v: StringInput| {
+    let m = masks.clone();
+    env.add_filter("capitalize", move |v: StringInput| {
         let input = v.as_str().to_string();
         // Inside a longer text a secret keeps its case, or is lower-cased.
-        derived(&input, filters::capitalize(v), str::to_lowercase)
+        derived(&m, &input, filters::capitalize(v), str::to_lowercase)
     });
-    env.add_filter("trim", |v: StringInput, chars: Option<Cow<'_, str>>| {
-        let output = filters::trim(v, chars);
-        if let Some(text) = output.as_str() {
-            crate::mask::piece(text);
-        }
-        output
-    });
+    let m = masks.clone();
     env.add_filter(
         "replace",
-        |v: Cow<'_, str>, from: Cow<'_, str>, to: Cow<'_, str>| {
+        move |v: Cow<'_, str>, from: Cow<'_, str>, to: Cow<'_, str>| {
             let output = v.replace(&*from, &to);
-            crate::mask::derive_each(&v, &output, |secret| secret.replace(&*from, &to));
+            m.derive_each(&v, &output, |secret| secret.replace(&*from, &to));
             output
         },
     );
-    env.add_filter("reverse", |v: &JinjaValue| {
+    let m = masks.clone();
+    env.add_filter("reverse", move |v: &JinjaValue| {
         let output = filters::reverse(v)?;
         Ok::<_, Error>(match v.as_str() {
-            Some(input) => derived(input, output, |text| text.chars().rev().collect()),
+            Some(input) => derived(&m, input, output, |text| text.chars().rev().collect()),
             None => output,
         })
     });
+}
+
+/// The filters and the formatter whose output holds their input as it is
+/// (`trim`, `tojson`, printing): a piece of a secret among them is one.
+fn register_pieces(env: &mut Environment<'static>, masks: &Masks) {
+    use minijinja::filters;
+    use minijinja::value::StringInput;
+    let m = masks.clone();
+    env.add_filter(
+        "trim",
+        move |v: StringInput, chars: Option<Cow<'_, str>>| {
+            let output = filters::trim(v, chars);
+            if let Some(text) = output.as_str() {
+                m.piece(text);
+            }
+            output
+        },
+    );
+    let m = masks.clone();
     env.add_filter(
         "tojson",
-        |v: &JinjaValue, indent: Option<JinjaValue>, kwargs: Kwargs| {
+        move |v: &JinjaValue, indent: Option<JinjaValue>, kwargs: Kwargs| {
             if let Some(input) = v.as_str() {
-                crate::mask::piece(input);
+                m.piece(input);
             }
             filters::tojson(v, indent, kwargs)
         },
     );
-    env.set_formatter(|out, state, value| {
+    let m = masks.clone();
+    env.set_formatter(move |out, state, value| {
         if let Some(text) = value.as_str() {
-            crate::mask::piece(text);
+            m.piece(text);
         }
         minijinja::escape_formatter(out, state, value)
     });
@@ -144,14 +186,14 @@ fn text_of(value: &JinjaValue, filter: &str) -> Result<String, Error> {
         .map_or_else(|| value.to_string(), str::to_string))
 }
 
-fn b64encode(value: &JinjaValue) -> Result<String, Error> {
+fn b64encode(masks: &Masks, value: &JinjaValue) -> Result<String, Error> {
     let text = text_of(value, "b64encode")?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
-    crate::mask::derive(&text, &encoded);
+    masks.derive(&text, &encoded);
     Ok(encoded)
 }
 
-fn b64decode(value: &JinjaValue) -> Result<String, Error> {
+fn b64decode(masks: &Masks, value: &JinjaValue) -> Result<String, Error> {
     let text = text_of(value, "b64decode")?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
@@ -161,12 +203,12 @@ fn b64decode(value: &JinjaValue) -> Result<String, Error> {
         })?;
     let decoded = String::from_utf8(bytes)
         .map_err(|_| Error::new(ErrorKind::InvalidOperation, "b64decode: not UTF-8 text"))?;
-    crate::mask::derive(&text, &decoded);
+    masks.derive(&text, &decoded);
     Ok(decoded)
 }
 
 /// helm's `indent`: every line, the first included, gets `width` spaces.
-fn indent(value: &JinjaValue, width: usize) -> Result<String, Error> {
+fn indent(masks: &Masks, value: &JinjaValue, width: usize) -> Result<String, Error> {
     let text = text_of(value, "indent")?;
     let pad = " ".repeat(width);
     let indented = text
@@ -180,25 +222,25 @@ fn indent(value: &JinjaValue, width: usize) -> Result<String, Error> {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    crate::mask::piece(&text);
+    masks.piece(&text);
     Ok(indented)
 }
 
 /// helm's `nindent`: a newline, then `indent`.
-fn nindent(value: &JinjaValue, width: usize) -> Result<String, Error> {
-    Ok(format!("\n{}", indent(value, width)?))
+fn nindent(masks: &Masks, value: &JinjaValue, width: usize) -> Result<String, Error> {
+    Ok(format!("\n{}", indent(masks, value, width)?))
 }
 
 /// A double-quoted string, escaped so that it is valid YAML and JSON.
-fn quote(value: &JinjaValue) -> Result<String, Error> {
+fn quote(masks: &Masks, value: &JinjaValue) -> Result<String, Error> {
     let text = text_of(value, "quote")?;
-    crate::mask::piece(&text);
+    masks.piece(&text);
     Ok(serde_json::Value::String(text).to_string())
 }
 
-fn squote(value: &JinjaValue) -> Result<String, Error> {
+fn squote(masks: &Masks, value: &JinjaValue) -> Result<String, Error> {
     let text = text_of(value, "squote")?;
-    crate::mask::piece(&text);
+    masks.piece(&text);
     Ok(format!("'{}'", text.replace('\'', "''")))
 }
 
@@ -221,20 +263,21 @@ fn required(
     Ok(value.clone())
 }
 
-fn sha256(value: &JinjaValue) -> Result<String, Error> {
+fn sha256(masks: &Masks, value: &JinjaValue) -> Result<String, Error> {
     let text = text_of(value, "sha256")?;
     let digest = stack_kube::hex::lower(&Sha256::digest(text.as_bytes()));
-    crate::mask::derive(&text, &digest);
+    masks.derive(&text, &digest);
     Ok(digest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::environment;
+    use crate::mask::Masks;
     use minijinja::context;
 
     fn render(template: &str) -> Result<String, minijinja::Error> {
-        environment().render_str(
+        environment(&Masks::default()).render_str(
             template,
             context! { values => context! { name => "web", lines => "a\nb", count => 3 } },
         )
@@ -279,14 +322,15 @@ mod tests {
     #[test]
     fn what_a_filter_makes_from_a_secret_is_masked() {
         let secret = "Tr0ub4dor-filter-test-key";
-        crate::mask::register(secret);
-        let rendered = environment()
+        let masks = Masks::default();
+        masks.register(secret);
+        let rendered = environment(&masks)
             .render_str(
                 "{{ s | upper }} {{ s | replace('-', '') }} {{ s[:13] }} {{ s | b64encode | b64decode | lower }} {{ s | sha256 }} {{ s | reverse }} {{ s | title }} {{ 'postgres' | upper }} {{ s[:4] }}",
                 context! { s => secret },
             )
             .unwrap();
-        let masked = crate::mask::Masker::new(false).mask_text(&rendered);
+        let masked = masks.text(&rendered);
         let mask = crate::mask::MASK;
         assert_eq!(
             masked,

@@ -5,10 +5,12 @@
 
 use super::{Chart, RenderError};
 use crate::load::release::ChartSource;
+use crate::mask::Masks;
 
-/// Load the chart: its metadata, default values and templates.
-pub fn load(source: &ChartSource) -> Result<Chart, Vec<RenderError>> {
+/// Load the chart: its metadata, default values and templates. What its
+/// templates make of a secret is registered in `masks`.
+pub fn load(source: &ChartSource, masks: &Masks) -> Result<Chart, Vec<RenderError>> {
     match source {
-        ChartSource::Local(dir) => Chart::load(dir),
+        ChartSource::Local(dir) => Chart::load(dir, masks),
     }
 }
