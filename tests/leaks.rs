@@ -3,7 +3,7 @@
 //! into a ConfigMap in every form a chart reaches for (verbatim, a block
 //! scalar, `tojson`, base64, filters, slices), never appear in any encoding.
 
-use crate::harness::{Output, Test};
+use crate::harness::{Output, Test, secret_forms as forms};
 
 /// A private key (multi-line) and a token, as the secrets file holds them.
 const KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
@@ -11,44 +11,6 @@ MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7leakcheck01\n\
 Zq3xWv9TnR4sLk8YpB2mHd6uFj0cVa5eXoGi1KbNwTyQzArPlM7Ds3hUeJ4tOvCn\n\
 -----END PRIVATE KEY-----";
 const TOKEN: &str = "tok/9f2e+Kx7=q&leak check";
-
-/// Every form in which `secret` could reach output: verbatim, each line of
-/// a multi-line value, JSON-escaped, base64 (standard and URL-safe, with
-/// and without padding), percent-encoded, upper- and lower-cased.
-fn forms(secret: &str) -> Vec<String> {
-    use base64::Engine as _;
-    let mut forms = vec![secret.to_string()];
-    forms.extend(secret.lines().map(str::trim).map(str::to_string));
-    forms.push(
-        serde_json::to_string(secret)
-            .unwrap()
-            .trim_matches('"')
-            .to_string(),
-    );
-    for engine in [
-        base64::engine::general_purpose::STANDARD,
-        base64::engine::general_purpose::URL_SAFE,
-    ] {
-        let encoded = engine.encode(secret);
-        forms.push(encoded.trim_end_matches('=').to_string());
-        forms.push(encoded);
-    }
-    let percent: String = secret
-        .bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-                char::from(byte).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect();
-    forms.push(percent);
-    forms.push(secret.to_uppercase());
-    forms.push(secret.to_lowercase());
-    forms.retain(|form| form.len() >= 6);
-    forms
-}
 
 /// Fail when `text` (what `what` printed or wrote) holds any form of a secret.
 fn assert_no_leak(what: &str, text: &str) {

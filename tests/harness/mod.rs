@@ -106,9 +106,53 @@ impl Test {
         self.stack(&args)
     }
 
-    /// Run `stack` with these arguments.
+    /// Run `stack` with these arguments. Whatever the test, what the
+    /// command prints must not hold a value of the stack's own secrets
+    /// files in any form, unless it was asked to show them.
     pub fn stack(&self, args: &[&str]) -> Output {
-        output_of(&mut self.command(args))
+        let output = output_of(&mut self.command(args));
+        if !shows_secrets(args) {
+            self.assert_no_known_secret(args, &output);
+        }
+        output
+    }
+
+    /// Fail when `output` holds a form of a value of a secrets file under
+    /// `secrets/` that the demo key opens.
+    #[track_caller]
+    fn assert_no_known_secret(&self, args: &[&str], output: &Output) {
+        let printed = format!("{}{}", output.stdout, output.stderr);
+        for secret in self.known_secrets() {
+            for form in secret_forms(&secret) {
+                assert!(
+                    !printed.contains(&form),
+                    "`stack {}` printed a secret as {form:?}:\n{printed}",
+                    args.join(" ")
+                );
+            }
+        }
+    }
+
+    /// The decrypted values of the secrets files under `secrets/` that the
+    /// demo key opens (files it cannot open are not the stack's).
+    fn known_secrets(&self) -> Vec<String> {
+        let dir = self.path().join("secrets");
+        let Ok(identities) =
+            stack_core::secrets::identities::load(Some(&dir.join("demo-age-key.txt")))
+        else {
+            return Vec::new();
+        };
+        let mut secrets = Vec::new();
+        for path in files_under(&dir) {
+            if path
+                .extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "json")
+                && let Ok(decrypted) = stack_core::secrets::decrypt_file(&path, &identities)
+            {
+                secrets.extend(decrypted.secrets.iter().cloned());
+            }
+        }
+        secrets
     }
 
     /// `stack` with these arguments, ready to run. The developer's
@@ -136,6 +180,52 @@ impl Test {
         }
         command
     }
+}
+
+/// Commands that print secrets because they were asked to.
+fn shows_secrets(args: &[&str]) -> bool {
+    args.contains(&"--show-secrets")
+        || args
+            .windows(2)
+            .any(|pair| pair[0] == "secrets" && matches!(pair[1], "decrypt" | "edit" | "keygen"))
+}
+
+/// Every form in which `secret` could reach output: verbatim, each line of
+/// a multi-line value, JSON-escaped, base64 (standard and URL-safe, with
+/// and without padding), percent-encoded, upper- and lower-cased.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let mut forms = vec![secret.to_string()];
+    forms.extend(secret.lines().map(str::trim).map(str::to_string));
+    forms.push(
+        serde_json::to_string(secret)
+            .unwrap()
+            .trim_matches('"')
+            .to_string(),
+    );
+    for engine in [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+    ] {
+        let encoded = engine.encode(secret);
+        forms.push(encoded.trim_end_matches('=').to_string());
+        forms.push(encoded);
+    }
+    let percent: String = secret
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect();
+    forms.push(percent);
+    forms.push(secret.to_uppercase());
+    forms.push(secret.to_lowercase());
+    forms.retain(|form| form.len() >= 6);
+    forms
 }
 
 /// Run a command to its end; a process killed by a signal has code -1.

@@ -438,6 +438,7 @@ fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
     })
 }
 
+/// Check a request's field manager and dry run, and serve its verb.
 fn dispatch(
     inner: &Arc<Inner>,
     route: &Route,
@@ -454,37 +455,14 @@ fn dispatch(
             "dryRun: Unsupported value: \"{value}\": supported values: \"All\""
         )));
     }
-    let manager = query.get("fieldManager").unwrap_or_default().to_string();
-    if manager.len() > 128 {
-        return Err(ApiError::invalid(
-            "PatchOptions",
-            "meta.k8s.io",
-            "",
-            "fieldManager",
-            "FieldValueTooLong",
-            "Too long: may not be more than 128 bytes",
-        ));
-    }
+    let manager = field_manager(query)?;
     let dry_run = query.get("dryRun").is_some();
     match route {
         Route::Collection {
             resource,
             namespace,
         } => match verb {
-            "list" => {
-                let store = inner.store();
-                let list = list(&store, resource, namespace.as_deref(), query)?;
-                if accept.contains("as=Table") {
-                    let mut table = table(resource, &list.items);
-                    table["metadata"] = list.metadata;
-                    return Ok(json_response(200, &table));
-                }
-                Ok(full(
-                    200,
-                    "application/json",
-                    serde_json::to_vec(&list).unwrap_or_default(),
-                ))
-            }
+            "list" => list_response(inner, resource, namespace.as_deref(), query, accept),
             "create" => {
                 let namespace = match (resource.namespaced, namespace) {
                     (true, Some(namespace)) => namespace.as_str(),
@@ -492,71 +470,11 @@ fn dispatch(
                     (false, _) => "",
                 };
                 let body = parse_body(body, content_type)?;
-                let name = body["metadata"]["name"]
-                    .as_str()
-                    .map(str::to_string)
-                    .or_else(|| {
-                        body["metadata"]["generateName"]
-                            .as_str()
-                            .map(|prefix| format!("{prefix}{}", random_suffix()))
-                    });
-                let Some(name) = name else {
-                    return Err(ApiError::invalid(
-                        &resource.kind,
-                        &resource.group,
-                        "",
-                        "metadata.name",
-                        "FieldValueRequired",
-                        "Required value: name or generateName is required",
-                    ));
-                };
-                let mut body = body;
-                body["metadata"]["name"] = json!(name);
-                let manager = if manager.is_empty() {
-                    "unknown".to_string()
-                } else {
-                    manager
-                };
-                let request = Request {
-                    resource,
-                    namespace,
-                    name: &name,
-                    manager: &manager,
-                    subresource: None,
-                    dry_run,
-                };
-                let mut store = inner.store();
-                let (code, object) = write::create(&mut store, &request, body)?;
-                Ok(stored_response(&store, code, &object))
+                create_object(inner, resource, namespace, body, manager, dry_run)
             }
             "deletecollection" => {
-                let mut store = inner.store();
-                let names: Vec<(String, String)> =
-                    list(&store, resource, namespace.as_deref(), query)?
-                        .items
-                        .into_iter()
-                        .map(crate::store::object_id)
-                        .collect();
-                let mut deleted = Vec::new();
-                for (namespace, name) in names {
-                    let request = Request {
-                        resource,
-                        namespace: &namespace,
-                        name: &name,
-                        manager: &manager,
-                        subresource: None,
-                        dry_run,
-                    };
-                    if let Ok((_, object)) =
-                        write::delete(&mut store, &request, &DeleteOptions::default())
-                    {
-                        deleted.push(Value::clone(&object));
-                    }
-                }
-                Ok(json_response(
-                    200,
-                    &json!({"kind": format!("{}List", resource.kind), "apiVersion": resource.api_version(), "metadata": {}, "items": deleted}),
-                ))
+                let namespace = namespace.as_deref();
+                delete_collection(inner, resource, namespace, query, manager, dry_run)
             }
             _ => Err(ApiError::method_not_allowed()),
         },
@@ -579,7 +497,7 @@ fn dispatch(
                 resource,
                 namespace,
                 name,
-                manager: &manager,
+                manager,
                 subresource,
                 dry_run,
             };
@@ -588,6 +506,126 @@ fn dispatch(
     }
 }
 
+/// The `fieldManager` a request names (empty if none), at most 128 bytes.
+fn field_manager(query: &Query) -> Result<&str, ApiError> {
+    let manager = query.get("fieldManager").unwrap_or_default();
+    if manager.len() > 128 {
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            "fieldManager",
+            "FieldValueTooLong",
+            "Too long: may not be more than 128 bytes",
+        ));
+    }
+    Ok(manager)
+}
+
+/// A LIST's answer: the listing, or for `kubectl get` a table of it.
+fn list_response(
+    inner: &Arc<Inner>,
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    query: &Query,
+    accept: &str,
+) -> Result<http::Response<ResponseBody>, ApiError> {
+    let store = inner.store();
+    let list = list(&store, resource, namespace, query)?;
+    if accept.contains("as=Table") {
+        let mut table = table(resource, &list.items);
+        table["metadata"] = list.metadata;
+        return Ok(json_response(200, &table));
+    }
+    Ok(full(
+        200,
+        "application/json",
+        serde_json::to_vec(&list).unwrap_or_default(),
+    ))
+}
+
+/// Create an object in a collection, named by its body or after its `generateName`.
+fn create_object(
+    inner: &Arc<Inner>,
+    resource: &ResourceType,
+    namespace: &str,
+    mut body: Value,
+    manager: &str,
+    dry_run: bool,
+) -> Result<http::Response<ResponseBody>, ApiError> {
+    let name = body["metadata"]["name"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| {
+            body["metadata"]["generateName"]
+                .as_str()
+                .map(|prefix| format!("{prefix}{}", random_suffix()))
+        });
+    let Some(name) = name else {
+        return Err(ApiError::invalid(
+            &resource.kind,
+            &resource.group,
+            "",
+            "metadata.name",
+            "FieldValueRequired",
+            "Required value: name or generateName is required",
+        ));
+    };
+    body["metadata"]["name"] = json!(name);
+    let manager = if manager.is_empty() {
+        "unknown"
+    } else {
+        manager
+    };
+    let request = Request {
+        resource,
+        namespace,
+        name: &name,
+        manager,
+        subresource: None,
+        dry_run,
+    };
+    let mut store = inner.store();
+    let (code, object) = write::create(&mut store, &request, body)?;
+    Ok(stored_response(&store, code, &object))
+}
+
+/// Delete the selected objects of a collection, answering with the list of those deleted.
+fn delete_collection(
+    inner: &Arc<Inner>,
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    query: &Query,
+    manager: &str,
+    dry_run: bool,
+) -> Result<http::Response<ResponseBody>, ApiError> {
+    let mut store = inner.store();
+    let names: Vec<(String, String)> = list(&store, resource, namespace, query)?
+        .items
+        .into_iter()
+        .map(crate::store::object_id)
+        .collect();
+    let mut deleted = Vec::new();
+    for (namespace, name) in names {
+        let request = Request {
+            resource,
+            namespace: &namespace,
+            name: &name,
+            manager,
+            subresource: None,
+            dry_run,
+        };
+        if let Ok((_, object)) = write::delete(&mut store, &request, &DeleteOptions::default()) {
+            deleted.push(Value::clone(&object));
+        }
+    }
+    Ok(json_response(
+        200,
+        &json!({"kind": format!("{}List", resource.kind), "apiVersion": resource.api_version(), "metadata": {}, "items": deleted}),
+    ))
+}
+
+/// Serve a verb on one object or one of its subresources.
 fn object_request(
     inner: &Arc<Inner>,
     request: &Request,
@@ -597,39 +635,12 @@ fn object_request(
     content_type: &str,
     accept: &str,
 ) -> Result<http::Response<ResponseBody>, ApiError> {
-    let resource = request.resource;
     let mut store = inner.store();
     match (verb, request.subresource) {
-        ("get", Some("log")) => {
-            let pod = store
-                .get(&resource.key(), request.namespace, request.name)
-                .ok_or_else(|| ApiError::not_found(resource, request.name))?;
-            Ok(full(200, "text/plain", pod_log(pod)))
-        }
-        ("get", Some("scale")) => {
-            let object = store
-                .get(&resource.key(), request.namespace, request.name)
-                .ok_or_else(|| ApiError::not_found(resource, request.name))?;
-            Ok(json_response(200, &scale_of(object)))
-        }
-        ("get", _) => {
-            let object = store
-                .get(&resource.key(), request.namespace, request.name)
-                .ok_or_else(|| ApiError::not_found(resource, request.name))?;
-            if accept.contains("as=Table") {
-                return Ok(json_response(200, &table(resource, &[object])));
-            }
-            Ok(json_response(200, object))
-        }
+        ("get", subresource) => get_object(&store, request, subresource, accept),
         ("update", Some("finalize")) => {
             let body = parse_body(body, content_type)?;
-            let mut live = store
-                .get(&resource.key(), request.namespace, request.name)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found(resource, request.name))?;
-            live["spec"]["finalizers"] = body["spec"]["finalizers"].clone();
-            let stored = store.put(&resource.key(), live, crate::store::Action::Modified);
-            Ok(json_response(200, &stored))
+            finalize(&mut store, request, &body)
         }
         ("update", _) => {
             let body = parse_body(body, content_type)?;
@@ -641,56 +652,107 @@ fn object_request(
             let (code, object) = write::apply(&mut store, request, body, query.flag("force"))?;
             Ok(stored_response(&store, code, &object))
         }
-        ("patch", _) => {
-            if query.get("force").is_some() {
-                return Err(ApiError::invalid(
-                    "PatchOptions",
-                    "meta.k8s.io",
-                    "",
-                    "force",
-                    "FieldValueForbidden",
-                    "Forbidden: may not be specified for non-apply patch",
-                ));
-            }
-            let known = [
-                "application/json-patch+json",
-                "application/merge-patch+json",
-                "application/strategic-merge-patch+json",
-            ];
-            if !known.contains(&content_type) {
-                return Err(ApiError::unsupported_patch_type());
-            }
-            let body = parse_body(body, content_type)?;
-            let (code, object) =
-                write::patch(&mut store, &with_manager(request), content_type, &body)?;
-            Ok(stored_response(&store, code, &object))
-        }
-        ("delete", _) => {
-            let options: Value = if body.is_empty() {
-                json!({})
-            } else {
-                serde_json::from_slice(body).unwrap_or(json!({}))
-            };
-            let options = DeleteOptions {
-                propagation: options["propagationPolicy"]
-                    .as_str()
-                    .or(query.get("propagationPolicy"))
-                    .map(str::to_string),
-                uid: options["preconditions"]["uid"].as_str().map(str::to_string),
-                resource_version: options["preconditions"]["resourceVersion"]
-                    .as_str()
-                    .map(str::to_string),
-            };
-            let dry_run = request.dry_run || body_dry_run(body);
-            let request = Request {
-                dry_run,
-                ..request.clone()
-            };
-            let (code, object) = write::delete(&mut store, &request, &options)?;
-            Ok(json_response(code, &object))
-        }
+        ("patch", _) => patch_object(&mut store, request, body, query, content_type),
+        ("delete", _) => delete_object(&mut store, request, body, query),
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// A GET of an object, or of its log or scale subresource.
+fn get_object(
+    store: &Store,
+    request: &Request,
+    subresource: Option<&str>,
+    accept: &str,
+) -> Result<http::Response<ResponseBody>, ApiError> {
+    let resource = request.resource;
+    let object = store
+        .get(&resource.key(), request.namespace, request.name)
+        .ok_or_else(|| ApiError::not_found(resource, request.name))?;
+    match subresource {
+        Some("log") => Ok(full(200, "text/plain", pod_log(object))),
+        Some("scale") => Ok(json_response(200, &scale_of(object))),
+        _ if accept.contains("as=Table") => Ok(json_response(200, &table(resource, &[object]))),
+        _ => Ok(json_response(200, object)),
+    }
+}
+
+/// Set a namespace's `spec.finalizers` (the finalize subresource), outside the write pipeline.
+fn finalize(
+    store: &mut Store,
+    request: &Request,
+    body: &Value,
+) -> Result<http::Response<ResponseBody>, ApiError> {
+    let resource = request.resource;
+    let mut live = store
+        .get(&resource.key(), request.namespace, request.name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(resource, request.name))?;
+    live["spec"]["finalizers"] = body["spec"]["finalizers"].clone();
+    let stored = store.put(&resource.key(), live, crate::store::Action::Modified);
+    Ok(json_response(200, &stored))
+}
+
+/// A non-apply PATCH: JSON, merge or strategic merge.
+fn patch_object(
+    store: &mut Store,
+    request: &Request,
+    body: &Bytes,
+    query: &Query,
+    content_type: &str,
+) -> Result<http::Response<ResponseBody>, ApiError> {
+    if query.get("force").is_some() {
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            "force",
+            "FieldValueForbidden",
+            "Forbidden: may not be specified for non-apply patch",
+        ));
+    }
+    let known = [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+    ];
+    if !known.contains(&content_type) {
+        return Err(ApiError::unsupported_patch_type());
+    }
+    let body = parse_body(body, content_type)?;
+    let (code, object) = write::patch(store, &with_manager(request), content_type, &body)?;
+    Ok(stored_response(store, code, &object))
+}
+
+/// A DELETE of an object, with the options of its body or query.
+fn delete_object(
+    store: &mut Store,
+    request: &Request,
+    body: &Bytes,
+    query: &Query,
+) -> Result<http::Response<ResponseBody>, ApiError> {
+    let options: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body).unwrap_or(json!({}))
+    };
+    let options = DeleteOptions {
+        propagation: options["propagationPolicy"]
+            .as_str()
+            .or(query.get("propagationPolicy"))
+            .map(str::to_string),
+        uid: options["preconditions"]["uid"].as_str().map(str::to_string),
+        resource_version: options["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
+    };
+    let dry_run = request.dry_run || body_dry_run(body);
+    let request = Request {
+        dry_run,
+        ..request.clone()
+    };
+    let (code, object) = write::delete(store, &request, &options)?;
+    Ok(json_response(code, &object))
 }
 
 /// Non-apply writers without a `fieldManager` are recorded as `unknown`.

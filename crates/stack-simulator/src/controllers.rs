@@ -7,6 +7,8 @@
 //! Rollouts take `sim.stack.dev/rollout-seconds` simulated seconds (default
 //! from the config); `sim.stack.dev/fail` makes them fail on request.
 
+mod objects;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,10 @@ use tokio::sync::broadcast;
 use crate::request::Request;
 use crate::store::{Action, Event, Store};
 use crate::write::{self, DeleteOptions};
+use objects::{
+    Progress, Replicas, condition, deployment_status, owner_reference, replica_set,
+    replica_set_status, revision_of,
+};
 use stack_kube::clock::now;
 
 const MANAGER: &str = "kube-controller-manager";
@@ -271,30 +277,6 @@ fn text(value: &Value) -> String {
 fn short_hash(value: &Value) -> String {
     let digest = Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
     stack_kube::hex::lower(&digest[..5])
-}
-
-/// A condition, keeping its transition time when its status did not change.
-fn condition(previous: &Value, kind: &str, status: &str, reason: &str, message: &str) -> Value {
-    let old = previous["conditions"]
-        .as_array()
-        .and_then(|conditions| conditions.iter().find(|c| c["type"] == kind));
-    let time = match old {
-        Some(old) if old["status"] == status => old["lastTransitionTime"].clone(),
-        _ => json!(now()),
-    };
-    let update_time = match old {
-        Some(old) if old["status"] == status && old["reason"] == reason => {
-            old["lastUpdateTime"].clone()
-        }
-        _ => json!(now()),
-    };
-    json!({"type": kind, "status": status, "reason": reason, "message": message,
-        "lastTransitionTime": time, "lastUpdateTime": update_time})
-}
-
-fn owner_reference(owner: &Value) -> Value {
-    json!([{"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}])
 }
 
 fn owned_by<'a>(
@@ -625,81 +607,35 @@ impl Controllers {
     }
 }
 
+/// The Deployment controller: the template's ReplicaSet, its pods when due, old sets scaled down.
 fn deployment(store: &mut Store, deployment: &Value, ready: bool) {
     let namespace = text(&deployment["metadata"]["namespace"]);
     let name = text(&deployment["metadata"]["name"]);
     let uid = text(&deployment["metadata"]["uid"]);
-    let generation = deployment["metadata"]["generation"].as_u64().unwrap_or(1);
     let replicas = deployment["spec"]["replicas"].as_u64().unwrap_or(1);
-    let template = &deployment["spec"]["template"];
-    let hash = short_hash(template);
+    let hash = short_hash(&deployment["spec"]["template"]);
     let rs_name = format!("{name}-{hash}");
-    let fault = annotation(deployment, FAIL).unwrap_or_default().to_string();
     let fate = fate_of(deployment);
+    let deadline_exceeded = annotation(deployment, FAIL) == Some("progress-deadline");
     // The sets of earlier templates (this pass leaves them as they are until it scales them down).
     let old_sets: Vec<Value> = owned_by(store, "apps/replicasets", &namespace, &uid)
         .into_iter()
         .filter(|rs| rs["metadata"]["name"] != rs_name)
         .cloned()
         .collect();
-    let revisions: Vec<u64> = old_sets
-        .iter()
-        .filter_map(|rs| {
-            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                .as_str()?
-                .parse()
-                .ok()
-        })
-        .collect();
     let revision = store
         .get("apps/replicasets", &namespace, &rs_name)
-        .and_then(|rs| {
-            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                .as_str()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| revisions.iter().max().copied().unwrap_or(0) + 1);
+        .and_then(revision_of)
+        .unwrap_or_else(|| old_sets.iter().filter_map(revision_of).max().unwrap_or(0) + 1);
     if store
         .get("apps/replicasets", &namespace, &rs_name)
         .is_none()
     {
-        let mut labels = template["metadata"]["labels"].clone();
-        labels["pod-template-hash"] = json!(hash);
-        let mut selector = deployment["spec"]["selector"].clone();
-        selector["matchLabels"]["pod-template-hash"] = json!(hash);
-        let mut rs_template = template.clone();
-        rs_template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
-        let mut replica_set = json!({
-            "metadata": {"name": rs_name, "namespace": namespace, "labels": labels,
-                "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
-                    "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
-                    "deployment.kubernetes.io/max-replicas": (replicas + 1).to_string()},
-                "ownerReferences": owner_reference(deployment)},
-            "spec": {"replicas": replicas, "selector": selector, "template": null},
-        });
-        // Moved into its place: `json!` would copy it once more.
-        replica_set["spec"]["template"] = rs_template;
+        let replica_set = replica_set(deployment, &namespace, &rs_name, &hash, revision, replicas);
         create(store, "apps/replicasets", replica_set);
     }
-    // Looked at before `update` copies the object to change it.
-    if store
-        .get("apps/replicasets", &namespace, &rs_name)
-        .is_some_and(|rs| rs["spec"]["replicas"] != replicas)
-    {
-        update(store, "apps/replicasets", &namespace, &rs_name, |rs| {
-            rs["spec"]["replicas"] = json!(replicas);
-        });
-    }
-    let revision_text = revision.to_string();
-    if deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-        != revision_text.as_str()
-    {
-        update(store, "apps/deployments", &namespace, &name, |d| {
-            d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
-                json!(revision_text);
-        });
-    }
+    scale(store, &namespace, &rs_name, replicas);
+    record_revision(store, deployment, revision);
     let old_ready: u64 = old_sets
         .iter()
         .filter_map(|rs| rs["status"]["readyReplicas"].as_u64())
@@ -708,134 +644,81 @@ fn deployment(store: &mut Store, deployment: &Value, ready: bool) {
         .get_shared("apps/replicasets", &namespace, &rs_name)
         .cloned()
         .unwrap_or_default();
-    let failing = ready && (fate != PodFate::Ready);
-    let progress_deadline = ready && fault == "progress-deadline";
-    let complete = ready && !failing && !progress_deadline;
-    if complete || failing {
+    let progress = Progress::of(ready, fate != PodFate::Ready, deadline_exceeded);
+    if progress.has_pods() {
         let pods: Vec<String> = (0..replicas)
             .map(|i| format!("{rs_name}-{}", &short_hash(&json!([rs_name, i]))[..5]))
             .collect();
         sync_pods(store, &rs, &rs["spec"]["template"], &pods, fate, &json!({}));
-        if failing && let Some(first) = pods.first() {
+        if progress == Progress::Failing
+            && let Some(first) = pods.first()
+        {
             failure_event(store, &namespace, first, fate);
         }
     }
-    let new_ready = if complete { replicas } else { 0 };
-    if complete {
-        for old in &old_sets {
-            let old_name = text(&old["metadata"]["name"]);
-            update(store, "apps/replicasets", &namespace, &old_name, |rs| {
-                rs["spec"]["replicas"] = json!(0);
-            });
-            sync_pods(
-                store,
-                old,
-                &old["spec"]["template"],
-                &[],
-                PodFate::Ready,
-                &json!({}),
-            );
-            set_status(
-                store,
-                "apps/replicasets",
-                &namespace,
-                &old_name,
-                json!({"replicas": 0, "observedGeneration": old["metadata"]["generation"]}),
-            );
-        }
+    if progress == Progress::Complete {
+        scale_down(store, &namespace, &old_sets);
     }
-    let updated = if complete || failing { replicas } else { 0 };
+    let counts = Replicas::after(progress, replicas, old_ready);
     // A new set's status is first written with its pods.
-    if complete || failing || rs.get("status").is_some() {
-        set_status(
-            store,
-            "apps/replicasets",
-            &namespace,
-            &rs_name,
-            json!({
-                "replicas": updated, "fullyLabeledReplicas": updated, "readyReplicas": new_ready,
-                "availableReplicas": new_ready, "observedGeneration": rs["metadata"]["generation"],
-            }),
-        );
+    if progress.has_pods() || rs.get("status").is_some() {
+        let status = replica_set_status(&rs, &counts);
+        set_status(store, "apps/replicasets", &namespace, &rs_name, status);
     }
-    let old_available = if complete { 0 } else { old_ready };
-    let available = new_ready + old_available;
-    let total = if complete {
-        replicas
-    } else {
-        updated + old_ready
-    };
-    let previous = &deployment["status"];
-    let available_condition = if available
-        >= replicas.saturating_sub(max_unavailable(deployment, replicas))
-        && available > 0
-        || replicas == 0
-    {
-        condition(
-            previous,
-            "Available",
-            "True",
-            "MinimumReplicasAvailable",
-            "Deployment has minimum availability.",
-        )
-    } else {
-        condition(
-            previous,
-            "Available",
-            "False",
-            "MinimumReplicasUnavailable",
-            "Deployment does not have minimum availability.",
-        )
-    };
-    let progressing = if progress_deadline {
-        condition(
-            previous,
-            "Progressing",
-            "False",
-            "ProgressDeadlineExceeded",
-            &format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
-        )
-    } else if complete {
-        condition(
-            previous,
-            "Progressing",
-            "True",
-            "NewReplicaSetAvailable",
-            &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
-        )
-    } else {
-        condition(
-            previous,
-            "Progressing",
-            "True",
-            "ReplicaSetUpdated",
-            &format!("ReplicaSet \"{rs_name}\" is progressing."),
-        )
-    };
-    let mut status = json!({
-        "observedGeneration": generation, "replicas": total, "updatedReplicas": updated,
-        "readyReplicas": available, "availableReplicas": available,
-        "conditions": [available_condition, progressing],
-    });
-    if total > available {
-        status["unavailableReplicas"] = json!(total - available);
-    }
-    if available == 0 {
-        let map = status.as_object_mut().expect("status is a map");
-        map.remove("readyReplicas");
-        map.remove("availableReplicas");
-    }
+    let status = deployment_status(deployment, &rs_name, progress, &counts);
     set_status(store, "apps/deployments", &namespace, &name, status);
 }
 
-fn max_unavailable(deployment: &Value, replicas: u64) -> u64 {
-    match &deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] {
-        Value::Number(n) => n.as_u64().unwrap_or(0),
-        Value::String(percent) => percent
-            .trim_end_matches('%')
-            .parse::<u64>()
-            .map_or(0, |p| replicas * p / 100),
-        _ => 0,
+/// Give a ReplicaSet `replicas`, unless it has them.
+fn scale(store: &mut Store, namespace: &str, rs_name: &str, replicas: u64) {
+    // Looked at before `update` copies the object to change it.
+    if store
+        .get("apps/replicasets", namespace, rs_name)
+        .is_some_and(|rs| rs["spec"]["replicas"] != replicas)
+    {
+        update(store, "apps/replicasets", namespace, rs_name, |rs| {
+            rs["spec"]["replicas"] = json!(replicas);
+        });
+    }
+}
+
+/// Record the revision of the current ReplicaSet on its Deployment.
+fn record_revision(store: &mut Store, deployment: &Value, revision: u64) {
+    let revision_text = revision.to_string();
+    if deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        != revision_text.as_str()
+    {
+        let namespace = text(&deployment["metadata"]["namespace"]);
+        let name = text(&deployment["metadata"]["name"]);
+        update(store, "apps/deployments", &namespace, &name, |d| {
+            d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+                json!(revision_text);
+        });
+    }
+}
+
+/// Scale the ReplicaSets of earlier templates to zero, and remove their pods.
+fn scale_down(store: &mut Store, namespace: &str, old_sets: &[Value]) {
+    for old in old_sets {
+        let old_name = text(&old["metadata"]["name"]);
+        update(store, "apps/replicasets", namespace, &old_name, |rs| {
+            rs["spec"]["replicas"] = json!(0);
+        });
+        sync_pods(
+            store,
+            old,
+            &old["spec"]["template"],
+            &[],
+            PodFate::Ready,
+            &json!({}),
+        );
+        set_status(
+            store,
+            "apps/replicasets",
+            namespace,
+            &old_name,
+            json!({"replicas": 0, "observedGeneration": old["metadata"]["generation"]}),
+        );
     }
 }
 

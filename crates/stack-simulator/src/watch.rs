@@ -12,13 +12,14 @@ use futures::StreamExt as _;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::request::{Query, Route};
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::{Action, Event, ObjectId, object_id};
+use crate::store::{Action, Event, ObjectId, Store, object_id};
 use crate::{Inner, ResponseBody};
 
 struct Filter {
@@ -29,6 +30,23 @@ struct Filter {
 }
 
 impl Filter {
+    /// A watch's filter: `resource` in `namespace` (all if `None`), with the query's selectors.
+    fn new(
+        resource: &ResourceType,
+        namespace: Option<String>,
+        query: &Query,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            resource: resource.key(),
+            namespace,
+            labels: LabelSelector::parse(query.get("labelSelector").unwrap_or_default())?,
+            fields: FieldSelector::parse(
+                query.get("fieldSelector").unwrap_or_default(),
+                &resource.kind,
+            )?,
+        })
+    }
+
     fn in_scope(&self, event: &Event) -> bool {
         event.resource == self.resource
             && self.namespace.as_ref().is_none_or(|ns| event.id.0 == *ns)
@@ -74,6 +92,7 @@ fn expired(revision: u64, current: u64) -> Bytes {
     line("ERROR", &status)
 }
 
+/// Start a WATCH of a collection: the first lines now, the changes from a spawned task.
 pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<ResponseBody, ApiError> {
     let Route::Collection {
         resource,
@@ -82,6 +101,39 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
     else {
         return Err(ApiError::method_not_allowed());
     };
+    let send_initial = sends_initial_events(query)?;
+    let filter = Filter::new(resource, namespace.clone(), query)?;
+    let timeout = Duration::from_secs(
+        query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1800),
+    );
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let mut watch = Watch {
+        filter,
+        matched: HashSet::new(),
+        sender,
+    };
+    let (events, start) = {
+        let store = inner.store();
+        let subscription = store.events.subscribe();
+        let requested: Option<u64> = query
+            .get("resourceVersion")
+            .and_then(|rv| rv.parse().ok())
+            .filter(|rv| *rv > 0);
+        if !watch.catch_up(&store, resource, send_initial, requested) {
+            drop(watch);
+            return Ok(body(receiver));
+        }
+        (subscription, store.revision)
+    };
+    tokio::spawn(watch.forward(events, start, timeout));
+    Ok(body(receiver))
+}
+
+/// Whether a watch starts with initial events; they need `NotOlderThan` and bookmarks.
+fn sends_initial_events(query: &Query) -> Result<bool, ApiError> {
     let send_initial = query.flag("sendInitialEvents");
     let bookmarks = query.flag("allowWatchBookmarks");
     if send_initial && (query.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks) {
@@ -94,92 +146,93 @@ pub fn start(inner: &Arc<Inner>, route: &Route, query: &Query) -> Result<Respons
             "Forbidden: sendInitialEvents requires resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true",
         ));
     }
-    let filter = Filter {
-        resource: resource.key(),
-        namespace: namespace.clone(),
-        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or_default())?,
-        fields: FieldSelector::parse(
-            query.get("fieldSelector").unwrap_or_default(),
-            &resource.kind,
-        )?,
-    };
-    let timeout = Duration::from_secs(
-        query
-            .get("timeoutSeconds")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(1800),
-    );
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-    let mut matched: HashSet<ObjectId> = HashSet::new();
-    let (mut events, start) = {
-        let store = inner.store();
-        let subscription = store.events.subscribe();
-        let requested: Option<u64> = query
-            .get("resourceVersion")
-            .and_then(|rv| rv.parse().ok())
-            .filter(|rv| *rv > 0);
+    Ok(send_initial)
+}
+
+/// One watch: what it selects, which of those objects it reported, and where its lines go.
+struct Watch {
+    filter: Filter,
+    matched: HashSet<ObjectId>,
+    sender: UnboundedSender<Bytes>,
+}
+
+impl Watch {
+    /// Send the first lines: changes since `requested`, or the objects; false if too old.
+    fn catch_up(
+        &mut self,
+        store: &Store,
+        resource: &ResourceType,
+        send_initial: bool,
+        requested: Option<u64>,
+    ) -> bool {
+        let filter = &self.filter;
         match (send_initial, requested) {
             (false, Some(revision)) => match store.since(revision) {
                 Some(history) => {
                     // Objects that match now: changes to them are MODIFIED.
                     for object in store.list(&filter.resource, filter.namespace.as_deref()) {
                         if filter.matches(object) {
-                            matched.insert(object_id(object));
+                            self.matched.insert(object_id(object));
                         }
                     }
                     for event in history.iter().filter(|e| filter.in_scope(e)) {
-                        if let Some(bytes) = translate(&filter, event, &mut matched) {
-                            let _ = sender.send(bytes);
+                        if let Some(bytes) = translate(filter, event, &mut self.matched) {
+                            let _ = self.sender.send(bytes);
                         }
                     }
                 }
                 None => {
-                    let _ = sender.send(expired(revision, store.revision));
-                    drop(sender);
-                    return Ok(body(receiver));
+                    let _ = self.sender.send(expired(revision, store.revision));
+                    return false;
                 }
             },
             _ => {
                 for object in store.list(&filter.resource, filter.namespace.as_deref()) {
                     if filter.matches(object) {
-                        matched.insert(object_id(object));
-                        let _ = sender.send(line("ADDED", object));
+                        self.matched.insert(object_id(object));
+                        let _ = self.sender.send(line("ADDED", object));
                     }
                 }
                 if send_initial {
-                    let _ = sender.send(bookmark(resource, store.revision, true));
+                    let _ = self.sender.send(bookmark(resource, store.revision, true));
                 }
             }
         }
-        (subscription, store.revision)
-    };
-    tokio::spawn(async move {
+        true
+    }
+
+    /// Send the changes after `start` until the timeout, the watcher leaving, or missed events.
+    async fn forward(
+        mut self,
+        mut events: broadcast::Receiver<Arc<Event>>,
+        start: u64,
+        timeout: Duration,
+    ) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // A watcher that went away stops costing anything at once.
             let received = tokio::select! {
                 received = tokio::time::timeout_at(deadline, events.recv()) => received,
-                () = sender.closed() => break,
+                () = self.sender.closed() => break,
             };
             let event = match received {
                 Ok(Ok(event)) => event,
                 Ok(Err(RecvError::Lagged(_))) => {
-                    let _ = sender.send(expired(start, start));
+                    let _ = self.sender.send(expired(start, start));
                     break;
                 }
                 Err(_) | Ok(Err(RecvError::Closed)) => break,
             };
-            if event.revision <= start || !filter.in_scope(&event) {
+            if event.revision <= start || !self.filter.in_scope(&event) {
                 continue;
             }
-            if let Some(bytes) = translate(&filter, &event, &mut matched)
-                && sender.send(bytes).is_err()
+            if let Some(bytes) = translate(&self.filter, &event, &mut self.matched)
+                && self.sender.send(bytes).is_err()
             {
                 break;
             }
         }
-    });
-    Ok(body(receiver))
+    }
 }
 
 /// An event as this watch reports it: objects entering or leaving the

@@ -202,105 +202,8 @@ fn commit<'a>(
     let keep_status = matches!(ownership, Ownership::CreateWithStatus);
     let now = now();
     match old {
-        None => {
-            check_namespace(store, request)?;
-            let metadata = new["metadata"]
-                .as_object_mut()
-                .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-            metadata.insert("uid".into(), json!(new_uid()));
-            metadata.insert("creationTimestamp".into(), json!(now));
-            metadata.remove("resourceVersion");
-            metadata.remove("deletionTimestamp");
-            if has_generation(resource) {
-                metadata.insert("generation".into(), json!(1));
-            } else {
-                metadata.remove("generation");
-            }
-            if resource.status
-                && !status_write
-                && !keep_status
-                && let Some(map) = new.as_object_mut()
-            {
-                map.remove("status");
-            }
-        }
-        Some(old) => {
-            let requested = new["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap_or_default();
-            if !requested.is_empty()
-                && requested
-                    != old["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap_or_default()
-            {
-                return Err(ApiError::conflict(resource, request.name));
-            }
-            let requested_uid = new["metadata"]["uid"].as_str().unwrap_or_default();
-            let live_uid = old["metadata"]["uid"].as_str().unwrap_or_default();
-            if !requested_uid.is_empty() && requested_uid != live_uid {
-                return Err(ApiError::conflict(resource, request.name));
-            }
-            if status_write {
-                // Only `.status` changes through the status subresource.
-                let status = new.as_object_mut().and_then(|map| map.remove("status"));
-                new = copy_for_status_write(old);
-                match status {
-                    Some(status) => new["status"] = status,
-                    None => {
-                        if let Some(map) = new.as_object_mut() {
-                            map.remove("status");
-                        }
-                    }
-                }
-            } else if resource.status {
-                match old.get("status") {
-                    Some(status) => new["status"] = status.clone(),
-                    None => {
-                        if let Some(map) = new.as_object_mut() {
-                            map.remove("status");
-                        }
-                    }
-                }
-            }
-            for field in [
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-            ] {
-                match old["metadata"].get(field) {
-                    Some(value) => new["metadata"][field] = value.clone(),
-                    None => {
-                        if let Some(map) = new["metadata"].as_object_mut() {
-                            map.remove(field);
-                        }
-                    }
-                }
-            }
-            if !old["metadata"]["deletionTimestamp"].is_null() {
-                let added = new["metadata"]["finalizers"]
-                    .as_array()
-                    .is_some_and(|new_list| {
-                        let old_list = old["metadata"]["finalizers"]
-                            .as_array()
-                            .cloned()
-                            .unwrap_or_default();
-                        new_list.iter().any(|f| !old_list.contains(f))
-                    });
-                if added {
-                    return Err(ApiError::invalid(
-                        &resource.kind,
-                        &resource.group,
-                        request.name,
-                        "metadata.finalizers",
-                        "FieldValueForbidden",
-                        "Forbidden: no new finalizers can be added if the object is being deleted",
-                    ));
-                }
-            }
-        }
+        None => prepare_create(store, request, &mut new, keep_status, &now)?,
+        Some(old) => prepare_update(request, old, &mut new)?,
     }
     if status_write && old.is_some() {
         crate::defaults::apply_to_status(&resource.kind, &mut new);
@@ -309,26 +212,7 @@ fn commit<'a>(
     }
     validate(resource, &new, old.filter(|_| !status_write), request.name)?;
     normalise(&mut new);
-    let entries = match (ownership, old) {
-        // A creator's fields are read from the object itself: all are in it.
-        (Ownership::Update, None) => update_entries(request, None, &new, &now),
-        (Ownership::CreateWithStatus, _) => {
-            let mut entries = update_entries(request, None, &new, &now);
-            let status = FieldSet::of_status(&new);
-            if !status.is_empty() {
-                let writer = Request {
-                    subresource: Some("status"),
-                    ..request.clone()
-                };
-                entries.push(Entry::new(&writer, "Update", now.clone(), status));
-            }
-            entries
-        }
-        (Ownership::Update, Some(_)) => {
-            prune_entries(update_entries(request, old, &new, &now), old, &new)
-        }
-        (Ownership::Applied(entries), _) => prune_entries(entries, old, &new),
-    };
+    let entries = managed_entries(request, ownership, old, &new, &now);
     let entries = if reset { Vec::new() } else { entries };
     set_entries(&mut new, entries);
     if let Some(live) = live {
@@ -341,16 +225,196 @@ fn commit<'a>(
         }
     }
     if request.dry_run {
-        if let Some(old) = old {
-            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-        }
-        if old.is_none()
-            && let Some(map) = new["metadata"].as_object_mut()
-        {
-            map.remove("resourceVersion");
-        }
-        return Ok((if old.is_none() { 201 } else { 200 }, Arc::new(new)));
+        return Ok(dry_run_answer(old, new));
     }
+    Ok(store_written(store, request, old.is_none(), new))
+}
+
+/// Give a new object its uid, creation time and generation; drop a status it may not carry.
+fn prepare_create(
+    store: &Store,
+    request: &Request,
+    new: &mut Value,
+    keep_status: bool,
+    now: &str,
+) -> Result<(), ApiError> {
+    let resource = request.resource;
+    check_namespace(store, request)?;
+    let metadata = new["metadata"]
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+    metadata.insert("uid".into(), json!(new_uid()));
+    metadata.insert("creationTimestamp".into(), json!(now));
+    metadata.remove("resourceVersion");
+    metadata.remove("deletionTimestamp");
+    if has_generation(resource) {
+        metadata.insert("generation".into(), json!(1));
+    } else {
+        metadata.remove("generation");
+    }
+    if resource.status
+        && request.subresource != Some("status")
+        && !keep_status
+        && let Some(map) = new.as_object_mut()
+    {
+        map.remove("status");
+    }
+    Ok(())
+}
+
+/// Check an update against the live object `old`, and keep from it what the write may not change.
+fn prepare_update(request: &Request, old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    check_preconditions(request, old, new)?;
+    keep_live_status(request, old, new);
+    keep_identity(old, new);
+    check_new_finalizers(request, old, new)
+}
+
+/// A resourceVersion or uid in the body must be the live object's.
+fn check_preconditions(request: &Request, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let requested = new["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
+    if !requested.is_empty()
+        && requested
+            != old["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+    {
+        return Err(ApiError::conflict(request.resource, request.name));
+    }
+    let requested_uid = new["metadata"]["uid"].as_str().unwrap_or_default();
+    let live_uid = old["metadata"]["uid"].as_str().unwrap_or_default();
+    if !requested_uid.is_empty() && requested_uid != live_uid {
+        return Err(ApiError::conflict(request.resource, request.name));
+    }
+    Ok(())
+}
+
+/// Keep the live `.status` on a main-resource write, and all but `.status` on a status write.
+fn keep_live_status(request: &Request, old: &Value, new: &mut Value) {
+    if request.subresource == Some("status") {
+        let status = new.as_object_mut().and_then(|map| map.remove("status"));
+        *new = copy_for_status_write(old);
+        match status {
+            Some(status) => new["status"] = status,
+            None => {
+                if let Some(map) = new.as_object_mut() {
+                    map.remove("status");
+                }
+            }
+        }
+    } else if request.resource.status {
+        match old.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                if let Some(map) = new.as_object_mut() {
+                    map.remove("status");
+                }
+            }
+        }
+    }
+}
+
+/// The metadata only the server sets stays the live object's.
+fn keep_identity(old: &Value, new: &mut Value) {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old["metadata"].get(field) {
+            Some(value) => new["metadata"][field] = value.clone(),
+            None => {
+                if let Some(map) = new["metadata"].as_object_mut() {
+                    map.remove(field);
+                }
+            }
+        }
+    }
+}
+
+/// An object being deleted takes no new finalizers.
+fn check_new_finalizers(request: &Request, old: &Value, new: &Value) -> Result<(), ApiError> {
+    if old["metadata"]["deletionTimestamp"].is_null() {
+        return Ok(());
+    }
+    let added = new["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|new_list| {
+            let old_list = old["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            new_list.iter().any(|f| !old_list.contains(f))
+        });
+    if added {
+        let resource = request.resource;
+        return Err(ApiError::invalid(
+            &resource.kind,
+            &resource.group,
+            request.name,
+            "metadata.finalizers",
+            "FieldValueForbidden",
+            "Forbidden: no new finalizers can be added if the object is being deleted",
+        ));
+    }
+    Ok(())
+}
+
+/// The managedFields entries of the written object, found as `ownership` says.
+fn managed_entries<'a>(
+    request: &Request,
+    ownership: Ownership<'a>,
+    old: Option<&'a Value>,
+    new: &Value,
+    now: &str,
+) -> Vec<Entry<'a>> {
+    match (ownership, old) {
+        // A creator's fields are read from the object itself: all are in it.
+        (Ownership::Update, None) => update_entries(request, None, new, now),
+        (Ownership::CreateWithStatus, _) => {
+            let mut entries = update_entries(request, None, new, now);
+            let status = FieldSet::of_status(new);
+            if !status.is_empty() {
+                let writer = Request {
+                    subresource: Some("status"),
+                    ..request.clone()
+                };
+                entries.push(Entry::new(&writer, "Update", now.to_string(), status));
+            }
+            entries
+        }
+        (Ownership::Update, Some(_)) => {
+            prune_entries(update_entries(request, old, new, now), old, new)
+        }
+        (Ownership::Applied(entries), _) => prune_entries(entries, old, new),
+    }
+}
+
+/// A dry run's answer: the object as it would be stored, at the live resourceVersion (none if new).
+fn dry_run_answer(old: Option<&Value>, mut new: Value) -> (u16, Arc<Value>) {
+    if let Some(old) = old {
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+    }
+    if old.is_none()
+        && let Some(map) = new["metadata"].as_object_mut()
+    {
+        map.remove("resourceVersion");
+    }
+    (if old.is_none() { 201 } else { 200 }, Arc::new(new))
+}
+
+/// Store a written object, and answer with what was stored.
+fn store_written(
+    store: &mut Store,
+    request: &Request,
+    created: bool,
+    new: Value,
+) -> (u16, Arc<Value>) {
+    let resource = request.resource;
     // Removing the last finalizer of an object being deleted deletes it.
     let finalized = !new["metadata"]["deletionTimestamp"].is_null()
         && new["metadata"]["finalizers"]
@@ -362,15 +426,15 @@ fn commit<'a>(
         let removed = store
             .remove(&key, request.namespace, request.name)
             .unwrap_or_else(|| Arc::new(new));
-        return Ok((200, removed));
+        return (200, removed);
     }
-    let action = if old.is_none() {
+    let action = if created {
         Action::Added
     } else {
         Action::Modified
     };
     let stored = store.put(&resource.key(), new, action);
-    Ok((if old.is_none() { 201 } else { 200 }, stored))
+    (if created { 201 } else { 200 }, stored)
 }
 
 /// A copy of the live object for a status write to change: its status
@@ -593,29 +657,7 @@ pub fn apply(
     mut config: Value,
     force: bool,
 ) -> Result<(u16, Arc<Value>), ApiError> {
-    if request.manager.is_empty() {
-        return Err(ApiError::invalid(
-            "PatchOptions",
-            "meta.k8s.io",
-            "",
-            "fieldManager",
-            "FieldValueRequired",
-            "Required value: is required for apply patch",
-        ));
-    }
-    let (api_version, kind) = (
-        config["apiVersion"].as_str().unwrap_or_default(),
-        config["kind"].as_str().unwrap_or_default(),
-    );
-    if api_version.is_empty() || kind.is_empty() {
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        return Err(ApiError::bad_request(format!(
-            "invalid object type: {group}/{version}, Kind={kind}"
-        )));
-    }
-    if config["metadata"].get("managedFields").is_some() {
-        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
-    }
+    check_apply_config(request, &config)?;
     check_identity(request, &mut config)?;
     let live = store
         .get_shared(&request.resource.key(), request.namespace, request.name)
@@ -643,17 +685,14 @@ pub fn apply(
         json!({"apiVersion": config["apiVersion"], "kind": config["kind"], "metadata": {"name": request.name}})
     });
     if let Some(live) = &live {
-        let conflicts = conflicts(&entries, &applied, live, &config, request.manager);
-        if !conflicts.is_empty() && !force {
-            let described: Vec<(String, String)> = conflicts
-                .iter()
-                .map(|(index, path)| (entries[*index].describe(), fields::display(path)))
-                .collect();
-            return Err(ApiError::apply_conflicts(&described));
-        }
-        for (index, path) in &conflicts {
-            entries[*index].fields.remove(path);
-        }
+        take_conflicts(
+            &mut entries,
+            &applied,
+            live,
+            &config,
+            request.manager,
+            force,
+        )?;
         remove_dropped(
             &mut merged,
             &entries,
@@ -668,6 +707,70 @@ pub fn apply(
     } else {
         fields::merge_applied(&mut merged, &config, "");
     }
+    record_applied(request, &mut entries, applied);
+    commit(
+        store,
+        request,
+        live.as_ref(),
+        merged,
+        Ownership::Applied(entries),
+    )
+}
+
+/// Refuse an apply without a field manager, apiVersion or kind, or with managedFields.
+fn check_apply_config(request: &Request, config: &Value) -> Result<(), ApiError> {
+    if request.manager.is_empty() {
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            "fieldManager",
+            "FieldValueRequired",
+            "Required value: is required for apply patch",
+        ));
+    }
+    let (api_version, kind) = (
+        config["apiVersion"].as_str().unwrap_or_default(),
+        config["kind"].as_str().unwrap_or_default(),
+    );
+    if api_version.is_empty() || kind.is_empty() {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {group}/{version}, Kind={kind}"
+        )));
+    }
+    if config["metadata"].get("managedFields").is_some() {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    Ok(())
+}
+
+/// Refuse changes to fields other managers own unless forced; forced, take the fields from them.
+fn take_conflicts(
+    entries: &mut [Entry],
+    applied: &FieldSet,
+    live: &Value,
+    config: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<(), ApiError> {
+    let conflicts = conflicts(entries, applied, live, config, manager);
+    if !conflicts.is_empty() && !force {
+        let described: Vec<(String, String)> = conflicts
+            .iter()
+            .map(|(index, path)| (entries[*index].describe(), fields::display(path)))
+            .collect();
+        return Err(ApiError::apply_conflicts(&described));
+    }
+    for (index, path) in &conflicts {
+        entries[*index].fields.remove(path);
+    }
+    Ok(())
+}
+
+/// Make the applier's entry own `applied`, keeping its time if it owned exactly that already.
+fn record_applied(request: &Request, entries: &mut Vec<Entry>, applied: FieldSet) {
+    let subresource = request.subresource.unwrap_or_default();
     let own = entries
         .iter()
         .position(|e| e.same_owner(request.manager, "Apply", subresource));
@@ -680,13 +783,6 @@ pub fn apply(
         Some(index) => entries[index] = entry,
         None => entries.push(entry),
     }
-    commit(
-        store,
-        request,
-        live.as_ref(),
-        merged,
-        Ownership::Applied(entries),
-    )
 }
 
 /// `(entry index, path)` of every field the config sets to a new value that
