@@ -155,3 +155,26 @@ fn no_command_prints_or_writes_a_secret_in_any_form() {
         "template --output-dir wrote files to check"
     );
 }
+
+#[test]
+fn every_suite_checks_every_command_output_for_the_stack_secrets() {
+    let test = Test::example();
+    let known = test.known_secrets();
+    assert!(
+        known.iter().any(|secret| secret == "dev-s3cret-password"),
+        "the harness decrypts the example's secrets: {known:?}"
+    );
+    let leaked = Output {
+        code: 0,
+        stdout: "password: ZGV2LXMzY3JldC1wYXNzd29yZA==\n".into(),
+        stderr: String::new(),
+    };
+    let caught = std::panic::catch_unwind(|| test.assert_no_known_secret(&["template"], &leaked));
+    assert!(
+        caught.is_err(),
+        "base64 of a secret in output fails the test"
+    );
+    // What `stack` prints is checked by the harness itself.
+    let template = test.stack(&["template", "-e", "development"]).success();
+    assert!(template.stdout.contains("(sensitive value)"));
+}

@@ -120,7 +120,7 @@ impl Test {
     /// Fail when `output` holds a form of a value of a secrets file under
     /// `secrets/` that the demo key opens.
     #[track_caller]
-    fn assert_no_known_secret(&self, args: &[&str], output: &Output) {
+    pub fn assert_no_known_secret(&self, args: &[&str], output: &Output) {
         let printed = format!("{}{}", output.stdout, output.stderr);
         for secret in self.known_secrets() {
             for form in secret_forms(&secret) {
@@ -135,7 +135,7 @@ impl Test {
 
     /// The decrypted values of the secrets files under `secrets/` that the
     /// demo key opens (files it cannot open are not the stack's).
-    fn known_secrets(&self) -> Vec<String> {
+    pub fn known_secrets(&self) -> Vec<String> {
         let dir = self.path().join("secrets");
         let Ok(identities) =
             stack_core::secrets::identities::load(Some(&dir.join("demo-age-key.txt")))
