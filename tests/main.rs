@@ -12,6 +12,7 @@ mod conformance;
 mod crash;
 mod errors;
 mod faults;
+mod helm;
 mod kubectl;
 mod leaks;
 mod promote;

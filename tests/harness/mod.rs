@@ -55,6 +55,13 @@ impl Test {
         self.dir.path()
     }
 
+    /// Copy a folder of the repository (`tests/fixtures/…`) into the
+    /// working directory at `to`.
+    pub fn copy(self, from: &str, to: &str) -> Self {
+        copy_dir(&repository().join(from), &self.path().join(to));
+        self
+    }
+
     /// Write a file (creating folders) relative to the working directory.
     pub fn file(self, path: &str, contents: &str) -> Self {
         let path = self.path().join(path);
@@ -458,6 +465,7 @@ const MINIMUM_VERSIONS: &[(&str, &[&str], (u64, u64))] = &[
     ("kubectl", &["version", "--client"], (1, 30)),
     ("sops", &["--version"], (3, 9)),
     ("age", &["--version"], (1, 1)),
+    ("helm", &["version", "--short"], (3, 14)),
 ];
 
 /// The first `major.minor` in a tool's version output.

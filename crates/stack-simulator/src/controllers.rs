@@ -119,11 +119,14 @@ pub fn spawn(inner: Arc<Inner>) {
 }
 
 /// The workload kinds that roll out.
-const WORKLOADS: [&str; 4] = [
+const WORKLOADS: [&str; 5] = [
     "apps/deployments",
     "apps/statefulsets",
     "apps/daemonsets",
     "batch/jobs",
+    // Pods no controller owns (a Helm test hook's Pod); owned pods are
+    // written by the controllers themselves, which do not wake them.
+    "/pods",
 ];
 
 #[derive(Debug, Clone)]
@@ -502,6 +505,7 @@ impl Controllers {
                 "apps/deployments" => deployment(&mut store, &object, ready),
                 "apps/statefulsets" => stateful_set(&mut store, &object, ready),
                 "apps/daemonsets" => daemon_set(&mut store, &object, ready),
+                "/pods" => bare_pod(&mut store, &object, ready),
                 _ => {
                     if let Some(due) = job(&mut store, &object, ready, now, inner.config.second) {
                         self.timers
@@ -605,6 +609,35 @@ impl Controllers {
         }
         entry.clone()
     }
+}
+
+/// A pod no controller owns, once due: one that restarts runs (or shows
+/// the fault its annotation asks for); one that does not restart runs to
+/// completion, or fails with `sim.stack.dev/fail: job-failed`.
+fn bare_pod(store: &mut Store, pod: &Value, ready: bool) {
+    let owned = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|owners| !owners.is_empty());
+    if owned || !ready || !pod["status"]["phase"].is_null() {
+        return;
+    }
+    let restarts = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always") == "Always";
+    let fate = match annotation(pod, FAIL) {
+        _ if restarts => fate_of(pod),
+        Some("job-failed") => PodFate::Failed,
+        _ => PodFate::Succeeded,
+    };
+    let container = &pod["spec"]["containers"][0];
+    let status = pod_status(
+        fate,
+        container["name"].as_str().unwrap_or_default(),
+        container["image"].as_str().unwrap_or_default(),
+        0,
+        &now(),
+    );
+    let namespace = text(&pod["metadata"]["namespace"]);
+    let name = text(&pod["metadata"]["name"]);
+    set_status(store, "/pods", &namespace, &name, status);
 }
 
 /// The Deployment controller: the template's ReplicaSet, its pods when due, old sets scaled down.

@@ -10,7 +10,7 @@ use crate::error::{Error, Errors};
 use crate::load::config::{self, Stack};
 use crate::load::graph::{Graph, GraphError, NeedsMode, Selection, Selector};
 use crate::load::release::{ChartSource, Release};
-use crate::load::render::{self, Chart, RenderError, RenderedRelease};
+use crate::load::render::{self, Loaded, RenderError, RenderedRelease};
 use crate::load::resolve::{self, ResolvedEnvironment};
 use crate::load::values::SetValue;
 use crate::mask::Masks;
@@ -147,7 +147,7 @@ impl Project {
         sources.dedup();
         let loaded =
             crate::parallel::map(&sources, |source| render::load_chart(source, &self.masks));
-        let mut charts: HashMap<ChartSource, Arc<Chart>> = HashMap::new();
+        let mut charts: HashMap<ChartSource, Arc<Loaded>> = HashMap::new();
         let mut errors: Vec<Error> = Vec::new();
         for (source, chart) in sources.into_iter().zip(loaded) {
             match chart {

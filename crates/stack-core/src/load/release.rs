@@ -41,6 +41,8 @@ pub struct Release {
 pub enum ChartSource {
     /// A folder of minijinja templates (`chart: ./charts/backend`).
     Local(PathBuf),
+    /// A local Helm chart: a folder with `Chart.yaml` and Go templates.
+    Helm(PathBuf),
 }
 
 /// Where a values layer was written.

@@ -367,7 +367,12 @@ fn chart_source(
     let name = Path::new(text.trim_end_matches('/'))
         .file_name()
         .map_or_else(|| text.clone(), |name| name.to_string_lossy().into_owned());
-    Ok((ChartSource::Local(dir), name))
+    let source = if dir.join("Chart.yaml").is_file() {
+        ChartSource::Helm(dir)
+    } else {
+        ChartSource::Local(dir)
+    };
+    Ok((source, name))
 }
 
 /// The release's own values layers, lowest first: its values (files and

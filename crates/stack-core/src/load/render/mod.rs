@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod expression;
 pub mod filters;
+pub mod helm;
 mod source;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use minijinja::value::{Serde, Value as JinjaValue};
 use serde_json::{Value, json};
 
 pub(crate) use chart::Chart;
+pub(crate) use source::Loaded;
 pub use source::load as load_chart;
 
 use crate::diagnostic::{SourceFile, Span};
@@ -68,6 +70,23 @@ pub enum RenderError {
         crate::diagnostic::display_path(target)
     )]
     LinkOutsideChart { link: PathBuf, target: PathBuf },
+    #[error(
+        "release `{release}`: cannot run helm ({}): {reason}",
+        crate::diagnostic::display_path(helm)
+    )]
+    HelmMissing {
+        release: String,
+        helm: PathBuf,
+        reason: String,
+    },
+    #[error("release `{release}`: helm template failed: {message}")]
+    Helm { release: String, message: String },
+    #[error("release `{release}`: {object} is a helm `{hook}` hook, which stack does not run yet")]
+    HelmHook {
+        release: String,
+        object: String,
+        hook: String,
+    },
     #[error("object {object} is rendered twice: by `{first}` and by `{second}`")]
     DuplicateObject {
         object: String,
@@ -88,9 +107,12 @@ impl RenderError {
             | Self::Schema { span, .. } => Some(span),
             Self::Template { span, .. } | Self::Manifest { span, .. } => span.as_ref(),
             Self::Config(error) => error.span(),
-            Self::Read { .. } | Self::DuplicateObject { .. } | Self::LinkOutsideChart { .. } => {
-                None
-            }
+            Self::Read { .. }
+            | Self::DuplicateObject { .. }
+            | Self::LinkOutsideChart { .. }
+            | Self::HelmMissing { .. }
+            | Self::Helm { .. }
+            | Self::HelmHook { .. } => None,
         }
     }
 
@@ -112,6 +134,13 @@ impl RenderError {
             }
             Self::Manifest { .. } => Some(
                 "the line shown is the template's output; check indentation and quoting around `{{ }}`".into(),
+            ),
+            Self::HelmMissing { .. } => Some(
+                "a chart with Chart.yaml is a Helm chart, rendered by helm: install helm, or set STACK_HELM to its path".into(),
+            ),
+            Self::Helm { .. } => Some("the message is helm's; check the chart and the release's values".into()),
+            Self::HelmHook { .. } => Some(
+                "test hooks run as the release's tests; move the hook's work into a test, or render the chart without it".into(),
             ),
             Self::DuplicateObject { .. } => {
                 Some("an object belongs to one release; remove it from one of them".into())
@@ -137,8 +166,85 @@ pub struct RenderedRelease {
     pub values: Value,
 }
 
-/// Merge a release's values over its chart's defaults and render it.
+/// Render a release with its chart, whichever kind the chart is.
 pub(crate) fn render_release(
+    release: &Release,
+    chart: &Loaded,
+    environment: &str,
+    scopes: &Scopes,
+) -> Result<RenderedRelease, Vec<RenderError>> {
+    match chart {
+        Loaded::Templates(chart) => render_templates(release, chart, environment, scopes),
+        Loaded::Helm(chart) => render_helm(release, chart, scopes),
+    }
+}
+
+/// `helm template` a release with its own values (helm puts them over the
+/// chart's `values.yaml`); its test hooks are its tests.
+fn render_helm(
+    release: &Release,
+    chart: &helm::HelmChart,
+    scopes: &Scopes,
+) -> Result<RenderedRelease, Vec<RenderError>> {
+    let mut own = Value::Object(serde_json::Map::new());
+    for layer in &release.layers {
+        merge(&mut own, Value::clone(layer));
+    }
+    let output = chart.render(release, &own).map_err(|error| vec![error])?;
+    let mut errors = Vec::new();
+    let rendered = parse_objects(release, output, scopes, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let (objects, tests) = split_hooks(release, rendered)?;
+    let mut values = chart.defaults.clone();
+    merge(&mut values, own);
+    Ok(RenderedRelease {
+        id: release.id.clone(),
+        objects,
+        tests,
+        values,
+    })
+}
+
+/// A Helm chart's objects and its tests (`helm.sh/hook: test`); any other
+/// hook is refused, named, until hooks run at their steps.
+fn split_hooks(
+    release: &Release,
+    rendered: Vec<Object>,
+) -> Result<(Vec<Object>, Vec<Object>), Vec<RenderError>> {
+    let mut objects = Vec::new();
+    let mut tests = Vec::new();
+    let mut errors = Vec::new();
+    for object in rendered {
+        let hook = object.body["metadata"]["annotations"]["helm.sh/hook"]
+            .as_str()
+            .map(str::to_string);
+        match hook {
+            None => objects.push(object),
+            Some(hook)
+                if hook
+                    .split(',')
+                    .all(|h| matches!(h.trim(), "test" | "test-success")) =>
+            {
+                tests.push(object);
+            }
+            Some(hook) => errors.push(RenderError::HelmHook {
+                release: release.id.clone(),
+                object: object.key().to_string(),
+                hook,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok((objects, tests))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Merge a release's values over its chart's defaults and render it.
+fn render_templates(
     release: &Release,
     chart: &Chart,
     environment: &str,

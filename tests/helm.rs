@@ -1,0 +1,213 @@
+//! Helm charts as a chart source: a local Helm chart (`Chart.yaml`, Go
+//! templates) is rendered by the real `helm template` and then deploys,
+//! diffs and tests like a minijinja chart. Needs helm (`STACK_HELM` or
+//! `PATH`); skipped without it unless `STACK_REQUIRE_EXTERNAL` is set.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::{Server, Test, external_tool};
+
+/// The example platform plus `shop/web`, the chart `helm create` makes,
+/// with a value from the development secrets; helm is run through a
+/// wrapper that logs its command line and its values file's mode and
+/// contents to `helm.log`.
+fn with_helm_chart(helm: &Path) -> Test {
+    let test = Test::example().copy("tests/fixtures/helm/demo", "stacks/charts/demo");
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "releases:\n",
+        "releases:\n  - name: web\n    namespace: shop\n    chart: charts/demo\n    labels: {tier: apps}\n    values:\n      - replicaCount: 2\n        podAnnotations: {db-password: \"{{ values.postgres.password }}\"}\n",
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+    let wrapper = test.path().join("helm-wrapper.sh");
+    let log = test.path().join("helm.log");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf 'argv: %s\\n' \"$*\" >> '{log}'\nfor a in \"$@\"; do case \"$a\" in */values.json) printf 'mode: %s\\nvalues: ' \"$(stat -c %a \"$a\")\" >> '{log}'; cat \"$a\" >> '{log}'; echo >> '{log}';; esac; done\nexec '{helm}' \"$@\"\n",
+            log = log.display(),
+            helm = helm.display()
+        ),
+    )
+    .unwrap();
+    make_executable(&wrapper);
+    test.env("STACK_HELM", wrapper.to_str().unwrap())
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn helm() -> Option<PathBuf> {
+    external_tool("STACK_HELM", "helm")
+}
+
+#[test]
+fn a_local_helm_chart_deploys_diffs_and_tests_like_a_minijinja_chart() {
+    let Some(helm) = helm() else { return };
+    let test = with_helm_chart(&helm);
+    let applied = test.stack(&["apply"]).success();
+    assert!(
+        applied
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("shop/web") && line.contains("deployed")),
+        "{}",
+        applied.stdout
+    );
+    let server = Server::start(test.path(), &[]);
+    let deployment = server.get("/apis/apps/v1/namespaces/shop/deployments/web-demo");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        deployment["metadata"]["labels"]["stack.dev/release"],
+        "shop.web"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["annotations"]["db-password"],
+        "dev-s3cret-password",
+        "the secret reaches the cluster"
+    );
+    assert_eq!(deployment["status"]["availableReplicas"], 2);
+    let service = server.get("/api/v1/namespaces/shop/services/web-demo");
+    assert_eq!(service["spec"]["ports"][0]["port"], 80);
+    drop(server);
+
+    let diff = test.stack(&["diff", "--detailed-exitcode"]).code(0);
+    assert_eq!(diff.stdout, "", "nothing changes after the apply");
+    let tested = test.stack(&["test", "-l", "name=web"]).success();
+    assert!(tested.stderr.contains("tests passed"), "{}", tested.stderr);
+    let server = Server::start(test.path(), &[]);
+    let pod = server.get("/api/v1/namespaces/shop/pods/web-demo-test-connection");
+    assert_eq!(pod["status"]["phase"], "Succeeded", "the test hook ran");
+
+    let template = test.stack(&["template", "-l", "name=web"]).success();
+    assert!(template.stdout.contains("db-password: (sensitive value)"));
+
+    let log = test.read("helm.log");
+    let calls: Vec<&str> = log.lines().filter(|l| l.starts_with("argv: ")).collect();
+    assert!(
+        calls.iter().all(
+            |call| call.starts_with("argv: template web ") && call.contains("--namespace shop")
+        ),
+        "{log}"
+    );
+    assert!(
+        !calls.iter().any(|call| call.contains("s3cret")),
+        "a secret on helm's command line: {log}"
+    );
+    assert!(log.lines().any(|l| l == "mode: 600"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("values: ") && l.contains("dev-s3cret-password")),
+        "the values reach helm in the file: {log}"
+    );
+}
+
+#[test]
+fn a_change_to_a_helm_release_shows_as_that_change() {
+    let Some(helm) = helm() else { return };
+    let test = with_helm_chart(&helm);
+    test.stack(&["apply", "-q"]).success();
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "replicaCount: 2",
+        "replicaCount: 3",
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+    let diff = test
+        .stack(&["diff", "--detailed-exitcode", "-l", "name=web"])
+        .code(2);
+    assert!(diff.stdout.contains("-  replicas: 2"), "{}", diff.stdout);
+    assert!(diff.stdout.contains("+  replicas: 3"), "{}", diff.stdout);
+}
+
+#[test]
+fn a_missing_helm_is_named_with_the_release_and_nothing_is_applied() {
+    let test = Test::example()
+        .copy("tests/fixtures/helm/demo", "stacks/charts/demo")
+        .env("STACK_HELM", "/nonexistent/helm");
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "releases:\n",
+        "releases:\n  - name: web\n    namespace: shop\n    chart: charts/demo\n",
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+    let output = test.stack(&["apply"]).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("release `shop/web`: cannot run helm (/nonexistent/helm)"),
+        "{}",
+        output.stderr
+    );
+    assert!(output.stderr.contains("STACK_HELM"), "{}", output.stderr);
+    let status = test.stack(&["status", "-o", "json"]).success().json();
+    assert!(
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|release| release["revision"].is_null() || release["revision"] == 0),
+        "nothing was deployed: {status}"
+    );
+}
+
+#[test]
+fn a_helm_template_error_shows_helms_message_with_the_release() {
+    let Some(helm) = helm() else { return };
+    let test = with_helm_chart(&helm).file(
+        "stacks/charts/demo/templates/broken.yaml",
+        "
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: broken
+        data:
+          deep: {{ .Values.missing.deeper.value }}
+        ",
+    );
+    let output = test.stack(&["template", "-l", "name=web"]).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("release `shop/web`: helm template failed:")
+            && output.stderr.contains("demo/templates/broken.yaml:6")
+            && output.stderr.contains("nil pointer"),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(output.stdout, "");
+}
+
+#[test]
+fn a_helm_hook_other_than_test_is_refused_naming_it() {
+    let Some(helm) = helm() else { return };
+    let test = with_helm_chart(&helm).file(
+        "stacks/charts/demo/templates/migrate.yaml",
+        r#"
+        apiVersion: batch/v1
+        kind: Job
+        metadata:
+          name: migrate
+          annotations:
+            "helm.sh/hook": pre-install,pre-upgrade
+        spec:
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: migrate, image: busybox}]
+        "#,
+    );
+    let output = test.stack(&["apply"]).code(1);
+    assert!(
+        output.stderr.contains(
+            "release `shop/web`: Job/shop/migrate is a helm `pre-install,pre-upgrade` hook"
+        ),
+        "{}",
+        output.stderr
+    );
+}
