@@ -145,6 +145,11 @@ pub enum Command {
         #[command(subcommand)]
         command: EnvCommand,
     },
+    /// Helm charts from repositories and registries
+    Charts {
+        #[command(subcommand)]
+        command: ChartsCommand,
+    },
     /// The embedded simulated cluster
     Cluster {
         #[command(subcommand)]
@@ -244,6 +249,13 @@ pub struct PromoteArgs {
     /// Promote even when the gate refuses or over a hand edit (the log records it)
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChartsCommand {
+    /// Pull the selected releases' repository and OCI charts again,
+    /// replacing the cached copies in .stack/charts/
+    Update,
 }
 
 #[derive(Debug, Subcommand)]

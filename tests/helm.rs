@@ -211,3 +211,202 @@ fn a_helm_hook_other_than_test_is_refused_naming_it() {
         output.stderr
     );
 }
+
+/// A chart repository on 127.0.0.1 serving the files of a folder, counting
+/// the requests it answers; it stops when dropped.
+struct ChartRepository {
+    url: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ChartRepository {
+    /// `helm package` the demo chart into `dir`, index it, and serve it.
+    fn start(helm: &Path, dir: &Path) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::fs::create_dir_all(dir).unwrap();
+        let chart = crate::harness::repository().join("tests/fixtures/helm/demo");
+        let run = |args: &[&str]| {
+            let output = std::process::Command::new(helm)
+                .args(args)
+                .env("HOME", dir)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "helm {args:?}: {output:?}");
+        };
+        run(&[
+            "package",
+            chart.to_str().unwrap(),
+            "-d",
+            dir.to_str().unwrap(),
+        ]);
+        run(&["repo", "index", dir.to_str().unwrap(), "--url", &url]);
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (served, stopped, root) = (requests.clone(), stop.clone(), dir.to_path_buf());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    serve_file(stream, &root);
+                }
+            }
+        });
+        Self {
+            url,
+            requests,
+            stop,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for ChartRepository {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.url.trim_start_matches("http://"));
+    }
+}
+
+/// Answer one GET with the file it names under `root` (404 otherwise).
+fn serve_file(mut stream: std::net::TcpStream, root: &Path) {
+    use std::io::{BufRead as _, Write as _};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    let _ = reader.read_line(&mut request);
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let file = root.join(path.trim_start_matches('/'));
+    let (status, body) = match std::fs::read(&file) {
+        Ok(body) if !path.contains("..") => ("200 OK", body),
+        _ => ("404 Not Found", Vec::new()),
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(&body);
+}
+
+/// The example platform with `shop/web` from the chart repository `local`.
+fn with_repository_chart(helm: &Path, repository: &ChartRepository, version: &str) -> Test {
+    let test = Test::example().env("STACK_HELM", helm.to_str().unwrap());
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let release = format!(
+        "repositories:\n  - name: local\n    url: {}\n\nreleases:\n  - name: web\n    namespace: shop\n    chart: local/demo\n{version}",
+        repository.url
+    );
+    let platform =
+        std::fs::read_to_string(&stack_file)
+            .unwrap()
+            .replacen("releases:\n", &release, 1);
+    std::fs::write(&stack_file, platform).unwrap();
+    test
+}
+
+/// The cached archive of a pulled chart.
+fn cached_archive(test: &Test) -> PathBuf {
+    crate::harness::files_under(test.path())
+        .into_iter()
+        .find(|path| path.ends_with("chart.tgz") && path.to_string_lossy().contains("/charts/"))
+        .expect("a cached chart archive")
+}
+
+#[test]
+fn a_repository_chart_is_pulled_once_verified_and_deployed() {
+    let Some(helm) = helm() else { return };
+    let served = tempfile::tempdir().unwrap();
+    let repository = ChartRepository::start(&helm, served.path());
+    let test = with_repository_chart(&helm, &repository, "    version: 0.1.0\n");
+    test.stack(&["apply"]).success();
+    let server = Server::start(test.path(), &[]);
+    let deployment = server.get("/apis/apps/v1/namespaces/shop/deployments/web-demo");
+    assert_eq!(deployment["status"]["availableReplicas"], 1);
+    drop(server);
+    let archive = cached_archive(&test);
+    let digest = std::fs::read_to_string(archive.with_file_name("chart.tgz.sha256")).unwrap();
+    assert_eq!(digest.trim().len(), 64, "a SHA-256 digest: {digest}");
+
+    let pulls = repository.requests();
+    assert!(
+        pulls >= 2,
+        "the index and the archive were fetched: {pulls}"
+    );
+    test.stack(&["diff", "--detailed-exitcode"]).code(0);
+    assert_eq!(
+        repository.requests(),
+        pulls,
+        "a cached chart is not fetched again"
+    );
+
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes.push(0);
+    std::fs::write(&archive, bytes).unwrap();
+    let tampered = test.stack(&["diff"]).code(1);
+    assert!(
+        tampered
+            .stderr
+            .contains("does not match the digest recorded when it was pulled")
+            && tampered.stderr.contains("stack charts update"),
+        "{}",
+        tampered.stderr
+    );
+    let updated = test.stack(&["charts", "update"]).success();
+    assert!(
+        updated.stdout.contains("0.1.0")
+            && updated
+                .stdout
+                .contains(&format!("sha256:{}", digest.trim())),
+        "{}",
+        updated.stdout
+    );
+    assert!(repository.requests() > pulls, "pulled again");
+    test.stack(&["diff", "--detailed-exitcode"]).code(0);
+}
+
+#[test]
+fn a_repository_chart_without_version_or_repository_is_a_located_error() {
+    let Some(helm) = helm() else { return };
+    let served = tempfile::tempdir().unwrap();
+    let repository = ChartRepository::start(&helm, served.path());
+    let test = with_repository_chart(&helm, &repository, "");
+    let output = test.stack(&["template"]).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("chart `local/demo` comes from a repository: it needs `version`")
+            && output.stderr.contains("platform.yaml:"),
+        "{}",
+        output.stderr
+    );
+    let unknown = test.path().join("stacks/platform.yaml");
+    let text = std::fs::read_to_string(&unknown).unwrap().replacen(
+        "chart: local/demo",
+        "chart: elsewhere/demo",
+        1,
+    );
+    std::fs::write(&unknown, text).unwrap();
+    let output = test.stack(&["template"]).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("chart `elsewhere/demo`: no folder, and no repository `elsewhere`")
+            && output.stderr.contains("repositories: local"),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(repository.requests(), 0, "nothing was fetched");
+}

@@ -1,6 +1,7 @@
 //! One module per command; each reads top to bottom as load → plan → show.
 
 mod apply;
+mod charts;
 mod cluster;
 mod destroy;
 mod diff;
@@ -16,7 +17,7 @@ mod status;
 mod template;
 mod test;
 
-use crate::cli::{Cli, ClusterCommand, Command, EnvCommand, SecretsCommand};
+use crate::cli::{ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, SecretsCommand};
 use crate::output;
 use crate::settings::Settings;
 use stack_core::error::Errors;
@@ -87,6 +88,9 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Cluster {
             command: ClusterCommand::Serve(args),
         } => cluster::serve(settings, args),
+        Command::Charts {
+            command: ChartsCommand::Update,
+        } => charts::update(&load(settings)?, settings),
     }
 }
 

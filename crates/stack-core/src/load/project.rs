@@ -10,7 +10,7 @@ use crate::error::{Error, Errors};
 use crate::load::config::{self, Stack};
 use crate::load::graph::{Graph, GraphError, NeedsMode, Selection, Selector};
 use crate::load::release::{ChartSource, Release};
-use crate::load::render::{self, Loaded, RenderError, RenderedRelease};
+use crate::load::render::{self, ChartContext, Loaded, RenderError, RenderedRelease};
 use crate::load::resolve::{self, ResolvedEnvironment};
 use crate::load::values::SetValue;
 use crate::mask::Masks;
@@ -105,6 +105,16 @@ impl Project {
         })
     }
 
+    /// What loading this stack's charts needs: its masks, its helm, its
+    /// chart cache.
+    pub fn chart_context(&self) -> ChartContext {
+        ChartContext {
+            masks: self.masks.clone(),
+            helm: render::helm::helm_binary(self.stack.helm_binary.as_deref()),
+            charts_dir: self.stack.state_dir.join("charts"),
+        }
+    }
+
     pub fn environment_name(&self) -> &str {
         &self.environment.environment.name
     }
@@ -145,8 +155,8 @@ impl Project {
             .collect();
         sources.sort();
         sources.dedup();
-        let loaded =
-            crate::parallel::map(&sources, |source| render::load_chart(source, &self.masks));
+        let context = self.chart_context();
+        let loaded = crate::parallel::map(&sources, |source| render::load_chart(source, &context));
         let mut charts: HashMap<ChartSource, Arc<Loaded>> = HashMap::new();
         let mut errors: Vec<Error> = Vec::new();
         for (source, chart) in sources.into_iter().zip(loaded) {

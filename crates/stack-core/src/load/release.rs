@@ -43,6 +43,9 @@ pub enum ChartSource {
     Local(PathBuf),
     /// A local Helm chart: a folder with `Chart.yaml` and Go templates.
     Helm(PathBuf),
+    /// A Helm chart from a chart repository (`REPO_URL/CHART`) or a
+    /// registry (`oci://…/CHART`), at a version.
+    Remote { url: String, version: String },
 }
 
 /// Where a values layer was written.

@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 
 use crate::diagnostic::{SourceFile, Span};
 use crate::error::Error;
-use crate::load::config::{ConfigError, Environment, FileRef, ReleaseSpec, Stack, ValuesSource};
+use crate::load::config::{
+    ConfigError, Environment, FileRef, ReleaseSpec, Repository, Stack, ValuesSource,
+};
 use crate::load::release::{ChartSource, Need, Origin, Release, need_id};
 use crate::load::render::RenderError;
 use crate::load::render::expression::Evaluator;
@@ -218,7 +220,15 @@ pub(crate) fn resolve_releases(
     let mut releases: Vec<Release> = Vec::new();
     let mut errors = Vec::new();
     for spec in &stack.releases {
-        let resolved = resolve_release(spec, environment, &env, &values, &mut files, secrets);
+        let resolved = resolve_release(
+            spec,
+            environment,
+            &env,
+            &values,
+            &mut files,
+            secrets,
+            &stack.repositories,
+        );
         match resolved {
             Ok(mut release) => {
                 if let Some(first) = releases.iter().find(|r| r.id == release.id) {
@@ -257,6 +267,7 @@ fn resolve_release(
     values: &JinjaValue,
     files: &mut ValuesFiles,
     secrets: &mut SecretFiles,
+    repositories: &[Repository],
 ) -> Result<Release, Vec<Error>> {
     let environment_context =
         JinjaValue::from(Serde(json!({"name": environment.environment.name})));
@@ -290,7 +301,7 @@ fn resolve_release(
             release => release_context,
         },
     );
-    let (chart, chart_name) = chart_source(spec, &evaluator, &mut errors)?;
+    let (chart, chart_name) = chart_source(spec, &evaluator, repositories, &mut errors)?;
     let needs = needs(spec, &evaluator, &namespace, &mut errors);
     let installed = match &spec.installed {
         None => true,
@@ -351,28 +362,83 @@ fn needs(
 fn chart_source(
     spec: &ReleaseSpec,
     evaluator: &Evaluator,
+    repositories: &[Repository],
     errors: &mut Vec<Error>,
 ) -> Result<(ChartSource, String), Vec<Error>> {
     let text = evaluator.text(&spec.chart).map_err(|e| vec![e.into()])?;
-    let dir = spec.base.join(&text);
-    if !dir.is_dir() {
-        errors.push(
-            RenderError::ChartNotFound {
-                path: dir.clone(),
-                span: spec.chart.span.clone(),
-            }
-            .into(),
-        );
-    }
     let name = Path::new(text.trim_end_matches('/'))
         .file_name()
         .map_or_else(|| text.clone(), |name| name.to_string_lossy().into_owned());
-    let source = if dir.join("Chart.yaml").is_file() {
-        ChartSource::Helm(dir)
+    let dir = spec.base.join(&text);
+    let remote = if text.starts_with("oci://") {
+        Some(text.clone())
+    } else if dir.is_dir() {
+        None
     } else {
-        ChartSource::Local(dir)
+        repository_chart(&text, repositories)
     };
-    Ok((source, name))
+    let Some(url) = remote else {
+        if !dir.is_dir() {
+            errors.push(chart_not_found(&text, dir.clone(), spec, repositories));
+        }
+        let source = if dir.join("Chart.yaml").is_file() {
+            ChartSource::Helm(dir)
+        } else {
+            ChartSource::Local(dir)
+        };
+        return Ok((source, name));
+    };
+    let Some(version) = &spec.version else {
+        return Err(vec![
+            ConfigError::Invalid {
+                message: format!("chart `{text}` comes from a repository: it needs `version`"),
+                span: spec.chart.span.clone(),
+                hint: Some("add `version: X.Y.Z` to the release, as helmfile requires".into()),
+            }
+            .into(),
+        ]);
+    };
+    let version = evaluator.text(version).map_err(|e| vec![e.into()])?;
+    Ok((ChartSource::Remote { url, version }, name))
+}
+
+/// `NAME/CHART` where NAME is one of `repositories:`: the chart's URL
+/// (`REPO_URL/CHART` for a chart repository, `oci://…/CHART` for a registry).
+fn repository_chart(text: &str, repositories: &[Repository]) -> Option<String> {
+    let (repository, chart) = text.split_once('/')?;
+    let repository = repositories.iter().find(|r| r.name == repository)?;
+    Some(format!("{}/{chart}", repository.url))
+}
+
+/// A chart that is no folder: an unknown repository when it reads like
+/// `NAME/CHART`, else a missing folder.
+fn chart_not_found(
+    text: &str,
+    dir: PathBuf,
+    spec: &ReleaseSpec,
+    repositories: &[Repository],
+) -> Error {
+    if let Some((repository, _)) = text.split_once('/')
+        && !spec.base.join(repository).is_dir()
+        && !repository.starts_with('.')
+    {
+        let known: Vec<&str> = repositories.iter().map(|r| r.name.as_str()).collect();
+        return ConfigError::Invalid {
+            message: format!("chart `{text}`: no folder, and no repository `{repository}`"),
+            span: spec.chart.span.clone(),
+            hint: Some(if known.is_empty() {
+                "a chart is a folder next to the stack file, or `REPO/CHART` with REPO in `repositories:`".into()
+            } else {
+                format!("repositories: {}", known.join(", "))
+            }),
+        }
+        .into();
+    }
+    RenderError::ChartNotFound {
+        path: dir,
+        span: spec.chart.span.clone(),
+    }
+    .into()
 }
 
 /// The release's own values layers, lowest first: its values (files and

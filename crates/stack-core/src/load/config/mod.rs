@@ -31,6 +31,20 @@ pub struct Stack {
     pub default_environment: Option<(String, Span)>,
     pub releases: Vec<ReleaseSpec>,
     pub promotion: Option<Promotion>,
+    /// Helm chart repositories (`repositories:`), in file order.
+    pub repositories: Vec<Repository>,
+    /// `helmBinary:`, the helm that renders Helm charts.
+    pub helm_binary: Option<PathBuf>,
+}
+
+/// A Helm chart repository that `chart: NAME/CHART` refers to.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub name: String,
+    /// Without a trailing `/`; `oci://…` for a registry.
+    pub url: String,
+    pub oci: bool,
+    pub span: Span,
 }
 
 /// Where an environment's cluster is.
@@ -111,6 +125,8 @@ pub struct ReleaseSpec {
     pub name: Node,
     pub namespace: Option<Node>,
     pub chart: Node,
+    /// `version:` of a repository or OCI chart.
+    pub version: Option<Node>,
     pub labels: Vec<(String, Node)>,
     pub needs: Vec<Node>,
     pub installed: Option<Node>,

@@ -1,13 +1,13 @@
 //! One stack file's tree → the parts of a [`Stack`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diagnostic::SourceFile;
 use crate::load::config::reader::{MapReader, expect_string, wrong_type};
 use crate::load::config::{
     ClusterTarget, ConfigError, Defaults, Environment, FileRef, Promotion, PromotionFile,
-    ReleaseOptions, ReleaseSpec, SimulatedOptions, Stack, ValuesSource,
+    ReleaseOptions, ReleaseSpec, Repository, SimulatedOptions, Stack, ValuesSource,
 };
 use crate::yaml::{Node, NodeKind, parse_node};
 
@@ -17,7 +17,10 @@ const TOP_KEYS: &[&str] = &[
     "releases",
     "promotion",
     "defaultEnvironment",
+    "repositories",
+    "helmBinary",
 ];
+const REPOSITORY_KEYS: &[&str] = &["name", "url", "oci"];
 const ENVIRONMENT_KEYS: &[&str] = &["cluster", "kubeContext", "values", "secrets", "ageKeyFile"];
 const SIMULATED_KEYS: &[&str] = &["faultRate", "latencyMs", "seed"];
 const DEFAULTS_KEYS: &[&str] = &[
@@ -33,6 +36,7 @@ const RELEASE_KEYS: &[&str] = &[
     "name",
     "namespace",
     "chart",
+    "version",
     "labels",
     "needs",
     "installed",
@@ -81,6 +85,19 @@ pub fn parse_stack_file(
     }
     if let Some(node) = top.get("environments") {
         parse_environments(node, &base, stack, errors);
+    }
+    for item in top.list("repositories", errors) {
+        if let Some(repository) = parse_repository(item, stack, errors) {
+            stack.repositories.push(repository);
+        }
+    }
+    if let Some(node) = top.string("helmBinary", errors) {
+        let path = PathBuf::from(node.as_str().unwrap_or_default());
+        stack.helm_binary = Some(if path.components().count() > 1 {
+            base.join(path)
+        } else {
+            path
+        });
     }
     let defaults = top
         .get("defaults")
@@ -266,6 +283,7 @@ fn parse_release(
         .and_then(|n| expect_string(n, "chart", errors))
         .cloned();
     let namespace = map.string("namespace", errors).cloned();
+    let version = map.string("version", errors).cloned();
     let labels = parse_labels(map.get("labels"), errors);
     let needs = map
         .list("needs", errors)
@@ -305,6 +323,7 @@ fn parse_release(
         name: name?,
         namespace,
         chart: chart?,
+        version,
         labels,
         needs,
         installed,
@@ -313,6 +332,57 @@ fn parse_release(
         options,
         base: base.to_path_buf(),
         span: node.span.clone(),
+    })
+}
+
+/// One of `repositories:` (helmfile's form): a name, the chart
+/// repository's URL, and `oci: true` for a registry.
+fn parse_repository(
+    node: &Node,
+    stack: &Stack,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Repository> {
+    let map = MapReader::new(node, "a repository", REPOSITORY_KEYS, errors)?;
+    let name = map.require("name", "a repository", errors);
+    let url = map.require("url", "a repository", errors);
+    let oci = map.bool("oci", errors).unwrap_or(false);
+    let name = name.and_then(|n| expect_string(n, "name", errors))?;
+    let url = url.and_then(|n| expect_string(n, "url", errors))?;
+    let name_text = name.as_str().unwrap_or_default().to_string();
+    let mut url_text = url
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    if oci && !url_text.starts_with("oci://") {
+        url_text = format!("oci://{url_text}");
+    }
+    let scheme_ok = if oci {
+        true
+    } else {
+        url_text.starts_with("http://") || url_text.starts_with("https://")
+    };
+    if !scheme_ok {
+        errors.push(ConfigError::Invalid {
+            message: format!("repository `{name_text}`: `url` must start with http:// or https://"),
+            span: url.span.clone(),
+            hint: Some("for a registry, add `oci: true`".into()),
+        });
+        return None;
+    }
+    if let Some(first) = stack.repositories.iter().find(|r| r.name == name_text) {
+        errors.push(ConfigError::Invalid {
+            message: format!("repository `{name_text}` is defined twice"),
+            span: name.span.clone(),
+            hint: Some(format!("the first is at {}", first.span.location())),
+        });
+        return None;
+    }
+    Some(Repository {
+        name: name_text,
+        url: url_text,
+        oci,
+        span: name.span.clone(),
     })
 }
 

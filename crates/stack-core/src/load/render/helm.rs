@@ -19,6 +19,8 @@ use crate::load::release::Release;
 /// A local Helm chart: its metadata and default values.
 pub struct HelmChart {
     pub dir: PathBuf,
+    /// The helm that renders it.
+    pub helm: PathBuf,
     pub name: String,
     pub version: Option<String>,
     /// `values.yaml`: what helm merges the release's values over.
@@ -30,7 +32,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 impl HelmChart {
     /// Read `Chart.yaml` (name, version) and `values.yaml`.
-    pub fn load(dir: &Path) -> Result<Self, Vec<RenderError>> {
+    pub fn load(dir: &Path, helm: &Path) -> Result<Self, Vec<RenderError>> {
         let metadata = read_yaml(&dir.join("Chart.yaml"))?.unwrap_or(Value::Null);
         let defaults = read_yaml(&dir.join("values.yaml"))?
             .filter(Value::is_object)
@@ -41,6 +43,7 @@ impl HelmChart {
         );
         Ok(Self {
             dir: dir.to_path_buf(),
+            helm: helm.to_path_buf(),
             name: metadata["name"].as_str().map_or(folder, str::to_string),
             version: metadata["version"].as_str().map(str::to_string),
             defaults,
@@ -67,8 +70,8 @@ impl HelmChart {
             path: values_file.clone(),
             source,
         })?;
-        let helm = helm_binary();
-        let mut command = Command::new(&helm);
+        let helm = &self.helm;
+        let mut command = Command::new(helm);
         command
             .args(["template", &release.name])
             .arg(&self.dir)
@@ -102,11 +105,14 @@ impl HelmChart {
     }
 }
 
-/// `STACK_HELM`, else `helm` from `PATH`.
-fn helm_binary() -> PathBuf {
+/// The helm to run: `STACK_HELM`, else the stack file's `helmBinary`,
+/// else `helm` from `PATH`.
+pub fn helm_binary(configured: Option<&Path>) -> PathBuf {
     std::env::var_os("STACK_HELM")
         .filter(|value| !value.is_empty())
-        .map_or_else(|| PathBuf::from("helm"), PathBuf::from)
+        .map(PathBuf::from)
+        .or_else(|| configured.map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("helm"))
 }
 
 /// A YAML file as JSON; `None` when it does not exist.
@@ -142,7 +148,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Wait for helm within `timeout` (killing it after), reading its output
 /// as it comes: whether it succeeded, its stdout and its stderr.
-fn finish(mut child: Child, timeout: Duration) -> Result<(bool, String, String), String> {
+pub(super) fn finish(
+    mut child: Child,
+    timeout: Duration,
+) -> Result<(bool, String, String), String> {
     let reader = |stream: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut text = String::new();
@@ -176,7 +185,7 @@ fn finish(mut child: Child, timeout: Duration) -> Result<(bool, String, String),
 }
 
 /// helm's error, without its `Error: ` prefix and its usage hints.
-fn helm_message(stderr: &str) -> String {
+pub(super) fn helm_message(stderr: &str) -> String {
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim_end)

@@ -5,6 +5,7 @@ pub mod chart;
 pub mod expression;
 pub mod filters;
 pub mod helm;
+pub mod pull;
 mod source;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use minijinja::value::{Serde, Value as JinjaValue};
 use serde_json::{Value, json};
 
 pub(crate) use chart::Chart;
+pub use source::ChartContext;
 pub(crate) use source::Loaded;
 pub use source::load as load_chart;
 
@@ -87,6 +89,10 @@ pub enum RenderError {
         object: String,
         hook: String,
     },
+    #[error("cannot pull chart {chart}: {message}")]
+    Pull { chart: String, message: String },
+    #[error("the cached chart {chart} {problem}")]
+    ChartCache { chart: String, problem: String },
     #[error("object {object} is rendered twice: by `{first}` and by `{second}`")]
     DuplicateObject {
         object: String,
@@ -112,7 +118,9 @@ impl RenderError {
             | Self::LinkOutsideChart { .. }
             | Self::HelmMissing { .. }
             | Self::Helm { .. }
-            | Self::HelmHook { .. } => None,
+            | Self::HelmHook { .. }
+            | Self::Pull { .. }
+            | Self::ChartCache { .. } => None,
         }
     }
 
@@ -141,6 +149,12 @@ impl RenderError {
             Self::Helm { .. } => Some("the message is helm's; check the chart and the release's values".into()),
             Self::HelmHook { .. } => Some(
                 "test hooks run as the release's tests; move the hook's work into a test, or render the chart without it".into(),
+            ),
+            Self::Pull { .. } => Some(
+                "check the repository's url, the chart's name and `version`, and that the repository is reachable".into(),
+            ),
+            Self::ChartCache { .. } => Some(
+                "run `stack charts update` to pull it again".into(),
             ),
             Self::DuplicateObject { .. } => {
                 Some("an object belongs to one release; remove it from one of them".into())

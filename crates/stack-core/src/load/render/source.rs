@@ -1,8 +1,10 @@
 //! Loading a release's chart from where it comes from ([`ChartSource`]): a
-//! local folder of minijinja templates, or a local Helm chart. The sources
-//! planned next (Helm charts from a repository or OCI; the built-in app
-//! chart) are loaded here too, each into what renders the same
-//! `RenderedRelease`.
+//! local folder of minijinja templates, a local Helm chart, or a Helm chart
+//! from a repository or registry (pulled once into `.stack/charts/`). The
+//! built-in app chart planned next is loaded here too, into what renders
+//! the same `RenderedRelease`.
+
+use std::path::PathBuf;
 
 use super::helm::HelmChart;
 use super::{Chart, RenderError};
@@ -17,13 +19,27 @@ pub enum Loaded {
     Helm(HelmChart),
 }
 
-/// Load the chart: its metadata, default values and templates. What its
-/// templates make of a secret is registered in `masks`.
-pub fn load(source: &ChartSource, masks: &Masks) -> Result<Loaded, Vec<RenderError>> {
+/// What loading charts needs besides their source.
+pub struct ChartContext {
+    /// What a template makes of a secret is registered here.
+    pub masks: Masks,
+    /// The helm that pulls and renders Helm charts.
+    pub helm: PathBuf,
+    /// Where pulled charts are kept (`.stack/charts/`).
+    pub charts_dir: PathBuf,
+}
+
+/// Load the chart: its metadata, default values and templates.
+pub fn load(source: &ChartSource, context: &ChartContext) -> Result<Loaded, Vec<RenderError>> {
     match source {
         ChartSource::Local(dir) => {
-            Chart::load(dir, masks).map(|chart| Loaded::Templates(Box::new(chart)))
+            Chart::load(dir, &context.masks).map(|chart| Loaded::Templates(Box::new(chart)))
         }
-        ChartSource::Helm(dir) => HelmChart::load(dir).map(Loaded::Helm),
+        ChartSource::Helm(dir) => HelmChart::load(dir, &context.helm).map(Loaded::Helm),
+        ChartSource::Remote { url, version } => {
+            let dir = super::pull::cached(url, version, &context.helm, &context.charts_dir)
+                .map_err(|error| vec![error])?;
+            HelmChart::load(&dir, &context.helm).map(Loaded::Helm)
+        }
     }
 }
