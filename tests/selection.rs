@@ -52,6 +52,25 @@ fn selector_inequality_holds_when_the_label_is_absent() {
 }
 
 #[test]
+fn labels_and_selectors_are_free_strings_as_in_helmfile() {
+    let test = stack(
+        "
+        - {name: db, namespace: data, chart: charts/cm, labels: {version: 1.2.3+123}}
+        - {name: web, namespace: apps, chart: charts/cm, labels: {version: 1.2.4}}
+        ",
+    );
+    assert_eq!(ids(&test, &["-l", "version=1.2.3+123"]), ["data/db"]);
+    let rendered = test
+        .stack(&["template", "-l", "version=1.2.3+123"])
+        .success();
+    assert!(
+        !rendered.stdout.contains("1.2.3+123"),
+        "stack-file labels never reach objects: {}",
+        rendered.stdout
+    );
+}
+
+#[test]
 fn selector_comma_is_and() {
     assert_eq!(ids(&labelled(), &["-l", "tier=apps,team=a"]), ["apps/api"]);
 }

@@ -1,5 +1,7 @@
 //! helmfile's selector grammar: `k=v` and `k!=v` terms, comma = AND; several
 //! `--selector` flags = OR. `k!=v` also holds when the label is absent.
+//! Stack-file labels are free strings, as in helmfile (`version=1.2.3+123`
+//! selects): they only select releases and never become Kubernetes labels.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,13 +60,14 @@ fn parse_term(term: &str) -> Option<Term> {
         (key, value, false)
     };
     let (key, value) = (key.trim(), value.trim());
-    let valid = |text: &str| {
+    let valid_key = |text: &str| {
         !text.is_empty()
-            && text
+            && !text
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+                .any(|c| c.is_whitespace() || matches!(c, '=' | '!'))
     };
-    (valid(key) && valid(value)).then(|| Term {
+    let valid_value = |text: &str| !text.is_empty() && !text.chars().any(char::is_whitespace);
+    (valid_key(key) && valid_value(value)).then(|| Term {
         key: key.to_string(),
         value: value.to_string(),
         negated,
@@ -110,5 +113,21 @@ mod tests {
         assert!(Selector::parse("=x").is_err());
         assert!(Selector::parse("tier=").is_err());
         assert!(Selector::parse("tier in (a,b)").is_err());
+        assert!(Selector::parse("a b=c").is_err());
+    }
+
+    #[test]
+    fn values_are_free_strings_as_in_helmfile() {
+        let release = labels(&[("version", "1.2.3+123"), ("owner", "team@acme")]);
+        assert!(
+            Selector::parse("version=1.2.3+123,owner=team@acme")
+                .unwrap()
+                .matches(&release)
+        );
+        assert!(
+            !Selector::parse("version!=1.2.3+123")
+                .unwrap()
+                .matches(&release)
+        );
     }
 }
