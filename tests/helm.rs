@@ -98,6 +98,19 @@ fn a_local_helm_chart_deploys_diffs_and_tests_like_a_minijinja_chart() {
         "a secret on helm's command line: {log}"
     );
     assert!(log.lines().any(|l| l == "mode: 600"), "{log}");
+    assert_eq!(
+        calls.len(),
+        3,
+        "an output holding a secret is rendered by helm every time (apply, diff, template), never cached: {log}"
+    );
+    for file in render_cache_files(&test) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("s3cret"),
+            "{} holds a secret",
+            file.display()
+        );
+    }
     assert!(
         log.lines()
             .any(|l| l.starts_with("values: ") && l.contains("dev-s3cret-password")),
@@ -409,4 +422,93 @@ fn a_repository_chart_without_version_or_repository_is_a_located_error() {
         output.stderr
     );
     assert_eq!(repository.requests(), 0, "nothing was fetched");
+}
+
+/// The files of the Helm render cache.
+fn render_cache_files(test: &Test) -> Vec<PathBuf> {
+    crate::harness::files_under(test.path())
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains("/render-cache/"))
+        .collect()
+}
+
+fn helm_calls(test: &Test) -> usize {
+    std::fs::read_to_string(test.path().join("helm.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.starts_with("argv: template"))
+        .count()
+}
+
+#[test]
+fn a_second_diff_of_an_unchanged_helm_release_runs_no_helm() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(helm) = helm() else { return };
+    let test = with_helm_chart(&helm);
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "podAnnotations: {db-password: \"{{ values.postgres.password }}\"}",
+        "podAnnotations: {team: shop}",
+        1,
+    );
+    std::fs::write(&stack_file, &platform).unwrap();
+    let first = test.stack(&["diff", "-l", "name=web"]).code(0);
+    assert_eq!(helm_calls(&test), 1);
+    let second = test.stack(&["diff", "-l", "name=web"]).code(0);
+    assert_eq!(helm_calls(&test), 1, "the second diff ran no helm");
+    assert_eq!(first.stdout, second.stdout, "the cached render is the same");
+    let files = render_cache_files(&test);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    std::fs::write(
+        &stack_file,
+        platform.replacen("replicaCount: 2", "replicaCount: 3", 1),
+    )
+    .unwrap();
+    let changed = test.stack(&["diff", "-l", "name=web"]).code(0);
+    assert_eq!(helm_calls(&test), 2, "changed values render again");
+    assert!(changed.stdout.contains("replicas: 3"), "{}", changed.stdout);
+    std::fs::write(
+        test.path().join("stacks/charts/demo/templates/extra.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n",
+    )
+    .unwrap();
+    let chart_changed = test.stack(&["diff", "-l", "name=web"]).code(0);
+    assert_eq!(helm_calls(&test), 3, "a changed chart renders again");
+    assert!(
+        chart_changed.stdout.contains("ConfigMap/shop/extra"),
+        "{}",
+        chart_changed.stdout
+    );
+
+    // A rotated secret (its encrypted file changed) renders again, though
+    // the cache key never holds the secret itself.
+    let secrets = "secrets/development/db.yaml";
+    test.stack(&[
+        "secrets",
+        "decrypt",
+        "--in-place",
+        secrets,
+        "--age-key-file",
+        "secrets/demo-age-key.txt",
+    ])
+    .success();
+    let plain = test
+        .read(secrets)
+        .replace("dev-s3cret-password", "dev-r0tated-password");
+    std::fs::write(test.path().join(secrets), plain).unwrap();
+    test.stack(&["secrets", "encrypt", "--in-place", secrets])
+        .success();
+    test.stack(&["diff", "-l", "name=web"]).code(0);
+    assert_eq!(helm_calls(&test), 4, "a rotated secret renders again");
+    for file in render_cache_files(&test) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("s3cret") && !text.contains("r0tated"),
+            "{}",
+            file.display()
+        );
+    }
 }

@@ -17,6 +17,9 @@ pub(crate) const MASK: &str = "(sensitive value)";
 #[derive(Debug, Clone)]
 pub struct Masks {
     show: bool,
+    /// Digests of the encrypted files the secrets came from: what changes
+    /// when a secret does, without holding it.
+    sources: std::sync::Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
     /// Always enabled; [`Masks::masker`] turns it off for `--show-secrets`.
     registry: std::sync::Arc<std::sync::RwLock<Masker>>,
 }
@@ -29,6 +32,7 @@ impl Masks {
         };
         Self {
             show: show_secrets,
+            sources: std::sync::Arc::default(),
             registry: std::sync::Arc::new(std::sync::RwLock::new(masker)),
         }
     }
@@ -117,6 +121,30 @@ impl Masks {
             secret == text
                 || (secret.chars().count() >= MIN_LENGTH && text.contains(secret.as_str()))
         }) || is_piece(registry, text)
+    }
+
+    /// Note the digest of an encrypted file whose values were registered.
+    pub fn add_source(&self, digest: String) {
+        self.sources
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(digest);
+    }
+
+    /// One digest of every encrypted source noted so far: it changes when
+    /// a secrets file does (a rotated secret), and holds no secret.
+    pub fn sources_digest(&self) -> String {
+        use sha2::Digest as _;
+        let sources = self
+            .sources
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut hasher = sha2::Sha256::new();
+        for source in sources.iter() {
+            hasher.update(source.as_bytes());
+            hasher.update([0]);
+        }
+        stack_kube::hex::lower(&hasher.finalize())
     }
 
     /// Whether output shows secrets (`--show-secrets`).

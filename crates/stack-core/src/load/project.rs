@@ -112,6 +112,7 @@ impl Project {
             masks: self.masks.clone(),
             helm: render::helm::helm_binary(self.stack.helm_binary.as_deref()),
             charts_dir: self.stack.state_dir.join("charts"),
+            render_cache: self.stack.state_dir.join("render-cache"),
         }
     }
 

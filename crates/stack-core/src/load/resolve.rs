@@ -168,6 +168,11 @@ impl SecretFiles {
         for secret in &decrypted.secrets {
             self.masks.register(secret);
         }
+        if let Ok(bytes) = fs_err::read(&path) {
+            use sha2::Digest as _;
+            self.masks
+                .add_source(stack_kube::hex::lower(&sha2::Sha256::digest(&bytes)));
+        }
         let mut merged = Value::Object(Map::new());
         for document in &decrypted.documents {
             merge(&mut merged, document.to_value());

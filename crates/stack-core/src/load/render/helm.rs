@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::RenderError;
+use super::cache::{RenderCache, folder_digest};
 use super::chart::Rendered;
+use super::source::ChartContext;
 use crate::load::release::Release;
+use crate::mask::Masks;
 
 /// A local Helm chart: its metadata and default values.
 pub struct HelmChart {
@@ -25,6 +28,12 @@ pub struct HelmChart {
     pub version: Option<String>,
     /// `values.yaml`: what helm merges the release's values over.
     pub defaults: Value,
+    /// Every file of the chart folder, digested: part of the cache key.
+    digest: String,
+    cache: RenderCache,
+    /// The cache key holds the values with these masked (and the digest
+    /// of their encrypted files); an output holding one is not cached.
+    masks: Masks,
 }
 
 /// How often a running helm is checked for its end.
@@ -32,7 +41,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 impl HelmChart {
     /// Read `Chart.yaml` (name, version) and `values.yaml`.
-    pub fn load(dir: &Path, helm: &Path) -> Result<Self, Vec<RenderError>> {
+    pub fn load(dir: &Path, context: &ChartContext) -> Result<Self, Vec<RenderError>> {
         let metadata = read_yaml(&dir.join("Chart.yaml"))?.unwrap_or(Value::Null);
         let defaults = read_yaml(&dir.join("values.yaml"))?
             .filter(Value::is_object)
@@ -43,7 +52,10 @@ impl HelmChart {
         );
         Ok(Self {
             dir: dir.to_path_buf(),
-            helm: helm.to_path_buf(),
+            helm: context.helm.clone(),
+            digest: folder_digest(dir),
+            cache: RenderCache::new(context.render_cache.clone(), &context.helm),
+            masks: context.masks.clone(),
             name: metadata["name"].as_str().map_or(folder, str::to_string),
             version: metadata["version"].as_str().map(str::to_string),
             defaults,
@@ -51,9 +63,30 @@ impl HelmChart {
     }
 
     /// `helm template` the release with `values` (the release's own layers,
-    /// merged; helm puts them over the chart's defaults), within the
-    /// release's timeout: its output, one entry per template.
+    /// merged; helm puts them over the chart's defaults), or its cached
+    /// output: one entry per template.
     pub fn render(&self, release: &Release, values: &Value) -> Result<Vec<Rendered>, RenderError> {
+        let stored = self.masks.stored();
+        let mut masked = values.clone();
+        stored.mask_object(&mut masked);
+        let key = self.cache.key(
+            &self.digest,
+            (&release.name, &release.namespace),
+            &self.masks.sources_digest(),
+            &masked,
+        );
+        if let Some(output) = self.cache.get(&key) {
+            return Ok(split_output(&output, &self.name));
+        }
+        let output = self.template(release, values)?;
+        if stored.mask_text(&output) == output {
+            self.cache.put(&key, &output);
+        }
+        Ok(split_output(&output, &self.name))
+    }
+
+    /// Run `helm template` within the release's timeout: its output.
+    fn template(&self, release: &Release, values: &Value) -> Result<String, RenderError> {
         let folder = tempfile::Builder::new()
             .prefix("stack-helm-")
             .tempdir()
@@ -101,7 +134,7 @@ impl HelmChart {
                 message: helm_message(&stderr),
             });
         }
-        Ok(split_output(&stdout, &self.name))
+        Ok(stdout)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Rendering: stack-file expressions, charts, and the objects a release's
 //! templates produce. Pure: data in, objects out.
 
+pub mod cache;
 pub mod chart;
 pub mod expression;
 pub mod filters;

@@ -16,7 +16,7 @@ pub enum Loaded {
     /// minijinja templates, rendered in-process.
     Templates(Box<Chart>),
     /// A Helm chart, rendered by `helm template`.
-    Helm(HelmChart),
+    Helm(Box<HelmChart>),
 }
 
 /// What loading charts needs besides their source.
@@ -27,6 +27,8 @@ pub struct ChartContext {
     pub helm: PathBuf,
     /// Where pulled charts are kept (`.stack/charts/`).
     pub charts_dir: PathBuf,
+    /// Where Helm renders are kept (`.stack/render-cache/`).
+    pub render_cache: PathBuf,
 }
 
 /// Load the chart: its metadata, default values and templates.
@@ -35,11 +37,13 @@ pub fn load(source: &ChartSource, context: &ChartContext) -> Result<Loaded, Vec<
         ChartSource::Local(dir) => {
             Chart::load(dir, &context.masks).map(|chart| Loaded::Templates(Box::new(chart)))
         }
-        ChartSource::Helm(dir) => HelmChart::load(dir, &context.helm).map(Loaded::Helm),
+        ChartSource::Helm(dir) => {
+            HelmChart::load(dir, context).map(|chart| Loaded::Helm(Box::new(chart)))
+        }
         ChartSource::Remote { url, version } => {
             let dir = super::pull::cached(url, version, &context.helm, &context.charts_dir)
                 .map_err(|error| vec![error])?;
-            HelmChart::load(&dir, &context.helm).map(Loaded::Helm)
+            HelmChart::load(&dir, context).map(|chart| Loaded::Helm(Box::new(chart)))
         }
     }
 }
