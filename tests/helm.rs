@@ -196,32 +196,109 @@ fn a_helm_template_error_shows_helms_message_with_the_release() {
     assert_eq!(output.stdout, "");
 }
 
+/// A Job that is a helm hook at `events`, with more annotations.
+fn hook_job(name: &str, events: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  annotations:\n    \"helm.sh/hook\": {events}\n{annotations}spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: {name}, image: busybox}}]\n"
+    )
+}
+
 #[test]
-fn a_helm_hook_other_than_test_is_refused_naming_it() {
+fn helm_hooks_run_in_weight_order_at_their_steps() {
+    let Some(helm) = helm() else { return };
+    let test = with_helm_chart(&helm)
+        .file(
+            "stacks/charts/demo/templates/migrate.yaml",
+            &hook_job("migrate", "pre-install,pre-upgrade", "    \"helm.sh/hook-weight\": \"1\"\n"),
+        )
+        .file(
+            "stacks/charts/demo/templates/pre-config.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: pre-config\n  annotations:\n    \"helm.sh/hook\": pre-install,pre-upgrade\n    \"helm.sh/hook-weight\": \"-5\"\ndata: {a: b}\n",
+        )
+        .file(
+            "stacks/charts/demo/templates/notify.yaml",
+            &hook_job("notify", "post-install", "    \"helm.sh/hook-delete-policy\": hook-succeeded\n"),
+        )
+        .file(
+            "stacks/charts/demo/templates/cleanup.yaml",
+            &hook_job("cleanup", "pre-delete", ""),
+        );
+    let applied = test.stack(&["apply", "-l", "name=web"]).success();
+    let events = &applied.stderr;
+    let at = |text: &str| {
+        events
+            .find(text)
+            .unwrap_or_else(|| panic!("no `{text}` in:\n{events}"))
+    };
+    assert!(
+        at("running pre-install hook ConfigMap/shop/pre-config")
+            < at("running pre-install hook Job/shop/migrate")
+    );
+    assert!(
+        at("running pre-install hook Job/shop/migrate") < at("waiting for Deployment/web-demo")
+    );
+    assert!(
+        at("waiting for Deployment/web-demo") < at("running post-install hook Job/shop/notify")
+    );
+    assert!(at("hooks not run: Job/shop/cleanup (pre-delete)") > 0);
+    let server = Server::start(test.path(), &[]);
+    let migrate = server.get("/apis/batch/v1/namespaces/shop/jobs/migrate");
+    assert_eq!(migrate["status"]["succeeded"], 1, "{migrate}");
+    let notify = server.get("/apis/batch/v1/namespaces/shop/jobs/notify");
+    assert_eq!(notify["code"], 404, "hook-succeeded removed it: {notify}");
+    let cleanup = server.get("/apis/batch/v1/namespaces/shop/jobs/cleanup");
+    assert_eq!(
+        cleanup["code"], 404,
+        "a pre-delete hook is not run: {cleanup}"
+    );
+    drop(server);
+
+    test.stack(&["diff", "--detailed-exitcode", "-l", "name=web"])
+        .code(0);
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "replicaCount: 2",
+        "replicaCount: 3",
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+    let upgraded = test.stack(&["apply", "-l", "name=web"]).success();
+    assert!(
+        upgraded
+            .stderr
+            .contains("running pre-upgrade hook Job/shop/migrate"),
+        "{}",
+        upgraded.stderr
+    );
+    assert!(
+        !upgraded.stderr.contains("running post-install"),
+        "{}",
+        upgraded.stderr
+    );
+}
+
+#[test]
+fn a_failed_helm_hook_fails_the_release_and_rolls_it_back() {
     let Some(helm) = helm() else { return };
     let test = with_helm_chart(&helm).file(
         "stacks/charts/demo/templates/migrate.yaml",
-        r#"
-        apiVersion: batch/v1
-        kind: Job
-        metadata:
-          name: migrate
-          annotations:
-            "helm.sh/hook": pre-install,pre-upgrade
-        spec:
-          template:
-            spec:
-              restartPolicy: Never
-              containers: [{name: migrate, image: busybox}]
-        "#,
-    );
-    let output = test.stack(&["apply"]).code(1);
-    assert!(
-        output.stderr.contains(
-            "release `shop/web`: Job/shop/migrate is a helm `pre-install,pre-upgrade` hook"
+        &hook_job(
+            "migrate",
+            "pre-install",
+            "    sim.stack.dev/fail: job-failed\n",
         ),
+    );
+    let output = test.stack(&["apply", "-l", "name=web"]).code(3);
+    assert!(
+        output.stderr.contains("hook Job/shop/migrate failed"),
         "{}",
         output.stderr
+    );
+    let server = Server::start(test.path(), &[]);
+    let deployment = server.get("/apis/apps/v1/namespaces/shop/deployments/web-demo");
+    assert_eq!(
+        deployment["code"], 404,
+        "the failed first install was removed: {deployment}"
     );
 }
 

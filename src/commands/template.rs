@@ -19,25 +19,32 @@ pub fn run(
 ) -> Result<u8, Errors> {
     let rendered = project.render(&project.installed_selection())?;
     let masker = settings.masks.masker();
-    let objects: Vec<(&str, &Object, bool)> = rendered
+    let objects: Vec<(&str, &Object, Part)> = rendered
         .iter()
         .flat_map(|release| {
+            let id = release.id.as_str();
             let tests = release.tests.iter().filter(|_| !skip_tests);
+            let hooks = release.hooks.iter().map(|hook| &hook.object);
             release
                 .objects
                 .iter()
-                .map(|object| (release.id.as_str(), object, false))
-                .chain(tests.map(|object| (release.id.as_str(), object, true)))
+                .map(move |object| (id, object, Part::Object))
+                .chain(hooks.map(move |object| (id, object, Part::Hook)))
+                .chain(tests.map(move |object| (id, object, Part::Test)))
         })
         .collect();
     if settings.output == crate::cli::OutputFormat::Json && output_dir.is_none() {
         output::stdout(&format!("{:#}\n", as_list(&objects, &masker)));
         return Ok(0);
     }
-    let documents = stack_core::parallel::map(&objects, |(release, object, test)| {
+    let documents = stack_core::parallel::map(&objects, |(release, object, part)| {
         let mut body = object.body.clone();
         masker.mask_object(&mut body);
-        let test_marker = if *test { " (test)" } else { "" };
+        let test_marker = match part {
+            Part::Object => "",
+            Part::Test => " (test)",
+            Part::Hook => " (hook)",
+        };
         format!(
             "---\n# Source: {release} {}{test_marker}\n{}",
             object.template,
@@ -51,9 +58,19 @@ pub fn run(
     Ok(0)
 }
 
+/// What part of a release an object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Object,
+    /// A test (`templates/tests/`, `helm.sh/hook: test`).
+    Test,
+    /// A Helm hook other than a test.
+    Hook,
+}
+
 /// `-o json`: the objects as one `v1` `List`, as `kubectl get -o json`
 /// prints several.
-fn as_list(objects: &[(&str, &Object, bool)], masker: &Masker) -> serde_json::Value {
+fn as_list(objects: &[(&str, &Object, Part)], masker: &Masker) -> serde_json::Value {
     let items: Vec<serde_json::Value> = objects
         .iter()
         .map(|(_, object, _)| {
@@ -67,13 +84,15 @@ fn as_list(objects: &[(&str, &Object, bool)], masker: &Masker) -> serde_json::Va
 
 fn write_dir(
     dir: &Path,
-    objects: &[(&str, &Object, bool)],
+    objects: &[(&str, &Object, Part)],
     documents: &[String],
 ) -> Result<(), Errors> {
-    for ((release, object, test), document) in objects.iter().zip(documents) {
+    for ((release, object, part), document) in objects.iter().zip(documents) {
         let mut folder = dir.join(release.replace('/', "."));
-        if *test {
-            folder.push("tests");
+        match part {
+            Part::Object => {}
+            Part::Test => folder.push("tests"),
+            Part::Hook => folder.push("hooks"),
         }
         let file = match &object.namespace {
             Some(namespace) if !release.starts_with(&format!("{namespace}/")) => {

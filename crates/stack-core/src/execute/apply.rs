@@ -15,7 +15,7 @@ use crate::execute::objects::{delete_change, ensure_namespace};
 use crate::execute::readiness::{self, Readiness};
 use crate::execute::rollback::{Undo, roll_back};
 use crate::execute::strategy::Strategy;
-use crate::execute::{Outcome, Rollback, Session, history, test_jobs};
+use crate::execute::{Outcome, Rollback, Session, history, hooks, test_jobs};
 use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 use crate::plan::{Action, Change, ReleasePlan};
@@ -212,9 +212,22 @@ async fn steps(
             deletes,
         },
     );
+    if let Some(warning) = hooks::not_run(&rendered.hooks) {
+        session
+            .reporter
+            .event(id, &Event::Warning { message: warning });
+    }
+    let install = plan.deployed.is_none();
+    let (pre, post) = if install {
+        ("pre-install", "post-install")
+    } else {
+        ("pre-upgrade", "post-upgrade")
+    };
+    hooks::run(session, id, &rendered.hooks, pre, timeout).await?;
     Strategy::of(release)
         .roll_out(session, release, rendered, plan)
         .await?;
+    hooks::run(session, id, &rendered.hooks, post, timeout).await?;
     if tests_enabled(session, release) && !rendered.tests.is_empty() {
         let result = test_jobs::run(session, id, &rendered.tests, timeout).await;
         revision.tests_passed = Some(result.is_ok());

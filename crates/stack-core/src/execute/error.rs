@@ -117,6 +117,12 @@ pub enum ReleaseError {
         failure: Box<ReleaseError>,
         logs: String,
     },
+    /// A Helm hook failed (or timed out).
+    #[error("hook {hook} failed: {failure}")]
+    HookFailed {
+        hook: String,
+        failure: Box<ReleaseError>,
+    },
     /// Stopped from outside: the cluster stopped answering, or the run was
     /// interrupted (Ctrl-C, SIGTERM, the lock taken over).
     #[error("{because}")]

@@ -54,6 +54,12 @@ pub enum Event {
         object: String,
         status: String,
     },
+    /// A Helm hook of the release is applied and waited for.
+    RunningHook {
+        hook: String,
+        /// `pre-install`, `post-upgrade`, …
+        at: String,
+    },
     /// The release's test jobs are running.
     RunningTests {
         count: usize,
@@ -191,6 +197,7 @@ impl fmt::Display for Event {
             Self::Pruned { object } => write!(f, "pruned {object}"),
             Self::Deleted { object } => write!(f, "deleted {object}"),
             Self::WaitingFor { object, status } => write!(f, "waiting for {object}: {status}"),
+            Self::RunningHook { hook, at } => write!(f, "running {at} hook {hook}"),
             Self::RunningTests { count } => write!(f, "running {count} test(s)"),
             Self::TestsPassed => f.write_str("tests passed"),
             Self::Deployed { revision, duration } => {

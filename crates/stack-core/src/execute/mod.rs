@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub(crate) mod feeds;
 pub mod history;
+pub(crate) mod hooks;
 pub mod interrupt;
 pub mod lock;
 pub mod objects;

@@ -62,8 +62,8 @@ pub async fn run(
     })
 }
 
-/// Delete the test objects of an earlier run and wait for them to go.
-async fn replace_previous(
+/// Delete the objects of an earlier run (tests, hooks) and wait for them to go.
+pub(crate) async fn replace_previous(
     session: &Session,
     tests: &[Object],
     timeout: Duration,

@@ -197,10 +197,12 @@ impl Project {
 /// namespace they were given by default.
 fn fix_custom_scopes(rendered: &mut [RenderedRelease]) {
     let scopes = render::scopes_from_crds(rendered.iter().flat_map(|r| r.objects.iter()));
-    for object in rendered
-        .iter_mut()
-        .flat_map(|r| r.objects.iter_mut().chain(r.tests.iter_mut()))
-    {
+    for object in rendered.iter_mut().flat_map(|r| {
+        r.objects
+            .iter_mut()
+            .chain(r.tests.iter_mut())
+            .chain(r.hooks.iter_mut().map(|hook| &mut hook.object))
+    }) {
         if object.namespace.is_some() && scopes.is_cluster_scoped(&object.api_version, &object.kind)
         {
             object.namespace = None;
@@ -219,7 +221,8 @@ fn check_duplicates(rendered: &[RenderedRelease]) -> Result<(), Errors> {
     let mut owners: HashMap<ObjectKey, String> = HashMap::new();
     let mut errors = Vec::new();
     for release in rendered {
-        for object in release.objects.iter().chain(&release.tests) {
+        let hooks = release.hooks.iter().map(|hook| &hook.object);
+        for object in release.objects.iter().chain(&release.tests).chain(hooks) {
             let key = object.key();
             let place = format!("{} ({})", release.id, object.template);
             if let Some(first) = owners.get(&key) {

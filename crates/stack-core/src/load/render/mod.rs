@@ -84,12 +84,6 @@ pub enum RenderError {
     },
     #[error("release `{release}`: helm template failed: {message}")]
     Helm { release: String, message: String },
-    #[error("release `{release}`: {object} is a helm `{hook}` hook, which stack does not run yet")]
-    HelmHook {
-        release: String,
-        object: String,
-        hook: String,
-    },
     #[error("cannot pull chart {chart}: {message}")]
     Pull { chart: String, message: String },
     #[error("the cached chart {chart} {problem}")]
@@ -119,7 +113,6 @@ impl RenderError {
             | Self::LinkOutsideChart { .. }
             | Self::HelmMissing { .. }
             | Self::Helm { .. }
-            | Self::HelmHook { .. }
             | Self::Pull { .. }
             | Self::ChartCache { .. } => None,
         }
@@ -148,9 +141,6 @@ impl RenderError {
                 "a chart with Chart.yaml is a Helm chart, rendered by helm: install helm, or set STACK_HELM to its path".into(),
             ),
             Self::Helm { .. } => Some("the message is helm's; check the chart and the release's values".into()),
-            Self::HelmHook { .. } => Some(
-                "test hooks run as the release's tests; move the hook's work into a test, or render the chart without it".into(),
-            ),
             Self::Pull { .. } => Some(
                 "check the repository's url, the chart's name and `version`, and that the repository is reachable".into(),
             ),
@@ -177,8 +167,65 @@ pub struct RenderedRelease {
     pub objects: Vec<Object>,
     /// Test objects (`templates/tests/`).
     pub tests: Vec<Object>,
+    /// A Helm chart's hooks, other than its tests.
+    pub hooks: Vec<Hook>,
     /// The merged values the objects were rendered from.
     pub values: Value,
+}
+
+/// A Helm hook (`helm.sh/hook`): run at its events, never one of the
+/// release's objects (not diffed, pruned or kept in its revisions).
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub object: Object,
+    /// `pre-install`, `post-upgrade`, …
+    pub events: Vec<String>,
+    /// `helm.sh/hook-weight`: lower runs first (0 when absent or not a number).
+    pub weight: i64,
+    /// `helm.sh/hook-delete-policy`; none means `before-hook-creation`.
+    pub delete_policies: Vec<String>,
+}
+
+impl Hook {
+    fn of(object: Object, events: Vec<String>) -> Self {
+        let annotations = &object.body["metadata"]["annotations"];
+        let weight = annotations["helm.sh/hook-weight"]
+            .as_str()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0);
+        let delete_policies = annotations["helm.sh/hook-delete-policy"]
+            .as_str()
+            .map(list)
+            .unwrap_or_default();
+        Self {
+            object,
+            events,
+            weight,
+            delete_policies,
+        }
+    }
+
+    pub fn runs_at(&self, event: &str) -> bool {
+        self.events.iter().any(|e| e == event)
+    }
+
+    /// Whether the hook's object is deleted on `policy`'s occasion.
+    pub fn deletes_on(&self, policy: &str) -> bool {
+        if self.delete_policies.is_empty() {
+            policy == "before-hook-creation"
+        } else {
+            self.delete_policies.iter().any(|p| p == policy)
+        }
+    }
+}
+
+/// A comma-separated annotation's items.
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Render a release with its chart, whichever kind the chart is.
@@ -211,51 +258,41 @@ fn render_helm(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let (objects, tests) = split_hooks(release, rendered)?;
+    let (objects, tests, hooks) = split_hooks(rendered);
     let mut values = chart.defaults.clone();
     merge(&mut values, own);
     Ok(RenderedRelease {
         id: release.id.clone(),
         objects,
         tests,
+        hooks,
         values,
     })
 }
 
-/// A Helm chart's objects and its tests (`helm.sh/hook: test`); any other
-/// hook is refused, named, until hooks run at their steps.
-fn split_hooks(
-    release: &Release,
-    rendered: Vec<Object>,
-) -> Result<(Vec<Object>, Vec<Object>), Vec<RenderError>> {
+/// A Helm chart's objects, its tests (`helm.sh/hook: test`) and its other
+/// hooks.
+fn split_hooks(rendered: Vec<Object>) -> (Vec<Object>, Vec<Object>, Vec<Hook>) {
     let mut objects = Vec::new();
     let mut tests = Vec::new();
-    let mut errors = Vec::new();
+    let mut hooks = Vec::new();
     for object in rendered {
-        let hook = object.body["metadata"]["annotations"]["helm.sh/hook"]
+        let events = object.body["metadata"]["annotations"]["helm.sh/hook"]
             .as_str()
-            .map(str::to_string);
-        match hook {
+            .map(list);
+        match events {
             None => objects.push(object),
-            Some(hook)
-                if hook
-                    .split(',')
-                    .all(|h| matches!(h.trim(), "test" | "test-success")) =>
+            Some(events)
+                if events
+                    .iter()
+                    .all(|e| matches!(e.as_str(), "test" | "test-success")) =>
             {
                 tests.push(object);
             }
-            Some(hook) => errors.push(RenderError::HelmHook {
-                release: release.id.clone(),
-                object: object.key().to_string(),
-                hook,
-            }),
+            Some(events) => hooks.push(Hook::of(object, events)),
         }
     }
-    if errors.is_empty() {
-        Ok((objects, tests))
-    } else {
-        Err(errors)
-    }
+    (objects, tests, hooks)
 }
 
 /// Merge a release's values over its chart's defaults and render it.
@@ -305,6 +342,7 @@ fn render_templates(
         id: release.id.clone(),
         objects,
         tests,
+        hooks: Vec::new(),
         values,
     })
 }
