@@ -15,9 +15,8 @@ use std::time::Duration;
 use crate::execute::Session;
 use crate::execute::error::ReleaseError;
 use crate::execute::event::Event;
-use crate::execute::objects::{apply_all, delete_object, wait_ready};
-use crate::execute::readiness;
-use crate::execute::test_jobs::replace_previous;
+use crate::execute::objects::delete_object;
+use crate::execute::test_jobs::{replace_previous, run_to_completion};
 use crate::load::render::Hook;
 
 /// The events `stack` runs hooks at.
@@ -59,20 +58,7 @@ async fn run_one(
     if hook.deletes_on("before-hook-creation") {
         replace_previous(session, std::slice::from_ref(object), timeout).await?;
     }
-    let mut refs = vec![object];
-    let result = async {
-        let applied = apply_all(session, id, &mut refs, &[], timeout, true).await?;
-        wait_ready(
-            session,
-            id,
-            &refs,
-            &applied,
-            timeout,
-            readiness::test_readiness,
-        )
-        .await
-    }
-    .await;
+    let result = run_to_completion(session, id, vec![object], timeout).await;
     let policy = if result.is_ok() {
         "hook-succeeded"
     } else {

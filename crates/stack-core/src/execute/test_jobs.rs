@@ -28,18 +28,7 @@ pub async fn run(
         .reporter
         .event(id, &Event::RunningTests { count: tests.len() });
     replace_previous(session, tests, timeout).await?;
-    let mut refs: Vec<&Object> = tests.iter().collect();
-    let applied = apply_all(session, id, &mut refs, &[], timeout, true).await?;
-    let Err(failure) = wait_ready(
-        session,
-        id,
-        &refs,
-        &applied,
-        timeout,
-        readiness::test_readiness,
-    )
-    .await
-    else {
+    let Err(failure) = run_to_completion(session, id, tests.iter().collect(), timeout).await else {
         session.reporter.event(id, &Event::TestsPassed);
         return Ok(());
     };
@@ -60,6 +49,26 @@ pub async fn run(
         failure: Box::new(failure),
         logs,
     })
+}
+
+/// Apply objects that run once (tests, hooks) and wait until they have run:
+/// a Job completes, a Pod succeeds.
+pub(crate) async fn run_to_completion(
+    session: &Session,
+    id: &str,
+    mut objects: Vec<&Object>,
+    timeout: Duration,
+) -> Result<(), ReleaseError> {
+    let applied = apply_all(session, id, &mut objects, &[], timeout, true).await?;
+    wait_ready(
+        session,
+        id,
+        &objects,
+        &applied,
+        timeout,
+        readiness::test_readiness,
+    )
+    .await
 }
 
 /// Delete the objects of an earlier run (tests, hooks) and wait for them to go.
