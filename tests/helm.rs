@@ -139,16 +139,7 @@ fn a_change_to_a_helm_release_shows_as_that_change() {
 
 #[test]
 fn a_missing_helm_is_named_with_the_release_and_nothing_is_applied() {
-    let test = Test::example()
-        .copy("tests/fixtures/helm/demo", "stacks/charts/demo")
-        .env("STACK_HELM", "/nonexistent/helm");
-    let stack_file = test.path().join("stacks/platform.yaml");
-    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
-        "releases:\n",
-        "releases:\n  - name: web\n    namespace: shop\n    chart: charts/demo\n",
-        1,
-    );
-    std::fs::write(&stack_file, platform).unwrap();
+    let test = with_web_release("").env("STACK_HELM", "/nonexistent/helm");
     let output = test.stack(&["apply"]).code(1);
     assert!(
         output
@@ -588,4 +579,87 @@ fn a_second_diff_of_an_unchanged_helm_release_runs_no_helm() {
             file.display()
         );
     }
+}
+
+/// A stand-in for helm: a shell script with `body`.
+fn fake_helm(test: &Test, body: &str) -> PathBuf {
+    let path = test.path().join("fake-helm.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    make_executable(&path);
+    path
+}
+
+/// The example platform plus `shop/web` from the local Helm chart, with
+/// `extra` added to the release.
+fn with_web_release(extra: &str) -> Test {
+    let test = Test::example().copy("tests/fixtures/helm/demo", "stacks/charts/demo");
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "releases:\n",
+        &format!("releases:\n  - name: web\n    namespace: shop\n    chart: charts/demo\n{extra}"),
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+    test
+}
+
+#[test]
+fn a_helm_that_hangs_is_stopped_at_the_release_timeout_and_nothing_is_applied() {
+    let test = with_web_release("    timeout: 2s\n");
+    let pid_file = test.path().join("helm.pid");
+    let helm = fake_helm(
+        &test,
+        &format!("echo $$ > '{}'\nexec sleep 600", pid_file.display()),
+    );
+    let test = test.env("STACK_HELM", helm.to_str().unwrap());
+    let output = test.stack(&["apply"]).code(1);
+    assert!(
+        output.stderr.contains(
+            "release `shop/web`: helm template failed: helm did not finish within the release's timeout (2s): stopped"
+        ),
+        "{}",
+        output.stderr
+    );
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z"),
+        "helm was killed: {stat}"
+    );
+    let status = test.stack(&["status", "-o", "json"]).success().json();
+    assert!(
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["revision"].is_null() || r["revision"] == 0),
+        "nothing was deployed: {status}"
+    );
+}
+
+#[test]
+fn a_helm_that_fails_is_named_with_its_message_and_nothing_is_applied() {
+    let test = with_web_release("");
+    let helm = fake_helm(
+        &test,
+        "echo 'Error: chart requires kubeVersion: >=1.99.0' >&2\nexit 1",
+    );
+    let test = test.env("STACK_HELM", helm.to_str().unwrap());
+    let output = test.stack(&["apply"]).code(1);
+    assert!(
+        output.stderr.contains(
+            "release `shop/web`: helm template failed: chart requires kubeVersion: >=1.99.0"
+        ),
+        "{}",
+        output.stderr
+    );
+    let status = test.stack(&["status", "-o", "json"]).success().json();
+    assert!(
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["revision"].is_null() || r["revision"] == 0),
+        "nothing was deployed: {status}"
+    );
 }
