@@ -149,15 +149,7 @@ fn a_missing_helm_is_named_with_the_release_and_nothing_is_applied() {
         output.stderr
     );
     assert!(output.stderr.contains("STACK_HELM"), "{}", output.stderr);
-    let status = test.stack(&["status", "-o", "json"]).success().json();
-    assert!(
-        status
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|release| release["revision"].is_null() || release["revision"] == 0),
-        "nothing was deployed: {status}"
-    );
+    assert_nothing_deployed(&test);
 }
 
 #[test]
@@ -626,15 +618,7 @@ fn a_helm_that_hangs_is_stopped_at_the_release_timeout_and_nothing_is_applied() 
         stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z"),
         "helm was killed: {stat}"
     );
-    let status = test.stack(&["status", "-o", "json"]).success().json();
-    assert!(
-        status
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["revision"].is_null() || r["revision"] == 0),
-        "nothing was deployed: {status}"
-    );
+    assert_nothing_deployed(&test);
 }
 
 #[test]
@@ -653,13 +637,18 @@ fn a_helm_that_fails_is_named_with_its_message_and_nothing_is_applied() {
         "{}",
         output.stderr
     );
+    assert_nothing_deployed(&test);
+}
+
+/// No release of the stack has a revision in the cluster.
+fn assert_nothing_deployed(test: &Test) {
     let status = test.stack(&["status", "-o", "json"]).success().json();
     assert!(
         status
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["revision"].is_null() || r["revision"] == 0),
+            .all(|release| release["revision"].is_null() || release["revision"] == 0),
         "nothing was deployed: {status}"
     );
 }
