@@ -200,6 +200,13 @@ pub struct ApplyArgs {
     /// How a revision left `pending` by an interrupted run is recovered
     #[arg(long, value_enum, default_value_t = Recover::Back)]
     pub recover: Recover,
+    /// Take over the objects of helm releases of the same name and
+    /// namespace (their uids stay; helm's release records are kept)
+    #[arg(long)]
+    pub adopt_helm: bool,
+    /// With --adopt-helm: also delete the helm releases' records
+    #[arg(long, requires = "adopt_helm")]
+    pub forget_helm: bool,
     #[command(flatten)]
     pub lock: LockArgs,
 }

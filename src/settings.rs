@@ -99,6 +99,8 @@ fn execution(command: &Command) -> ExecutionOptions {
                 Recover::Forward => Direction::Forward,
             },
             wait_for_lock: args.lock.wait_for_lock,
+            adopt_helm: args.adopt_helm,
+            forget_helm: args.forget_helm,
         },
         Command::Destroy(lock) | Command::Test(lock) | Command::Rollback { lock, .. } => {
             ExecutionOptions {

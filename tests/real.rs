@@ -344,3 +344,94 @@ fn atomic_stack_undoes_the_whole_run_on_a_real_cluster() {
     crate::atomic::undo_whole_run(&test, "crash-loop", &mut seen);
     assert_eq!(replicas(&cluster), 1, "the backend is undone too");
 }
+
+#[test]
+fn a_helm_release_is_taken_over_only_with_adopt_helm_on_a_real_cluster() {
+    let Some(helm) = crate::harness::external_tool("STACK_HELM", "helm") else {
+        return;
+    };
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let test = cluster
+        .example()
+        .copy("tests/fixtures/helm/demo", "stacks/charts/demo")
+        .env("STACK_HELM", helm.to_str().unwrap());
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "releases:\n",
+        "releases:\n  - name: web\n    namespace: shop\n    chart: charts/demo\n    values:\n      - replicaCount: 2\n",
+        1,
+    );
+    std::fs::write(&stack_file, &platform).unwrap();
+    let installed = std::process::Command::new(&helm)
+        .args(["install", "web"])
+        .arg(test.path().join("stacks/charts/demo"))
+        .args(["--namespace", "shop", "--create-namespace", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .env("HOME", test.path())
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "helm install: {installed:?}");
+    let before = cluster
+        .get("deployment", "shop", "web-demo")
+        .expect("helm's Deployment");
+    let uid = before["metadata"]["uid"].clone();
+
+    let refused = test.stack(&["apply", "-l", "name=web"]).code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("Deployment/shop/web-demo (helm release shop/web; stack release shop/web)")
+            && refused.stderr.contains("--adopt-helm"),
+        "{}",
+        refused.stderr
+    );
+    let untouched = cluster.get("deployment", "shop", "web-demo").unwrap();
+    assert_eq!(
+        untouched["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "Helm"
+    );
+    assert_eq!(untouched["spec"]["replicas"], 1, "nothing was written");
+
+    test.stack(&["apply", "-l", "name=web", "--adopt-helm"])
+        .success();
+    let adopted = cluster.get("deployment", "shop", "web-demo").unwrap();
+    assert_eq!(adopted["metadata"]["uid"], uid, "taken over, not recreated");
+    assert_eq!(
+        adopted["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "stack"
+    );
+    assert_eq!(
+        adopted["metadata"]["labels"]["stack.dev/release"],
+        "shop.web"
+    );
+    assert_eq!(adopted["spec"]["replicas"], 2);
+    assert!(
+        cluster
+            .get("secret", "shop", "sh.helm.release.v1.web.v1")
+            .is_some(),
+        "helm's record is kept without --forget-helm"
+    );
+    let history = test
+        .stack(&["history", "web", "-o", "json"])
+        .success()
+        .json();
+    assert!(
+        history[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("taken over from helm release shop/web revision 1")),
+        "{history}"
+    );
+
+    std::fs::write(
+        &stack_file,
+        platform.replacen("replicaCount: 2", "replicaCount: 3", 1),
+    )
+    .unwrap();
+    test.stack(&["apply", "-q", "-l", "name=web"]).success();
+    test.stack(&["rollback", "web", "1"]).success();
+    let rolled_back = cluster.get("deployment", "shop", "web-demo").unwrap();
+    assert_eq!(rolled_back["spec"]["replicas"], 2, "a later rollback works");
+    assert_eq!(rolled_back["metadata"]["uid"], uid);
+}

@@ -46,6 +46,9 @@ pub struct LiveObject {
     kind: Arc<str>,
     /// Its `stack.dev/release` label.
     pub release: Option<String>,
+    /// The helm release that owns it (`namespace/name`, from helm's
+    /// `meta.helm.sh/release-*` annotations).
+    pub helm: Option<String>,
 }
 
 impl LiveObject {
@@ -78,6 +81,9 @@ impl LiveObject {
             release: object["metadata"]["labels"][stack_kube::object::RELEASE_LABEL]
                 .as_str()
                 .map(str::to_string),
+            helm: serde_json::from_value::<HelmOwner>(object["metadata"]["annotations"].clone())
+                .ok()
+                .and_then(HelmOwner::release),
         }
     }
 
@@ -101,6 +107,27 @@ struct IdentityMetadata {
     namespace: Option<String>,
     #[serde(default)]
     labels: HashMap<String, String>,
+    #[serde(default)]
+    annotations: HelmOwner,
+}
+
+/// helm's ownership annotations (the others are not read).
+#[derive(serde::Deserialize, Default)]
+struct HelmOwner {
+    #[serde(rename = "meta.helm.sh/release-name")]
+    name: Option<String>,
+    #[serde(rename = "meta.helm.sh/release-namespace")]
+    namespace: Option<String>,
+}
+
+impl HelmOwner {
+    fn release(self) -> Option<String> {
+        Some(format!(
+            "{}/{}",
+            self.namespace.unwrap_or_default(),
+            self.name?
+        ))
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -268,6 +295,7 @@ pub async fn fetch(
                             api_version: Arc::clone(&api_version),
                             kind: Arc::clone(&kind),
                             release,
+                            helm: metadata.annotations.release(),
                         };
                         Some((key, object))
                     })

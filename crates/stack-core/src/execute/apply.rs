@@ -15,7 +15,7 @@ use crate::execute::objects::{delete_change, ensure_namespace};
 use crate::execute::readiness::{self, Readiness};
 use crate::execute::rollback::{Undo, roll_back};
 use crate::execute::strategy::Strategy;
-use crate::execute::{Outcome, Rollback, Session, history, hooks, test_jobs};
+use crate::execute::{Outcome, Rollback, Session, helm_records, history, hooks, test_jobs};
 use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 use crate::plan::{Action, Change, ReleasePlan};
@@ -242,7 +242,12 @@ async fn steps(
             },
         );
     }
-    history::mark(session, revision, State::Deployed, None).await?;
+    let taken_over = if plan.changes.iter().any(|c| c.helm.is_some()) {
+        Some(helm_records::take_over(session, release).await?)
+    } else {
+        None
+    };
+    history::mark(session, revision, State::Deployed, taken_over).await?;
     // Deployed: what follows is bookkeeping, and its failure only a warning.
     let tidy = async {
         history::supersede(session, plan.deployed.as_deref()).await?;

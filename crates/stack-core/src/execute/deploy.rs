@@ -27,6 +27,7 @@ pub async fn deploy(
     let prune = session.options.prune_releases;
     let concurrency = session.options.concurrency;
     let mut planned = execute::plan(session, project, &rendered, removals, prune).await?;
+    refuse_helm_objects(&planned, session.options.adopt_helm)?;
     let idle = planned.plan.releases.iter().all(|r| r.up_to_date)
         && !execute::recover::has_pending(&planned.live.revisions, &session.stack_name);
     if idle {
@@ -41,6 +42,34 @@ pub async fn deploy(
         Ok(execute::apply(Arc::clone(session), project, rendered, plan, concurrency).await)
     };
     execute::lock::holding(session, environment, "stack apply", Box::pin(work)).await
+}
+
+/// Objects a helm release owns are taken over only with `--adopt-helm`,
+/// and only from the helm release of the same name and namespace.
+fn refuse_helm_objects(planned: &Planned, adopt: bool) -> Result<(), EngineError> {
+    let objects: Vec<String> = planned
+        .plan
+        .releases
+        .iter()
+        .flat_map(|release| release.changes.iter().map(move |change| (release, change)))
+        .filter_map(|(release, change)| {
+            let helm = change.helm.as_deref()?;
+            (!adopt || helm != release.id).then(|| {
+                format!(
+                    "{} (helm release {helm}; stack release {})",
+                    change.key, release.id
+                )
+            })
+        })
+        .collect();
+    if objects.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::HelmOwned {
+            objects,
+            adopting: adopt,
+        })
+    }
 }
 
 /// Under the lock: recover what an interrupted run left; whether the

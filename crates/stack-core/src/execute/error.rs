@@ -37,6 +37,17 @@ pub enum EngineError {
         objects.join("\n  ")
     )]
     Invalid { objects: Vec<String> },
+    #[error(
+        "{} of helm releases:\n  {}",
+        if objects.len() == 1 { "the stack would take over an object" } else { "the stack would take over objects" },
+        objects.join("\n  ")
+    )]
+    HelmOwned {
+        objects: Vec<String>,
+        /// Whether `--adopt-helm` was given (and some belong to a helm
+        /// release of another name or namespace).
+        adopting: bool,
+    },
 }
 
 impl EngineError {
@@ -46,6 +57,8 @@ impl EngineError {
             Self::Locked { .. } => "wait for it to finish, or pass --wait-for-lock 5m to wait here; a lock whose holder stopped renewing it is taken over after 30s".into(),
             Self::Recovery { .. } => "nothing else was applied; fix the cause and run `stack apply` again, or `stack rollback RELEASE REVISION`".into(),
             Self::Refused { .. } | Self::Invalid { .. } => "fix the template or the values that render it; nothing was written".into(),
+            Self::HelmOwned { adopting: false, .. } => "pass --adopt-helm to take over the objects of helm releases of the same name and namespace (their uids stay); nothing was written".into(),
+            Self::HelmOwned { adopting: true, .. } => "--adopt-helm takes over only a helm release of the same name and namespace as the stack's release; rename one of them. Nothing was written".into(),
             Self::UnknownKinds { .. } => "fix the kind or apiVersion in the template; if a CRD of another release defines it, select that release too. Nothing was written".into(),
         }
     }

@@ -10,6 +10,7 @@ pub(crate) mod diagnose;
 pub mod error;
 pub mod event;
 pub(crate) mod feeds;
+pub(crate) mod helm_records;
 pub mod history;
 pub(crate) mod hooks;
 pub mod interrupt;

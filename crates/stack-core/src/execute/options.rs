@@ -24,6 +24,11 @@ pub struct ExecutionOptions {
     pub recover: Direction,
     /// `--wait-for-lock`: how long to wait for another run's lock.
     pub wait_for_lock: Option<Duration>,
+    /// `--adopt-helm`: take over the objects of helm releases of the same
+    /// name and namespace.
+    pub adopt_helm: bool,
+    /// `--forget-helm`: also delete the adopted helm releases' records.
+    pub forget_helm: bool,
 }
 
 impl Default for ExecutionOptions {
@@ -36,6 +41,8 @@ impl Default for ExecutionOptions {
             stack_atomic: false,
             tests: None,
             prune_releases: false,
+            adopt_helm: false,
+            forget_helm: false,
             recover: Direction::Back,
             wait_for_lock: None,
         }

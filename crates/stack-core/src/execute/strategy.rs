@@ -69,7 +69,9 @@ async fn rolling(
         .as_ref()
         .map(|p| p.objects.parse())
         .unwrap_or_default();
-    let applied = apply_all(session, id, &mut objects, &previous, timeout, false).await?;
+    // Taking over from helm: helm's field manager owns the fields.
+    let adopting = session.options.adopt_helm && plan.changes.iter().any(|c| c.helm.is_some());
+    let applied = apply_all(session, id, &mut objects, &previous, timeout, adopting).await?;
     if release.options.wait && session.options.wait {
         let all: Vec<&Object> = rendered.objects.iter().collect();
         wait_ready(session, id, &all, &applied, timeout, readiness::readiness).await?;

@@ -45,6 +45,8 @@ pub struct Change {
     pub awaits_kind: bool,
     /// It exists without our labels: applying adopts it.
     pub adopts: bool,
+    /// The helm release (`namespace/name`) that owns what it adopts.
+    pub helm: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +182,7 @@ pub(crate) fn plan_release(
             continue;
         }
         let adopts = found.is_some_and(|c| c.release.as_deref() != Some(label.as_str()));
+        let helm = found.filter(|_| adopts).and_then(|c| c.helm.clone());
         changes.push(Change {
             action: if current.is_some() {
                 Action::Update
@@ -194,6 +197,7 @@ pub(crate) fn plan_release(
             comparison,
             awaits_kind,
             adopts,
+            helm,
         });
     }
     let mut deletions: Vec<Change> = owned
@@ -258,6 +262,7 @@ fn deletion(key: &ObjectKey, object: &LiveObject) -> Change {
         drift: Vec::new(),
         awaits_kind: false,
         adopts: false,
+        helm: None,
     }
 }
 
