@@ -145,6 +145,11 @@ pub enum Command {
         #[command(subcommand)]
         command: EnvCommand,
     },
+    /// Turn another tool's files into a stack
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Helm charts from repositories and registries
     Charts {
         #[command(subcommand)]
@@ -256,6 +261,19 @@ pub struct PromoteArgs {
     /// Promote even when the gate refuses or over a hand edit (the log records it)
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Write the stack file (and environment values files) that does what
+    /// a helmfile.yaml does, and list what did not convert
+    Helmfile {
+        /// The helmfile.yaml
+        file: PathBuf,
+        /// Where to write stack.yaml [default: the helmfile's folder]
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ mod crash;
 mod errors;
 mod faults;
 mod helm;
+mod import;
 mod kubectl;
 mod leaks;
 mod promote;

@@ -7,6 +7,7 @@ mod destroy;
 mod diff;
 mod env;
 mod graph;
+mod import;
 mod lint;
 mod list;
 mod promote;
@@ -17,7 +18,9 @@ mod status;
 mod template;
 mod test;
 
-use crate::cli::{ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, SecretsCommand};
+use crate::cli::{
+    ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, ImportCommand, SecretsCommand,
+};
 use crate::output;
 use crate::settings::Settings;
 use stack_core::error::Errors;
@@ -91,6 +94,9 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Charts {
             command: ChartsCommand::Update,
         } => charts::update(&load(settings)?, settings),
+        Command::Import {
+            command: ImportCommand::Helmfile { file, output_dir },
+        } => import::helmfile(settings, file, output_dir.as_deref()),
     }
 }
 

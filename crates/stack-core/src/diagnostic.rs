@@ -75,7 +75,7 @@ impl Span {
     }
 
     /// The whole first line of a file: for problems with a file as a whole.
-    pub(crate) fn file_start(source: &Arc<SourceFile>) -> Self {
+    pub fn file_start(source: &Arc<SourceFile>) -> Self {
         Self::new(source, 0..0)
     }
 

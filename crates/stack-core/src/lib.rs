@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod diagnostic;
 pub mod error;
 pub mod execute;
+pub mod import;
 pub mod load;
 pub mod mask;
 pub mod parallel;

@@ -51,6 +51,8 @@ pub fn environment(masks: &Masks) -> Environment<'static> {
     });
     env.add_filter("required", required);
     env.add_function("required", required);
+    env.add_function("env", environment_variable);
+    env.add_function("required_env", required_environment_variable);
     derive_secrets(&mut env, masks);
     env
 }
@@ -261,6 +263,22 @@ fn required(
         ));
     }
     Ok(value.clone())
+}
+
+/// `{{ env("REGION") | default("eu") }}`: an environment variable of the
+/// run, undefined when it is not set.
+fn environment_variable(name: &str) -> JinjaValue {
+    std::env::var(name).map_or(JinjaValue::UNDEFINED, JinjaValue::from)
+}
+
+/// `{{ required_env("TOKEN") }}`: an environment variable that must be set.
+fn required_environment_variable(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("the environment variable {name} is not set"),
+        )
+    })
 }
 
 fn sha256(masks: &Masks, value: &JinjaValue) -> Result<String, Error> {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::RenderError;
 use super::cache::{RenderCache, folder_digest};
 use super::chart::Rendered;
-use super::source::ChartContext;
+use super::context::ChartContext;
 use crate::load::release::Release;
 use crate::mask::Masks;
 

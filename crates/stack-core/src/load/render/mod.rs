@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod chart;
+mod context;
 pub mod expression;
 pub mod filters;
 pub mod helm;

@@ -4,12 +4,10 @@
 //! built-in app chart planned next is loaded here too, into what renders
 //! the same `RenderedRelease`.
 
-use std::path::PathBuf;
-
+pub use super::context::ChartContext;
 use super::helm::HelmChart;
 use super::{Chart, RenderError};
 use crate::load::release::ChartSource;
-use crate::mask::Masks;
 
 /// A chart, loaded once per run however many releases use it.
 pub enum Loaded {
@@ -17,18 +15,6 @@ pub enum Loaded {
     Templates(Box<Chart>),
     /// A Helm chart, rendered by `helm template`.
     Helm(Box<HelmChart>),
-}
-
-/// What loading charts needs besides their source.
-pub struct ChartContext {
-    /// What a template makes of a secret is registered here.
-    pub masks: Masks,
-    /// The helm that pulls and renders Helm charts.
-    pub helm: PathBuf,
-    /// Where pulled charts are kept (`.stack/charts/`).
-    pub charts_dir: PathBuf,
-    /// Where Helm renders are kept (`.stack/render-cache/`).
-    pub render_cache: PathBuf,
 }
 
 /// Load the chart: its metadata, default values and templates.
