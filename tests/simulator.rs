@@ -740,6 +740,13 @@ async fn bad_input_gets_real_status_codes() {
     assert_eq!(code, 422, "{body}");
     let (code, body) = send("PATCH", &format!("{maps}/x"), "text/plain", "x").await;
     assert_eq!(code, 415, "{body}");
+    // A body the simulator cannot read names what it can, for the request.
+    let (code, body) = send("POST", maps, "application/vnd.kubernetes.protobuf", "x").await;
+    assert_eq!(code, 415, "{body}");
+    assert!(
+        body.contains("accepted media types include: application/json, application/yaml"),
+        "{body}"
+    );
     let (code, body) = send(
         "PATCH",
         &format!("{maps}/x"),

@@ -418,7 +418,10 @@ fn check_options(method: &Method, query: &Query) -> Result<(), ApiError> {
 
 fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
     if content_type.contains("protobuf") || content_type.contains("cbor") {
-        return Err(ApiError::unsupported_media_type(content_type));
+        return Err(ApiError::unsupported_media_type(
+            content_type,
+            "application/json, application/yaml",
+        ));
     }
     if content_type.starts_with("application/apply-patch") {
         // JSON is YAML; clients (kube-rs, kubectl) send JSON, which parses faster as such.

@@ -264,16 +264,23 @@ impl ApiError {
         )
     }
 
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// A body of a media type the simulator does not read; `accepted`
+    /// lists those it does for the request (a real API server also reads
+    /// protobuf and CBOR bodies; the simulator does not).
+    pub fn unsupported_media_type(content_type: &str, accepted: &str) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                "the body of the request was in an unknown format ({content_type}) - accepted media types include: {accepted}"
             ),
             Value::Null,
         )
     }
+
+    /// What a PATCH reads.
+    pub const PATCH_TYPES: &str =
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
 
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message, Value::Null)

@@ -629,7 +629,10 @@ pub fn patch(
         "application/merge-patch+json" => patch::merge_patch(&mut new, body),
         "application/strategic-merge-patch+json" => {
             if request.resource.group.contains('.') && !request.resource.group.ends_with("k8s.io") {
-                return Err(ApiError::unsupported_media_type(content_type));
+                return Err(ApiError::unsupported_media_type(
+                    content_type,
+                    ApiError::PATCH_TYPES,
+                ));
             }
             patch::strategic(&mut new, body);
         }
