@@ -238,6 +238,14 @@ fn helm_hooks_run_in_weight_order_at_their_steps() {
 
     test.stack(&["diff", "--detailed-exitcode", "-l", "name=web"])
         .code(0);
+    let template = test.stack(&["template", "-l", "name=web"]).success();
+    assert!(
+        template
+            .stdout
+            .contains("# Source: shop/web templates/migrate.yaml (hook)"),
+        "{}",
+        template.stdout
+    );
     let stack_file = test.path().join("stacks/platform.yaml");
     let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
         "replicaCount: 2",
