@@ -160,17 +160,23 @@ impl Masks {
         masker
     }
 
-    /// A masker for what is stored (revision history): on even with
-    /// `--show-secrets`, since a secret rotated later must not show there.
-    pub fn stored(&self) -> Masker {
-        self.read().clone()
+    /// `text` as it may be stored (revision history, caches): masked even
+    /// with `--show-secrets`, since a secret rotated later must not show
+    /// there.
+    pub fn stored_text(&self, text: &str) -> String {
+        self.read().mask_text(text)
+    }
+
+    /// A value as it may be stored (see [`Masks::stored_text`]).
+    pub fn stored_object(&self, value: &mut Value) {
+        self.read().mask_object(value);
     }
 
     /// Whether masking would hide anything of `value` (it holds a decrypted
     /// value, or is a Secret's data), `--show-secrets` or not.
     pub fn hides(&self, value: &Value) -> bool {
         let mut masked = value.clone();
-        self.read().mask_object(&mut masked);
+        self.stored_object(&mut masked);
         masked != *value
     }
 
@@ -491,9 +497,6 @@ mod tests {
         masks.register("hunter22");
         assert_eq!(masks.text("pw=hunter22"), "pw=hunter22");
         assert_eq!(masks.masker().mask_text("pw=hunter22"), "pw=hunter22");
-        assert_eq!(
-            masks.stored().mask_text("pw=hunter22"),
-            format!("pw={MASK}")
-        );
+        assert_eq!(masks.stored_text("pw=hunter22"), format!("pw={MASK}"));
     }
 }

@@ -81,9 +81,11 @@ impl LiveObject {
             release: object["metadata"]["labels"][stack_kube::object::RELEASE_LABEL]
                 .as_str()
                 .map(str::to_string),
-            helm: serde_json::from_value::<HelmOwner>(object["metadata"]["annotations"].clone())
-                .ok()
-                .and_then(HelmOwner::release),
+            helm: <HelmOwner as serde::Deserialize>::deserialize(
+                &object["metadata"]["annotations"],
+            )
+            .ok()
+            .and_then(HelmOwner::release),
         }
     }
 

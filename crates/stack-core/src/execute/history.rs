@@ -48,7 +48,7 @@ pub async fn mark(
     revision.finished = Some(stack_kube::clock::now());
     if let Some(message) = message {
         // Stored masked: a secret rotated later must not show in history.
-        let message = session.reporter.masks().stored().mask_text(&message);
+        let message = session.reporter.masks().stored_text(&message);
         revision.message = Some(match revision.message.take() {
             Some(earlier) => format!("{earlier}\n(then: {message})"),
             None => message,

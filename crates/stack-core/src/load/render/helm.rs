@@ -66,9 +66,8 @@ impl HelmChart {
     /// merged; helm puts them over the chart's defaults), or its cached
     /// output: one entry per template.
     pub fn render(&self, release: &Release, values: &Value) -> Result<Vec<Rendered>, RenderError> {
-        let stored = self.masks.stored();
         let mut masked = values.clone();
-        stored.mask_object(&mut masked);
+        self.masks.stored_object(&mut masked);
         let key = self.cache.key(
             &self.digest,
             (&release.name, &release.namespace),
@@ -79,7 +78,7 @@ impl HelmChart {
             return Ok(split_output(&output, &self.name));
         }
         let output = self.template(release, values)?;
-        if stored.mask_text(&output) == output {
+        if self.masks.stored_text(&output) == output {
             self.cache.put(&key, &output);
         }
         Ok(split_output(&output, &self.name))
