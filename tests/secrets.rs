@@ -14,6 +14,8 @@ mod age_files;
 mod edit;
 #[path = "secrets/groups.rs"]
 mod groups;
+#[path = "secrets/pgp.rs"]
+mod pgp;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sops")
@@ -530,8 +532,8 @@ fn bad_inputs() -> Vec<BadInput> {
                 "a: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\n{sops_block}    pgp:\n        - fp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n          enc: x\n"
             ),
             args: decrypt,
-            message: "error: s.yaml: encrypted only for pgp — not supported, use age",
-            hint: "hint: re-encrypt the file for age recipients",
+            message: "error: s.yaml: no identity can decrypt it (recipients: pgp:85D77543B3D624B63CEA9E6DBC17301B491B3F21)",
+            hint: "for 85D77543B3D624B63CEA9E6DBC17301B491B3F21: ",
         },
         BadInput {
             file: "s.yaml",
@@ -539,8 +541,8 @@ fn bad_inputs() -> Vec<BadInput> {
                 "a: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\n{sops_block}    kms:\n        - arn: arn:aws:kms:eu-west-1:1:key/x\n          enc: x\n"
             ),
             args: decrypt,
-            message: "error: s.yaml: encrypted only for kms — not supported, use age",
-            hint: "hint: re-encrypt the file for age recipients",
+            message: "error: s.yaml: encrypted only for kms — not supported, use age or PGP",
+            hint: "hint: re-encrypt the file for age or PGP recipients",
         },
         BadInput {
             file: "s.yaml",
@@ -573,8 +575,15 @@ fn bad_inputs() -> Vec<BadInput> {
             file: "secrets/s.yaml",
             contents: "a: 1\n".into(),
             args: &["secrets", "encrypt", "secrets/s.yaml"],
-            message: "error: .sops.yaml: the creation rule for secrets/s.yaml names pgp keys — not supported, use age",
+            message: "error: .sops.yaml: the creation rule for secrets/s.yaml names kms keys — not supported, use age or PGP",
             hint: "hint: name age recipients",
+        },
+        BadInput {
+            file: "badpgp/s.yaml",
+            contents: "a: 1\n".into(),
+            args: &["secrets", "encrypt", "badpgp/s.yaml"],
+            message: "error: .sops.yaml: the creation rule for badpgp/s.yaml: bad PGP fingerprint `not-a-key`: expected hex digits",
+            hint: "hint: see `creation_rules`",
         },
     ]
 }
@@ -585,8 +594,9 @@ fn bad_input_is_refused_with_its_path_and_a_hint() {
         let test = crate::harness::Test::new()
             .env("XDG_CONFIG_HOME", "/nonexistent")
             .env("EDITOR", "false")
+            .env("GNUPGHOME", "/nonexistent")
             .file(case.file, &case.contents)
-            .file(".sops.yaml", "creation_rules:\n  - path_regex: secrets/\n    pgp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n  - path_regex: bad/\n    age: age1x\n  - path_regex: other/\n    age: age1kqr7r4jpvfjyfprhv9pkkytl33pgcghn6cjx94merpxv2tdsm50qjc395g\n");
+            .file(".sops.yaml", "creation_rules:\n  - path_regex: secrets/\n    kms: arn:aws:kms:eu-west-1:1:key/x\n  - path_regex: badpgp/\n    pgp: not-a-key\n  - path_regex: bad/\n    age: age1x\n  - path_regex: other/\n    age: age1kqr7r4jpvfjyfprhv9pkkytl33pgcghn6cjx94merpxv2tdsm50qjc395g\n");
         for key in ["keys.txt", "keys2.txt"] {
             std::fs::copy(fixtures().join(key), test.path().join(key)).unwrap();
         }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use stack_core::error::{Error, Errors};
 use stack_core::secrets::SecretsError;
+use stack_core::secrets::keys::Recipient;
 use stack_core::secrets::tree::Tree;
 
 fn secrets_error(error: SecretsError) -> Errors {
@@ -133,8 +134,20 @@ pub fn encrypt(
                         .into(),
             }));
         };
+        let recipients: Vec<String> = recipients
+            .iter()
+            .map(|recipient| match recipient {
+                Recipient::Age(age) => Ok(age.clone()),
+                Recipient::Pgp(_) => Err(secrets_error(SecretsError::Plaintext {
+                    file: name.clone(),
+                    reason: format!(
+                        "a plain age file is for age recipients only; the matching creation rule names {recipient}"
+                    ),
+                })),
+            })
+            .collect::<Result<_, _>>()?;
         let plaintext = stack_core::secrets::read(file).map_err(secrets_error)?;
-        stack_core::secrets::age_file::encrypt(recipients, &plaintext).map_err(secrets_error)?
+        stack_core::secrets::age_file::encrypt(&recipients, &plaintext).map_err(secrets_error)?
     } else {
         let encrypted = stack_core::secrets::encrypt::encrypt(&name, &documents, &creation)
             .map_err(secrets_error)?;
@@ -223,7 +236,12 @@ pub fn update_keys(settings: &crate::settings::Settings, file: &Path) -> Result<
         .groups
         .groups
         .iter()
-        .map(|g| g.join(", "))
+        .map(|g| {
+            g.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .collect();
     eprintln!(
         "{}: data key wrapped for {}",

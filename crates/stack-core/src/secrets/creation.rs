@@ -1,6 +1,7 @@
 //! What a file is encrypted for (sops-format.md §9): the first creation
 //! rule of the `.sops.yaml` found from the working directory upwards whose
-//! `path_regex` matches — its age recipients or `key_groups` with
+//! `path_regex` matches — its age recipients and PGP fingerprints, or
+//! `key_groups` with
 //! `shamir_threshold`, its encryption rule and `mac_only_encrypted`. Also
 //! the same, read back from an encrypted file's metadata (for `rotate`).
 
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 
 use crate::secrets::SecretsError;
-use crate::secrets::keys::Groups;
+use crate::secrets::keys::{Groups, Recipient};
 use crate::secrets::tree::Tree;
 
 /// What a creation rule says.
@@ -21,8 +22,7 @@ pub struct Creation {
 }
 
 /// Key types sops knows and we do not (top level of a rule, and in groups).
-const OTHER_KEYS: [&str; 7] = [
-    "pgp",
+const OTHER_KEYS: [&str; 6] = [
     "kms",
     "gcp_kms",
     "azure_keyvault",
@@ -134,6 +134,23 @@ fn threshold(rule: &Tree, groups: usize) -> Result<usize, String> {
     }
 }
 
+/// The recipients a rule or key group names: its `age` list, then `pgp`.
+fn group_recipients(group: &Tree) -> Result<Vec<Recipient>, String> {
+    let mut recipients = Vec::new();
+    for recipient in key_list(group.get("age")) {
+        if let Err(error) = age::x25519::Recipient::from_str(&recipient) {
+            return Err(format!("bad age recipient `{recipient}`: {error}"));
+        }
+        recipients.push(Recipient::Age(recipient));
+    }
+    for key in key_list(group.get("pgp")) {
+        let fingerprint = crate::secrets::pgp::fingerprint(&key)
+            .ok_or_else(|| format!("bad PGP fingerprint `{key}`: expected hex digits"))?;
+        recipients.push(Recipient::Pgp(fingerprint));
+    }
+    Ok(recipients)
+}
+
 fn read_rule(config: &str, file: &str, rule: &Tree) -> Result<Creation, SecretsError> {
     let groups: Vec<&Tree> = match rule.get("key_groups") {
         Some(Tree::Seq(groups)) if !groups.is_empty() => groups.iter().collect(),
@@ -156,24 +173,20 @@ fn read_rule(config: &str, file: &str, rule: &Tree) -> Result<Creation, SecretsE
             kinds: others,
         });
     }
-    let groups: Vec<Vec<String>> = groups.iter().map(|g| key_list(g.get("age"))).collect();
     let bad = |reason: String| SecretsError::Config {
         config: config.into(),
         reason: format!("the creation rule for {file}: {reason}"),
     };
+    let groups = groups
+        .iter()
+        .map(|group| group_recipients(group).map_err(bad))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(index) = groups.iter().position(Vec::is_empty) {
         return Err(bad(if groups.len() == 1 {
-            "it names no age recipient".into()
+            "it names no age recipient or PGP key".into()
         } else {
-            format!("key group {} names no age recipient", index + 1)
+            format!("key group {} names no age recipient or PGP key", index + 1)
         }));
-    }
-    if let Some((recipient, error)) = groups.iter().flatten().find_map(|r| {
-        age::x25519::Recipient::from_str(r)
-            .err()
-            .map(|e| (r.clone(), e))
-    }) {
-        return Err(bad(format!("bad age recipient `{recipient}`: {error}")));
     }
     let threshold = threshold(rule, groups.len()).map_err(bad)?;
     let (_, field) = crate::secrets::rule::Rule::read(config, rule).map_err(|e| match e {

@@ -1,4 +1,5 @@
-//! Secrets: SOPS files encrypted for age (`sops`, `encrypt`) and plain age
+//! Secrets: SOPS files encrypted for age or PGP keys (`sops`, `encrypt`,
+//! `pgp` through gpg) and plain age
 //! files (`age_file`), decrypted in memory, once per file per run; the
 //! identities they are decrypted with (`identities`), the key groups
 //! (`keys`) and `.sops.yaml` rules (`creation`); `edit` runs the editor.
@@ -11,6 +12,7 @@ pub mod edit;
 pub mod encrypt;
 pub mod identities;
 pub mod keys;
+mod pgp;
 pub mod rule;
 mod shamir;
 pub mod sops;
@@ -37,7 +39,7 @@ pub enum SecretsError {
         crate::diagnostic::display_path(Path::new(file))
     )]
     Malformed { file: String, reason: String },
-    #[error("{}: encrypted only for {} — not supported, use age", crate::diagnostic::display_path(Path::new(file)), kinds.join(", "))]
+    #[error("{}: encrypted only for {} — not supported, use age or PGP", crate::diagnostic::display_path(Path::new(file)), kinds.join(", "))]
     Unsupported { file: String, kinds: Vec<String> },
     #[error("{}: no identity can decrypt it (recipients: {})", crate::diagnostic::display_path(Path::new(file)), recipients.join(", "))]
     NoIdentity {
@@ -80,7 +82,7 @@ pub enum SecretsError {
         crate::diagnostic::display_path(Path::new(config))
     )]
     NoRule { config: String, file: String },
-    #[error("{}: the creation rule for {file} names {} keys — not supported, use age", crate::diagnostic::display_path(Path::new(config)), kinds.join(", "))]
+    #[error("{}: the creation rule for {file} names {} keys — not supported, use age or PGP", crate::diagnostic::display_path(Path::new(config)), kinds.join(", "))]
     UnsupportedRule {
         config: String,
         file: String,
@@ -124,7 +126,7 @@ impl SecretsError {
             Self::NoIdentity { tried, .. } if tried.is_empty() => "no age identity was found: set SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or SOPS_AGE_KEY_CMD, or put keys in ~/.config/sops/age/keys.txt".into(),
             Self::NoIdentity { tried, .. } => format!("identities tried: {}", tried.join(", ")),
             Self::Mac { .. } | Self::Value { .. } => "restore the file from git, or re-encrypt it with `sops`".into(),
-            Self::Unsupported { .. } => "re-encrypt the file for age recipients (`sops updatekeys` with age keys in .sops.yaml)".into(),
+            Self::Unsupported { .. } => "re-encrypt the file for age or PGP recipients (`stack secrets updatekeys` with those keys in .sops.yaml)".into(),
             Self::NotSops { .. } => "encrypt it with `stack secrets encrypt --in-place`, or list it under `values:` if it is not secret".into(),
             Self::Malformed { .. } => "restore the file from git; files written by sops or `stack secrets` have this form".into(),
             Self::Read { .. } => "check the path".into(),
@@ -134,7 +136,7 @@ impl SecretsError {
             Self::Plaintext { .. } => "the plaintext must be YAML maps (or a JSON object) without a `sops` key".into(),
             Self::NoConfig { .. } => "create a .sops.yaml with `creation_rules` naming age recipients".into(),
             Self::NoRule { .. } => "add a creation rule whose path_regex matches the file, or one without path_regex".into(),
-            Self::UnsupportedRule { .. } => "name age recipients (`age: age1…`) in the rule; `stack secrets keygen` makes an identity".into(),
+            Self::UnsupportedRule { .. } => "name age recipients (`age: age1…`) or PGP fingerprints (`pgp: …`) in the rule; `stack secrets keygen` makes an age identity".into(),
             Self::Recipient { .. } => "age recipients look like age1… (`stack secrets keygen` prints one)".into(),
             Self::NoPassphrase { .. } => "set STACK_AGE_PASSPHRASE, or run in a terminal to be asked".into(),
             Self::WrongPassphrase { .. } => "check STACK_AGE_PASSPHRASE".into(),
