@@ -95,6 +95,19 @@ pub enum Command {
         /// Leave out the releases' test objects
         #[arg(long)]
         skip_tests: bool,
+        /// Render Helm charts for this Kubernetes version (as `diff` and `apply` do for the
+        /// cluster's own); helm's default without it
+        #[arg(long, value_name = "VERSION")]
+        kube_version: Option<String>,
+        /// With --kube-version: APIs the cluster serves besides the built-in ones, for charts'
+        /// `.Capabilities.APIVersions` checks (`monitoring.coreos.com/v1,...`)
+        #[arg(
+            long,
+            value_name = "LIST",
+            value_delimiter = ',',
+            requires = "kube_version"
+        )]
+        api_versions: Vec<String>,
     },
     /// Parse, render, schema-check every selected release and check its objects by Kubernetes'
     /// rules; no cluster needed (with --cluster, also ask the cluster in a dry run)

@@ -660,3 +660,87 @@ fn assert_nothing_deployed(test: &Test) {
         "nothing was deployed: {status}"
     );
 }
+
+/// The example platform plus `widgets` (a CRD for `stack.test/v1` Widgets)
+/// and `shop/caps`, a Helm chart whose ConfigMap tells what
+/// `.Capabilities` it was rendered with.
+fn with_capabilities_chart(helm: &Path) -> Test {
+    let test = Test::example()
+        .env("STACK_HELM", helm.to_str().unwrap())
+        .file(
+            "stacks/charts/caps/Chart.yaml",
+            "apiVersion: v2\nname: caps\nversion: 0.1.0\n",
+        )
+        .file(
+            "stacks/charts/caps/templates/caps.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  kubeVersion: {{ .Capabilities.KubeVersion.Version | quote }}\n  widgets: {{ .Capabilities.APIVersions.Has \"stack.test/v1/Widget\" | quote }}\n",
+        )
+        .file(
+            "stacks/charts/widgets/templates/crd.yaml",
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.stack.test}\nspec:\n  group: stack.test\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+        );
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "releases:\n",
+        "releases:\n  - name: widgets\n    namespace: shop\n    chart: charts/widgets\n  - name: caps\n    namespace: shop\n    chart: charts/caps\n",
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+    test
+}
+
+/// The data of the `caps` ConfigMap in a rendered stream.
+fn rendered_capabilities(template: &str) -> (String, String) {
+    let field = |name: &str| {
+        template
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{template}"))
+            .trim_matches(['"', '\''])
+            .to_string()
+    };
+    (field("kubeVersion"), field("widgets"))
+}
+
+#[test]
+fn a_helm_chart_renders_for_the_version_and_apis_of_the_cluster_it_deploys_to() {
+    let Some(helm) = helm() else { return };
+    let test = with_capabilities_chart(&helm);
+    let defaults = test.stack(&["template", "-l", "name=caps"]).success();
+    let (default_version, widgets) = rendered_capabilities(&defaults.stdout);
+    assert_eq!(widgets, "false");
+    let given = test
+        .stack(&[
+            "template",
+            "-l",
+            "name=caps",
+            "--kube-version",
+            "v1.31.4",
+            "--api-versions",
+            "stack.test/v1/Widget",
+        ])
+        .success();
+    assert_eq!(
+        rendered_capabilities(&given.stdout),
+        ("v1.31.4".to_string(), "true".to_string())
+    );
+
+    test.stack(&["apply", "-q", "-l", "name=widgets"]).success();
+    test.stack(&["apply", "-q", "-l", "name=caps"]).success();
+    let server = Server::start(test.path(), &[]);
+    let live = server.get("/api/v1/namespaces/shop/configmaps/caps");
+    let version = server.get("/version");
+    assert_eq!(
+        live["data"]["kubeVersion"], version["gitVersion"],
+        "rendered for the cluster's version, not helm's default {default_version}"
+    );
+    assert_eq!(
+        live["data"]["widgets"], "true",
+        "the cluster serves stack.test/v1 Widgets"
+    );
+    drop(server);
+    let diff = test
+        .stack(&["diff", "--detailed-exitcode", "-l", "name=caps"])
+        .code(0);
+    assert_eq!(diff.stdout, "", "diff renders for the cluster too");
+}

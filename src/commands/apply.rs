@@ -5,17 +5,21 @@ use crate::cli::OutputFormat;
 use crate::output;
 use crate::settings::Settings;
 use stack_core::error::{EXIT_ERROR, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, Error, Errors};
-use stack_core::execute::{self, Finished, Outcome, Rollback};
+use stack_core::execute::{self, Finished, Outcome, Rollback, Session};
 use stack_core::load::project::Project;
-use stack_core::load::render::RenderedRelease;
+use stack_core::load::render::{Capabilities, RenderedRelease};
 
 /// Rendered releases by index, and the indices of releases to remove.
 type Selected = (Vec<(usize, RenderedRelease)>, Vec<usize>);
 
-/// Render the installed selected releases; list the uninstalled ones.
-pub fn render_selection(project: &Project) -> Result<Selected, Errors> {
+/// Render the installed selected releases (Helm charts for `capabilities`
+/// when given, else helm's defaults); list the uninstalled ones.
+pub fn render_selection(
+    project: &Project,
+    capabilities: Option<&Capabilities>,
+) -> Result<Selected, Errors> {
     let installed = project.installed_selection();
-    let rendered = project.render(&installed)?;
+    let rendered = project.render_for(&installed, capabilities)?;
     let removals = project
         .selection
         .releases
@@ -26,10 +30,36 @@ pub fn render_selection(project: &Project) -> Result<Selected, Errors> {
     Ok((installed.into_iter().zip(rendered).collect(), removals))
 }
 
+/// The selection rendered for the cluster a run talks to: at once when it
+/// holds no Helm chart (a template error needs no cluster to be shown),
+/// else once the session knows the cluster's version and APIs.
+pub struct ForCluster(Option<Selected>);
+
+impl ForCluster {
+    pub fn prepare(project: &Project) -> Result<Self, Errors> {
+        if project.renders_helm(&project.installed_selection()) {
+            Ok(Self(None))
+        } else {
+            render_selection(project, None).map(|selected| Self(Some(selected)))
+        }
+    }
+
+    pub async fn on(self, project: &Project, session: &Session) -> Result<Selected, Errors> {
+        match self.0 {
+            Some(selected) => Ok(selected),
+            None => {
+                let capabilities = session.capabilities().await?;
+                render_selection(project, Some(&capabilities))
+            }
+        }
+    }
+}
+
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
-    let (rendered, removals) = render_selection(project)?;
+    let rendering = ForCluster::prepare(project)?;
     let (finished, interrupted) =
         super::remote::with_session(project, settings, |session| async move {
+            let (rendered, removals) = rendering.on(project, &session).await?;
             session.interrupt.listen();
             let environment = &project.environment.environment.name;
             let finished =

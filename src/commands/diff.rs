@@ -15,8 +15,9 @@ use stack_core::plan::diff::text::{Style, unified};
 use stack_core::plan::{Action, Intent};
 
 pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8, Errors> {
-    let (rendered, removals) = super::apply::render_selection(project)?;
+    let rendering = super::apply::ForCluster::prepare(project)?;
     let planned = super::remote::with_session(project, settings, |session| async move {
+        let (rendered, removals) = rendering.on(project, &session).await?;
         Ok(execute::plan(&session, project, &rendered, &removals, args.prune_releases).await?)
     })?;
     for (id, revisions) in &planned.live.revisions {

@@ -25,6 +25,7 @@ use crate::output;
 use crate::settings::Settings;
 use stack_core::error::Errors;
 use stack_core::load::project::Project;
+use stack_core::load::render::Capabilities;
 
 /// Run a command; the exit code on success (2 = changes, for diff).
 pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
@@ -34,11 +35,20 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Template {
             output_dir,
             skip_tests,
+            kube_version,
+            api_versions,
         } => template::run(
             &load(settings)?,
             settings,
             output_dir.as_deref(),
             *skip_tests,
+            kube_version
+                .as_ref()
+                .map(|version| Capabilities {
+                    kube_version: version.clone(),
+                    api_versions: api_versions.clone(),
+                })
+                .as_ref(),
         ),
         Command::Lint { cluster } => lint::run(&load(settings)?, settings, *cluster),
         Command::Diff(args) => diff::run(&load(settings)?, settings, args),

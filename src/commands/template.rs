@@ -8,6 +8,7 @@ use crate::output;
 use crate::settings::Settings;
 use stack_core::error::{Error, Errors};
 use stack_core::load::project::Project;
+use stack_core::load::render::Capabilities;
 use stack_core::mask::Masker;
 use stack_kube::object::Object;
 
@@ -16,8 +17,9 @@ pub fn run(
     settings: &Settings,
     output_dir: Option<&Path>,
     skip_tests: bool,
+    capabilities: Option<&Capabilities>,
 ) -> Result<u8, Errors> {
-    let rendered = project.render(&project.installed_selection())?;
+    let rendered = project.render_for(&project.installed_selection(), capabilities)?;
     let masker = settings.masks.masker();
     let objects: Vec<(&str, &Object, Part)> = rendered
         .iter()

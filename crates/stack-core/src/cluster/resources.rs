@@ -70,6 +70,18 @@ impl Resources {
         served().find(|(v, k)| *k == name && group(v) == group(api_version))
     }
 
+    /// Every API served, as helm's `--api-versions` takes them: each
+    /// `group/version` and each `group/version/Kind`, sorted.
+    pub fn api_versions(&self) -> Vec<String> {
+        let versions = self.by_kind.keys().map(|(version, _)| version.clone());
+        let kinds = self
+            .by_kind
+            .keys()
+            .map(|(version, kind)| format!("{version}/{kind}"));
+        let all: std::collections::BTreeSet<String> = versions.chain(kinds).collect();
+        all.into_iter().collect()
+    }
+
     pub fn get(&self, api_version: &str, kind: &str) -> Option<&Served> {
         self.by_kind
             .get(&(api_version.to_string(), kind.to_string()))

@@ -108,6 +108,20 @@ impl Session {
         }
     }
 
+    /// What Helm charts render for on this cluster: its version (`/version`)
+    /// and the APIs discovery found.
+    pub async fn capabilities(&self) -> Result<crate::load::render::Capabilities, EngineError> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(EngineError::api("reading the cluster's version"))?;
+        Ok(crate::load::render::Capabilities {
+            kube_version: kube_version(&info),
+            api_versions: self.resources.read().await.api_versions(),
+        })
+    }
+
     /// The live objects in every kind and namespace that `objects` (as a
     /// revision stores them) are in — one LIST each — limited to what
     /// `selector` picks.
@@ -125,5 +139,55 @@ impl Session {
                 live::fetch_selected(&self.client, &resources, scopes, selector).await?;
             Ok(objects)
         }
+    }
+}
+
+/// A server's version as helm's `--kube-version` takes it: its
+/// `gitVersion` when that is `vMAJOR.MINOR.PATCH…` and agrees with its
+/// `major`/`minor`, else `vMAJOR.MINOR.0` from those (`28+` on some
+/// providers reads as 28).
+fn kube_version(info: &k8s_openapi::apimachinery::pkg::version::Info) -> String {
+    let number = |text: &str| -> String { text.chars().take_while(char::is_ascii_digit).collect() };
+    let (major, minor) = (number(&info.major), number(&info.minor));
+    let parts: Vec<String> = info
+        .git_version
+        .strip_prefix('v')
+        .unwrap_or_default()
+        .splitn(3, '.')
+        .map(number)
+        .collect();
+    let agrees = parts.len() == 3 && !parts[2].is_empty() && parts[0] == major && parts[1] == minor;
+    if agrees || major.is_empty() || minor.is_empty() {
+        info.git_version.clone()
+    } else {
+        format!("v{major}.{minor}.0")
+    }
+}
+
+#[cfg(test)]
+mod kube_version_tests {
+    use k8s_openapi::apimachinery::pkg::version::Info;
+
+    fn info(git_version: &str, major: &str, minor: &str) -> Info {
+        Info {
+            git_version: git_version.into(),
+            major: major.into(),
+            minor: minor.into(),
+            ..Info::default()
+        }
+    }
+
+    #[test]
+    fn a_servers_version_reads_as_helm_takes_it() {
+        assert_eq!(super::kube_version(&info("v1.37.2", "1", "37")), "v1.37.2");
+        assert_eq!(
+            super::kube_version(&info("v1.30.4-gke.1", "1", "30+")),
+            "v1.30.4-gke.1"
+        );
+        assert_eq!(super::kube_version(&info("", "1", "28+")), "v1.28.0");
+        assert_eq!(
+            super::kube_version(&info("v0.0.0-master", "1", "37")),
+            "v1.37.0"
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Errors};
 use crate::load::config::{self, Stack};
 use crate::load::graph::{Graph, GraphError, NeedsMode, Selection, Selector};
 use crate::load::release::{ChartSource, Release};
-use crate::load::render::{self, ChartContext, Loaded, RenderError, RenderedRelease};
+use crate::load::render::{self, Capabilities, ChartContext, Loaded, RenderError, RenderedRelease};
 use crate::load::resolve::{self, ResolvedEnvironment};
 use crate::load::values::SetValue;
 use crate::mask::Masks;
@@ -108,7 +108,13 @@ impl Project {
     /// What loading this stack's charts needs: its masks, its helm, its
     /// chart cache.
     pub fn chart_context(&self) -> ChartContext {
+        self.chart_context_for(None)
+    }
+
+    /// The chart context of a render for a known cluster.
+    fn chart_context_for(&self, capabilities: Option<&Capabilities>) -> ChartContext {
         ChartContext {
+            capabilities: capabilities.cloned(),
             masks: self.masks.clone(),
             helm: render::helm::helm_binary(self.stack.helm_binary.as_deref()),
             charts_dir: self.stack.state_dir.join("charts"),
@@ -150,13 +156,31 @@ impl Project {
     /// Render releases (by index) in parallel; every error is reported, and
     /// an object rendered by two releases is one.
     pub fn render(&self, indices: &[usize]) -> Result<Vec<RenderedRelease>, Errors> {
+        self.render_for(indices, None)
+    }
+
+    /// Whether any of these releases (by index) is a Helm chart, which
+    /// renders for the target cluster's capabilities.
+    pub fn renders_helm(&self, indices: &[usize]) -> bool {
+        indices
+            .iter()
+            .any(|&index| !matches!(self.releases[index].chart, ChartSource::Local(_)))
+    }
+
+    /// [`Project::render`] with Helm charts rendered for a cluster's
+    /// version and APIs (helm's defaults without them).
+    pub fn render_for(
+        &self,
+        indices: &[usize],
+        capabilities: Option<&Capabilities>,
+    ) -> Result<Vec<RenderedRelease>, Errors> {
         let mut sources: Vec<ChartSource> = indices
             .iter()
             .map(|&index| self.releases[index].chart.clone())
             .collect();
         sources.sort();
         sources.dedup();
-        let context = self.chart_context();
+        let context = self.chart_context_for(capabilities);
         let loaded = crate::parallel::map(&sources, |source| render::load_chart(source, &context));
         let mut charts: HashMap<ChartSource, Arc<Loaded>> = HashMap::new();
         let mut errors: Vec<Error> = Vec::new();

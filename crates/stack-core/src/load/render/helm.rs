@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::RenderError;
 use super::cache::{RenderCache, folder_digest};
 use super::chart::Rendered;
-use super::context::ChartContext;
+use super::context::{Capabilities, ChartContext};
 use crate::load::release::Release;
 use crate::mask::Masks;
 
@@ -28,8 +28,11 @@ pub struct HelmChart {
     pub version: Option<String>,
     /// `values.yaml`: what helm merges the release's values over.
     pub defaults: Value,
-    /// Every file of the chart folder, digested: part of the cache key.
+    /// Every file of the chart folder, digested, and the capabilities it
+    /// renders for: part of the cache key.
     digest: String,
+    /// The target cluster's version and APIs, when known.
+    capabilities: Option<Capabilities>,
     cache: RenderCache,
     /// The cache key holds the values with these masked (and the digest
     /// of their encrypted files); an output holding one is not cached.
@@ -53,7 +56,16 @@ impl HelmChart {
         Ok(Self {
             dir: dir.to_path_buf(),
             helm: context.helm.clone(),
-            digest: folder_digest(dir),
+            digest: format!(
+                "{}\n{}",
+                folder_digest(dir),
+                context
+                    .capabilities
+                    .as_ref()
+                    .map(Capabilities::identity)
+                    .unwrap_or_default()
+            ),
+            capabilities: context.capabilities.clone(),
             cache: RenderCache::new(context.render_cache.clone(), &context.helm),
             masks: context.masks.clone(),
             name: metadata["name"].as_str().map_or(folder, str::to_string),
@@ -113,7 +125,14 @@ impl HelmChart {
                 "--include-crds",
                 "--values",
             ])
-            .arg(&values_file)
+            .arg(&values_file);
+        if let Some(capabilities) = &self.capabilities {
+            command.args(["--kube-version", &capabilities.kube_version]);
+            if !capabilities.api_versions.is_empty() {
+                command.args(["--api-versions", &capabilities.api_versions.join(",")]);
+            }
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -16,6 +16,7 @@ use minijinja::value::{Serde, Value as JinjaValue};
 use serde_json::{Value, json};
 
 pub(crate) use chart::Chart;
+pub use context::Capabilities;
 pub use source::ChartContext;
 pub(crate) use source::Loaded;
 pub use source::load as load_chart;
