@@ -744,3 +744,45 @@ fn a_helm_chart_renders_for_the_version_and_apis_of_the_cluster_it_deploys_to() 
         .code(0);
     assert_eq!(diff.stdout, "", "diff renders for the cluster too");
 }
+
+#[test]
+fn a_chart_with_crds_a_subchart_helpers_tpl_and_lookup_deploys_crds_first() {
+    let Some(helm) = helm() else { return };
+    let test = Test::example()
+        .copy("tests/fixtures/helm/features", "stacks/charts/features")
+        .env("STACK_HELM", helm.to_str().unwrap());
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "releases:\n",
+        "releases:\n  - name: web\n    namespace: shop\n    chart: charts/features\n    values:\n      - size: 5\n        cache: {port: 6380}\n",
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+    test.stack(&["apply", "-q", "-l", "name=web"]).success();
+    let server = Server::start(test.path(), &[]);
+    let crd =
+        server.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.features.test");
+    assert_eq!(crd["spec"]["group"], "features.test");
+    let widget = server.get("/apis/features.test/v1/namespaces/shop/widgets/web-features");
+    assert_eq!(
+        widget["spec"]["size"], 5,
+        "the custom resource of the chart's own CRD, applied after it"
+    );
+    assert_eq!(
+        widget["metadata"]["labels"]["app.kubernetes.io/instance"],
+        "web"
+    );
+    let config = server.get("/api/v1/namespaces/shop/configmaps/web-features");
+    assert_eq!(config["data"]["greeting"], "hello from web", "tpl");
+    assert_eq!(config["data"]["seenBefore"], "no", "lookup finds nothing");
+    let cache = server.get("/api/v1/namespaces/shop/configmaps/web-cache");
+    assert_eq!(
+        cache["data"]["port"], "6380",
+        "the subchart's values from the release"
+    );
+    drop(server);
+    let diff = test
+        .stack(&["diff", "--detailed-exitcode", "-l", "name=web"])
+        .code(0);
+    assert_eq!(diff.stdout, "");
+}
