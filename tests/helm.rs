@@ -205,7 +205,12 @@ fn helm_hooks_run_in_weight_order_at_their_steps() {
         .file(
             "stacks/charts/demo/templates/cleanup.yaml",
             &hook_job("cleanup", "pre-delete", ""),
-        );
+        )
+        .file(
+            "stacks/charts/demo/templates/before-rollback.yaml",
+            &hook_job("before-rollback", "pre-rollback", ""),
+        )
+        ;
     let applied = test.stack(&["apply", "-l", "name=web"]).success();
     let events = &applied.stderr;
     let at = |text: &str| {
@@ -223,7 +228,7 @@ fn helm_hooks_run_in_weight_order_at_their_steps() {
     assert!(
         at("waiting for Deployment/web-demo") < at("running post-install hook Job/shop/notify")
     );
-    assert!(at("hooks not run: Job/shop/cleanup (pre-delete)") > 0);
+    assert!(!events.contains("hooks not run"), "{events}");
     let server = Server::start(test.path(), &[]);
     let migrate = server.get("/apis/batch/v1/namespaces/shop/jobs/migrate");
     assert_eq!(migrate["status"]["succeeded"], 1, "{migrate}");
@@ -232,7 +237,7 @@ fn helm_hooks_run_in_weight_order_at_their_steps() {
     let cleanup = server.get("/apis/batch/v1/namespaces/shop/jobs/cleanup");
     assert_eq!(
         cleanup["code"], 404,
-        "a pre-delete hook is not run: {cleanup}"
+        "a pre-delete hook waits for destroy: {cleanup}"
     );
     drop(server);
 
@@ -266,6 +271,32 @@ fn helm_hooks_run_in_weight_order_at_their_steps() {
         "{}",
         upgraded.stderr
     );
+
+    let rolled_back = test.stack(&["rollback", "shop/web"]).success();
+    assert!(
+        rolled_back
+            .stderr
+            .contains("running pre-rollback hook Job/shop/before-rollback"),
+        "{}",
+        rolled_back.stderr
+    );
+    let destroyed = test.stack(&["destroy", "-l", "name=web"]).success();
+    assert!(
+        destroyed
+            .stderr
+            .contains("running pre-delete hook Job/shop/cleanup"),
+        "{}",
+        destroyed.stderr
+    );
+    let server = Server::start(test.path(), &[]);
+    let ran = |name: &str| {
+        server.get(&format!("/apis/batch/v1/namespaces/shop/jobs/{name}"))["status"]["succeeded"]
+            .clone()
+    };
+    assert_eq!(ran("before-rollback"), 1, "the pre-rollback hook ran");
+    assert_eq!(ran("cleanup"), 1, "the pre-delete hook ran");
+    let deployment = server.get("/apis/apps/v1/namespaces/shop/deployments/web-demo");
+    assert_eq!(deployment["code"], 404, "destroyed: {deployment}");
 }
 
 #[test]

@@ -12,9 +12,10 @@ use stack_core::error::Errors;
 use stack_core::execute::countdown::Countdown;
 use stack_core::execute::error::ReleaseError;
 use stack_core::execute::event::Event;
-use stack_core::execute::{EngineError, apply};
+use stack_core::execute::{EngineError, apply, hooks};
 use stack_core::load::project::Project;
 use stack_core::plan;
+use stack_kube::revision::Revision;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
@@ -68,7 +69,14 @@ async fn destroy(session: &stack_core::execute::Session, project: &Project) -> R
             };
             let id = &project.releases[index].id;
             let removal = plan::plan_removal(Some(index), id, &owned, history.get(id));
-            running.push(async move { (index, destroy_release(session, removal).await) });
+            let latest = history.get(id).and_then(|revisions| revisions.last());
+            let timeout = project.releases[index].options.timeout;
+            running.push(async move {
+                (
+                    index,
+                    destroy_release(session, removal, latest, timeout).await,
+                )
+            });
         }
         let Some((index, result)) = running.next().await else {
             break;
@@ -86,14 +94,21 @@ async fn destroy(session: &stack_core::execute::Session, project: &Project) -> R
     }
 }
 
-/// Delete one release's objects and history, then wait for its objects to go.
+/// Delete one release's objects and history, then wait for its objects to
+/// go; the `pre-delete` and `post-delete` hooks of its latest revision run
+/// before and after.
 async fn destroy_release(
     session: &stack_core::execute::Session,
     removal: plan::ReleasePlan,
+    latest: Option<&std::sync::Arc<Revision>>,
+    timeout: std::time::Duration,
 ) -> Result<(), ReleaseError> {
     if removal.up_to_date {
         session.reporter.event(&removal.id, &Event::NotInstalled);
         return Ok(());
+    }
+    if let Some(revision) = latest {
+        hooks::run_recorded(session, revision, "pre-delete", timeout).await?;
     }
     let going = apply::remove_release(session, &removal).await?;
     let resources = session.resources.read().await.clone();
@@ -116,5 +131,8 @@ async fn destroy_release(
         .buffer_unordered(apply::DELETES_AT_ONCE)
         .collect::<Vec<()>>()
         .await;
+    if let Some(revision) = latest {
+        hooks::run_recorded(session, revision, "post-delete", timeout).await?;
+    }
     Ok(())
 }

@@ -117,6 +117,11 @@ pub struct Revision {
     pub objects: Stored,
     #[serde(default)]
     pub tests: Stored,
+    /// A Helm chart's hooks (`helm.sh/hook`), kept for the steps after the
+    /// deploy: `pre/post-rollback` when it is restored, `pre/post-delete`
+    /// when it is destroyed.
+    #[serde(default)]
+    pub hooks: Stored,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests_passed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +232,7 @@ mod tests {
             finished: None,
             objects: Stored::new(&[json!({"kind": "ConfigMap"})]),
             tests: Stored::default(),
+            hooks: Stored::default(),
             tests_passed: None,
             message: None,
             adopted: Vec::new(),

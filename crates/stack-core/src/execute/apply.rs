@@ -171,6 +171,7 @@ async fn run(
         finished: None,
         objects: Stored::new(rendered.objects.iter().map(|o| &o.body)),
         tests: Stored::new(rendered.tests.iter().map(|o| &o.body)),
+        hooks: Stored::new(rendered.hooks.iter().map(|h| &h.object.body)),
         tests_passed: None,
         message: None,
         adopted: adopted(plan).iter().map(ToString::to_string).collect(),

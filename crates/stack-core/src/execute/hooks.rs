@@ -6,9 +6,11 @@
 //! and waited for (a Job completes, a Pod succeeds); a failed hook fails
 //! the release, which is rolled back like any failure. Delete policies:
 //! `before-hook-creation` (the default) removes the previous run's object
-//! first, `hook-succeeded` and `hook-failed` remove it after. Hooks of
-//! other events (`pre-delete`, `pre-rollback`, …) are named in a warning
-//! and not run.
+//! first, `hook-succeeded` and `hook-failed` remove it after. A revision
+//! keeps its hooks: `pre-rollback`/`post-rollback` hooks of the revision
+//! being restored run around a rollback, `pre-delete`/`post-delete` hooks
+//! of the latest revision around `stack destroy`. Hooks of other events
+//! are named in a warning and not run.
 
 use std::time::Duration;
 
@@ -20,7 +22,27 @@ use crate::execute::test_jobs::{replace_previous, run_to_completion};
 use crate::load::render::Hook;
 
 /// The events `stack` runs hooks at.
-const RUN: [&str; 4] = ["pre-install", "pre-upgrade", "post-install", "post-upgrade"];
+const RUN: [&str; 8] = [
+    "pre-install",
+    "pre-upgrade",
+    "post-install",
+    "post-upgrade",
+    "pre-rollback",
+    "post-rollback",
+    "pre-delete",
+    "post-delete",
+];
+
+/// Run the hooks of `event` that a revision kept.
+pub async fn run_recorded(
+    session: &Session,
+    revision: &stack_kube::revision::Revision,
+    event: &str,
+    timeout: Duration,
+) -> Result<(), ReleaseError> {
+    let hooks = crate::load::render::recorded_hooks(&revision.hooks);
+    run(session, &revision.release, &hooks, event, timeout).await
+}
 
 /// Run the hooks of `event`, in order.
 pub(crate) async fn run(
@@ -90,7 +112,7 @@ pub(crate) fn not_run(hooks: &[Hook]) -> Option<String> {
         .collect();
     (!skipped.is_empty()).then(|| {
         format!(
-            "hooks not run: {} (stack runs pre/post-install and pre/post-upgrade hooks)",
+            "hooks not run: {} (stack runs pre/post-install, -upgrade, -rollback and -delete hooks)",
             skipped.join(", ")
         )
     })

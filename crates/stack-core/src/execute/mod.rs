@@ -12,7 +12,7 @@ pub mod event;
 pub(crate) mod feeds;
 pub(crate) mod helm_records;
 pub mod history;
-pub(crate) mod hooks;
+pub mod hooks;
 pub mod interrupt;
 pub mod lock;
 pub mod objects;

@@ -13,7 +13,7 @@ use crate::cluster::live;
 use crate::execute::error::ReleaseError;
 use crate::execute::event::Event;
 use crate::execute::objects::{apply_all, delete_object, wait_ready};
-use crate::execute::{Session, history, readiness, wait};
+use crate::execute::{Session, history, hooks, readiness, wait};
 use stack_kube::object::{Object, ObjectKey};
 use stack_kube::revision::{Revision, State};
 
@@ -100,6 +100,11 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
     // undone one is marked only once it is deployed: a kill at any point
     // leaves a pending revision for the next run to recover.
     history::write(session, &restored).await?;
+    // An interrupted run applied again is no rollback: no rollback hooks.
+    let rolling_back = target.number != undo.undone.number;
+    if rolling_back {
+        hooks::run_recorded(session, &target, "pre-rollback", undo.timeout).await?;
+    }
     let bodies = target.objects.parse();
     let objects: Vec<Object> = bodies
         .iter()
@@ -117,8 +122,11 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         readiness::readiness,
     )
     .await?;
+    if rolling_back {
+        hooks::run_recorded(session, &target, "post-rollback", undo.timeout).await?;
+    }
     history::mark(session, &mut restored, State::Deployed, None).await?;
-    if undo.undone.number != target.number {
+    if rolling_back {
         history::mark(session, &mut undo.undone, undo.state, reason).await?;
     }
     let tidy = async {

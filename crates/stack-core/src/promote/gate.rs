@@ -164,6 +164,7 @@ mod tests {
             finished: None,
             objects: Stored::new(&[web(digest)]),
             tests: Stored::default(),
+            hooks: Stored::default(),
             tests_passed: tests,
             adopted: Vec::new(),
             message: None,

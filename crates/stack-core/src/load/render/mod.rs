@@ -272,6 +272,20 @@ fn render_helm(
     })
 }
 
+/// The hooks a revision kept (as [`split_hooks`] found them).
+pub(crate) fn recorded_hooks(stored: &stack_kube::revision::Stored) -> Vec<Hook> {
+    stored
+        .parse()
+        .iter()
+        .filter_map(|body| {
+            let events = body["metadata"]["annotations"]["helm.sh/hook"]
+                .as_str()
+                .map(list)?;
+            Some(Hook::of(Object::from_body(body, "revision"), events))
+        })
+        .collect()
+}
+
 /// A Helm chart's objects, its tests (`helm.sh/hook: test`) and its other
 /// hooks.
 fn split_hooks(rendered: Vec<Object>) -> (Vec<Object>, Vec<Object>, Vec<Hook>) {
