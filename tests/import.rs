@@ -107,7 +107,7 @@ fn a_helmfile_is_imported_linted_and_deployed() {
 #[test]
 fn what_does_not_convert_is_listed() {
     let test = helmfile_project(
-        "releases:\n  - name: api\n    namespace: shop\n    chart: ./charts/demo\n    values:\n      - podAnnotations: {x: \"{{ .Values.greeting | upper }}\"}\n    hooks: []\nbases: [common.yaml]\n",
+        "releases:\n  - name: api\n    namespace: shop\n    chart: ./charts/demo\n    values:\n      - podAnnotations: {x: \"{{ .Values.greeting | upper }}\"}\n    hooks: []\nhelmfiles: [apps/helmfile.yaml]\n",
     );
     let imported = test
         .stack(&["import", "helmfile", "hf/helmfile.yaml"])
@@ -127,7 +127,7 @@ fn what_does_not_convert_is_listed() {
         imported
             .stdout
             .lines()
-            .any(|l| l.starts_with("`bases`") && l.contains("not imported")),
+            .any(|l| l.starts_with("`helmfiles`") && l.contains("not imported")),
         "{}",
         imported.stdout
     );
@@ -145,4 +145,54 @@ fn a_helmfile_that_is_not_yaml_is_a_located_error_and_writes_nothing() {
         output.stderr
     );
     assert!(!test.path().join("hf/stack.yaml").exists());
+}
+
+#[test]
+fn bases_are_layered_and_a_gotmpl_values_file_that_converts_is_inlined() {
+    let test = helmfile_project(
+        "bases:\n  - bases/environments.yaml\n  - bases/shared.yaml\nreleases:\n  - name: web\n    namespace: shop\n    chart: ./charts/demo\n    values:\n      - values/web.yaml.gotmpl\n      - values/odd.yaml.gotmpl\n",
+    )
+    .file(
+        "hf/bases/environments.yaml",
+        "environments:\n  development:\n    values: [environments/dev.yaml]\n",
+    )
+    .file(
+        "hf/bases/shared.yaml",
+        "helmDefaults: {timeout: 90}\nreleases:\n  - name: db\n    namespace: data\n    chart: ./charts/demo\n",
+    )
+    .file(
+        "hf/values/web.yaml.gotmpl",
+        "podAnnotations:\n  env: {{ .Environment.Name }}\n  owner: \"{{ .Release.Name }}-team\"\n",
+    )
+    .file("hf/values/odd.yaml.gotmpl", "a: {{ .Values.x | upper }}\n");
+    let imported = test
+        .stack(&["import", "helmfile", "hf/helmfile.yaml"])
+        .success();
+    assert!(
+        imported
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("`bases`") && l.contains("2 files layered")),
+        "{}",
+        imported.stdout
+    );
+    assert!(
+        imported.stdout.lines().any(|l| l.starts_with("release web")
+            && l.contains("odd.yaml.gotmpl is a Go template with expressions that do not convert")),
+        "{}",
+        imported.stdout
+    );
+    let stack = test.read("hf/stack.yaml");
+    for expected in [
+        "name: db",
+        "name: web",
+        "timeout: 90s",
+        "environments/dev.yaml",
+        "env: \"{{ environment.name }}\"",
+        "owner: web-team",
+        "values/odd.yaml.gotmpl",
+    ] {
+        assert!(stack.contains(expected), "no `{expected}` in:\n{stack}");
+    }
+    assert!(!stack.contains("web.yaml.gotmpl"), "{stack}");
 }

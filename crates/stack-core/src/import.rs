@@ -1,5 +1,5 @@
-//! `stack import helmfile`: a helmfile.yaml (its `---`-separated parts
-//! merged) into a stack file, and environment values files for the values
+//! `stack import helmfile`: a helmfile.yaml (its `---`-separated parts and
+//! its `bases:` layered) into a stack file, and environment values files for the values
 //! it writes inline. The Go-template expressions people write in
 //! helmfile.yaml become their minijinja equivalents (`{{ .Values.x }}`,
 //! `{{ .Environment.Name }}`, `{{ requiredEnv "X" }}`, `{{ env "X" |
@@ -36,11 +36,6 @@ pub struct Converted {
 /// Read a helmfile.yaml and make the stack that does what it does; paths
 /// in it are made relative to `output`.
 pub fn helmfile(path: &Path, output: &Path) -> Result<Imported, ConfigError> {
-    let text = fs_err::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-        span: None,
-    })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut import = Import {
         base: base.to_path_buf(),
@@ -48,14 +43,17 @@ pub fn helmfile(path: &Path, output: &Path) -> Result<Imported, ConfigError> {
         report: Vec::new(),
         files: Vec::new(),
     };
-    let mut merged = Map::new();
-    for part in text.split("\n---") {
-        let quoted = quote_templates(part);
-        let source = SourceFile::new(path, quoted);
-        let value = crate::yaml::parse_values(&source)?;
-        if let Value::Object(map) = value {
-            merged.extend(map);
-        }
+    let mut read = Vec::new();
+    let merged = layered(path, base, &mut read)?;
+    if read.len() > 1 {
+        import.note(
+            "`bases`",
+            true,
+            format!(
+                "{} files layered under it (maps merged, lists appended, as helmfile does)",
+                read.len() - 1
+            ),
+        );
     }
     let stack = import.stack(&merged);
     let mut files = vec![(
@@ -67,6 +65,57 @@ pub fn helmfile(path: &Path, output: &Path) -> Result<Imported, ConfigError> {
         files,
         report: import.report,
     })
+}
+
+/// A helmfile's parts merged, over its `bases:` (paths relative to the
+/// imported helmfile's folder, bases of bases included), as helmfile
+/// layers them: maps merged, lists appended, the later part winning. A
+/// file already read is not read again.
+fn layered(
+    path: &Path,
+    base: &Path,
+    read: &mut Vec<PathBuf>,
+) -> Result<Map<String, Value>, ConfigError> {
+    let canonical = fs_err::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if read.contains(&canonical) {
+        return Ok(Map::new());
+    }
+    read.push(canonical);
+    let text = fs_err::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+        span: None,
+    })?;
+    let mut own = Map::new();
+    for part in text.split("\n---") {
+        let source = SourceFile::new(path, quote_templates(part));
+        if let Value::Object(map) = crate::yaml::parse_values(&source)? {
+            layer(&mut own, map);
+        }
+    }
+    let mut merged = Map::new();
+    let bases = own.remove("bases");
+    for base_file in bases.iter().filter_map(Value::as_array).flatten() {
+        if let Some(file) = base_file.as_str() {
+            layer(&mut merged, layered(&base.join(file), base, read)?);
+        }
+    }
+    layer(&mut merged, own);
+    Ok(merged)
+}
+
+/// Merge `over` into `under`: maps key by key, lists appended, anything
+/// else replaced.
+fn layer(under: &mut Map<String, Value>, over: Map<String, Value>) {
+    for (key, value) in over {
+        match (under.get_mut(&key), value) {
+            (Some(Value::Object(below)), Value::Object(above)) => layer(below, above),
+            (Some(Value::Array(below)), Value::Array(above)) => below.extend(above),
+            (_, value) => {
+                under.insert(key, value);
+            }
+        }
+    }
 }
 
 fn header() -> String {
@@ -112,7 +161,7 @@ impl Import {
                 other => self.note(
                     format!("`{other}`"),
                     false,
-                    "not imported: stack has no equivalent yet (bases: import each file; helmfiles: import each)",
+                    "not imported: stack has no equivalent yet (helmfiles: import each)",
                 ),
             }
         }
@@ -279,10 +328,13 @@ impl Import {
         for item in value.as_array().into_iter().flatten() {
             match item {
                 Value::String(path) if path.ends_with(".gotmpl") => {
-                    problems.push(format!(
-                        "{path} is a Go template (render it, or rewrite it as values)"
-                    ));
-                    list.push(json!(self.path(path)));
+                    match self.template_values(path, names) {
+                        Ok(values) => list.push(values),
+                        Err(problem) => {
+                            problems.push(problem);
+                            list.push(json!(self.path(path)));
+                        }
+                    }
                 }
                 Value::String(path) => list.push(json!(self.path(path))),
                 other => {
@@ -293,6 +345,33 @@ impl Import {
             }
         }
         Value::Array(list)
+    }
+
+    /// A `.gotmpl` values file whose expressions all convert: its values,
+    /// converted, inline (a release's inline values are minijinja
+    /// templates in stack). Why not, otherwise.
+    fn template_values(&self, path: &str, names: (&str, &str)) -> Result<Value, String> {
+        let refused = |why: &str| {
+            format!("{path} is a Go template {why} (render it, or rewrite it as values)")
+        };
+        let text = fs_err::read_to_string(self.base.join(path)).map_err(|e| {
+            refused(&format!(
+                "that cannot be read ({})",
+                crate::diagnostic::io_reason(&e)
+            ))
+        })?;
+        let source = SourceFile::new(Path::new(path), quote_templates(&text));
+        let values = crate::yaml::parse_values(&source)
+            .map_err(|_| refused("that is not YAML once its expressions are quoted"))?;
+        let converted = convert_value(&values, Some(names));
+        let left = unconverted(&converted);
+        if !left.is_empty() {
+            return Err(refused(&format!(
+                "with expressions that do not convert: {}",
+                left.join(", ")
+            )));
+        }
+        Ok(converted)
     }
 
     /// A list of helmfile paths, relative to the output folder.
