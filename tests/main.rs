@@ -23,4 +23,5 @@ mod real_faults;
 mod secrets;
 mod selection;
 mod simulator;
+mod strategies;
 mod values;

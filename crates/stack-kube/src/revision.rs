@@ -122,6 +122,10 @@ pub struct Revision {
     /// when it is destroyed.
     #[serde(default)]
     pub hooks: Stored,
+    /// Where a blue/green release stands after this revision: which colour
+    /// serves, which one still runs beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests_passed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +134,22 @@ pub struct Revision {
     /// label (`Kind/namespace/name`): a rollback never deletes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adopted: Vec<String>,
+}
+
+/// A blue/green release's colours after a revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// `blue` or `green`: what the switched Services select.
+    pub active: String,
+    /// The colour that served before, kept running for an instant
+    /// rollback; `None` on a first deploy or once it is scaled away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// When the previous colour may be scaled away (RFC 3339); `None`:
+    /// at the next deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_until: Option<String>,
 }
 
 /// Every object any of these revisions adopted.
@@ -233,6 +253,7 @@ mod tests {
             objects: Stored::new(&[json!({"kind": "ConfigMap"})]),
             tests: Stored::default(),
             hooks: Stored::default(),
+            rollout: None,
             tests_passed: None,
             message: None,
             adopted: Vec::new(),

@@ -172,6 +172,7 @@ async fn run(
         objects: Stored::new(rendered.objects.iter().map(|o| &o.body)),
         tests: Stored::new(rendered.tests.iter().map(|o| &o.body)),
         hooks: Stored::new(rendered.hooks.iter().map(|h| &h.object.body)),
+        rollout: rendered.rollout.clone(),
         tests_passed: None,
         message: None,
         adopted: adopted(plan).iter().map(ToString::to_string).collect(),
@@ -225,15 +226,15 @@ async fn steps(
         ("pre-upgrade", "post-upgrade")
     };
     hooks::run(session, id, &rendered.hooks, pre, timeout).await?;
-    Strategy::of(release)
-        .roll_out(session, release, rendered, plan)
-        .await?;
+    let strategy = Strategy::of(release);
+    strategy.roll_out(session, release, rendered, plan).await?;
     hooks::run(session, id, &rendered.hooks, post, timeout).await?;
     if tests_enabled(session, release) && !rendered.tests.is_empty() {
         let result = test_jobs::run(session, id, &rendered.tests, timeout).await;
         revision.tests_passed = Some(result.is_ok());
         result?;
     }
+    strategy.switch(session, release, rendered, plan).await?;
     for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
         delete_change(session, change).await?;
         session.reporter.event(

@@ -60,6 +60,11 @@ pub enum Event {
         /// `pre-install`, `post-upgrade`, …
         at: String,
     },
+    /// A blue/green release's Services now select its new colour.
+    Switched {
+        services: Vec<String>,
+        colour: String,
+    },
     /// The release's test jobs are running.
     RunningTests {
         count: usize,
@@ -198,6 +203,9 @@ impl fmt::Display for Event {
             Self::Deleted { object } => write!(f, "deleted {object}"),
             Self::WaitingFor { object, status } => write!(f, "waiting for {object}: {status}"),
             Self::RunningHook { hook, at } => write!(f, "running {at} hook {hook}"),
+            Self::Switched { services, colour } => {
+                write!(f, "switched {} to {colour}", services.join(", "))
+            }
             Self::RunningTests { count } => write!(f, "running {count} test(s)"),
             Self::TestsPassed => f.write_str("tests passed"),
             Self::Deployed { revision, duration } => {

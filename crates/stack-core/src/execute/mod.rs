@@ -4,6 +4,7 @@
 //! that does I/O.
 
 pub mod apply;
+pub mod blue_green;
 pub mod countdown;
 pub mod deploy;
 pub(crate) mod diagnose;

@@ -13,7 +13,7 @@ use crate::cluster::live;
 use crate::execute::error::ReleaseError;
 use crate::execute::event::Event;
 use crate::execute::objects::{apply_all, delete_object, wait_ready};
-use crate::execute::{Session, history, hooks, readiness, wait};
+use crate::execute::{Session, blue_green, history, hooks, readiness, wait};
 use stack_kube::object::{Object, ObjectKey};
 use stack_kube::revision::{Revision, State};
 
@@ -96,6 +96,14 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         message: Some(restore_message(&target, &undo)),
         ..target.clone()
     };
+    // A blue/green switch back writes only what differs from the deployed
+    // revision it leaves (the Services): both colours already run.
+    let mut running = Vec::new();
+    if let Some((objects, rollout)) = blue_green::rollback_switch(&target, &undo.undone) {
+        restored.objects = objects;
+        restored.rollout = Some(rollout);
+        running = undo.undone.objects.parse();
+    }
     // The restoring revision is pending before anything changes, and the
     // undone one is marked only once it is deployed: a kill at any point
     // leaves a pending revision for the next run to recover.
@@ -105,12 +113,15 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
     if rolling_back {
         hooks::run_recorded(session, &target, "pre-rollback", undo.timeout).await?;
     }
-    let bodies = target.objects.parse();
+    let bodies = restored.objects.parse();
     let objects: Vec<Object> = bodies
         .iter()
         .map(|body| Object::from_body(body, "revision"))
         .collect();
-    let mut refs: Vec<&Object> = objects.iter().collect();
+    let mut refs: Vec<&Object> = objects
+        .iter()
+        .filter(|object| !running.contains(&object.body))
+        .collect();
     let applied = apply_all(session, &id, &mut refs, &bodies, undo.timeout, true).await?;
     remove_extra(session, &undo, &bodies).await?;
     wait_ready(

@@ -1,34 +1,44 @@
 //! How a release's new objects take over from its old ones: the step of a
-//! deploy between "revision recorded as pending" and "tests". `Rolling`
-//! (the default, and today's only one) applies every changed object at once
-//! and lets each workload's own rolling update replace its pods, then waits
-//! for readiness. Blue/green and canary strategies are the variants planned
-//! next; each rolls out and waits in its own way, and the steps around it
-//! (tests, prune, the revision's record, rollback) stay the same.
+//! deploy between "revision recorded as pending" and "tests", and the
+//! switch after the tests. `Rolling` (the default) applies every changed
+//! object at once and lets each workload's own rolling update replace its
+//! pods, then waits for readiness; it has no switch. `BlueGreen` applies
+//! the new colour (everything but the Services it switches), waits for it,
+//! and — once the tests passed — switches the Services' selectors to it,
+//! one write each (see `blue_green`). The steps around them (hooks, tests,
+//! prune, the revision's record, rollback) stay the same.
 
 use std::collections::BTreeSet;
 
 use crate::execute::Session;
+use crate::execute::blue_green;
 use crate::execute::error::ReleaseError;
+use crate::execute::event::Event;
 use crate::execute::objects::{apply_all, wait_ready};
 use crate::execute::readiness;
+use crate::load::config::{BlueGreenSpec, StrategySpec};
 use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 use crate::plan::{Action, ReleasePlan};
 use stack_kube::object::Object;
 
 /// How a release is rolled out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Strategy {
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum Strategy<'a> {
     /// Apply what changed; each workload rolls its pods over by itself.
     #[default]
     Rolling,
+    /// Bring up the idle colour, then switch the Services to it.
+    BlueGreen(&'a BlueGreenSpec),
 }
 
-impl Strategy {
-    /// The strategy a release declares (every release rolls today).
-    pub fn of(_release: &Release) -> Self {
-        Self::Rolling
+impl<'a> Strategy<'a> {
+    /// The strategy a release declares.
+    pub fn of(release: &'a Release) -> Self {
+        match &release.options.strategy {
+            StrategySpec::Rolling => Self::Rolling,
+            StrategySpec::BlueGreen(spec) => Self::BlueGreen(spec),
+        }
     }
 
     /// Bring the release's changed objects into the cluster and, unless the
@@ -40,40 +50,98 @@ impl Strategy {
         rendered: &RenderedRelease,
         plan: &ReleasePlan,
     ) -> Result<(), ReleaseError> {
-        match self {
-            Self::Rolling => rolling(session, release, rendered, plan).await,
+        let held = |object: &Object| match self {
+            Self::Rolling => false,
+            Self::BlueGreen(spec) => blue_green::is_switched(spec, object),
+        };
+        rolling(session, release, rendered, plan, &held).await
+    }
+
+    /// After the tests: point the switched Services at the new colour.
+    pub(crate) async fn switch(
+        self,
+        session: &Session,
+        release: &Release,
+        rendered: &RenderedRelease,
+        plan: &ReleasePlan,
+    ) -> Result<(), ReleaseError> {
+        let Self::BlueGreen(spec) = self else {
+            return Ok(());
+        };
+        let changed = changed_keys(plan);
+        let mut services: Vec<&Object> = rendered
+            .objects
+            .iter()
+            .filter(|o| blue_green::is_switched(spec, o) && changed.contains(&o.key()))
+            .collect();
+        if services.is_empty() {
+            return Ok(());
         }
+        let previous = previous_bodies(plan);
+        let names = services.iter().map(|s| s.name.clone()).collect();
+        apply_all(
+            session,
+            &release.id,
+            &mut services,
+            &previous,
+            release.options.timeout,
+            false,
+        )
+        .await?;
+        let colour = rendered
+            .rollout
+            .as_ref()
+            .map(|r| r.active.clone())
+            .unwrap_or_default();
+        session.reporter.event(
+            &release.id,
+            &Event::Switched {
+                services: names,
+                colour,
+            },
+        );
+        Ok(())
     }
 }
 
+/// The objects a plan creates or changes.
+fn changed_keys(plan: &ReleasePlan) -> BTreeSet<stack_kube::object::ObjectKey> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action != Action::Delete)
+        .map(|c| c.key.clone())
+        .collect()
+}
+
+/// The objects of the release's deployed revision, as stored.
+fn previous_bodies(plan: &ReleasePlan) -> Vec<serde_json::Value> {
+    plan.deployed
+        .as_ref()
+        .map(|p| p.objects.parse())
+        .unwrap_or_default()
+}
+
+/// Apply what changed (but the `held` objects) and wait for the rest.
 async fn rolling(
     session: &Session,
     release: &Release,
     rendered: &RenderedRelease,
     plan: &ReleasePlan,
+    held: &(dyn Fn(&Object) -> bool + Sync),
 ) -> Result<(), ReleaseError> {
     let (id, timeout) = (&release.id, release.options.timeout);
-    let changed: BTreeSet<_> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Delete)
-        .map(|c| c.key.clone())
-        .collect();
+    let changed = changed_keys(plan);
     let mut objects: Vec<&Object> = rendered
         .objects
         .iter()
-        .filter(|o| changed.contains(&o.key()))
+        .filter(|o| changed.contains(&o.key()) && !held(o))
         .collect();
-    let previous = plan
-        .deployed
-        .as_ref()
-        .map(|p| p.objects.parse())
-        .unwrap_or_default();
+    let previous = previous_bodies(plan);
     // Taking over from helm: helm's field manager owns the fields.
     let adopting = session.options.adopt_helm && plan.changes.iter().any(|c| c.helm.is_some());
     let applied = apply_all(session, id, &mut objects, &previous, timeout, adopting).await?;
     if release.options.wait && session.options.wait {
-        let all: Vec<&Object> = rendered.objects.iter().collect();
+        let all: Vec<&Object> = rendered.objects.iter().filter(|o| !held(o)).collect();
         wait_ready(session, id, &all, &applied, timeout, readiness::readiness).await?;
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod project;
 pub mod release;
 pub mod render;
 pub mod resolve;
+pub(crate) mod strategy;
 pub mod validate;
 pub mod values;
 

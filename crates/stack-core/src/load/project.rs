@@ -213,6 +213,17 @@ impl Project {
         }
         fix_custom_scopes(&mut rendered);
         check_duplicates(&rendered)?;
+        let strategies: Vec<Error> = indices
+            .iter()
+            .zip(&rendered)
+            .flat_map(|(&index, release)| {
+                crate::load::strategy::check(&self.releases[index], release)
+            })
+            .map(Error::from)
+            .collect();
+        if !strategies.is_empty() {
+            return Err(Errors(strategies));
+        }
         Ok(rendered)
     }
 }

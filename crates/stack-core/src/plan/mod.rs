@@ -246,11 +246,13 @@ pub fn last_deployed(history: &[Arc<Revision>]) -> Option<&Arc<Revision>> {
 /// values moved elsewhere in the environment (environment values reach
 /// every release, most of them unused by most releases).
 pub(crate) fn renders_unchanged(revision: &Revision, rendered: &RenderedRelease) -> bool {
-    let same = |stored: &[Value], now: &[stack_kube::object::Object]| {
-        stored.len() == now.len() && stored.iter().zip(now).all(|(s, o)| *s == o.body)
-    };
-    same(&revision.objects.parse(), &rendered.objects)
-        && same(&revision.tests.parse(), &rendered.tests)
+    objects_unchanged(&revision.objects.parse(), &rendered.objects)
+        && objects_unchanged(&revision.tests.parse(), &rendered.tests)
+}
+
+/// Whether stored bodies are these objects', in order.
+pub(crate) fn objects_unchanged(stored: &[Value], now: &[stack_kube::object::Object]) -> bool {
+    stored.len() == now.len() && stored.iter().zip(now).all(|(s, o)| *s == o.body)
 }
 
 fn deletion(key: &ObjectKey, object: &LiveObject) -> Change {

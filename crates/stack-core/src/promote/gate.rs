@@ -165,6 +165,7 @@ mod tests {
             objects: Stored::new(&[web(digest)]),
             tests: Stored::default(),
             hooks: Stored::default(),
+            rollout: None,
             tests_passed: tests,
             adopted: Vec::new(),
             message: None,

@@ -147,6 +147,42 @@ pub struct ReleaseOptions {
     pub create_namespace: bool,
     pub tests: bool,
     pub history_max: u32,
+    /// How a new version takes over (`strategy:`).
+    pub strategy: StrategySpec,
+}
+
+/// How a release's new version takes over from the running one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum StrategySpec {
+    /// Each workload rolls its pods over by itself (no `strategy:`).
+    #[default]
+    Rolling,
+    BlueGreen(BlueGreenSpec),
+}
+
+/// `strategy: {blueGreen: …}`: the release's Deployments run in two
+/// colours; a deploy brings up the idle colour and, once it is ready and
+/// tested, switches the named Services' selectors to it.
+#[derive(Debug, Clone)]
+pub struct BlueGreenSpec {
+    /// The Services (rendered by the release) whose selector switches.
+    pub services: Vec<String>,
+    /// Also a `<service>-preview` Service selecting the new colour.
+    pub preview_service: bool,
+    /// How long the previous colour stays at full size; `None`: until the
+    /// next deploy.
+    pub keep_previous: Option<Duration>,
+    /// Where `strategy:` is written.
+    pub span: Span,
+    /// Where the Services are named (`strategy:` when they are not).
+    pub service_span: Span,
+}
+
+impl PartialEq for BlueGreenSpec {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.services, self.preview_service, self.keep_previous)
+            == (&other.services, other.preview_service, other.keep_previous)
+    }
 }
 
 impl Default for ReleaseOptions {
@@ -159,6 +195,7 @@ impl Default for ReleaseOptions {
             create_namespace: defaults.create_namespace,
             tests: defaults.tests,
             history_max: defaults.history_max,
+            strategy: StrategySpec::Rolling,
         }
     }
 }

@@ -173,6 +173,9 @@ pub struct RenderedRelease {
     pub hooks: Vec<Hook>,
     /// The merged values the objects were rendered from.
     pub values: Value,
+    /// A blue/green release's colours once this render is deployed (set
+    /// when the plan shapes it for the live colours).
+    pub rollout: Option<stack_kube::revision::Rollout>,
 }
 
 /// A Helm hook (`helm.sh/hook`): run at its events, never one of the
@@ -269,6 +272,7 @@ fn render_helm(
         tests,
         hooks,
         values,
+        rollout: None,
     })
 }
 
@@ -360,6 +364,7 @@ fn render_templates(
         tests,
         hooks: Vec::new(),
         values,
+        rollout: None,
     })
 }
 

@@ -1,0 +1,385 @@
+//! Blue/green releases (`strategy: {blueGreen: …}`): the release's
+//! Deployments run in two colours, `<name>-blue` and `<name>-green`, each
+//! labelled `stack.dev/color` (metadata, selector and pod template); the
+//! Services the strategy names select the active colour.
+//!
+//! Before a plan, each blue/green release's render is shaped for its live
+//! colours, read from its deployed revision's `rollout` record:
+//! - when the release renders as it was deployed, the objects keep the
+//!   active colour (nothing to write), and the previous colour is scaled
+//!   to zero once its `keepPrevious` time has passed;
+//! - otherwise the new version goes to the idle colour (blue on a first
+//!   deploy), and the active colour's Deployments are kept as they run, so
+//!   that neither the plan nor the prune touches them: they serve until
+//!   the switch and stay for an instant rollback.
+//!
+//! The switched Services are applied last, after the new colour is ready
+//! and tested (`Strategy::switch`); anything failing before leaves them
+//! selecting the active colour.
+
+use serde_json::Value;
+
+use crate::execute::{EngineError, Session};
+use crate::load::config::{BlueGreenSpec, StrategySpec};
+use crate::load::project::Project;
+use crate::load::render::RenderedRelease;
+use stack_kube::object::Object;
+use stack_kube::revision::{Revision, Rollout};
+
+/// The label that tells a release's colours apart.
+pub const COLOR_LABEL: &str = "stack.dev/color";
+
+fn other(colour: &str) -> &'static str {
+    if colour == "blue" { "green" } else { "blue" }
+}
+
+/// The blue/green spec of a release, if it has one.
+pub(crate) fn spec_of(project: &Project, index: usize) -> Option<&BlueGreenSpec> {
+    match &project.releases[index].options.strategy {
+        StrategySpec::BlueGreen(spec) => Some(spec),
+        StrategySpec::Rolling => None,
+    }
+}
+
+/// Whether any of these releases is blue/green.
+pub fn any(project: &Project, rendered: &[(usize, RenderedRelease)]) -> bool {
+    rendered
+        .iter()
+        .any(|(index, _)| spec_of(project, *index).is_some())
+}
+
+/// Shape every blue/green release of `rendered` for its live colours (see
+/// the module). Without one, `rendered` is returned as it is and the
+/// cluster is not asked anything.
+pub async fn shape(
+    session: &Session,
+    project: &Project,
+    mut rendered: Vec<(usize, RenderedRelease)>,
+) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
+    if rendered
+        .iter()
+        .all(|(index, _)| spec_of(project, *index).is_none())
+    {
+        return Ok(rendered);
+    }
+    let (history, _) = crate::cluster::live::history(&session.client)
+        .await
+        .map_err(EngineError::api("cannot read release history"))?;
+    let now = stack_kube::clock::now();
+    for (index, release) in &mut rendered {
+        let Some(spec) = spec_of(project, *index) else {
+            continue;
+        };
+        let deployed = history
+            .get(&release.id)
+            .and_then(|revisions| crate::plan::last_deployed(revisions));
+        *release = shape_release(spec, release, deployed.map(AsRef::as_ref), &now);
+    }
+    Ok(rendered)
+}
+
+/// One release's render shaped for the colours its deployed revision left.
+pub(crate) fn shape_release(
+    spec: &BlueGreenSpec,
+    rendered: &RenderedRelease,
+    deployed: Option<&Revision>,
+    now: &str,
+) -> RenderedRelease {
+    let stored = deployed.map(|r| r.objects.parse()).unwrap_or_default();
+    if let Some(rollout) = deployed.and_then(|r| r.rollout.as_ref()) {
+        let idle = other(&rollout.active);
+        let steady = paint(spec, rendered, &rollout.active, kept(&stored, idle, false));
+        if crate::plan::objects_unchanged(&stored, &steady.objects) {
+            let expired = rollout
+                .keep_until
+                .as_deref()
+                .is_some_and(|until| until <= now);
+            if !expired {
+                return RenderedRelease {
+                    rollout: Some(rollout.clone()),
+                    ..steady
+                };
+            }
+            let scaled = paint(spec, rendered, &rollout.active, kept(&stored, idle, true));
+            return RenderedRelease {
+                rollout: Some(Rollout {
+                    active: rollout.active.clone(),
+                    previous: None,
+                    keep_until: None,
+                }),
+                ..scaled
+            };
+        }
+    }
+    let active = deployed
+        .and_then(|r| r.rollout.as_ref())
+        .map(|r| r.active.clone());
+    let new = active.as_deref().map_or("blue", other);
+    let shaped = paint(spec, rendered, new, kept(&stored, other(new), false));
+    RenderedRelease {
+        rollout: Some(Rollout {
+            active: new.to_string(),
+            previous: active,
+            keep_until: spec.keep_previous.map(stack_kube::clock::after),
+        }),
+        ..shaped
+    }
+}
+
+/// A rollback by hand of a deployed blue/green revision to an earlier one
+/// with the other colour active: the earlier revision's objects, but the
+/// colour being left kept as it runs (not the earlier revision's copy of
+/// it), so the rollback is the Services' switch and nothing else; and the
+/// colours that leaves. `None` when the rollback is not such a switch (a
+/// failed deploy's new colour is removed, as any failure's objects are).
+pub(crate) fn rollback_switch(
+    target: &Revision,
+    undone: &Revision,
+) -> Option<(stack_kube::revision::Stored, Rollout)> {
+    let back_to = &target.rollout.as_ref()?.active;
+    let leaving = &undone.rollout.as_ref()?.active;
+    if undone.state != stack_kube::revision::State::Deployed || back_to == leaving {
+        return None;
+    }
+    let running = kept(&undone.objects.parse(), leaving, false);
+    let mut objects: Vec<Value> = target
+        .objects
+        .parse()
+        .into_iter()
+        .filter(|body| {
+            !(body["kind"] == "Deployment"
+                && body["metadata"]["labels"][COLOR_LABEL] == leaving.as_str())
+        })
+        .collect();
+    objects.extend(running.into_iter().map(|object| object.body));
+    let rollout = Rollout {
+        active: back_to.clone(),
+        previous: Some(leaving.clone()),
+        keep_until: undone.rollout.as_ref()?.keep_until.clone(),
+    };
+    Some((stack_kube::revision::Stored::new(&objects), rollout))
+}
+
+/// The Deployments of colour `colour` a revision stored, as they run (or
+/// scaled to zero).
+fn kept(stored: &[Value], colour: &str, scale_to_zero: bool) -> Vec<Object> {
+    stored
+        .iter()
+        .filter(|body| {
+            body["kind"] == "Deployment" && body["metadata"]["labels"][COLOR_LABEL] == colour
+        })
+        .map(|body| {
+            let mut object = Object::from_body(body, "the previous colour");
+            if scale_to_zero {
+                object.body["spec"]["replicas"] = Value::from(0);
+            }
+            object
+        })
+        .collect()
+}
+
+/// The render in `colour`: Deployments renamed and labelled, the switched
+/// Services selecting it (and their previews, when asked for), then the
+/// other colour's `kept` Deployments.
+fn paint(
+    spec: &BlueGreenSpec,
+    rendered: &RenderedRelease,
+    colour: &str,
+    kept: Vec<Object>,
+) -> RenderedRelease {
+    let mut objects = Vec::with_capacity(rendered.objects.len() + kept.len());
+    for object in &rendered.objects {
+        let mut object = object.clone();
+        if object.kind == "Deployment" {
+            colour_deployment(&mut object, colour);
+        } else if is_switched(spec, &object) {
+            object.body["spec"]["selector"][COLOR_LABEL] = Value::from(colour);
+            if spec.preview_service {
+                objects.push(object.clone());
+                object = preview(object);
+            }
+        }
+        objects.push(object);
+    }
+    objects.extend(kept);
+    RenderedRelease {
+        objects,
+        ..rendered.clone()
+    }
+}
+
+/// Whether `object` is one of the Services the strategy switches.
+pub(crate) fn is_switched(spec: &BlueGreenSpec, object: &Object) -> bool {
+    object.kind == "Service" && spec.services.contains(&object.name)
+}
+
+fn colour_deployment(object: &mut Object, colour: &str) {
+    object.name = format!("{}-{colour}", object.name);
+    let body = &mut object.body;
+    body["metadata"]["name"] = Value::from(object.name.clone());
+    body["metadata"]["labels"][COLOR_LABEL] = Value::from(colour);
+    body["spec"]["selector"]["matchLabels"][COLOR_LABEL] = Value::from(colour);
+    body["spec"]["template"]["metadata"]["labels"][COLOR_LABEL] = Value::from(colour);
+}
+
+/// `<service>-preview`: the Service's copy that selects the new colour
+/// (addresses the cluster assigns are left to it).
+fn preview(mut service: Object) -> Object {
+    service.name = format!("{}-preview", service.name);
+    let body = &mut service.body;
+    body["metadata"]["name"] = Value::from(service.name.clone());
+    if let Some(spec) = body["spec"].as_object_mut() {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    if let Some(ports) = body["spec"]["ports"].as_array_mut() {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            port.remove("nodePort");
+        }
+    }
+    service
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(preview: bool) -> BlueGreenSpec {
+        let span = crate::diagnostic::Span::file_start(&crate::diagnostic::SourceFile::new(
+            "stack.yaml",
+            "",
+        ));
+        BlueGreenSpec {
+            services: vec!["web".into()],
+            preview_service: preview,
+            keep_previous: None,
+            service_span: span.clone(),
+            span,
+        }
+    }
+
+    fn rendered(image: &str) -> RenderedRelease {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": image}]}}}});
+        let service = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+        RenderedRelease {
+            id: "shop/web".into(),
+            objects: vec![
+                Object::from_body(&deployment, "templates/deployment.yaml"),
+                Object::from_body(&service, "templates/service.yaml"),
+            ],
+            tests: Vec::new(),
+            hooks: Vec::new(),
+            values: json!({}),
+            rollout: None,
+        }
+    }
+
+    fn deployed(shaped: &RenderedRelease) -> Revision {
+        let bodies: Vec<&Value> = shaped.objects.iter().map(|o| &o.body).collect();
+        let mut revision: Revision = serde_json::from_value(json!({
+            "release": "shop/web", "number": 1, "state": "deployed", "chart": "web",
+            "valuesDigest": "", "started": "2026-12-07T00:00:00Z", "objects": bodies}))
+        .unwrap();
+        revision.rollout.clone_from(&shaped.rollout);
+        revision
+    }
+
+    fn names(release: &RenderedRelease) -> Vec<String> {
+        release.objects.iter().map(|o| o.name.clone()).collect()
+    }
+
+    #[test]
+    fn a_first_deploy_is_blue_and_a_change_goes_to_green_beside_it() {
+        let first = shape_release(
+            &spec(true),
+            &rendered("web:1"),
+            None,
+            "2026-12-07T00:00:00Z",
+        );
+        assert_eq!(names(&first), ["web-blue", "web", "web-preview"]);
+        assert_eq!(first.rollout.as_ref().unwrap().active, "blue");
+        assert_eq!(
+            first.objects[1].body["spec"]["selector"][COLOR_LABEL],
+            "blue"
+        );
+
+        let revision = deployed(&first);
+        let same = shape_release(
+            &spec(true),
+            &rendered("web:1"),
+            Some(&revision),
+            "2026-12-07T00:01:00Z",
+        );
+        assert_eq!(
+            names(&same),
+            names(&first),
+            "an unchanged release stays blue"
+        );
+        assert!(crate::plan::objects_unchanged(
+            &revision.objects.parse(),
+            &same.objects
+        ));
+
+        let second = shape_release(
+            &spec(true),
+            &rendered("web:2"),
+            Some(&revision),
+            "2026-12-07T00:02:00Z",
+        );
+        assert_eq!(
+            names(&second),
+            ["web-green", "web", "web-preview", "web-blue"]
+        );
+        let rollout = second.rollout.as_ref().unwrap();
+        assert_eq!(
+            (rollout.active.as_str(), rollout.previous.as_deref()),
+            ("green", Some("blue"))
+        );
+        assert_eq!(
+            second.objects[3].body, first.objects[0].body,
+            "blue kept as it runs"
+        );
+    }
+
+    #[test]
+    fn the_previous_colour_is_scaled_away_once_its_time_has_passed() {
+        let mut with_keep = spec(false);
+        with_keep.keep_previous = Some(std::time::Duration::from_secs(60));
+        let first = shape_release(&with_keep, &rendered("web:1"), None, "2026-12-07T00:00:00Z");
+        let second = shape_release(
+            &with_keep,
+            &rendered("web:2"),
+            Some(&deployed(&first)),
+            "2026-12-07T00:00:00Z",
+        );
+        let mut revision = deployed(&second);
+        revision.rollout.as_mut().unwrap().keep_until = Some("2026-12-07T01:00:00Z".into());
+        let before = shape_release(
+            &with_keep,
+            &rendered("web:2"),
+            Some(&revision),
+            "2026-12-07T00:30:00Z",
+        );
+        assert!(crate::plan::objects_unchanged(
+            &revision.objects.parse(),
+            &before.objects
+        ));
+        let after = shape_release(
+            &with_keep,
+            &rendered("web:2"),
+            Some(&revision),
+            "2026-12-07T01:00:00Z",
+        );
+        let blue = after.objects.iter().find(|o| o.name == "web-blue").unwrap();
+        assert_eq!(blue.body["spec"]["replicas"], 0);
+        assert_eq!(after.rollout.unwrap().previous, None);
+    }
+}

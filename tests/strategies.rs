@@ -1,0 +1,301 @@
+//! Deployment strategies: a blue/green release brings up its idle colour,
+//! tests it, then switches its Services in one write each; a failure
+//! before the switch leaves the active colour serving; a rollback while
+//! the previous colour runs is the switch back and nothing else. Every
+//! output is leak-checked by the harness.
+
+use serde_json::Value;
+
+use crate::harness::{Server, Test, metric, shows_all};
+
+const TEST_FAULT: &str = "testAnnotations.sim\\.stack\\.dev/fail";
+
+/// The example platform with its backend blue/green, with a preview
+/// Service.
+fn blue_green() -> Test {
+    let test = Test::example();
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+        "    needs: [data/postgres]\n    tests: true\n",
+        "    needs: [data/postgres]\n    tests: true\n    strategy:\n      blueGreen:\n        service: backend\n        previewService: true\n",
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+    test
+}
+
+fn deployment(server: &Server, name: &str) -> Value {
+    server.get(&format!("/apis/apps/v1/namespaces/apps/deployments/{name}"))
+}
+
+fn service(server: &Server, name: &str) -> Value {
+    server.get(&format!("/api/v1/namespaces/apps/services/{name}"))
+}
+
+fn image(deployment: &Value) -> &str {
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// The colour a Service selects.
+fn selects(service: &Value) -> &str {
+    service["spec"]["selector"]["stack.dev/color"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// Deploy backend 1.5.0 (blue), then 1.6.0 (green).
+fn deployed_twice() -> Test {
+    let test = blue_green();
+    test.stack(&["apply", "-q"]).success();
+    test.stack(&[
+        "apply",
+        "-q",
+        "-l",
+        "name=backend",
+        "--set",
+        "images.backend.tag=1.6.0",
+    ])
+    .success();
+    test
+}
+
+#[test]
+fn a_blue_green_release_deploys_the_idle_colour_and_switches_its_service_after_the_tests() {
+    let test = blue_green();
+    let first = test.stack(&["apply"]).success();
+    assert!(
+        first
+            .stderr
+            .contains("[apps/backend] switched backend to blue"),
+        "{}",
+        first.stderr
+    );
+    let server = Server::start(test.path(), &[]);
+    let blue = deployment(&server, "backend-blue");
+    assert_eq!(blue["metadata"]["labels"]["stack.dev/color"], "blue");
+    assert_eq!(
+        blue["spec"]["template"]["metadata"]["labels"]["stack.dev/color"],
+        "blue"
+    );
+    assert_eq!(blue["status"]["readyReplicas"], 1);
+    assert_eq!(
+        deployment(&server, "backend")["code"],
+        404,
+        "no uncoloured copy"
+    );
+    assert_eq!(selects(&service(&server, "backend")), "blue");
+    assert_eq!(selects(&service(&server, "backend-preview")), "blue");
+    drop(server);
+    test.stack(&["diff", "--detailed-exitcode"]).code(0);
+    let again = test.stack(&["apply"]).success();
+    assert!(
+        again
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("apps/backend") && l.contains("unchanged")),
+        "an unchanged release keeps its colour:\n{}",
+        again.stdout
+    );
+
+    let second = test
+        .stack(&[
+            "apply",
+            "-l",
+            "name=backend",
+            "--set",
+            "images.backend.tag=1.6.0",
+        ])
+        .success();
+    let events = &second.stderr;
+    let at = |text: &str| {
+        events
+            .find(text)
+            .unwrap_or_else(|| panic!("no `{text}` in:\n{events}"))
+    };
+    assert!(at("waiting for Deployment/backend-green") < at("tests passed"));
+    assert!(at("tests passed") < at("switched backend to green"));
+    let server = Server::start(test.path(), &[]);
+    let green = deployment(&server, "backend-green");
+    assert_eq!(image(&green), "registry.example.com/shop/backend:1.6.0");
+    let blue = deployment(&server, "backend-blue");
+    assert_eq!(
+        image(&blue),
+        "registry.example.com/shop/backend:1.5.0",
+        "the previous colour runs on, unchanged"
+    );
+    assert_eq!(blue["status"]["readyReplicas"], 1);
+    assert_eq!(selects(&service(&server, "backend")), "green");
+}
+
+#[test]
+fn a_failure_before_the_switch_leaves_the_active_colour_serving_and_removes_the_new_one() {
+    let test = blue_green();
+    test.stack(&["apply", "-q"]).success();
+    let server = Server::start(test.path(), &[]);
+    let before = service(&server, "backend")["metadata"]["resourceVersion"].clone();
+    drop(server);
+    let fault = format!("{TEST_FAULT}=job-failed");
+    let failed = test
+        .stack(&[
+            "apply",
+            "-l",
+            "name=backend",
+            "--set",
+            "images.backend.tag=1.6.0",
+            "--set",
+            &fault,
+        ])
+        .code(3);
+    shows_all(
+        &failed.stderr,
+        &["test failed: Job/backend-smoke-test failed", "rolled back"],
+    );
+    assert!(!failed.stderr.contains("switched"), "{}", failed.stderr);
+    let server = Server::start(test.path(), &[]);
+    let backend = service(&server, "backend");
+    assert_eq!(selects(&backend), "blue");
+    assert_eq!(
+        backend["metadata"]["resourceVersion"], before,
+        "the switched Service was never written"
+    );
+    assert_eq!(deployment(&server, "backend-green")["code"], 404);
+    assert_eq!(
+        image(&deployment(&server, "backend-blue")),
+        "registry.example.com/shop/backend:1.5.0"
+    );
+}
+
+#[test]
+fn a_rollback_while_the_previous_colour_runs_switches_the_services_back_and_keeps_both() {
+    let test = deployed_twice();
+    let server = Server::start(test.path(), &[]);
+    let applies = |resource: &str| {
+        let labels = [
+            ("verb", "apply"),
+            ("resource", resource),
+            ("dry_run", "false"),
+        ];
+        metric(&server.metrics(), "stack_simulator_requests_total", &labels)
+    };
+    let before = (
+        server.mutating(),
+        applies("services"),
+        applies("deployments"),
+    );
+    let rolled_back = test.stack(&["rollback", "apps/backend"]).success();
+    let writes = server.mutating() - before.0;
+    assert_eq!(
+        (
+            applies("services") - before.1,
+            applies("deployments") - before.2
+        ),
+        (2, 0),
+        "one write per Service (backend and its preview), none to the Deployments"
+    );
+    assert!(
+        rolled_back
+            .stderr
+            .contains("rolled back: revision 3 is deployed"),
+        "{}",
+        rolled_back.stderr
+    );
+    assert_eq!(selects(&service(&server, "backend")), "blue");
+    let green = deployment(&server, "backend-green");
+    assert_eq!(
+        image(&green),
+        "registry.example.com/shop/backend:1.6.0",
+        "the colour left keeps running, for a switch forward"
+    );
+    eprintln!(
+        "blue/green rollback: {writes} mutating requests (2 Services, the rest the lock and the history)"
+    );
+    drop(server);
+    // The stack files still say 1.6.0: applying them switches forward,
+    // writing the Services only.
+    let diff = test
+        .stack(&[
+            "diff",
+            "-l",
+            "name=backend",
+            "--set",
+            "images.backend.tag=1.6.0",
+        ])
+        .success();
+    let changed: Vec<&str> = diff
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['+', '~', '-']) && l.contains('/'))
+        .filter(|l| l.contains("(created)") || l.contains("(changed)") || l.contains("(deleted)"))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "  ~ Service/apps/backend (changed)",
+            "  ~ Service/apps/backend-preview (changed)"
+        ],
+        "{}",
+        diff.stdout
+    );
+}
+
+/// A bad `strategy:` and what the error must say.
+const BAD_STRATEGIES: &[(&str, &str)] = &[
+    (
+        "    strategy:\n      blueGreen: {service: backnd}\n",
+        "names Service `backnd`, which release `apps/backend` does not render",
+    ),
+    (
+        "    strategy:\n      blueGreen: {service: backend, keepPrevious: soon}\n",
+        "`keepPrevious` is not a duration",
+    ),
+    (
+        "    strategy:\n      blueGreen: {service: backend}\n      canary: {}\n",
+        "`strategy` names both `blueGreen` and `canary`",
+    ),
+    ("    strategy: {}\n", "`strategy` names no strategy"),
+    (
+        "    strategy:\n      blueGreen: {previewService: true}\n",
+        "missing the required key `service`",
+    ),
+];
+
+#[test]
+fn a_bad_strategy_is_a_located_error_and_nothing_is_written() {
+    let test = Test::example();
+    test.stack(&["apply", "-q"]).success();
+    let server = Server::start(test.path(), &[]);
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap();
+    let before = server.mutating();
+    for (strategy, message) in BAD_STRATEGIES {
+        let spoiled = platform.replacen(
+            "    needs: [data/postgres]\n    tests: true\n",
+            &format!("    needs: [data/postgres]\n    tests: true\n{strategy}"),
+            1,
+        );
+        std::fs::write(&stack_file, spoiled).unwrap();
+        let output = test.stack(&["apply"]).code(1);
+        assert!(
+            output.stderr.contains(message) && output.stderr.contains("stacks/platform.yaml:"),
+            "{message}:\n{}",
+            output.stderr
+        );
+    }
+    let no_deployment = platform.replacen(
+        "    labels: {tier: core, app: platform}\n\n",
+        "    labels: {tier: core, app: platform}\n    strategy:\n      blueGreen: {service: x}\n\n",
+        1,
+    );
+    std::fs::write(&stack_file, no_deployment).unwrap();
+    let output = test.stack(&["apply"]).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("release `core/namespaces` is blue/green but renders no Deployment"),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(server.mutating(), before, "nothing written");
+}
