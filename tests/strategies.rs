@@ -299,3 +299,77 @@ fn a_bad_strategy_is_a_located_error_and_nothing_is_written() {
     );
     assert_eq!(server.mutating(), before, "nothing written");
 }
+
+/// The colour the backend Service selects has its Deployment ready, and
+/// the release owns only its two colours, its Services and its config.
+#[track_caller]
+fn assert_serving_ready_pods(server: &Server, when: &str) {
+    let colour = selects(&service(server, "backend")).to_string();
+    let serving = deployment(server, &format!("backend-{colour}"));
+    assert!(
+        serving["status"]["readyReplicas"].as_u64().unwrap_or(0) >= 1,
+        "{when}: the Service selects {colour}, which is not ready: {serving}"
+    );
+    let owned = |kind: &str| -> Vec<String> {
+        let list = server.get(&format!(
+            "{kind}?labelSelector=stack.dev%2Frelease%3Dapps.backend"
+        ));
+        let mut names: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    };
+    for name in owned("/apis/apps/v1/namespaces/apps/deployments") {
+        assert!(
+            name == "backend-blue" || name == "backend-green",
+            "{when}: an orphan Deployment {name}"
+        );
+    }
+    assert_eq!(
+        owned("/api/v1/namespaces/apps/services"),
+        ["backend", "backend-preview"],
+        "{when}"
+    );
+}
+
+#[test]
+fn a_blue_green_deploy_killed_at_any_write_is_recovered_and_always_serves_ready_pods() {
+    let test = blue_green();
+    test.stack(&["apply", "-q"]).success();
+    let server = Server::start(test.path(), &[]);
+    let mut kills = 0;
+    for after in 1..=14 {
+        let tag = format!("images.backend.tag=1.{}.0", after + 5);
+        let args = ["apply", "-q", "-l", "name=backend", "--set", &tag];
+        let killed = crate::harness::output_of(
+            test.command(&args)
+                .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
+        );
+        if killed.code == 0 {
+            break;
+        }
+        assert_eq!(
+            killed.code, -1,
+            "killed after {after} writes: {}",
+            killed.stderr
+        );
+        kills += 1;
+        assert_serving_ready_pods(&server, &format!("killed after {after} writes"));
+        test.stack(&args).success();
+        assert_serving_ready_pods(&server, &format!("recovered after {after} writes"));
+        let mut diff = args.to_vec();
+        diff[0] = "diff";
+        diff.retain(|a| *a != "-q");
+        diff.push("--detailed-exitcode");
+        test.stack(&diff).code(0);
+    }
+    assert!(
+        kills >= 10,
+        "only {kills} write points in a blue/green deploy"
+    );
+    eprintln!("blue/green crash suite: killed at {kills} write points, all recovered");
+}

@@ -208,6 +208,12 @@ fn paint(
     }
 }
 
+/// Whether `object` is a Service that selects a colour (as a revision
+/// stored it: the strategy's switched Services and their previews).
+pub(crate) fn selects_colour(object: &Object) -> bool {
+    object.kind == "Service" && !object.body["spec"]["selector"][COLOR_LABEL].is_null()
+}
+
 /// Whether `object` is one of the Services the strategy switches.
 pub(crate) fn is_switched(spec: &BlueGreenSpec, object: &Object) -> bool {
     object.kind == "Service" && spec.services.contains(&object.name)

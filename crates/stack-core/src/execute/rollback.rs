@@ -118,12 +118,17 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         .iter()
         .map(|body| Object::from_body(body, "revision"))
         .collect();
-    let mut refs: Vec<&Object> = objects
+    // A blue/green release's Services switch only once the colour they
+    // select is ready, and what is removed goes after the switch: at no
+    // point does a Service select pods that are not ready.
+    let (mut switched, mut refs): (Vec<&Object>, Vec<&Object>) = objects
         .iter()
         .filter(|object| !running.contains(&object.body))
-        .collect();
+        .partition(|object| restored.rollout.is_some() && blue_green::selects_colour(object));
     let applied = apply_all(session, &id, &mut refs, &bodies, undo.timeout, true).await?;
-    remove_extra(session, &undo, &bodies).await?;
+    if switched.is_empty() {
+        remove_extra(session, &undo, &bodies).await?;
+    }
     wait_ready(
         session,
         &id,
@@ -133,6 +138,10 @@ pub async fn roll_back(session: &Session, mut undo: Undo) -> Result<Option<u32>,
         readiness::readiness,
     )
     .await?;
+    if !switched.is_empty() {
+        apply_all(session, &id, &mut switched, &bodies, undo.timeout, true).await?;
+        remove_extra(session, &undo, &bodies).await?;
+    }
     if rolling_back {
         hooks::run_recorded(session, &target, "post-rollback", undo.timeout).await?;
     }
