@@ -141,6 +141,11 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Where releases with a deployment strategy stand: colours, what the Services select
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
     /// The revisions of a release kept in the cluster
     History {
         /// `namespace/name`, or a name that is unique in the stack
@@ -307,6 +312,16 @@ pub enum EnvCommand {
         /// Exit 2 when they differ, 0 when they do not
         #[arg(long)]
         detailed_exitcode: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Strategy, active and previous colour (and their readiness), what each switched Service
+    /// selects, until when the previous colour is kept
+    Status {
+        /// `namespace/name`, or a name that is unique in the stack [default: the selection]
+        release: Option<String>,
     },
 }
 

@@ -127,6 +127,30 @@ fn a_blue_green_release_deploys_the_idle_colour_and_switches_its_service_after_t
     );
     assert_eq!(blue["status"]["readyReplicas"], 1);
     assert_eq!(selects(&service(&server, "backend")), "green");
+    drop(server);
+
+    let status = test
+        .stack(&["rollout", "status", "backend", "-o", "json"])
+        .success()
+        .json();
+    let backend = &status[0];
+    assert_eq!(backend["strategy"], "blueGreen");
+    assert_eq!(
+        (&backend["active"], &backend["previous"]),
+        (&"green".into(), &"blue".into())
+    );
+    assert_eq!(backend["colours"]["green"]["ready"], true);
+    assert_eq!(backend["colours"]["blue"]["replicas"], 1);
+    assert_eq!(backend["services"][0]["selects"], "green");
+    let table = test.stack(&["rollout", "status"]).success();
+    assert!(
+        table.stdout.lines().any(|l| l.starts_with("apps/backend")
+            && l.contains("green (1 ready)")
+            && l.contains("blue (1 ready)")
+            && l.contains("backend → green")),
+        "{}",
+        table.stdout
+    );
 }
 
 #[test]

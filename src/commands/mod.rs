@@ -13,13 +13,15 @@ mod list;
 mod promote;
 mod remote;
 mod rollback;
+mod rollout;
 mod secrets;
 mod status;
 mod template;
 mod test;
 
 use crate::cli::{
-    ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, ImportCommand, SecretsCommand,
+    ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, ImportCommand, RolloutCommand,
+    SecretsCommand,
 };
 use crate::output;
 use crate::settings::Settings;
@@ -60,6 +62,9 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         } => rollback::run(&load(settings)?, settings, release, *revision),
         Command::Status { check } => status::status(&load(settings)?, settings, *check),
         Command::History { release } => status::history(&load(settings)?, settings, release),
+        Command::Rollout {
+            command: RolloutCommand::Status { release },
+        } => rollout::status(&load(settings)?, settings, release.as_deref()),
         Command::Secrets {
             command:
                 SecretsCommand::Decrypt {

@@ -1,0 +1,161 @@
+//! `stack rollout status`: where releases with a deployment strategy stand
+//! — the colour that serves, the one kept beside it and whether each is
+//! ready, what every switched Service selects now, and until when the
+//! previous colour is kept — read from the deployed revision's `rollout`
+//! record and the live objects.
+
+use serde_json::{Value, json};
+
+use crate::cli::OutputFormat;
+use crate::output;
+use crate::settings::Settings;
+use stack_core::cluster::live;
+use stack_core::error::Errors;
+use stack_core::execute::blue_green::COLOR_LABEL;
+use stack_core::execute::readiness::Readiness;
+use stack_core::execute::{EngineError, apply::live_readiness};
+use stack_core::load::config::StrategySpec;
+use stack_core::load::project::Project;
+
+pub fn status(project: &Project, settings: &Settings, wanted: Option<&str>) -> Result<u8, Errors> {
+    let ids: Vec<String> = match wanted {
+        Some(name) => vec![super::status::find_release(project, name)?],
+        None => project
+            .selection
+            .releases
+            .iter()
+            .map(|&index| project.releases[index].id.clone())
+            .collect(),
+    };
+    let rows = super::remote::with_session(project, settings, |session| async move {
+        let (history, _) = live::history(&session.client)
+            .await
+            .map_err(EngineError::api("cannot read release history"))?;
+        let deployed = |id: &str| {
+            history
+                .get(id)
+                .and_then(|revisions| stack_core::plan::last_deployed(revisions))
+                .cloned()
+        };
+        let scopes = ids
+            .iter()
+            .filter_map(|id| deployed(id))
+            .flat_map(|revision| revision.objects.scopes())
+            .collect();
+        let resources = session.resources.read().await.clone();
+        let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
+            .await
+            .map_err(EngineError::api("cannot read live objects"))?;
+        let mut rows = Vec::new();
+        for id in &ids {
+            let release = project.releases.iter().find(|r| &r.id == id);
+            let strategy = match release.map(|r| &r.options.strategy) {
+                Some(StrategySpec::BlueGreen(_)) => "blueGreen",
+                _ => "rolling",
+            };
+            let revision = deployed(id);
+            let rollout = revision.as_ref().and_then(|r| r.rollout.clone());
+            let mut colours = serde_json::Map::new();
+            let mut services = Vec::new();
+            for body in revision.iter().flat_map(|r| r.objects.parse()) {
+                let live = objects
+                    .get(&live::key_of(&body))
+                    .map(live::LiveObject::whole);
+                let colour = |value: &Value| value.as_str().map(str::to_string);
+                match body["kind"].as_str() {
+                    Some("Deployment") => {
+                        let Some(name) = colour(&body["metadata"]["labels"][COLOR_LABEL]) else {
+                            continue;
+                        };
+                        let live = live.unwrap_or(Value::Null);
+                        let ready = live_readiness(&live) == Readiness::Ready;
+                        let entry = colours
+                            .entry(name)
+                            .or_insert_with(|| json!({"ready": true, "replicas": 0}));
+                        entry["ready"] = json!(entry["ready"] == true && ready);
+                        let replicas = live["status"]["readyReplicas"].as_u64().unwrap_or(0);
+                        entry["replicas"] =
+                            json!(entry["replicas"].as_u64().unwrap_or(0) + replicas);
+                    }
+                    Some("Service") if !body["spec"]["selector"][COLOR_LABEL].is_null() => {
+                        let live = live.unwrap_or(Value::Null);
+                        services.push(json!({
+                            "name": body["metadata"]["name"],
+                            "selects": live["spec"]["selector"][COLOR_LABEL],
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+            rows.push(json!({
+                "id": id,
+                "strategy": strategy,
+                "revision": revision.as_ref().map(|r| r.number),
+                "active": rollout.as_ref().map(|r| r.active.clone()),
+                "previous": rollout.as_ref().and_then(|r| r.previous.clone()),
+                "keepUntil": rollout.as_ref().and_then(|r| r.keep_until.clone()),
+                "colours": colours,
+                "services": services,
+            }));
+        }
+        Ok(rows)
+    })?;
+    match settings.output {
+        OutputFormat::Json => output::stdout(&format!("{:#}\n", Value::Array(rows))),
+        OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&Value::Array(rows))),
+        OutputFormat::Text => output::stdout(&output::table(
+            &[
+                "RELEASE",
+                "STRATEGY",
+                "ACTIVE",
+                "PREVIOUS",
+                "KEEP UNTIL",
+                "SERVICES",
+            ],
+            &rows.iter().map(text_row).collect::<Vec<_>>(),
+        )),
+    }
+    Ok(0)
+}
+
+/// One release as a table row; a colour shows its ready replicas.
+fn text_row(row: &Value) -> Vec<String> {
+    let colour = |name: &Value| match name.as_str() {
+        Some(name) => {
+            let state = &row["colours"][name];
+            let replicas = state["replicas"].as_u64().unwrap_or(0);
+            if replicas == 0 {
+                format!("{name} (scaled away)")
+            } else if state["ready"] == true {
+                format!("{name} ({replicas} ready)")
+            } else {
+                format!("{name} (not ready)")
+            }
+        }
+        None => "-".into(),
+    };
+    let services: Vec<String> = row["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            format!(
+                "{} → {}",
+                s["name"].as_str().unwrap_or_default(),
+                s["selects"].as_str().unwrap_or("nothing")
+            )
+        })
+        .collect();
+    vec![
+        row["id"].as_str().unwrap_or_default().to_string(),
+        row["strategy"].as_str().unwrap_or_default().to_string(),
+        colour(&row["active"]),
+        colour(&row["previous"]),
+        row["keepUntil"].as_str().unwrap_or("-").to_string(),
+        if services.is_empty() {
+            "-".into()
+        } else {
+            services.join(", ")
+        },
+    ]
+}
