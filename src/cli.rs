@@ -369,6 +369,28 @@ pub enum ClusterCommand {
     /// Serve the environment's simulated cluster on 127.0.0.1 until Ctrl-C,
     /// and print a kubeconfig for it
     Serve(ServeArgs),
+    /// Where N requests for a host and path would go, per Service and workload: ingress-nginx's
+    /// routing (canary weights and headers) over the live Ingresses, Services and ready Pods
+    Traffic(TrafficArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficArgs {
+    /// The request's host (through the Ingresses)
+    #[arg(long, required_unless_present = "service", conflicts_with = "service")]
+    pub host: Option<String>,
+    /// Send the requests straight to this Service, `namespace/name` (from inside the cluster)
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub service: Option<String>,
+    /// The request's path
+    #[arg(long, default_value = "/")]
+    pub path: String,
+    /// How many requests
+    #[arg(long, default_value_t = 1000)]
+    pub requests: u64,
+    /// A header every request carries, `NAME=VALUE`
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub header: Option<String>,
 }
 
 #[derive(Debug, Args)]

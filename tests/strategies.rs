@@ -45,6 +45,37 @@ fn selects(service: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// Where 1000 requests to the backend Service go, by workload, as
+/// `stack cluster traffic` observes them.
+fn observed(test: &Test) -> Vec<(String, u64)> {
+    let routed = test
+        .stack(&[
+            "cluster",
+            "traffic",
+            "--service",
+            "apps/backend",
+            "-o",
+            "json",
+        ])
+        .success()
+        .json();
+    routed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["workload"].as_str().unwrap().to_string(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn all_to(workload: &str) -> Vec<(String, u64)> {
+    vec![(workload.to_string(), 1000)]
+}
+
 /// Deploy backend 1.5.0 (blue), then 1.6.0 (green).
 fn deployed_twice() -> Test {
     let test = blue_green();
@@ -88,6 +119,7 @@ fn a_blue_green_release_deploys_the_idle_colour_and_switches_its_service_after_t
     assert_eq!(selects(&service(&server, "backend")), "blue");
     assert_eq!(selects(&service(&server, "backend-preview")), "blue");
     drop(server);
+    assert_eq!(observed(&test), all_to("backend-blue"));
     test.stack(&["diff", "--detailed-exitcode"]).code(0);
     let again = test.stack(&["apply"]).success();
     assert!(
@@ -128,6 +160,11 @@ fn a_blue_green_release_deploys_the_idle_colour_and_switches_its_service_after_t
     assert_eq!(blue["status"]["readyReplicas"], 1);
     assert_eq!(selects(&service(&server, "backend")), "green");
     drop(server);
+    assert_eq!(
+        observed(&test),
+        all_to("backend-green"),
+        "blue runs, and receives nothing"
+    );
 
     let status = test
         .stack(&["rollout", "status", "backend", "-o", "json"])
@@ -185,6 +222,9 @@ fn a_failure_before_the_switch_leaves_the_active_colour_serving_and_removes_the_
         "the switched Service was never written"
     );
     assert_eq!(deployment(&server, "backend-green")["code"], 404);
+    drop(server);
+    assert_eq!(observed(&test), all_to("backend-blue"));
+    let server = Server::start(test.path(), &[]);
     assert_eq!(
         image(&deployment(&server, "backend-blue")),
         "registry.example.com/shop/backend:1.5.0"
@@ -236,6 +276,11 @@ fn a_rollback_while_the_previous_colour_runs_switches_the_services_back_and_keep
         "blue/green rollback: {writes} mutating requests (2 Services, the rest the lock and the history)"
     );
     drop(server);
+    assert_eq!(
+        observed(&test),
+        all_to("backend-blue"),
+        "traffic is back on blue"
+    );
     // The stack files still say 1.6.0: applying them switches forward,
     // writing the Services only.
     let diff = test
@@ -396,4 +441,55 @@ fn a_blue_green_deploy_killed_at_any_write_is_recovered_and_always_serves_ready_
         "only {kills} write points in a blue/green deploy"
     );
     eprintln!("blue/green crash suite: killed at {kills} write points, all recovered");
+}
+
+#[test]
+fn traffic_through_an_ingress_reaches_the_ready_pods_of_its_service() {
+    let test = Test::example();
+    test.stack(&["apply", "-q"]).success();
+    let routed = test
+        .stack(&[
+            "cluster",
+            "traffic",
+            "--host",
+            "shop.dev.example.com",
+            "--path",
+            "/cart",
+            "--requests",
+            "500",
+        ])
+        .success();
+    assert!(
+        routed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("apps/frontend") && l.contains("frontend") && l.contains("500")),
+        "{}",
+        routed.stdout
+    );
+    let unknown = test
+        .stack(&["cluster", "traffic", "--host", "nowhere.example.com"])
+        .code(1);
+    assert!(
+        unknown
+            .stderr
+            .contains("no Ingress routes nowhere.example.com/"),
+        "{}",
+        unknown.stderr
+    );
+    let bad = test
+        .stack(&[
+            "cluster",
+            "traffic",
+            "--host",
+            "shop.dev.example.com",
+            "--header",
+            "X",
+        ])
+        .code(1);
+    assert!(
+        bad.stderr.contains("--header `X` is not NAME=VALUE"),
+        "{}",
+        bad.stderr
+    );
 }

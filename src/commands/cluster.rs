@@ -1,7 +1,9 @@
 //! `stack cluster serve`: the environment's simulated cluster over HTTP on
 //! 127.0.0.1, with a kubeconfig for kubectl, until Ctrl-C or SIGTERM.
+//! `stack cluster traffic`: where requests would go, by the live routing
+//! objects (see `stack_core::cluster::traffic`).
 
-use crate::cli::ServeArgs;
+use crate::cli::{OutputFormat, ServeArgs, TrafficArgs};
 use crate::output;
 use crate::settings::Settings;
 use stack_core::cluster::{ClusterError, simulator_config};
@@ -76,5 +78,90 @@ async fn wait_for_signal() {
                 None => std::future::pending::<()>().await,
             }
         } => {}
+    }
+}
+
+pub fn traffic(
+    project: &stack_core::load::project::Project,
+    settings: &Settings,
+    args: &TrafficArgs,
+) -> Result<u8, Errors> {
+    use stack_core::cluster::traffic::{Requests, route};
+    let header = match &args.header {
+        None => None,
+        Some(text) => Some(text.split_once('=').ok_or_else(|| {
+            Errors::from(Error::Failed {
+                message: format!("--header `{text}` is not NAME=VALUE"),
+                hint: Some("for example --header X-Canary=always".into()),
+            })
+        })?),
+    };
+    let [ingresses, services, pods] =
+        super::remote::with_session(project, settings, |session| async move {
+            let resources = session.resources.read().await.clone();
+            Ok(
+                stack_core::cluster::traffic::routing_objects(&session.client, &resources)
+                    .await
+                    .map_err(stack_core::execute::EngineError::api(
+                        "cannot read Ingresses, Services and Pods",
+                    ))?,
+            )
+        })?;
+    let routed = match (&args.host, &args.service) {
+        (_, Some(service)) => {
+            stack_core::cluster::traffic::to_service(service, args.requests, &services, &pods)
+        }
+        (Some(host), None) => {
+            let requests = Requests {
+                host,
+                path: &args.path,
+                count: args.requests,
+                header,
+            };
+            route(&requests, &ingresses, &services, &pods).ok_or_else(|| {
+                Errors::from(Error::Failed {
+                    message: format!("no Ingress routes {host}{}", args.path),
+                    hint: Some("check the host and path against `kubectl get ingress -A`".into()),
+                })
+            })?
+        }
+        (None, None) => Vec::new(),
+    };
+    match settings.output {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let value = serde_json::to_value(&routed).unwrap_or_default();
+            output::stdout(&if settings.output == OutputFormat::Json {
+                format!("{value:#}\n")
+            } else {
+                stack_core::yaml::to_string(&value)
+            });
+        }
+        OutputFormat::Text => {
+            let rows: Vec<Vec<String>> = routed
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.service.clone(),
+                        r.workload.clone(),
+                        r.requests.to_string(),
+                        format!("{:.1}%", percent(r.requests, args.requests)),
+                    ]
+                })
+                .collect();
+            output::stdout(&output::table(
+                &["SERVICE", "WORKLOAD", "REQUESTS", "SHARE"],
+                &rows,
+            ));
+        }
+    }
+    Ok(0)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
     }
 }

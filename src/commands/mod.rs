@@ -106,6 +106,9 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Cluster {
             command: ClusterCommand::Serve(args),
         } => cluster::serve(settings, args),
+        Command::Cluster {
+            command: ClusterCommand::Traffic(args),
+        } => cluster::traffic(&load(settings)?, settings, args),
         Command::Charts {
             command: ChartsCommand::Update,
         } => charts::update(&load(settings)?, settings),

@@ -12,6 +12,7 @@ pub mod crash;
 pub mod live;
 pub mod resources;
 pub(crate) mod retry;
+pub mod traffic;
 
 use std::path::{Path, PathBuf};
 
