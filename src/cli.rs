@@ -323,6 +323,9 @@ pub enum RolloutCommand {
         /// `namespace/name`, or a name that is unique in the stack [default: the selection]
         release: Option<String>,
     },
+    /// Scale the previous colour of the selected blue/green releases away now (they must be
+    /// deployed as their files say); what `stack apply` does once `keepPrevious` has passed
+    Cleanup(LockArgs),
 }
 
 #[derive(Debug, Subcommand)]

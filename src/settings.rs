@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{AtomicScope, Cli, Command, OutputFormat, Recover};
+use crate::cli::{AtomicScope, Cli, Command, OutputFormat, Recover, RolloutCommand};
 use stack_core::error::Errors;
 use stack_core::execute::options::{Direction, ExecutionOptions};
 use stack_core::load::graph::{GraphError, NeedsMode, Selector};
@@ -101,6 +101,14 @@ fn execution(command: &Command) -> ExecutionOptions {
             wait_for_lock: args.lock.wait_for_lock,
             adopt_helm: args.adopt_helm,
             forget_helm: args.forget_helm,
+            scale_away_previous: false,
+        },
+        Command::Rollout {
+            command: RolloutCommand::Cleanup(lock),
+        } => ExecutionOptions {
+            wait_for_lock: lock.wait_for_lock,
+            scale_away_previous: true,
+            ..defaults
         },
         Command::Destroy(lock) | Command::Test(lock) | Command::Rollback { lock, .. } => {
             ExecutionOptions {

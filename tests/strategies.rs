@@ -493,3 +493,54 @@ fn traffic_through_an_ingress_reaches_the_ready_pods_of_its_service() {
         bad.stderr
     );
 }
+
+#[test]
+fn rollout_cleanup_scales_the_previous_colour_away_and_the_next_deploy_uses_it_again() {
+    let test = deployed_twice();
+    let pending = test
+        .stack(&[
+            "rollout",
+            "cleanup",
+            "-l",
+            "name=backend",
+            "--set",
+            "images.backend.tag=1.7.0",
+        ])
+        .code(1);
+    assert!(
+        pending
+            .stderr
+            .contains("not deployed as the stack files say, so there is no previous colour to scale away alone: apps/backend"),
+        "{}",
+        pending.stderr
+    );
+    test.stack(&[
+        "rollout",
+        "cleanup",
+        "-q",
+        "-l",
+        "name=backend",
+        "--set",
+        "images.backend.tag=1.6.0",
+    ])
+    .success();
+    let server = Server::start(test.path(), &[]);
+    assert_eq!(deployment(&server, "backend-blue")["spec"]["replicas"], 0);
+    drop(server);
+    assert_eq!(observed(&test), all_to("backend-green"));
+    test.stack(&[
+        "apply",
+        "-q",
+        "-l",
+        "name=backend",
+        "--set",
+        "images.backend.tag=1.7.0",
+    ])
+    .success();
+    let server = Server::start(test.path(), &[]);
+    let blue = deployment(&server, "backend-blue");
+    assert_eq!(image(&blue), "registry.example.com/shop/backend:1.7.0");
+    assert_eq!(blue["status"]["readyReplicas"], 1);
+    drop(server);
+    assert_eq!(observed(&test), all_to("backend-blue"));
+}

@@ -65,6 +65,9 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Rollout {
             command: RolloutCommand::Status { release },
         } => rollout::status(&load(settings)?, settings, release.as_deref()),
+        Command::Rollout {
+            command: RolloutCommand::Cleanup(_),
+        } => apply::run(&load(settings)?, settings),
         Command::Secrets {
             command:
                 SecretsCommand::Decrypt {

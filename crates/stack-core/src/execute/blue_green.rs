@@ -66,6 +66,8 @@ pub async fn shape(
         .await
         .map_err(EngineError::api("cannot read release history"))?;
     let now = stack_kube::clock::now();
+    let cleanup = session.options.scale_away_previous;
+    let mut changed = Vec::new();
     for (index, release) in &mut rendered {
         let Some(spec) = spec_of(project, *index) else {
             continue;
@@ -73,9 +75,26 @@ pub async fn shape(
         let deployed = history
             .get(&release.id)
             .and_then(|revisions| crate::plan::last_deployed(revisions));
-        *release = shape_release(spec, release, deployed.map(AsRef::as_ref), &now);
+        let when = When { now: &now, cleanup };
+        let shaped = shape_release(spec, release, deployed.map(AsRef::as_ref), &when);
+        let active = |rollout: Option<&Rollout>| rollout.map(|r| r.active.clone());
+        let before = active(deployed.and_then(|r| r.rollout.as_ref()));
+        if cleanup && before != active(shaped.rollout.as_ref()) {
+            changed.push(release.id.clone());
+        }
+        *release = shaped;
+    }
+    if !changed.is_empty() {
+        return Err(EngineError::NotSteady { releases: changed });
     }
     Ok(rendered)
+}
+
+/// When a shape is made: the time, and whether the previous colour goes
+/// now (`stack rollout cleanup`) rather than when its time has passed.
+pub(crate) struct When<'a> {
+    pub now: &'a str,
+    pub cleanup: bool,
 }
 
 /// One release's render shaped for the colours its deployed revision left.
@@ -83,17 +102,18 @@ pub(crate) fn shape_release(
     spec: &BlueGreenSpec,
     rendered: &RenderedRelease,
     deployed: Option<&Revision>,
-    now: &str,
+    when: &When<'_>,
 ) -> RenderedRelease {
     let stored = deployed.map(|r| r.objects.parse()).unwrap_or_default();
     if let Some(rollout) = deployed.and_then(|r| r.rollout.as_ref()) {
         let idle = other(&rollout.active);
         let steady = paint(spec, rendered, &rollout.active, kept(&stored, idle, false));
         if crate::plan::objects_unchanged(&stored, &steady.objects) {
-            let expired = rollout
-                .keep_until
-                .as_deref()
-                .is_some_and(|until| until <= now);
+            let expired = when.cleanup
+                || rollout
+                    .keep_until
+                    .as_deref()
+                    .is_some_and(|until| until <= when.now);
             if !expired {
                 return RenderedRelease {
                     rollout: Some(rollout.clone()),
@@ -298,6 +318,13 @@ mod tests {
         revision
     }
 
+    fn at(now: &str) -> When<'_> {
+        When {
+            now,
+            cleanup: false,
+        }
+    }
+
     fn names(release: &RenderedRelease) -> Vec<String> {
         release.objects.iter().map(|o| o.name.clone()).collect()
     }
@@ -308,7 +335,7 @@ mod tests {
             &spec(true),
             &rendered("web:1"),
             None,
-            "2026-12-07T00:00:00Z",
+            &at("2026-12-07T00:00:00Z"),
         );
         assert_eq!(names(&first), ["web-blue", "web", "web-preview"]);
         assert_eq!(first.rollout.as_ref().unwrap().active, "blue");
@@ -322,7 +349,7 @@ mod tests {
             &spec(true),
             &rendered("web:1"),
             Some(&revision),
-            "2026-12-07T00:01:00Z",
+            &at("2026-12-07T00:01:00Z"),
         );
         assert_eq!(
             names(&same),
@@ -338,7 +365,7 @@ mod tests {
             &spec(true),
             &rendered("web:2"),
             Some(&revision),
-            "2026-12-07T00:02:00Z",
+            &at("2026-12-07T00:02:00Z"),
         );
         assert_eq!(
             names(&second),
@@ -359,7 +386,12 @@ mod tests {
     fn the_previous_colour_is_scaled_away_once_its_time_has_passed() {
         let mut with_keep = spec(false);
         with_keep.keep_previous = Some(std::time::Duration::from_secs(60));
-        let first = shape_release(&with_keep, &rendered("web:1"), None, "2026-12-07T00:00:00Z");
+        let first = shape_release(
+            &with_keep,
+            &rendered("web:1"),
+            None,
+            &at("2026-12-07T00:00:00Z"),
+        );
         let second = shape_release(
             &with_keep,
             &rendered("web:2"),
@@ -372,7 +404,7 @@ mod tests {
             &with_keep,
             &rendered("web:2"),
             Some(&revision),
-            "2026-12-07T00:30:00Z",
+            &at("2026-12-07T00:30:00Z"),
         );
         assert!(crate::plan::objects_unchanged(
             &revision.objects.parse(),
@@ -382,7 +414,7 @@ mod tests {
             &with_keep,
             &rendered("web:2"),
             Some(&revision),
-            "2026-12-07T01:00:00Z",
+            &at("2026-12-07T01:00:00Z"),
         );
         let blue = after.objects.iter().find(|o| o.name == "web-blue").unwrap();
         assert_eq!(blue.body["spec"]["replicas"], 0);

@@ -29,6 +29,9 @@ pub struct ExecutionOptions {
     pub adopt_helm: bool,
     /// `--forget-helm`: also delete the adopted helm releases' records.
     pub forget_helm: bool,
+    /// `stack rollout cleanup`: scale the previous colour of blue/green
+    /// releases away now, whatever their `keepPrevious`.
+    pub scale_away_previous: bool,
 }
 
 impl Default for ExecutionOptions {
@@ -43,6 +46,7 @@ impl Default for ExecutionOptions {
             prune_releases: false,
             adopt_helm: false,
             forget_helm: false,
+            scale_away_previous: false,
             recover: Direction::Back,
             wait_for_lock: None,
         }
