@@ -54,7 +54,11 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         ),
         Command::Lint { cluster } => lint::run(&load(settings)?, settings, *cluster),
         Command::Diff(args) => diff::run(&load(settings)?, settings, args),
-        Command::Apply(_) => apply::run(&load(settings)?, settings),
+        // `rollout cleanup` is an apply whose options scale previous colours away.
+        Command::Apply(_)
+        | Command::Rollout {
+            command: RolloutCommand::Cleanup(_),
+        } => apply::run(&load(settings)?, settings),
         Command::Destroy(_) => destroy::run(&load(settings)?, settings),
         Command::Test(_) => test::run(&load(settings)?, settings),
         Command::Rollback {
@@ -65,9 +69,6 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Rollout {
             command: RolloutCommand::Status { release },
         } => rollout::status(&load(settings)?, settings, release.as_deref()),
-        Command::Rollout {
-            command: RolloutCommand::Cleanup(_),
-        } => apply::run(&load(settings)?, settings),
         Command::Secrets {
             command:
                 SecretsCommand::Decrypt {

@@ -396,7 +396,7 @@ mod tests {
             &with_keep,
             &rendered("web:2"),
             Some(&deployed(&first)),
-            "2026-12-07T00:00:00Z",
+            &at("2026-12-07T00:00:00Z"),
         );
         let mut revision = deployed(&second);
         revision.rollout.as_mut().unwrap().keep_until = Some("2026-12-07T01:00:00Z".into());
