@@ -435,3 +435,72 @@ fn a_helm_release_is_taken_over_only_with_adopt_helm_on_a_real_cluster() {
     assert_eq!(rolled_back["spec"]["replicas"], 2, "a later rollback works");
     assert_eq!(rolled_back["metadata"]["uid"], uid);
 }
+
+#[test]
+fn a_blue_green_release_switches_and_rolls_back_by_its_services_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let test = crate::strategies::make_blue_green(cluster.example());
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    let selects = |name: &str| {
+        cluster.get("service", "apps", name).expect("the Service")["spec"]["selector"]
+            ["stack.dev/color"]
+            .clone()
+    };
+    assert_eq!(selects("backend"), "blue");
+    assert!(cluster.get("deployment", "apps", "backend-blue").is_some());
+    let change = [
+        "apply",
+        "-q",
+        "-l",
+        "name=backend",
+        "--set",
+        "images.backend.tag=1.6.0",
+    ];
+    seen.keep(test.stack(&change).success());
+    assert_eq!(selects("backend"), "green");
+    assert_eq!(selects("backend-preview"), "green");
+    let blue = cluster
+        .get("deployment", "apps", "backend-blue")
+        .expect("blue kept");
+    assert_eq!(
+        blue["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/shop/backend:1.5.0"
+    );
+    let routed = seen.keep(
+        test.stack(&[
+            "cluster",
+            "traffic",
+            "--service",
+            "apps/backend",
+            "-o",
+            "json",
+        ])
+        .success(),
+    );
+    assert_eq!(
+        routed.json()[0]["workload"],
+        "backend-green",
+        "{}",
+        routed.stdout
+    );
+
+    let before = cluster.writes_by_stack();
+    seen.keep(test.stack(&["rollback", "apps/backend"]).success());
+    assert_eq!(selects("backend"), "blue");
+    assert!(
+        cluster.get("deployment", "apps", "backend-green").is_some(),
+        "green kept"
+    );
+    eprintln!(
+        "real cluster: a blue/green rollback made {} writes (2 Services, the rest the lock and the history)",
+        cluster.writes_by_stack() - before
+    );
+    // The stack files say 1.5.0: what the rollback restored, blue serving.
+    seen.keep(
+        test.stack(&["diff", "--detailed-exitcode", "-l", "name=backend"])
+            .code(0),
+    );
+}

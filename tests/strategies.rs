@@ -13,7 +13,11 @@ const TEST_FAULT: &str = "testAnnotations.sim\\.stack\\.dev/fail";
 /// The example platform with its backend blue/green, with a preview
 /// Service.
 fn blue_green() -> Test {
-    let test = Test::example();
+    make_blue_green(Test::example())
+}
+
+/// A copy of the example platform, its backend made blue/green.
+pub fn make_blue_green(test: Test) -> Test {
     let stack_file = test.path().join("stacks/platform.yaml");
     let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
         "    needs: [data/postgres]\n    tests: true\n",
