@@ -334,6 +334,39 @@ const BAD_STRATEGIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Bad canaries on the frontend (which renders an Ingress), and what the
+/// error must say.
+const BAD_CANARIES: &[(&str, &str)] = &[
+    (
+        "ingress: frontnd\n        steps: [{setWeight: 10}]",
+        "names Ingress `frontnd`, which release `apps/frontend` does not render",
+    ),
+    (
+        "ingress: frontend\n        steps: [{setWeight: 120}]",
+        "`setWeight` must be a whole number from 0 to 100",
+    ),
+    (
+        "ingress: frontend\n        steps: [{setWeight: 50}, {setWeight: 20}]",
+        "`setWeight: 20` does not increase on the step before it (50)",
+    ),
+    (
+        "ingress: frontend\n        steps: [{setWeight: 10}, {pause: later}]",
+        "`pause` is not a duration or `{}`",
+    ),
+    (
+        "ingress: frontend\n        steps: [{setWeight: 10, pause: 1m}]",
+        "this one has setWeight and pause",
+    ),
+    (
+        "ingress: frontend\n        steps: [{analysis: {}}]",
+        "a canary analysis runs nothing",
+    ),
+    (
+        "ingress: frontend\n        steps: [{setWeight: 10}, {pause: {}}]",
+        "canary releases are checked but not run yet: apps/frontend",
+    ),
+];
+
 #[test]
 fn a_bad_strategy_is_a_located_error_and_nothing_is_written() {
     let test = Test::example();
@@ -352,6 +385,22 @@ fn a_bad_strategy_is_a_located_error_and_nothing_is_written() {
         let output = test.stack(&["apply"]).code(1);
         assert!(
             output.stderr.contains(message) && output.stderr.contains("stacks/platform.yaml:"),
+            "{message}:\n{}",
+            output.stderr
+        );
+    }
+    for (canary, message) in BAD_CANARIES {
+        let spoiled = platform.replacen(
+            "    installed: \"{{ values.frontend.enabled }}\"\n",
+            &format!(
+                "    installed: \"{{{{ values.frontend.enabled }}}}\"\n    strategy:\n      canary:\n        {canary}\n"
+            ),
+            1,
+        );
+        std::fs::write(&stack_file, spoiled).unwrap();
+        let output = test.stack(&["apply"]).code(1);
+        assert!(
+            output.stderr.contains(message),
             "{message}:\n{}",
             output.stderr
         );

@@ -37,7 +37,7 @@ fn other(colour: &str) -> &'static str {
 pub(crate) fn spec_of(project: &Project, index: usize) -> Option<&BlueGreenSpec> {
     match &project.releases[index].options.strategy {
         StrategySpec::BlueGreen(spec) => Some(spec),
-        StrategySpec::Rolling => None,
+        StrategySpec::Rolling | StrategySpec::Canary(_) => None,
     }
 }
 
@@ -56,10 +56,20 @@ pub async fn shape(
     project: &Project,
     mut rendered: Vec<(usize, RenderedRelease)>,
 ) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
-    if rendered
+    let canaries: Vec<String> = rendered
         .iter()
-        .all(|(index, _)| spec_of(project, *index).is_none())
-    {
+        .filter(|(index, _)| {
+            matches!(
+                project.releases[*index].options.strategy,
+                StrategySpec::Canary(_)
+            )
+        })
+        .map(|(_, release)| release.id.clone())
+        .collect();
+    if !canaries.is_empty() {
+        return Err(EngineError::CanaryNotYet { releases: canaries });
+    }
+    if !any(project, &rendered) {
         return Ok(rendered);
     }
     let (history, _) = crate::cluster::live::history(&session.client)

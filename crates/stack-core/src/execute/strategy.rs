@@ -36,7 +36,8 @@ impl<'a> Strategy<'a> {
     /// The strategy a release declares.
     pub fn of(release: &'a Release) -> Self {
         match &release.options.strategy {
-            StrategySpec::Rolling => Self::Rolling,
+            // Canary releases are refused before a plan (not run yet).
+            StrategySpec::Rolling | StrategySpec::Canary(_) => Self::Rolling,
             StrategySpec::BlueGreen(spec) => Self::BlueGreen(spec),
         }
     }

@@ -3,15 +3,114 @@
 //! be among its objects. Refused with the place of `strategy:` before
 //! anything reaches a cluster.
 
-use crate::load::config::{ConfigError, StrategySpec};
+use crate::load::config::{CanarySpec, ConfigError, StrategySpec};
 use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 
 /// What is wrong with `release`'s strategy, given its render.
 pub(crate) fn check(release: &Release, rendered: &RenderedRelease) -> Vec<ConfigError> {
-    let StrategySpec::BlueGreen(spec) = &release.options.strategy else {
-        return Vec::new();
+    match &release.options.strategy {
+        StrategySpec::Rolling => Vec::new(),
+        StrategySpec::BlueGreen(spec) => check_blue_green(release, spec, rendered),
+        StrategySpec::Canary(spec) => check_canary(release, spec, rendered),
+    }
+}
+
+/// A canary needs a Deployment to copy and its Ingress, whose backends
+/// are Services of the release.
+fn check_canary(
+    release: &Release,
+    spec: &CanarySpec,
+    rendered: &RenderedRelease,
+) -> Vec<ConfigError> {
+    let located =
+        |message: String, hint: String, span: &crate::diagnostic::Span| ConfigError::Invalid {
+            message,
+            span: span.clone(),
+            hint: Some(hint),
+        };
+    let mut errors = Vec::new();
+    if !rendered.objects.iter().any(|o| o.kind == "Deployment") {
+        errors.push(located(
+            format!("release `{}` is a canary but renders no Deployment", release.id),
+            "a canary copies a release's Deployments; use it on a release with a Deployment, or leave `strategy` out".into(),
+            &spec.span,
+        ));
+    }
+    let ingresses: Vec<&str> = names_of(rendered, "Ingress");
+    let Some(ingress) = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind == "Ingress" && o.name == spec.ingress)
+    else {
+        errors.push(located(
+            format!(
+                "`strategy.canary.ingress` names Ingress `{}`, which release `{}` does not render",
+                spec.ingress, release.id
+            ),
+            renders(&ingresses, "Ingress"),
+            &spec.ingress_span,
+        ));
+        return errors;
     };
+    let services = names_of(rendered, "Service");
+    for backend in backends(&ingress.body) {
+        if !services.contains(&backend.as_str()) {
+            errors.push(located(
+                format!(
+                    "Ingress `{}` sends traffic to Service `{backend}`, which release `{}` does not render",
+                    spec.ingress, release.id
+                ),
+                "a canary copies the Services its Ingress routes to; they must be the release's own".into(),
+                &spec.ingress_span,
+            ));
+        }
+    }
+    errors
+}
+
+/// The Services an Ingress routes to.
+fn backends(ingress: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = ingress["spec"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["http"]["paths"].as_array().into_iter().flatten())
+        .chain(std::iter::once(&ingress["spec"]["defaultBackend"]))
+        .filter_map(|path| {
+            path["backend"]["service"]["name"]
+                .as_str()
+                .or_else(|| path["service"]["name"].as_str())
+        })
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn names_of<'a>(rendered: &'a RenderedRelease, kind: &str) -> Vec<&'a str> {
+    rendered
+        .objects
+        .iter()
+        .filter(|o| o.kind == kind)
+        .map(|o| o.name.as_str())
+        .collect()
+}
+
+fn renders(names: &[&str], kind: &str) -> String {
+    if names.is_empty() {
+        format!("the release renders no {kind}")
+    } else {
+        format!("the release renders: {}", names.join(", "))
+    }
+}
+
+fn check_blue_green(
+    release: &Release,
+    spec: &crate::load::config::BlueGreenSpec,
+    rendered: &RenderedRelease,
+) -> Vec<ConfigError> {
     let invalid = |message: String, hint: String| ConfigError::Invalid {
         message,
         span: spec.span.clone(),
@@ -41,12 +140,7 @@ pub(crate) fn check(release: &Release, rendered: &RenderedRelease) -> Vec<Config
             "name the Service(s) whose selector switches: `service: NAME`".into(),
         ));
     }
-    let services: Vec<&str> = rendered
-        .objects
-        .iter()
-        .filter(|o| o.kind == "Service")
-        .map(|o| o.name.as_str())
-        .collect();
+    let services = names_of(rendered, "Service");
     for name in spec
         .services
         .iter()
@@ -57,11 +151,7 @@ pub(crate) fn check(release: &Release, rendered: &RenderedRelease) -> Vec<Config
                 "`strategy.blueGreen.service` names Service `{name}`, which release `{}` does not render",
                 release.id
             ),
-            if services.is_empty() {
-                "the release renders no Service".into()
-            } else {
-                format!("the release renders: {}", services.join(", "))
-            },
+            renders(&services, "Service"),
         ));
     }
     errors

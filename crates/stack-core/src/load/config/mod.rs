@@ -9,6 +9,7 @@ mod discovery;
 mod error;
 mod parse;
 pub mod reader;
+mod strategy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use discovery::{StackFiles, discover};
 pub use error::ConfigError;
 pub use parse::parse_stack_file;
+pub use strategy::{Analysis, CanarySpec, CanaryStep};
 
 use crate::diagnostic::{SourceFile, Span};
 use crate::yaml::Node;
@@ -158,6 +160,7 @@ pub enum StrategySpec {
     #[default]
     Rolling,
     BlueGreen(BlueGreenSpec),
+    Canary(CanarySpec),
 }
 
 /// `strategy: {blueGreen: …}`: the release's Deployments run in two

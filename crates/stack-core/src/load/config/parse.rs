@@ -6,9 +6,8 @@ use std::sync::Arc;
 use crate::diagnostic::SourceFile;
 use crate::load::config::reader::{MapReader, expect_string, wrong_type};
 use crate::load::config::{
-    BlueGreenSpec, ClusterTarget, ConfigError, Defaults, Environment, FileRef, Promotion,
-    PromotionFile, ReleaseOptions, ReleaseSpec, Repository, SimulatedOptions, Stack, StrategySpec,
-    ValuesSource,
+    ClusterTarget, ConfigError, Defaults, Environment, FileRef, Promotion, PromotionFile,
+    ReleaseOptions, ReleaseSpec, Repository, SimulatedOptions, Stack, StrategySpec, ValuesSource,
 };
 use crate::yaml::{Node, NodeKind, parse_node};
 
@@ -51,8 +50,6 @@ const RELEASE_KEYS: &[&str] = &[
     "historyMax",
     "strategy",
 ];
-const STRATEGY_KEYS: &[&str] = &["blueGreen", "canary"];
-const BLUE_GREEN_KEYS: &[&str] = &["service", "previewService", "keepPrevious"];
 const PROMOTION_KEYS: &[&str] = &["paths", "files"];
 
 /// Parse one stack file into `stack`, collecting every problem in `errors`.
@@ -314,9 +311,9 @@ fn parse_release(
             .unwrap_or(defaults.create_namespace),
         tests: map.bool("tests", errors).unwrap_or(defaults.tests),
         history_max: history_max(&map, errors).unwrap_or(defaults.history_max),
-        strategy: map
-            .get("strategy")
-            .map_or(StrategySpec::Rolling, |node| parse_strategy(node, errors)),
+        strategy: map.get("strategy").map_or(StrategySpec::Rolling, |node| {
+            super::strategy::parse(node, errors)
+        }),
     };
     let values = parse_values_list(map.list("values", errors), base, errors);
     let secrets = parse_file_list(map.list("secrets", errors), base, errors);
@@ -339,88 +336,6 @@ fn parse_release(
         options,
         base: base.to_path_buf(),
         span: node.span.clone(),
-    })
-}
-
-/// `strategy:`: exactly one of `blueGreen` and `canary` (canary is not
-/// there yet: a located error).
-fn parse_strategy(node: &Node, errors: &mut Vec<ConfigError>) -> StrategySpec {
-    let Some(map) = MapReader::new(node, "strategy", STRATEGY_KEYS, errors) else {
-        return StrategySpec::Rolling;
-    };
-    let invalid =
-        |message: &str, hint: &str, span: &crate::diagnostic::Span| ConfigError::Invalid {
-            message: message.into(),
-            span: span.clone(),
-            hint: Some(hint.into()),
-        };
-    match (map.get("blueGreen"), map.get("canary")) {
-        (Some(_), Some(_)) => {
-            errors.push(invalid(
-                "`strategy` names both `blueGreen` and `canary`",
-                "a release rolls out one way: keep one of them",
-                &node.span,
-            ));
-            StrategySpec::Rolling
-        }
-        (Some(blue_green), None) => parse_blue_green(blue_green, node, errors),
-        (None, Some(canary)) => {
-            errors.push(invalid(
-                "`strategy.canary` is not supported yet",
-                "use `blueGreen`, or leave `strategy` out for a rolling update",
-                &canary.span,
-            ));
-            StrategySpec::Rolling
-        }
-        (None, None) => {
-            errors.push(invalid(
-                "`strategy` names no strategy",
-                "write `strategy: {blueGreen: {service: NAME}}`, or leave `strategy` out for a rolling update",
-                &node.span,
-            ));
-            StrategySpec::Rolling
-        }
-    }
-}
-
-fn parse_blue_green(node: &Node, strategy: &Node, errors: &mut Vec<ConfigError>) -> StrategySpec {
-    let Some(map) = MapReader::new(node, "strategy.blueGreen", BLUE_GREEN_KEYS, errors) else {
-        return StrategySpec::Rolling;
-    };
-    let services: Vec<String> = match map.get("service") {
-        Some(Node {
-            kind: NodeKind::String(name),
-            ..
-        }) => vec![name.clone()],
-        Some(Node {
-            kind: NodeKind::Sequence(items),
-            ..
-        }) => items
-            .iter()
-            .filter_map(|item| expect_string(item, "service", errors))
-            .filter_map(|item| item.as_str().map(str::to_string))
-            .collect(),
-        Some(other) => {
-            errors.push(wrong_type(
-                "service",
-                "a Service name or a list of them",
-                other,
-            ));
-            Vec::new()
-        }
-        None => {
-            map.require("service", "strategy.blueGreen", errors);
-            Vec::new()
-        }
-    };
-    StrategySpec::BlueGreen(BlueGreenSpec {
-        services,
-        preview_service: map.bool("previewService", errors).unwrap_or(false),
-        keep_previous: map.duration("keepPrevious", errors),
-        span: strategy.span.clone(),
-        service_span: map
-            .get("service")
-            .map_or_else(|| strategy.span.clone(), |node| node.span.clone()),
     })
 }
 
