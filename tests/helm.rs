@@ -25,7 +25,7 @@ fn with_helm_chart(helm: &Path) -> Test {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nprintf 'argv: %s\\n' \"$*\" >> '{log}'\nfor a in \"$@\"; do case \"$a\" in */values.json) printf 'mode: %s\\nvalues: ' \"$(stat -c %a \"$a\")\" >> '{log}'; cat \"$a\" >> '{log}'; echo >> '{log}';; esac; done\nexec '{helm}' \"$@\"\n",
+            "#!/bin/sh\nprintf 'argv: %s\\n' \"$*\" >> '{log}'\nfor a in \"$@\"; do case \"$a\" in */values.json) printf 'mode: %s\\nfolder mode: %s\\nvalues: ' \"$(stat -c %a \"$a\")\" \"$(stat -c %a \"$(dirname \"$a\")\")\" >> '{log}'; cat \"$a\" >> '{log}'; echo >> '{log}';; esac; done\nexec '{helm}' \"$@\"\n",
             log = log.display(),
             helm = helm.display()
         ),
@@ -98,6 +98,7 @@ fn a_local_helm_chart_deploys_diffs_and_tests_like_a_minijinja_chart() {
         "a secret on helm's command line: {log}"
     );
     assert!(log.lines().any(|l| l == "mode: 600"), "{log}");
+    assert!(log.lines().any(|l| l == "folder mode: 700"), "{log}");
     assert_eq!(
         calls.len(),
         3,
@@ -433,7 +434,9 @@ fn with_repository_chart(helm: &Path, repository: &ChartRepository, version: &st
 fn cached_archive(test: &Test) -> PathBuf {
     crate::harness::files_under(test.path())
         .into_iter()
-        .find(|path| path.ends_with("chart.tgz") && path.to_string_lossy().contains("/charts/"))
+        .find(|path| {
+            path.ends_with("chart.tgz") && path.to_string_lossy().contains("/stacks/.stack/charts/")
+        })
         .expect("a cached chart archive")
 }
 
@@ -527,7 +530,10 @@ fn a_repository_chart_without_version_or_repository_is_a_located_error() {
 fn render_cache_files(test: &Test) -> Vec<PathBuf> {
     crate::harness::files_under(test.path())
         .into_iter()
-        .filter(|path| path.to_string_lossy().contains("/render-cache/"))
+        .filter(|path| {
+            path.to_string_lossy()
+                .contains("/stacks/.stack/render-cache/")
+        })
         .collect()
 }
 

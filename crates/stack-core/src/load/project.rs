@@ -117,8 +117,8 @@ impl Project {
             capabilities: capabilities.cloned(),
             masks: self.masks.clone(),
             helm: render::helm::helm_binary(self.stack.helm_binary.as_deref()),
-            charts_dir: self.stack.state_dir.join("charts"),
-            render_cache: self.stack.state_dir.join("render-cache"),
+            charts_dir: self.stack.state_dir.join(".stack").join("charts"),
+            render_cache: self.stack.state_dir.join(".stack").join("render-cache"),
         }
     }
 

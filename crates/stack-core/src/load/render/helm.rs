@@ -39,9 +39,6 @@ pub struct HelmChart {
     masks: Masks,
 }
 
-/// How often a running helm is checked for its end.
-const POLL: Duration = Duration::from_millis(20);
-
 impl HelmChart {
     /// Read `Chart.yaml` (name, version) and `values.yaml`.
     pub fn load(dir: &Path, context: &ChartContext) -> Result<Self, Vec<RenderError>> {
@@ -98,13 +95,15 @@ impl HelmChart {
 
     /// Run `helm template` within the release's timeout: its output.
     fn template(&self, release: &Release, values: &Value) -> Result<String, RenderError> {
-        let folder = tempfile::Builder::new()
-            .prefix("stack-helm-")
-            .tempdir()
-            .map_err(|source| RenderError::Read {
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("stack-helm-");
+        if let Some(private) = private_folder() {
+            builder.permissions(private);
+        }
+        let folder = builder.tempdir().map_err(|source| RenderError::Read {
+            path: std::env::temp_dir(),
+            source,
+        })?;
         let values_file = folder.path().join("values.json");
         write_private(
             &values_file,
@@ -184,6 +183,19 @@ fn read_yaml(path: &Path) -> Result<Option<Value>, Vec<RenderError>> {
         .map_err(|error| vec![RenderError::Config(error.into())])
 }
 
+/// A folder only its owner can enter (where permissions are Unix modes).
+fn private_folder() -> Option<std::fs::Permissions> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        Some(std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Write `bytes` to a new file only its owner can read.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -203,33 +215,39 @@ pub(super) fn finish(
     mut child: Child,
     timeout: Duration,
 ) -> Result<(bool, String, String), String> {
+    // Each stream is read to its end on a thread of its own, which says so:
+    // helm's output is whole when both streams have closed, which is when
+    // it exits. Nothing polls; the timeout is the wait's deadline.
+    let (closed, streams_closed) = std::sync::mpsc::channel::<()>();
     let reader = |stream: Option<Box<dyn std::io::Read + Send>>| {
+        let closed = closed.clone();
         std::thread::spawn(move || {
             let mut text = String::new();
             if let Some(mut stream) = stream {
                 let _ = stream.read_to_string(&mut text);
             }
+            let _ = closed.send(());
             text
         })
     };
     let stdout = reader(child.stdout.take().map(|s| Box::new(s) as _));
     let stderr = reader(child.stderr.take().map(|s| Box::new(s) as _));
+    drop(closed);
     let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "helm did not finish within the release's timeout ({}s): stopped",
-                    timeout.as_secs()
-                ));
-            }
-            Err(error) => return Err(format!("waiting for helm failed: {error}")),
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = streams_closed.recv_timeout(left) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "helm did not finish within the release's timeout ({}s): stopped",
+                timeout.as_secs()
+            ));
         }
-    };
+    }
+    let status = child
+        .wait()
+        .map_err(|error| format!("waiting for helm failed: {error}"))?;
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
     Ok((status.success(), stdout, stderr))
