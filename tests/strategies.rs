@@ -363,7 +363,7 @@ const BAD_CANARIES: &[(&str, &str)] = &[
     ),
     (
         "ingress: frontend\n        steps: [{setWeight: 10}, {pause: {}}]",
-        "canary releases are checked but not run yet: apps/frontend",
+        "`pause: {}` in the canary steps of apps/frontend waits for `stack rollout promote`, which is not there yet",
     ),
 ];
 
@@ -596,4 +596,198 @@ fn rollout_cleanup_scales_the_previous_colour_away_and_the_next_deploy_uses_it_a
     assert_eq!(blue["status"]["readyReplicas"], 1);
     drop(server);
     assert_eq!(observed(&test), all_to("backend-blue"));
+}
+
+/// The example platform with its frontend a canary of these steps.
+fn canary(steps: &str) -> Test {
+    let test = Test::example();
+    set_canary_steps(&test, steps);
+    test
+}
+
+fn set_canary_steps(test: &Test, steps: &str) {
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = std::fs::read_to_string(&stack_file).unwrap();
+    let platform = match platform.find("    strategy:\n      canary:") {
+        Some(at) => {
+            // The block this function writes ends with its `steps:` line.
+            let steps_line = at + platform[at..].find("        steps: ").unwrap();
+            let end = steps_line + platform[steps_line..].find('\n').unwrap() + 1;
+            format!("{}{}", &platform[..at], &platform[end..])
+        }
+        None => platform,
+    };
+    let platform = platform.replacen(
+        "    installed: \"{{ values.frontend.enabled }}\"\n",
+        &format!(
+            "    installed: \"{{{{ values.frontend.enabled }}}}\"\n    strategy:\n      canary:\n        ingress: frontend\n        header: X-Canary\n        steps: {steps}\n"
+        ),
+        1,
+    );
+    std::fs::write(&stack_file, platform).unwrap();
+}
+
+/// Where 1000 requests for the example's host go, by workload.
+fn observed_at_host(test: &Test, header: Option<&str>) -> Vec<(String, u64)> {
+    let mut args = vec![
+        "cluster",
+        "traffic",
+        "--host",
+        "shop.dev.example.com",
+        "-o",
+        "json",
+    ];
+    if let Some(header) = header {
+        args.extend(["--header", header]);
+    }
+    let routed = test.stack(&args).success().json();
+    routed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["workload"].as_str().unwrap().to_string(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+const NEW_FRONTEND: &str = "images.frontend.tag=2.3.0";
+
+#[test]
+fn a_canary_takes_its_steps_then_is_promoted_and_removed() {
+    let test = canary("[{setWeight: 20}, {pause: 1s}, {setWeight: 60}]");
+    test.stack(&["apply", "-q"]).success();
+    assert_eq!(observed_at_host(&test, None), all_to("frontend"));
+    let deployed = test
+        .stack(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
+        .success();
+    let events = &deployed.stderr;
+    let at = |text: &str| {
+        events
+            .find(text)
+            .unwrap_or_else(|| panic!("no `{text}` in:\n{events}"))
+    };
+    assert!(at("waiting for Deployment/frontend-canary") < at("canary step 1: canary weight 20%"));
+    assert!(at("canary step 1: canary weight 20%") < at("canary step 2: pause 1.0s"));
+    assert!(at("canary step 3: canary weight 60%") < at("canary: promoting"));
+    assert!(at("canary: promoting") < at("waiting for Deployment/frontend:"));
+    let server = Server::start(test.path(), &[]);
+    let frontend = deployment(&server, "frontend");
+    assert_eq!(image(&frontend), "registry.example.com/shop/frontend:2.3.0");
+    for gone in [
+        "/apis/apps/v1/namespaces/apps/deployments/frontend-canary",
+        "/api/v1/namespaces/apps/services/frontend-canary",
+        "/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary",
+    ] {
+        assert_eq!(server.get(gone)["code"], 404, "{gone}");
+    }
+    drop(server);
+    assert_eq!(observed_at_host(&test, None), all_to("frontend"));
+    test.stack(&[
+        "diff",
+        "--detailed-exitcode",
+        "-l",
+        "name=frontend",
+        "--set",
+        NEW_FRONTEND,
+    ])
+    .code(0);
+}
+
+#[test]
+fn a_canary_at_its_weight_takes_that_share_and_every_request_with_its_header() {
+    let test = canary("[{setWeight: 20}, {pause: 10m}, {setWeight: 60}]");
+    test.stack(&["apply", "-q"]).success();
+    let mut child = test
+        .command(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start apply");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let line = line.expect("read stderr");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("canary step 2: pause") {
+            break;
+        }
+    }
+    assert!(seen.contains("canary step 2: pause 600.0s"), "{seen}");
+    let split = observed_at_host(&test, None);
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(sent.success());
+    let status = child.wait().expect("wait for apply");
+    assert_eq!(
+        split,
+        [
+            ("frontend".to_string(), 800),
+            ("frontend-canary".to_string(), 200)
+        ]
+    );
+    assert_eq!(status.code(), Some(1), "interrupted during the pause");
+    // Interrupted mid-canary: the next run recovers it (back to the stable
+    // version, the canary removed), then runs the canary again.
+    set_canary_steps(&test, "[{setWeight: 50}]");
+    test.stack(&["apply", "-q", "-l", "name=frontend", "--set", NEW_FRONTEND])
+        .success();
+    assert_eq!(
+        observed_at_host(&test, Some("X-Canary=always")),
+        all_to("frontend")
+    );
+    let server = Server::start(test.path(), &[]);
+    assert_eq!(
+        image(&deployment(&server, "frontend")),
+        "registry.example.com/shop/frontend:2.3.0"
+    );
+    assert_eq!(deployment(&server, "frontend-canary")["code"], 404);
+}
+
+#[test]
+fn a_canary_that_fails_is_removed_and_the_stable_version_never_changed() {
+    let test = canary("[{setWeight: 20}, {setWeight: 60}]");
+    test.stack(&["apply", "-q"]).success();
+    let server = Server::start(test.path(), &[]);
+    let before = deployment(&server, "frontend")["metadata"]["resourceVersion"].clone();
+    drop(server);
+    let fault = "podAnnotations.sim\\.stack\\.dev/fail=crash-loop";
+    let failed = test
+        .stack(&[
+            "apply",
+            "-l",
+            "name=frontend",
+            "--set",
+            NEW_FRONTEND,
+            "--set",
+            fault,
+        ])
+        .code(3);
+    assert!(
+        failed.stderr.contains("Deployment/frontend-canary")
+            && !failed.stderr.contains("canary step 1"),
+        "{}",
+        failed.stderr
+    );
+    let server = Server::start(test.path(), &[]);
+    let frontend = deployment(&server, "frontend");
+    assert_eq!(
+        frontend["metadata"]["resourceVersion"], before,
+        "stable untouched"
+    );
+    assert_eq!(deployment(&server, "frontend-canary")["code"], 404);
+    assert_eq!(
+        server.get("/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary")["code"],
+        404
+    );
+    drop(server);
+    assert_eq!(
+        observed_at_host(&test, Some("X-Canary=always")),
+        all_to("frontend")
+    );
 }

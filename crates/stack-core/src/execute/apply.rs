@@ -169,7 +169,13 @@ async fn run(
         commit: session.commit.clone(),
         started: stack_kube::clock::now(),
         finished: None,
-        objects: Stored::new(rendered.objects.iter().map(|o| &o.body)),
+        objects: Stored::new(
+            rendered
+                .objects
+                .iter()
+                .filter(|o| !crate::execute::canary::is_canary(o))
+                .map(|o| &o.body),
+        ),
         tests: Stored::new(rendered.tests.iter().map(|o| &o.body)),
         hooks: Stored::new(rendered.hooks.iter().map(|h| &h.object.body)),
         rollout: rendered.rollout.clone(),

@@ -20,7 +20,7 @@
 use serde_json::Value;
 
 use crate::execute::{EngineError, Session};
-use crate::load::config::{BlueGreenSpec, StrategySpec};
+use crate::load::config::{BlueGreenSpec, CanaryStep, StrategySpec};
 use crate::load::project::Project;
 use crate::load::render::RenderedRelease;
 use stack_kube::object::Object;
@@ -41,11 +41,12 @@ pub(crate) fn spec_of(project: &Project, index: usize) -> Option<&BlueGreenSpec>
     }
 }
 
-/// Whether any of these releases is blue/green.
+/// Whether any of these releases has a strategy (blue/green or canary),
+/// so that its render is shaped for what is deployed.
 pub fn any(project: &Project, rendered: &[(usize, RenderedRelease)]) -> bool {
     rendered
         .iter()
-        .any(|(index, _)| spec_of(project, *index).is_some())
+        .any(|(index, _)| project.releases[*index].options.strategy != StrategySpec::Rolling)
 }
 
 /// Shape every blue/green release of `rendered` for its live colours (see
@@ -56,18 +57,16 @@ pub async fn shape(
     project: &Project,
     mut rendered: Vec<(usize, RenderedRelease)>,
 ) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
-    let canaries: Vec<String> = rendered
+    let waiting: Vec<String> = rendered
         .iter()
         .filter(|(index, _)| {
-            matches!(
-                project.releases[*index].options.strategy,
-                StrategySpec::Canary(_)
-            )
+            matches!(&project.releases[*index].options.strategy,
+                StrategySpec::Canary(spec) if spec.steps.contains(&CanaryStep::Pause(None)))
         })
         .map(|(_, release)| release.id.clone())
         .collect();
-    if !canaries.is_empty() {
-        return Err(EngineError::CanaryNotYet { releases: canaries });
+    if !waiting.is_empty() {
+        return Err(EngineError::CanaryNotYet { releases: waiting });
     }
     if !any(project, &rendered) {
         return Ok(rendered);
@@ -79,12 +78,17 @@ pub async fn shape(
     let cleanup = session.options.scale_away_previous;
     let mut changed = Vec::new();
     for (index, release) in &mut rendered {
-        let Some(spec) = spec_of(project, *index) else {
-            continue;
-        };
         let deployed = history
             .get(&release.id)
             .and_then(|revisions| crate::plan::last_deployed(revisions));
+        if let StrategySpec::Canary(spec) = &project.releases[*index].options.strategy {
+            *release =
+                crate::execute::canary::shape_release(spec, release, deployed.map(AsRef::as_ref));
+            continue;
+        }
+        let Some(spec) = spec_of(project, *index) else {
+            continue;
+        };
         let when = When { now: &now, cleanup };
         let shaped = shape_release(spec, release, deployed.map(AsRef::as_ref), &when);
         let active = |rollout: Option<&Rollout>| rollout.map(|r| r.active.clone());

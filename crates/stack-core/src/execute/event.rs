@@ -65,6 +65,11 @@ pub enum Event {
         services: Vec<String>,
         colour: String,
     },
+    /// A canary release's step (numbered from 1; 0 is its promotion).
+    CanaryStep {
+        step: usize,
+        what: String,
+    },
     /// The release's test jobs are running.
     RunningTests {
         count: usize,
@@ -206,6 +211,8 @@ impl fmt::Display for Event {
             Self::Switched { services, colour } => {
                 write!(f, "switched {} to {colour}", services.join(", "))
             }
+            Self::CanaryStep { step: 0, what } => write!(f, "canary: {what}"),
+            Self::CanaryStep { step, what } => write!(f, "canary step {step}: {what}"),
             Self::RunningTests { count } => write!(f, "running {count} test(s)"),
             Self::TestsPassed => f.write_str("tests passed"),
             Self::Deployed { revision, duration } => {

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod blue_green;
+pub mod canary;
 pub mod countdown;
 pub mod deploy;
 pub(crate) mod diagnose;

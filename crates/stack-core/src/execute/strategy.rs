@@ -11,12 +11,12 @@
 use std::collections::BTreeSet;
 
 use crate::execute::Session;
-use crate::execute::blue_green;
 use crate::execute::error::ReleaseError;
 use crate::execute::event::Event;
 use crate::execute::objects::{apply_all, wait_ready};
 use crate::execute::readiness;
-use crate::load::config::{BlueGreenSpec, StrategySpec};
+use crate::execute::{blue_green, canary};
+use crate::load::config::{BlueGreenSpec, CanarySpec, StrategySpec};
 use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 use crate::plan::{Action, ReleasePlan};
@@ -30,14 +30,17 @@ pub enum Strategy<'a> {
     Rolling,
     /// Bring up the idle colour, then switch the Services to it.
     BlueGreen(&'a BlueGreenSpec),
+    /// Bring up a canary beside the stable version, step its weight up,
+    /// then promote it.
+    Canary(&'a CanarySpec),
 }
 
 impl<'a> Strategy<'a> {
     /// The strategy a release declares.
     pub fn of(release: &'a Release) -> Self {
         match &release.options.strategy {
-            // Canary releases are refused before a plan (not run yet).
-            StrategySpec::Rolling | StrategySpec::Canary(_) => Self::Rolling,
+            StrategySpec::Rolling => Self::Rolling,
+            StrategySpec::Canary(spec) => Self::Canary(spec),
             StrategySpec::BlueGreen(spec) => Self::BlueGreen(spec),
         }
     }
@@ -54,11 +57,13 @@ impl<'a> Strategy<'a> {
         let held = |object: &Object| match self {
             Self::Rolling => false,
             Self::BlueGreen(spec) => blue_green::is_switched(spec, object),
+            Self::Canary(_) => canary::held(rendered, plan, object),
         };
         rolling(session, release, rendered, plan, &held).await
     }
 
-    /// After the tests: point the switched Services at the new colour.
+    /// After the tests: point the switched Services at the new colour, or
+    /// run a canary's steps and promote it.
     pub(crate) async fn switch(
         self,
         session: &Session,
@@ -66,8 +71,10 @@ impl<'a> Strategy<'a> {
         rendered: &RenderedRelease,
         plan: &ReleasePlan,
     ) -> Result<(), ReleaseError> {
-        let Self::BlueGreen(spec) = self else {
-            return Ok(());
+        let spec = match self {
+            Self::Rolling => return Ok(()),
+            Self::Canary(spec) => return canary::run(session, release, spec, rendered, plan).await,
+            Self::BlueGreen(spec) => spec,
         };
         let changed = changed_keys(plan);
         let mut services: Vec<&Object> = rendered
