@@ -51,6 +51,7 @@ pub fn status(project: &Project, settings: &Settings, wanted: Option<&str>) -> R
             let release = project.releases.iter().find(|r| &r.id == id);
             let strategy = match release.map(|r| &r.options.strategy) {
                 Some(StrategySpec::BlueGreen(_)) => "blueGreen",
+                Some(StrategySpec::Canary(_)) => "canary",
                 _ => "rolling",
             };
             let revision = deployed(id);
