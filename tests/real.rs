@@ -504,3 +504,69 @@ fn a_blue_green_release_switches_and_rolls_back_by_its_services_on_a_real_cluste
             .code(0),
     );
 }
+
+#[test]
+fn a_canary_steps_through_its_weights_and_is_promoted_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let mut seen = Seen::default();
+    let test = cluster.example();
+    crate::strategies::set_canary_steps(&test, "[{setWeight: 20}, {setWeight: 50}]");
+    seen.keep(test.stack(&["apply", "-q"]).success());
+    let frontend = cluster
+        .get("deployment", "apps", "frontend")
+        .expect("frontend");
+    assert_eq!(
+        frontend["spec"]["template"]["metadata"]["labels"]["stack.dev/track"],
+        "stable"
+    );
+    let change = [
+        "apply",
+        "-l",
+        "name=frontend",
+        "--set",
+        "images.frontend.tag=2.3.0",
+    ];
+    let deployed = seen.keep(test.stack(&change).success());
+    assert!(
+        deployed.stderr.contains("canary step 2: canary weight 50%")
+            && deployed.stderr.contains("canary: promoting"),
+        "{}",
+        deployed.stderr
+    );
+    let frontend = cluster
+        .get("deployment", "apps", "frontend")
+        .expect("frontend");
+    assert_eq!(
+        frontend["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/shop/frontend:2.3.0"
+    );
+    for (kind, name) in [
+        ("deployment", "frontend-canary"),
+        ("service", "frontend-canary"),
+        ("ingress", "frontend-canary"),
+    ] {
+        assert!(
+            cluster.get(kind, "apps", name).is_none(),
+            "{kind} {name} left"
+        );
+    }
+    let routed = seen.keep(
+        test.stack(&[
+            "cluster",
+            "traffic",
+            "--host",
+            "shop.dev.example.com",
+            "-o",
+            "json",
+        ])
+        .success(),
+    );
+    assert_eq!(
+        routed.json()[0]["workload"],
+        "frontend",
+        "{}",
+        routed.stdout
+    );
+}

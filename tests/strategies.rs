@@ -605,7 +605,8 @@ fn canary(steps: &str) -> Test {
     test
 }
 
-fn set_canary_steps(test: &Test, steps: &str) {
+/// Make the example's frontend (or change it to) a canary of these steps.
+pub fn set_canary_steps(test: &Test, steps: &str) {
     let stack_file = test.path().join("stacks/platform.yaml");
     let platform = std::fs::read_to_string(&stack_file).unwrap();
     let platform = match platform.find("    strategy:\n      canary:") {
@@ -790,4 +791,61 @@ fn a_canary_that_fails_is_removed_and_the_stable_version_never_changed() {
         observed_at_host(&test, Some("X-Canary=always")),
         all_to("frontend")
     );
+}
+
+#[test]
+fn a_canary_killed_at_any_write_is_recovered_without_orphans_and_always_serves() {
+    let test = canary("[{setWeight: 20}, {setWeight: 50}]");
+    test.stack(&["apply", "-q"]).success();
+    let server = Server::start(test.path(), &[]);
+    let mut kills = 0;
+    for after in 1..=16 {
+        let tag = format!("images.frontend.tag=2.{}.0", after + 3);
+        let args = ["apply", "-q", "-l", "name=frontend", "--set", &tag];
+        let killed = crate::harness::output_of(
+            test.command(&args)
+                .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
+        );
+        if killed.code == 0 {
+            break;
+        }
+        assert_eq!(
+            killed.code, -1,
+            "killed after {after} writes: {}",
+            killed.stderr
+        );
+        kills += 1;
+        let served = observed_at_host(&test, None);
+        assert!(
+            served
+                .iter()
+                .all(|(workload, _)| workload != "(no ready pod)"),
+            "killed after {after} writes, requests without a ready pod: {served:?}"
+        );
+        test.stack(&args).success();
+        for gone in [
+            "/apis/apps/v1/namespaces/apps/deployments/frontend-canary",
+            "/api/v1/namespaces/apps/services/frontend-canary",
+            "/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary",
+        ] {
+            assert_eq!(
+                server.get(gone)["code"],
+                404,
+                "after {after} writes: {gone} left"
+            );
+        }
+        let frontend = deployment(&server, "frontend");
+        assert_eq!(
+            image(&frontend),
+            format!("registry.example.com/shop/frontend:2.{}.0", after + 3)
+        );
+        assert_eq!(observed_at_host(&test, None), all_to("frontend"));
+        let mut diff = args.to_vec();
+        diff[0] = "diff";
+        diff.retain(|a| *a != "-q");
+        diff.push("--detailed-exitcode");
+        test.stack(&diff).code(0);
+    }
+    assert!(kills >= 8, "only {kills} write points in a canary deploy");
+    eprintln!("canary crash suite: killed at {kills} write points, all recovered");
 }
