@@ -326,6 +326,20 @@ pub enum RolloutCommand {
     /// Scale the previous colour of the selected blue/green releases away now (they must be
     /// deployed as their files say); what `stack apply` does once `keepPrevious` has passed
     Cleanup(LockArgs),
+    /// A canary paused by `pause: {}`: go on with its steps, then promote it
+    Promote {
+        /// `namespace/name`, or a name that is unique in the stack
+        release: String,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// A canary paused by `pause: {}`: remove it (the revision before it is restored)
+    Abort {
+        /// `namespace/name`, or a name that is unique in the stack
+        release: String,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

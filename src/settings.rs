@@ -102,6 +102,14 @@ fn execution(command: &Command) -> ExecutionOptions {
             adopt_helm: args.adopt_helm,
             forget_helm: args.forget_helm,
             scale_away_previous: false,
+            promote_canary: false,
+        },
+        Command::Rollout {
+            command: RolloutCommand::Promote { lock, .. },
+        } => ExecutionOptions {
+            wait_for_lock: lock.wait_for_lock,
+            promote_canary: true,
+            ..defaults
         },
         Command::Rollout {
             command: RolloutCommand::Cleanup(lock),
@@ -110,12 +118,15 @@ fn execution(command: &Command) -> ExecutionOptions {
             scale_away_previous: true,
             ..defaults
         },
-        Command::Destroy(lock) | Command::Test(lock) | Command::Rollback { lock, .. } => {
-            ExecutionOptions {
-                wait_for_lock: lock.wait_for_lock,
-                ..defaults
-            }
-        }
+        Command::Destroy(lock)
+        | Command::Test(lock)
+        | Command::Rollback { lock, .. }
+        | Command::Rollout {
+            command: RolloutCommand::Abort { lock, .. },
+        } => ExecutionOptions {
+            wait_for_lock: lock.wait_for_lock,
+            ..defaults
+        },
         _ => defaults,
     }
 }

@@ -361,10 +361,6 @@ const BAD_CANARIES: &[(&str, &str)] = &[
         "ingress: frontend\n        steps: [{analysis: {}}]",
         "a canary analysis runs nothing",
     ),
-    (
-        "ingress: frontend\n        steps: [{setWeight: 10}, {pause: {}}]",
-        "`pause: {}` in the canary steps of apps/frontend waits for `stack rollout promote`, which is not there yet",
-    ),
 ];
 
 #[test]
@@ -848,4 +844,102 @@ fn a_canary_killed_at_any_write_is_recovered_without_orphans_and_always_serves()
     }
     assert!(kills >= 8, "only {kills} write points in a canary deploy");
     eprintln!("canary crash suite: killed at {kills} write points, all recovered");
+}
+
+#[test]
+fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
+    let test = canary("[{setWeight: 20}, {pause: {}}, {setWeight: 60}]");
+    test.stack(&["apply", "-q"]).success();
+    let paused = test
+        .stack(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
+        .success();
+    assert!(
+        paused.stderr.contains(
+            "canary step 2: paused at 20%: `stack rollout promote apps/frontend` goes on"
+        ) && !paused.stderr.contains("promoting"),
+        "{}",
+        paused.stderr
+    );
+    let split = vec![
+        ("frontend".to_string(), 800),
+        ("frontend-canary".to_string(), 200),
+    ];
+    assert_eq!(observed_at_host(&test, None), split);
+    assert_eq!(
+        observed_at_host(&test, Some("X-Canary=always")),
+        all_to("frontend-canary")
+    );
+    let again = test
+        .stack(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
+        .success();
+    assert!(
+        again
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("apps/frontend") && l.contains("unchanged")),
+        "a paused canary stays as it is:\n{}",
+        again.stdout
+    );
+    assert_eq!(observed_at_host(&test, None), split);
+    let status = test
+        .stack(&["rollout", "status", "frontend", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(status[0]["paused"]["beforeStep"], 3);
+    assert_eq!(status[0]["paused"]["weight"], 20);
+
+    let promoted = test
+        .stack(&["rollout", "promote", "frontend", "--set", NEW_FRONTEND])
+        .success();
+    assert!(
+        promoted.stderr.contains("canary step 3: canary weight 60%")
+            && promoted.stderr.contains("canary: promoting"),
+        "{}",
+        promoted.stderr
+    );
+    assert_eq!(observed_at_host(&test, None), all_to("frontend"));
+    let server = Server::start(test.path(), &[]);
+    assert_eq!(
+        image(&deployment(&server, "frontend")),
+        "registry.example.com/shop/frontend:2.3.0"
+    );
+    assert_eq!(deployment(&server, "frontend-canary")["code"], 404);
+    drop(server);
+    let not_paused = test.stack(&["rollout", "promote", "frontend"]).code(1);
+    assert!(
+        not_paused
+            .stderr
+            .contains("apps/frontend is not a paused canary"),
+        "{}",
+        not_paused.stderr
+    );
+
+    test.stack(&[
+        "apply",
+        "-q",
+        "-l",
+        "name=frontend",
+        "--set",
+        "images.frontend.tag=2.4.0",
+    ])
+    .success();
+    assert_eq!(observed_at_host(&test, None), split);
+    test.stack(&["rollout", "abort", "frontend"]).success();
+    assert_eq!(
+        observed_at_host(&test, Some("X-Canary=always")),
+        all_to("frontend")
+    );
+    let server = Server::start(test.path(), &[]);
+    assert_eq!(
+        image(&deployment(&server, "frontend")),
+        "registry.example.com/shop/frontend:2.3.0",
+        "aborted: the stable version as it was"
+    );
+    for gone in [
+        "/apis/apps/v1/namespaces/apps/deployments/frontend-canary",
+        "/api/v1/namespaces/apps/services/frontend-canary",
+        "/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary",
+    ] {
+        assert_eq!(server.get(gone)["code"], 404, "{gone}");
+    }
 }

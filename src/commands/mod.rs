@@ -69,6 +69,12 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Rollout {
             command: RolloutCommand::Status { release },
         } => rollout::status(&load(settings)?, settings, release.as_deref()),
+        Command::Rollout {
+            command: RolloutCommand::Promote { release, .. },
+        } => rollout::promote(load(settings)?, settings, release),
+        Command::Rollout {
+            command: RolloutCommand::Abort { release, .. },
+        } => rollout::abort(&load(settings)?, settings, release),
         Command::Secrets {
             command:
                 SecretsCommand::Decrypt {

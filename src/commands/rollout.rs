@@ -95,6 +95,10 @@ pub fn status(project: &Project, settings: &Settings, wanted: Option<&str>) -> R
                 "active": rollout.as_ref().map(|r| r.active.clone()),
                 "previous": rollout.as_ref().and_then(|r| r.previous.clone()),
                 "keepUntil": rollout.as_ref().and_then(|r| r.keep_until.clone()),
+                "paused": rollout.as_ref().and_then(|r| r.step.map(|step| json!({
+                    "beforeStep": step + 1,
+                    "weight": r.weight.unwrap_or(0),
+                }))),
                 "colours": colours,
                 "services": services,
             }));
@@ -147,10 +151,17 @@ fn text_row(row: &Value) -> Vec<String> {
             )
         })
         .collect();
+    let active = match row["paused"].as_object() {
+        Some(paused) => format!(
+            "canary {}% (paused before step {})",
+            paused["weight"], paused["beforeStep"]
+        ),
+        None => colour(&row["active"]),
+    };
     vec![
         row["id"].as_str().unwrap_or_default().to_string(),
         row["strategy"].as_str().unwrap_or_default().to_string(),
-        colour(&row["active"]),
+        active,
         colour(&row["previous"]),
         row["keepUntil"].as_str().unwrap_or("-").to_string(),
         if services.is_empty() {
@@ -159,4 +170,54 @@ fn text_row(row: &Value) -> Vec<String> {
             services.join(", ")
         },
     ]
+}
+
+/// The canary of `release`, paused: its latest revision is deployed and
+/// says where it paused. An error naming the release otherwise.
+fn paused_canary(project: &Project, settings: &Settings, id: &str) -> Result<(), Errors> {
+    let paused = super::remote::with_session(project, settings, |session| async move {
+        let (history, _) = live::history(&session.client)
+            .await
+            .map_err(EngineError::api("cannot read release history"))?;
+        Ok(history
+            .get(id)
+            .and_then(|revisions| revisions.last())
+            .is_some_and(|latest| {
+                latest.state == stack_kube::revision::State::Deployed
+                    && latest.rollout.as_ref().is_some_and(|r| r.step.is_some())
+            }))
+    })?;
+    if paused {
+        return Ok(());
+    }
+    Err(stack_core::error::Error::Failed {
+        message: format!("{id} is not a paused canary"),
+        hint: Some(
+            "`stack rollout status` shows where releases stand; a canary pauses at `pause: {}`"
+                .into(),
+        ),
+    }
+    .into())
+}
+
+/// `stack rollout promote RELEASE`: an apply of that release alone, whose
+/// paused canary goes on from its pause.
+pub fn promote(mut project: Project, settings: &Settings, wanted: &str) -> Result<u8, Errors> {
+    let id = super::status::find_release(&project, wanted)?;
+    paused_canary(&project, settings, &id)?;
+    let index = project
+        .releases
+        .iter()
+        .position(|r| r.id == id)
+        .unwrap_or_default();
+    project.selection.releases = vec![index];
+    super::apply::run(&project, settings)
+}
+
+/// `stack rollout abort RELEASE`: the revision before the paused canary
+/// restored, which removes the canary.
+pub fn abort(project: &Project, settings: &Settings, wanted: &str) -> Result<u8, Errors> {
+    let id = super::status::find_release(project, wanted)?;
+    paused_canary(project, settings, &id)?;
+    super::rollback::run(project, settings, &id, None)
 }

@@ -137,7 +137,7 @@ pub struct Revision {
 }
 
 /// A blue/green release's colours after a revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rollout {
     /// `blue` or `green`: what the switched Services select.
@@ -150,6 +150,13 @@ pub struct Rollout {
     /// at the next deploy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_until: Option<String>,
+    /// A canary paused (`pause: {}`) before this step (numbered from 0):
+    /// `stack rollout promote` goes on from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    /// The paused canary's share of the traffic, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
 }
 
 /// Every object any of these revisions adopted.

@@ -240,7 +240,19 @@ async fn steps(
         revision.tests_passed = Some(result.is_ok());
         result?;
     }
-    strategy.switch(session, release, rendered, plan).await?;
+    if let Some(paused) = strategy.switch(session, release, rendered, plan).await? {
+        // A paused canary: its revision holds what runs; nothing is pruned
+        // until it is promoted.
+        revision.objects =
+            crate::execute::canary::paused_objects(rendered, plan, paused.weight.unwrap_or(0));
+        revision.rollout = Some(paused);
+        history::mark(session, revision, State::Deployed, None).await?;
+        history::supersede(session, plan.deployed.as_deref()).await?;
+        return Ok(());
+    }
+    if matches!(strategy, Strategy::Canary(_)) {
+        revision.rollout = None;
+    }
     for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
         delete_change(session, change).await?;
         session.reporter.event(

@@ -20,7 +20,7 @@
 use serde_json::Value;
 
 use crate::execute::{EngineError, Session};
-use crate::load::config::{BlueGreenSpec, CanaryStep, StrategySpec};
+use crate::load::config::{BlueGreenSpec, StrategySpec};
 use crate::load::project::Project;
 use crate::load::render::RenderedRelease;
 use stack_kube::object::Object;
@@ -57,17 +57,6 @@ pub async fn shape(
     project: &Project,
     mut rendered: Vec<(usize, RenderedRelease)>,
 ) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
-    let waiting: Vec<String> = rendered
-        .iter()
-        .filter(|(index, _)| {
-            matches!(&project.releases[*index].options.strategy,
-                StrategySpec::Canary(spec) if spec.steps.contains(&CanaryStep::Pause(None)))
-        })
-        .map(|(_, release)| release.id.clone())
-        .collect();
-    if !waiting.is_empty() {
-        return Err(EngineError::CanaryNotYet { releases: waiting });
-    }
     if !any(project, &rendered) {
         return Ok(rendered);
     }
@@ -82,8 +71,12 @@ pub async fn shape(
             .get(&release.id)
             .and_then(|revisions| crate::plan::last_deployed(revisions));
         if let StrategySpec::Canary(spec) = &project.releases[*index].options.strategy {
-            *release =
-                crate::execute::canary::shape_release(spec, release, deployed.map(AsRef::as_ref));
+            *release = crate::execute::canary::shape_release(
+                spec,
+                release,
+                deployed.map(AsRef::as_ref),
+                session.options.promote_canary,
+            );
             continue;
         }
         let Some(spec) = spec_of(project, *index) else {
@@ -140,6 +133,7 @@ pub(crate) fn shape_release(
                     active: rollout.active.clone(),
                     previous: None,
                     keep_until: None,
+                    ..Rollout::default()
                 }),
                 ..scaled
             };
@@ -155,6 +149,7 @@ pub(crate) fn shape_release(
             active: new.to_string(),
             previous: active,
             keep_until: spec.keep_previous.map(stack_kube::clock::after),
+            ..Rollout::default()
         }),
         ..shaped
     }
@@ -190,6 +185,7 @@ pub(crate) fn rollback_switch(
         active: back_to.clone(),
         previous: Some(leaving.clone()),
         keep_until: undone.rollout.as_ref()?.keep_until.clone(),
+        ..Rollout::default()
     };
     Some((stack_kube::revision::Stored::new(&objects), rollout))
 }

@@ -33,7 +33,7 @@ use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 use crate::plan::{Action, ReleasePlan};
 use stack_kube::object::Object;
-use stack_kube::revision::Revision;
+use stack_kube::revision::{Revision, Rollout};
 
 /// The label that tells a release's stable pods from its canary's.
 pub const TRACK_LABEL: &str = "stack.dev/track";
@@ -152,23 +152,95 @@ fn renamed(object: &Object) -> Object {
 
 /// One release's render shaped for its deployed revision: the stable
 /// version alone when nothing changed (or on a first deploy), else the
-/// new stable version (held) and the canary.
+/// new stable version (held) and the canary — at weight 0 from its first
+/// step, or, for a canary paused by `pause: {}` whose copies are still
+/// what the stack renders, as it runs (nothing to do) unless `promote`
+/// (`stack rollout promote`) goes on from where it paused.
 pub(crate) fn shape_release(
     spec: &CanarySpec,
     rendered: &RenderedRelease,
     deployed: Option<&Revision>,
+    promote: bool,
 ) -> RenderedRelease {
     let stable = stable(spec, rendered);
     let Some(deployed) = deployed else {
         return stable;
     };
-    if crate::plan::objects_unchanged(&deployed.objects.parse(), &stable.objects) {
+    let stored = deployed.objects.parse();
+    if crate::plan::objects_unchanged(&stored, &stable.objects) {
         return stable;
     }
+    let mut canary = copies(spec, &stable);
+    let paused = deployed.rollout.as_ref().filter(|r| r.step.is_some());
+    if let Some(progress) = paused {
+        set_weight(&mut canary, progress.weight.unwrap_or(0));
+        let running: Vec<&Value> = stored
+            .iter()
+            .filter(|body| body["metadata"]["labels"][TRACK_LABEL] == "canary")
+            .collect();
+        let same =
+            running.len() == canary.len() && canary.iter().all(|c| running.contains(&&c.body));
+        if same && !promote {
+            return RenderedRelease {
+                objects: stored
+                    .iter()
+                    .map(|body| Object::from_body(body, "the paused canary"))
+                    .collect(),
+                rollout: Some(progress.clone()),
+                ..rendered.clone()
+            };
+        }
+        if same {
+            let mut shaped = stable;
+            shaped.objects.extend(canary);
+            shaped.rollout = Some(progress.clone());
+            return shaped;
+        }
+        set_weight(&mut canary, 0);
+    }
     let mut shaped = stable;
-    let canary = copies(spec, &shaped);
     shaped.objects.extend(canary);
     shaped
+}
+
+/// Set the canary Ingress's weight among `objects`.
+fn set_weight(objects: &mut [Object], weight: u8) {
+    for object in objects
+        .iter_mut()
+        .filter(|o| o.kind == "Ingress" && is_canary(o))
+    {
+        object.body["metadata"]["annotations"][WEIGHT_ANNOTATION] = weight.to_string().into();
+    }
+}
+
+/// What runs while a canary is paused, to be its revision's objects: the
+/// stable objects held back as the deployed revision has them, the rest
+/// (the canary at `weight`, stable objects created with it) as rendered.
+pub(crate) fn paused_objects(
+    rendered: &RenderedRelease,
+    plan: &ReleasePlan,
+    weight: u8,
+) -> stack_kube::revision::Stored {
+    let deployed = plan
+        .deployed
+        .as_ref()
+        .map(|p| p.objects.parse())
+        .unwrap_or_default();
+    let mut objects: Vec<Object> = Vec::with_capacity(rendered.objects.len());
+    for object in &rendered.objects {
+        if held(rendered, plan, object) {
+            if let Some(body) = deployed
+                .iter()
+                .find(|body| crate::cluster::live::key_of(body) == object.key())
+            {
+                objects.push(Object::from_body(body, "the stable version"));
+            }
+        } else {
+            objects.push(object.clone());
+        }
+    }
+    set_weight(&mut objects, weight);
+    stack_kube::revision::Stored::new(objects.iter().map(|o| &o.body))
 }
 
 /// Whether a plan's release is in its canary phase (it has canary objects).
@@ -187,17 +259,22 @@ pub(crate) fn held(rendered: &RenderedRelease, plan: &ReleasePlan, object: &Obje
             .any(|c| c.action == Action::Update && c.key == object.key())
 }
 
-/// After the roll-out and the release's tests: the steps, then promotion.
+/// After the roll-out and the release's tests: the steps (from where a
+/// paused canary stopped), then promotion; or, at `pause: {}`, where the
+/// canary paused.
 pub(crate) async fn run(
     session: &Session,
     release: &Release,
     spec: &CanarySpec,
     rendered: &RenderedRelease,
     plan: &ReleasePlan,
-) -> Result<(), ReleaseError> {
+) -> Result<Option<Rollout>, ReleaseError> {
     if !canary_phase(rendered) {
-        return Ok(());
+        return Ok(None);
     }
+    let resumed = rendered.rollout.as_ref();
+    let start = resumed.and_then(|r| r.step).unwrap_or(0) as usize;
+    let mut weight = resumed.and_then(|r| r.weight).unwrap_or(0);
     let (id, timeout) = (&release.id, release.options.timeout);
     let previous = plan
         .deployed
@@ -205,7 +282,7 @@ pub(crate) async fn run(
         .map(|p| p.objects.parse())
         .unwrap_or_default();
     let ingress_name = format!("{}-canary", spec.ingress);
-    for (number, step) in spec.steps.iter().enumerate() {
+    for (number, step) in spec.steps.iter().enumerate().skip(start) {
         let say = |text: String| {
             session.reporter.event(
                 id,
@@ -216,7 +293,8 @@ pub(crate) async fn run(
             );
         };
         match step {
-            CanaryStep::SetWeight(weight) => {
+            CanaryStep::SetWeight(to) => {
+                weight = *to;
                 say(format!("canary weight {weight}%"));
                 let mut ingress = rendered
                     .objects
@@ -238,9 +316,15 @@ pub(crate) async fn run(
                 pause(session, *duration).await?;
             }
             CanaryStep::Pause(None) => {
-                return Err(ReleaseError::CannotUndo(
-                    "`pause: {}` waits for `stack rollout promote`, which is not there yet",
+                say(format!(
+                    "paused at {weight}%: `stack rollout promote {id}` goes on, `stack rollout abort {id}` takes it back"
                 ));
+                return Ok(Some(Rollout {
+                    active: "stable".into(),
+                    step: u32::try_from(number + 1).ok(),
+                    weight: Some(weight),
+                    ..Rollout::default()
+                }));
             }
             CanaryStep::Analysis(analysis) => {
                 say("analysis".into());
@@ -257,7 +341,8 @@ pub(crate) async fn run(
             }
         }
     }
-    promote(session, release, rendered, plan, &previous).await
+    promote(session, release, rendered, plan, &previous).await?;
+    Ok(None)
 }
 
 /// Wait `duration`; an interrupted run stops here (left pending, the

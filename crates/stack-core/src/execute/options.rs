@@ -32,6 +32,8 @@ pub struct ExecutionOptions {
     /// `stack rollout cleanup`: scale the previous colour of blue/green
     /// releases away now, whatever their `keepPrevious`.
     pub scale_away_previous: bool,
+    /// `stack rollout promote`: a paused canary goes on from its pause.
+    pub promote_canary: bool,
 }
 
 impl Default for ExecutionOptions {
@@ -47,6 +49,7 @@ impl Default for ExecutionOptions {
             adopt_helm: false,
             forget_helm: false,
             scale_away_previous: false,
+            promote_canary: false,
             recover: Direction::Back,
             wait_for_lock: None,
         }

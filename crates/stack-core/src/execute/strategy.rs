@@ -21,6 +21,7 @@ use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 use crate::plan::{Action, ReleasePlan};
 use stack_kube::object::Object;
+use stack_kube::revision::Rollout;
 
 /// How a release is rolled out.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -64,15 +65,16 @@ impl<'a> Strategy<'a> {
 
     /// After the tests: point the switched Services at the new colour, or
     /// run a canary's steps and promote it.
+    /// A canary paused by `pause: {}` says where it paused.
     pub(crate) async fn switch(
         self,
         session: &Session,
         release: &Release,
         rendered: &RenderedRelease,
         plan: &ReleasePlan,
-    ) -> Result<(), ReleaseError> {
+    ) -> Result<Option<Rollout>, ReleaseError> {
         let spec = match self {
-            Self::Rolling => return Ok(()),
+            Self::Rolling => return Ok(None),
             Self::Canary(spec) => return canary::run(session, release, spec, rendered, plan).await,
             Self::BlueGreen(spec) => spec,
         };
@@ -83,7 +85,7 @@ impl<'a> Strategy<'a> {
             .filter(|o| blue_green::is_switched(spec, o) && changed.contains(&o.key()))
             .collect();
         if services.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let previous = previous_bodies(plan);
         let names = services.iter().map(|s| s.name.clone()).collect();
@@ -108,7 +110,7 @@ impl<'a> Strategy<'a> {
                 colour,
             },
         );
-        Ok(())
+        Ok(None)
     }
 }
 
