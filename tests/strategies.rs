@@ -943,3 +943,36 @@ fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
         assert_eq!(server.get(gone)["code"], 404, "{gone}");
     }
 }
+
+#[test]
+fn releases_with_strategies_pass_the_promotion_gate_once_deployed_and_tested() {
+    let test = make_blue_green(canary("[{setWeight: 50}]"));
+    test.stack(&["apply", "-q"]).success();
+    test.stack(&[
+        "apply",
+        "-q",
+        "-l",
+        "name=backend",
+        "--set",
+        "images.backend.tag=1.6.0",
+    ])
+    .success();
+    let refused = test
+        .stack(&["promote", "--from", "development", "--to", "staging"])
+        .code(1);
+    assert!(
+        refused.stderr.contains("apps/backend") && !refused.stderr.contains("apps/frontend"),
+        "the backend runs 1.6.0, not what the files say; the frontend is verified:\n{}",
+        refused.stderr
+    );
+    test.stack(&["apply", "-q"]).success();
+    let promoted = test
+        .stack(&["promote", "--from", "development", "--to", "staging"])
+        .success();
+    assert!(
+        test.read("environments/staging.yaml")
+            .contains("shop/backend, tag: \"1.5.0\""),
+        "{}",
+        promoted.stdout
+    );
+}

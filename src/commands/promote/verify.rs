@@ -24,6 +24,17 @@ pub fn verify(
     let installed = project.installed_selection();
     let rendered = project.render(&installed)?;
     let (history, objects) = read(project, settings, &installed)?;
+    // Judged as a deploy would make it: blue/green and canary releases in
+    // the colours and phase their deployed revisions left.
+    let rendered: Vec<_> = stack_core::execute::blue_green::shape_for(
+        project,
+        installed.iter().copied().zip(rendered).collect(),
+        &history,
+        &settings.execution,
+    )?
+    .into_iter()
+    .map(|(_, release)| release)
+    .collect();
     let mut provenance = Vec::new();
     let mut refusals = Vec::new();
     let no_revisions: Vec<std::sync::Arc<Revision>> = Vec::new();

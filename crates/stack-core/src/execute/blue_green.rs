@@ -55,7 +55,7 @@ pub fn any(project: &Project, rendered: &[(usize, RenderedRelease)]) -> bool {
 pub async fn shape(
     session: &Session,
     project: &Project,
-    mut rendered: Vec<(usize, RenderedRelease)>,
+    rendered: Vec<(usize, RenderedRelease)>,
 ) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
     if !any(project, &rendered) {
         return Ok(rendered);
@@ -63,8 +63,19 @@ pub async fn shape(
     let (history, _) = crate::cluster::live::history(&session.client)
         .await
         .map_err(EngineError::api("cannot read release history"))?;
+    shape_for(project, rendered, &history, &session.options)
+}
+
+/// [`shape`] with the release history already read (the promotion gate
+/// judges the render a deploy would make).
+pub fn shape_for(
+    project: &Project,
+    mut rendered: Vec<(usize, RenderedRelease)>,
+    history: &crate::cluster::live::History,
+    options: &crate::execute::ExecutionOptions,
+) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
     let now = stack_kube::clock::now();
-    let cleanup = session.options.scale_away_previous;
+    let cleanup = options.scale_away_previous;
     let mut changed = Vec::new();
     for (index, release) in &mut rendered {
         let deployed = history
@@ -75,7 +86,7 @@ pub async fn shape(
                 spec,
                 release,
                 deployed.map(AsRef::as_ref),
-                session.options.promote_canary,
+                options.promote_canary,
             );
             continue;
         }
