@@ -110,13 +110,14 @@ fn a_removed_template_object_is_pruned() {
     let test = deployed();
     std::fs::remove_file(
         test.path()
-            .join("stacks/charts/frontend/templates/ingress.yaml"),
+            .join("stacks/charts/network-policies/templates/default-deny.yaml"),
     )
     .unwrap();
     let diff = test.stack(&["diff"]).success();
     assert!(
-        diff.stdout
-            .contains("- Ingress/apps/frontend (deleted: the render no longer has it)"),
+        diff.stdout.contains(
+            "- NetworkPolicy/apps/default-deny-ingress (deleted: the render no longer has it)"
+        ),
         "{}",
         diff.stdout
     );
@@ -124,7 +125,7 @@ fn a_removed_template_object_is_pruned() {
     let server = server(&test);
     let (code, _) = http(
         &format!(
-            "{}/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend",
+            "{}/apis/networking.k8s.io/v1/namespaces/apps/networkpolicies/default-deny-ingress",
             server.address
         ),
         "GET",

@@ -386,7 +386,7 @@ fn a_bad_strategy_is_a_located_error_and_nothing_is_written() {
         );
     }
     for (canary, message) in BAD_CANARIES {
-        let spoiled = platform.replacen(
+        let spoiled = without_canary(&platform).replacen(
             "    installed: \"{{ values.frontend.enabled }}\"\n",
             &format!(
                 "    installed: \"{{{{ values.frontend.enabled }}}}\"\n    strategy:\n      canary:\n        {canary}\n"
@@ -601,19 +601,23 @@ fn canary(steps: &str) -> Test {
     test
 }
 
-/// Make the example's frontend (or change it to) a canary of these steps.
-pub fn set_canary_steps(test: &Test, steps: &str) {
-    let stack_file = test.path().join("stacks/platform.yaml");
-    let platform = std::fs::read_to_string(&stack_file).unwrap();
-    let platform = match platform.find("    strategy:\n      canary:") {
+/// A stack file without the frontend's canary block (as the example and
+/// this file write it: it ends with its one-line `steps:`).
+fn without_canary(platform: &str) -> String {
+    match platform.find("    strategy:\n      canary:") {
         Some(at) => {
-            // The block this function writes ends with its `steps:` line.
             let steps_line = at + platform[at..].find("        steps: ").unwrap();
             let end = steps_line + platform[steps_line..].find('\n').unwrap() + 1;
             format!("{}{}", &platform[..at], &platform[end..])
         }
-        None => platform,
-    };
+        None => platform.to_string(),
+    }
+}
+
+/// Make the example's frontend (or change it to) a canary of these steps.
+pub fn set_canary_steps(test: &Test, steps: &str) {
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = without_canary(&std::fs::read_to_string(&stack_file).unwrap());
     let platform = platform.replacen(
         "    installed: \"{{ values.frontend.enabled }}\"\n",
         &format!(
