@@ -18,7 +18,7 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
     let rendering = super::apply::ForCluster::prepare(project)?;
     let planned = super::remote::with_session(project, settings, |session| async move {
         let (rendered, removals) = rendering.on(project, &session).await?;
-        let rendered = execute::blue_green::shape(&session, project, rendered).await?;
+        let rendered = execute::strategy::shape(&session, project, rendered).await?;
         Ok(execute::plan(&session, project, &rendered, &removals, args.prune_releases).await?)
     })?;
     for (id, revisions) in &planned.live.revisions {

@@ -26,7 +26,7 @@ pub fn verify(
     let (history, objects) = read(project, settings, &installed)?;
     // Judged as a deploy would make it: blue/green and canary releases in
     // the colours and phase their deployed revisions left.
-    let rendered: Vec<_> = stack_core::execute::blue_green::shape_for(
+    let rendered: Vec<_> = stack_core::execute::strategy::shape_for(
         project,
         installed.iter().copied().zip(rendered).collect(),
         &history,

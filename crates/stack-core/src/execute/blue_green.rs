@@ -19,7 +19,7 @@
 
 use serde_json::Value;
 
-use crate::execute::{EngineError, Session};
+use crate::execute::strategy::{suffixed, without_assigned_addresses};
 use crate::load::config::{BlueGreenSpec, StrategySpec};
 use crate::load::project::Project;
 use crate::load::render::RenderedRelease;
@@ -41,73 +41,6 @@ pub(crate) fn spec_of(project: &Project, index: usize) -> Option<&BlueGreenSpec>
     }
 }
 
-/// Whether any of these releases has a strategy (blue/green or canary),
-/// so that its render is shaped for what is deployed.
-pub fn any(project: &Project, rendered: &[(usize, RenderedRelease)]) -> bool {
-    rendered
-        .iter()
-        .any(|(index, _)| project.releases[*index].options.strategy != StrategySpec::Rolling)
-}
-
-/// Shape every blue/green release of `rendered` for its live colours (see
-/// the module). Without one, `rendered` is returned as it is and the
-/// cluster is not asked anything.
-pub async fn shape(
-    session: &Session,
-    project: &Project,
-    rendered: Vec<(usize, RenderedRelease)>,
-) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
-    if !any(project, &rendered) {
-        return Ok(rendered);
-    }
-    let (history, _) = crate::cluster::live::history(&session.client)
-        .await
-        .map_err(EngineError::api("cannot read release history"))?;
-    shape_for(project, rendered, &history, &session.options)
-}
-
-/// [`shape`] with the release history already read (the promotion gate
-/// judges the render a deploy would make).
-pub fn shape_for(
-    project: &Project,
-    mut rendered: Vec<(usize, RenderedRelease)>,
-    history: &crate::cluster::live::History,
-    options: &crate::execute::ExecutionOptions,
-) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
-    let now = stack_kube::clock::now();
-    let cleanup = options.scale_away_previous;
-    let mut changed = Vec::new();
-    for (index, release) in &mut rendered {
-        let deployed = history
-            .get(&release.id)
-            .and_then(|revisions| crate::plan::last_deployed(revisions));
-        if let StrategySpec::Canary(spec) = &project.releases[*index].options.strategy {
-            *release = crate::execute::canary::shape_release(
-                spec,
-                release,
-                deployed.map(AsRef::as_ref),
-                options.promote_canary,
-            );
-            continue;
-        }
-        let Some(spec) = spec_of(project, *index) else {
-            continue;
-        };
-        let when = When { now: &now, cleanup };
-        let shaped = shape_release(spec, release, deployed.map(AsRef::as_ref), &when);
-        let active = |rollout: Option<&Rollout>| rollout.map(|r| r.active.clone());
-        let before = active(deployed.and_then(|r| r.rollout.as_ref()));
-        if cleanup && before != active(shaped.rollout.as_ref()) {
-            changed.push(release.id.clone());
-        }
-        *release = shaped;
-    }
-    if !changed.is_empty() {
-        return Err(EngineError::NotSteady { releases: changed });
-    }
-    Ok(rendered)
-}
-
 /// When a shape is made: the time, and whether the previous colour goes
 /// now (`stack rollout cleanup`) rather than when its time has passed.
 pub(crate) struct When<'a> {
@@ -125,7 +58,7 @@ pub(crate) fn shape_release(
     let stored = deployed.map(|r| r.objects.parse()).unwrap_or_default();
     if let Some(rollout) = deployed.and_then(|r| r.rollout.as_ref()) {
         let idle = other(&rollout.active);
-        let steady = paint(spec, rendered, &rollout.active, kept(&stored, idle, false));
+        let steady = paint(spec, rendered, &rollout.active, kept(&stored, idle));
         if crate::plan::objects_unchanged(&stored, &steady.objects) {
             let expired = when.cleanup
                 || rollout
@@ -138,7 +71,15 @@ pub(crate) fn shape_release(
                     ..steady
                 };
             }
-            let scaled = paint(spec, rendered, &rollout.active, kept(&stored, idle, true));
+            // The same objects, the idle colour's Deployments at zero.
+            let mut scaled = steady;
+            for object in &mut scaled.objects {
+                if object.kind == "Deployment"
+                    && object.body["metadata"]["labels"][COLOR_LABEL] == idle
+                {
+                    object.body["spec"]["replicas"] = Value::from(0);
+                }
+            }
             return RenderedRelease {
                 rollout: Some(Rollout {
                     active: rollout.active.clone(),
@@ -154,7 +95,7 @@ pub(crate) fn shape_release(
         .and_then(|r| r.rollout.as_ref())
         .map(|r| r.active.clone());
     let new = active.as_deref().map_or("blue", other);
-    let shaped = paint(spec, rendered, new, kept(&stored, other(new), false));
+    let shaped = paint(spec, rendered, new, kept(&stored, other(new)));
     RenderedRelease {
         rollout: Some(Rollout {
             active: new.to_string(),
@@ -181,7 +122,7 @@ pub(crate) fn rollback_switch(
     if undone.state != stack_kube::revision::State::Deployed || back_to == leaving {
         return None;
     }
-    let running = kept(&undone.objects.parse(), leaving, false);
+    let running = kept(&undone.objects.parse(), leaving);
     let mut objects: Vec<Value> = target
         .objects
         .parse()
@@ -201,21 +142,14 @@ pub(crate) fn rollback_switch(
     Some((stack_kube::revision::Stored::new(&objects), rollout))
 }
 
-/// The Deployments of colour `colour` a revision stored, as they run (or
-/// scaled to zero).
-fn kept(stored: &[Value], colour: &str, scale_to_zero: bool) -> Vec<Object> {
+/// The Deployments of colour `colour` a revision stored, as they run.
+fn kept(stored: &[Value], colour: &str) -> Vec<Object> {
     stored
         .iter()
         .filter(|body| {
             body["kind"] == "Deployment" && body["metadata"]["labels"][COLOR_LABEL] == colour
         })
-        .map(|body| {
-            let mut object = Object::from_body(body, "the previous colour");
-            if scale_to_zero {
-                object.body["spec"]["replicas"] = Value::from(0);
-            }
-            object
-        })
+        .map(|body| Object::from_body(body, "the previous colour"))
         .collect()
 }
 
@@ -230,22 +164,35 @@ fn paint(
 ) -> RenderedRelease {
     let mut objects = Vec::with_capacity(rendered.objects.len() + kept.len());
     for object in &rendered.objects {
-        let mut object = object.clone();
         if object.kind == "Deployment" {
-            colour_deployment(&mut object, colour);
-        } else if is_switched(spec, &object) {
-            object.body["spec"]["selector"][COLOR_LABEL] = Value::from(colour);
-            if spec.preview_service {
-                objects.push(object.clone());
-                object = preview(object);
-            }
+            objects.push(colour_deployment(object, colour));
+        } else if is_switched(spec, object) {
+            let mut switched = object.clone();
+            switched.body["spec"]["selector"][COLOR_LABEL] = Value::from(colour);
+            let previewed = spec.preview_service.then(|| preview(&switched));
+            objects.push(switched);
+            objects.extend(previewed);
+        } else {
+            objects.push(object.clone());
         }
-        objects.push(object);
     }
     objects.extend(kept);
     RenderedRelease {
         objects,
-        ..rendered.clone()
+        ..without_objects(rendered)
+    }
+}
+
+/// A release's render without its objects (cloning them only to drop
+/// them would copy every object of the release twice).
+pub(crate) fn without_objects(rendered: &RenderedRelease) -> RenderedRelease {
+    RenderedRelease {
+        id: rendered.id.clone(),
+        objects: Vec::new(),
+        tests: rendered.tests.clone(),
+        hooks: rendered.hooks.clone(),
+        values: rendered.values.clone(),
+        rollout: rendered.rollout.clone(),
     }
 }
 
@@ -260,31 +207,20 @@ pub(crate) fn is_switched(spec: &BlueGreenSpec, object: &Object) -> bool {
     object.kind == "Service" && spec.services.contains(&object.name)
 }
 
-fn colour_deployment(object: &mut Object, colour: &str) {
-    object.name = format!("{}-{colour}", object.name);
-    let body = &mut object.body;
-    body["metadata"]["name"] = Value::from(object.name.clone());
+fn colour_deployment(object: &Object, colour: &str) -> Object {
+    let mut coloured = suffixed(object, colour);
+    let body = &mut coloured.body;
     body["metadata"]["labels"][COLOR_LABEL] = Value::from(colour);
     body["spec"]["selector"]["matchLabels"][COLOR_LABEL] = Value::from(colour);
     body["spec"]["template"]["metadata"]["labels"][COLOR_LABEL] = Value::from(colour);
+    coloured
 }
 
-/// `<service>-preview`: the Service's copy that selects the new colour
-/// (addresses the cluster assigns are left to it).
-fn preview(mut service: Object) -> Object {
-    service.name = format!("{}-preview", service.name);
-    let body = &mut service.body;
-    body["metadata"]["name"] = Value::from(service.name.clone());
-    if let Some(spec) = body["spec"].as_object_mut() {
-        spec.remove("clusterIP");
-        spec.remove("clusterIPs");
-    }
-    if let Some(ports) = body["spec"]["ports"].as_array_mut() {
-        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
-            port.remove("nodePort");
-        }
-    }
-    service
+/// `<service>-preview`: the Service's copy that selects the new colour.
+fn preview(service: &Object) -> Object {
+    let mut preview = suffixed(service, "preview");
+    without_assigned_addresses(&mut preview);
+    preview
 }
 
 #[cfg(test)]

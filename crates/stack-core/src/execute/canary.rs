@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::execute::error::ReleaseError;
 use crate::execute::event::Event;
 use crate::execute::objects::{apply_all, delete_object, wait_ready};
+use crate::execute::strategy::{suffixed, without_assigned_addresses};
 use crate::execute::{Session, readiness, test_jobs};
 use crate::load::config::{Analysis, CanarySpec, CanaryStep};
 use crate::load::release::Release;
@@ -104,18 +105,7 @@ fn copies(spec: &CanarySpec, stable: &RenderedRelease) -> Vec<Object> {
         } else if object.kind == "Service" && routed.contains(&object.name) {
             let mut copy = renamed(object);
             copy.body["spec"]["selector"][TRACK_LABEL] = "canary".into();
-            if let Some(service) = copy.body["spec"].as_object_mut() {
-                service.remove("clusterIP");
-                service.remove("clusterIPs");
-            }
-            for port in copy.body["spec"]["ports"]
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_object_mut)
-            {
-                port.remove("nodePort");
-            }
+            without_assigned_addresses(&mut copy);
             out.push(copy);
         }
     }
@@ -143,9 +133,7 @@ fn copies(spec: &CanarySpec, stable: &RenderedRelease) -> Vec<Object> {
 
 /// `<name>-canary`, labelled `track: canary`.
 fn renamed(object: &Object) -> Object {
-    let mut copy = object.clone();
-    copy.name = format!("{}-canary", object.name);
-    copy.body["metadata"]["name"] = copy.name.clone().into();
+    let mut copy = suffixed(object, "canary");
     copy.body["metadata"]["labels"][TRACK_LABEL] = "canary".into();
     copy
 }
@@ -187,7 +175,7 @@ pub(crate) fn shape_release(
                     .map(|body| Object::from_body(body, "the paused canary"))
                     .collect(),
                 rollout: Some(progress.clone()),
-                ..rendered.clone()
+                ..crate::execute::blue_green::without_objects(rendered)
             };
         }
         if same {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::cluster::live::History;
-use crate::execute::{self, EngineError, Finished, Planned, Session, blue_green};
+use crate::execute::{self, EngineError, Finished, Planned, Session, strategy};
 use crate::load::project::Project;
 use crate::load::render::RenderedRelease;
 use stack_kube::revision::State;
@@ -28,8 +28,8 @@ pub async fn deploy(
     let concurrency = session.options.concurrency;
     // Blue/green releases are shaped for their live colours: again when a
     // recovery under the lock changed them.
-    let unshaped = blue_green::any(project, &rendered).then(|| rendered.clone());
-    let mut rendered = blue_green::shape(session, project, rendered).await?;
+    let unshaped = strategy::any(project, &rendered).then(|| rendered.clone());
+    let mut rendered = strategy::shape(session, project, rendered).await?;
     let mut planned = execute::plan(session, project, &rendered, removals, prune).await?;
     refuse_helm_objects(&planned, session.options.adopt_helm)?;
     let idle = planned.plan.releases.iter().all(|r| r.up_to_date)
@@ -41,7 +41,7 @@ pub async fn deploy(
     let work = async move {
         if recover(session, project, &planned).await? {
             if let Some(unshaped) = unshaped {
-                rendered = blue_green::shape(session, project, unshaped).await?;
+                rendered = strategy::shape(session, project, unshaped).await?;
             }
             planned = execute::plan(session, project, &rendered, removals, prune).await?;
         }

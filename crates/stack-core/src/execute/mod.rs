@@ -26,7 +26,7 @@ pub mod recover;
 pub mod report;
 pub mod rollback;
 pub(crate) mod schedule;
-pub(crate) mod strategy;
+pub mod strategy;
 pub mod test_jobs;
 pub mod wait;
 

@@ -6,17 +6,20 @@
 //! the new colour (everything but the Services it switches), waits for it,
 //! and — once the tests passed — switches the Services' selectors to it,
 //! one write each (see `blue_green`). The steps around them (hooks, tests,
-//! prune, the revision's record, rollback) stay the same.
+//! prune, the revision's record, rollback) stay the same. Before a plan,
+//! `shape` gives each such release's render the form its deployed revision
+//! calls for (colours, a canary's phase).
 
 use std::collections::BTreeSet;
 
-use crate::execute::Session;
 use crate::execute::error::ReleaseError;
 use crate::execute::event::Event;
 use crate::execute::objects::{apply_all, wait_ready};
 use crate::execute::readiness;
+use crate::execute::{EngineError, Session};
 use crate::execute::{blue_green, canary};
 use crate::load::config::{BlueGreenSpec, CanarySpec, StrategySpec};
+use crate::load::project::Project;
 use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 use crate::plan::{Action, ReleasePlan};
@@ -114,6 +117,32 @@ impl<'a> Strategy<'a> {
     }
 }
 
+/// A copy of `object` named `<name>-<suffix>` (a strategy's colour, its
+/// preview or its canary).
+pub(crate) fn suffixed(object: &Object, suffix: &str) -> Object {
+    let mut copy = object.clone();
+    copy.name = format!("{}-{suffix}", object.name);
+    copy.body["metadata"]["name"] = copy.name.clone().into();
+    copy
+}
+
+/// A second Service of the same spec: the addresses the cluster assigned
+/// the first (cluster IPs, node ports) are left for it to assign anew.
+pub(crate) fn without_assigned_addresses(service: &mut Object) {
+    if let Some(spec) = service.body["spec"].as_object_mut() {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    for port in service.body["spec"]["ports"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_object_mut)
+    {
+        port.remove("nodePort");
+    }
+}
+
 /// The objects a plan creates or changes.
 fn changed_keys(plan: &ReleasePlan) -> BTreeSet<stack_kube::object::ObjectKey> {
     plan.changes
@@ -155,4 +184,72 @@ async fn rolling(
         wait_ready(session, id, &all, &applied, timeout, readiness::readiness).await?;
     }
     Ok(())
+}
+
+/// Whether any of these releases has a strategy (blue/green or canary),
+/// so that its render is shaped for what is deployed.
+pub fn any(project: &Project, rendered: &[(usize, RenderedRelease)]) -> bool {
+    rendered
+        .iter()
+        .any(|(index, _)| project.releases[*index].options.strategy != StrategySpec::Rolling)
+}
+
+/// Shape every release of `rendered` that has a strategy for what its
+/// deployed revision left (blue/green colours, a canary's phase; see
+/// `blue_green` and `canary`). Without one, `rendered` is returned as it is and the
+/// cluster is not asked anything.
+pub async fn shape(
+    session: &Session,
+    project: &Project,
+    rendered: Vec<(usize, RenderedRelease)>,
+) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
+    if !any(project, &rendered) {
+        return Ok(rendered);
+    }
+    let (history, _) = crate::cluster::live::history(&session.client)
+        .await
+        .map_err(EngineError::api("cannot read release history"))?;
+    shape_for(project, rendered, &history, &session.options)
+}
+
+/// [`shape`] with the release history already read (the promotion gate
+/// judges the render a deploy would make).
+pub fn shape_for(
+    project: &Project,
+    mut rendered: Vec<(usize, RenderedRelease)>,
+    history: &crate::cluster::live::History,
+    options: &crate::execute::ExecutionOptions,
+) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
+    let now = stack_kube::clock::now();
+    let cleanup = options.scale_away_previous;
+    let mut changed = Vec::new();
+    for (index, release) in &mut rendered {
+        let deployed = history
+            .get(&release.id)
+            .and_then(|revisions| crate::plan::last_deployed(revisions));
+        if let StrategySpec::Canary(spec) = &project.releases[*index].options.strategy {
+            *release = crate::execute::canary::shape_release(
+                spec,
+                release,
+                deployed.map(AsRef::as_ref),
+                options.promote_canary,
+            );
+            continue;
+        }
+        let Some(spec) = blue_green::spec_of(project, *index) else {
+            continue;
+        };
+        let when = blue_green::When { now: &now, cleanup };
+        let shaped = blue_green::shape_release(spec, release, deployed.map(AsRef::as_ref), &when);
+        let active = |rollout: Option<&Rollout>| rollout.map(|r| r.active.clone());
+        let before = active(deployed.and_then(|r| r.rollout.as_ref()));
+        if cleanup && before != active(shaped.rollout.as_ref()) {
+            changed.push(release.id.clone());
+        }
+        *release = shaped;
+    }
+    if !changed.is_empty() {
+        return Err(EngineError::NotSteady { releases: changed });
+    }
+    Ok(rendered)
 }
