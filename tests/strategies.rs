@@ -52,17 +52,14 @@ fn selects(service: &Value) -> &str {
 /// Where 1000 requests to the backend Service go, by workload, as
 /// `stack cluster traffic` observes them.
 fn observed(test: &Test) -> Vec<(String, u64)> {
-    let routed = test
-        .stack(&[
-            "cluster",
-            "traffic",
-            "--service",
-            "apps/backend",
-            "-o",
-            "json",
-        ])
-        .success()
-        .json();
+    routed(test, &["--service", "apps/backend"])
+}
+
+/// `stack cluster traffic ARGS -o json`: requests per workload.
+fn routed(test: &Test, args: &[&str]) -> Vec<(String, u64)> {
+    let mut command = vec!["cluster", "traffic", "-o", "json"];
+    command.extend_from_slice(args);
+    let routed = test.stack(&command).success().json();
     routed
         .as_array()
         .unwrap()
@@ -630,30 +627,19 @@ pub fn set_canary_steps(test: &Test, steps: &str) {
 
 /// Where 1000 requests for the example's host go, by workload.
 fn observed_at_host(test: &Test, header: Option<&str>) -> Vec<(String, u64)> {
-    let mut args = vec![
-        "cluster",
-        "traffic",
-        "--host",
-        "shop.dev.example.com",
-        "-o",
-        "json",
-    ];
+    let mut args = vec!["--host", "shop.dev.example.com"];
     if let Some(header) = header {
         args.extend(["--header", header]);
     }
-    let routed = test.stack(&args).success().json();
-    routed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["workload"].as_str().unwrap().to_string(),
-                r["requests"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    routed(test, &args)
 }
+
+/// The canary's copies of the frontend.
+const CANARY_OBJECTS: [&str; 3] = [
+    "/apis/apps/v1/namespaces/apps/deployments/frontend-canary",
+    "/api/v1/namespaces/apps/services/frontend-canary",
+    "/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary",
+];
 
 const NEW_FRONTEND: &str = "images.frontend.tag=2.3.0";
 
@@ -678,11 +664,7 @@ fn a_canary_takes_its_steps_then_is_promoted_and_removed() {
     let server = Server::start(test.path(), &[]);
     let frontend = deployment(&server, "frontend");
     assert_eq!(image(&frontend), "registry.example.com/shop/frontend:2.3.0");
-    for gone in [
-        "/apis/apps/v1/namespaces/apps/deployments/frontend-canary",
-        "/api/v1/namespaces/apps/services/frontend-canary",
-        "/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary",
-    ] {
+    for gone in CANARY_OBJECTS {
         assert_eq!(server.get(gone)["code"], 404, "{gone}");
     }
     drop(server);
@@ -823,11 +805,7 @@ fn a_canary_killed_at_any_write_is_recovered_without_orphans_and_always_serves()
             "killed after {after} writes, requests without a ready pod: {served:?}"
         );
         test.stack(&args).success();
-        for gone in [
-            "/apis/apps/v1/namespaces/apps/deployments/frontend-canary",
-            "/api/v1/namespaces/apps/services/frontend-canary",
-            "/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary",
-        ] {
+        for gone in CANARY_OBJECTS {
             assert_eq!(
                 server.get(gone)["code"],
                 404,
@@ -939,11 +917,7 @@ fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
         "registry.example.com/shop/frontend:2.3.0",
         "aborted: the stable version as it was"
     );
-    for gone in [
-        "/apis/apps/v1/namespaces/apps/deployments/frontend-canary",
-        "/api/v1/namespaces/apps/services/frontend-canary",
-        "/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary",
-    ] {
+    for gone in CANARY_OBJECTS {
         assert_eq!(server.get(gone)["code"], 404, "{gone}");
     }
 }
