@@ -326,10 +326,16 @@ pub enum RolloutCommand {
     /// Scale the previous colour of the selected blue/green releases away now (they must be
     /// deployed as their files say); what `stack apply` does once `keepPrevious` has passed
     Cleanup(LockArgs),
-    /// A canary paused by `pause: {}`: go on with its steps, then promote it
+    /// A paused canary: go on with its steps (up to the next `pause: {}`), then promote it
     Promote {
         /// `namespace/name`, or a name that is unique in the stack
         release: String,
+        /// Make this variant the stable version now and remove the others
+        #[arg(long, value_name = "VARIANT", conflicts_with = "full")]
+        variant: Option<String>,
+        /// Promote now, skipping the steps left
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         lock: LockArgs,
     },

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::{AtomicScope, Cli, Command, OutputFormat, Recover, RolloutCommand};
 use stack_core::error::Errors;
-use stack_core::execute::options::{Direction, ExecutionOptions};
+use stack_core::execute::options::{Direction, ExecutionOptions, Promotion};
 use stack_core::load::graph::{GraphError, NeedsMode, Selector};
 use stack_core::load::project::LoadOptions;
 use stack_core::load::values::SetValue;
@@ -102,13 +102,23 @@ fn execution(command: &Command) -> ExecutionOptions {
             adopt_helm: args.adopt_helm,
             forget_helm: args.forget_helm,
             scale_away_previous: false,
-            promote_canary: false,
+            promotion: Promotion::None,
         },
         Command::Rollout {
-            command: RolloutCommand::Promote { lock, .. },
+            command:
+                RolloutCommand::Promote {
+                    lock,
+                    variant,
+                    full,
+                    ..
+                },
         } => ExecutionOptions {
             wait_for_lock: lock.wait_for_lock,
-            promote_canary: true,
+            promotion: match (variant, full) {
+                (Some(variant), _) => Promotion::Variant(variant.clone()),
+                (None, true) => Promotion::Full,
+                (None, false) => Promotion::Next,
+            },
             ..defaults
         },
         Command::Rollout {

@@ -18,14 +18,33 @@ fn blue_green() -> Test {
 
 /// A copy of the example platform, its backend made blue/green.
 pub fn make_blue_green(test: Test) -> Test {
-    let stack_file = test.path().join("stacks/platform.yaml");
-    let platform = std::fs::read_to_string(&stack_file).unwrap().replacen(
+    edit_platform(&test, |platform| {
+        platform.replacen(
         "    needs: [data/postgres]\n    tests: true\n",
         "    needs: [data/postgres]\n    tests: true\n    strategy:\n      blueGreen:\n        service: backend\n        previewService: true\n",
         1,
-    );
-    std::fs::write(&stack_file, platform).unwrap();
+    )
+    });
     test
+}
+
+/// `output`'s summary says `release` is unchanged.
+fn assert_unchanged(output: &crate::harness::Output, release: &str, why: &str) {
+    assert!(
+        output
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(release) && l.contains("unchanged")),
+        "{why}:\n{}",
+        output.stdout
+    );
+}
+
+/// Rewrite the test's copy of the example's stack file.
+fn edit_platform(test: &Test, edit: impl FnOnce(String) -> String) {
+    let stack_file = test.path().join("stacks/platform.yaml");
+    let platform = edit(std::fs::read_to_string(&stack_file).unwrap());
+    std::fs::write(&stack_file, platform).unwrap();
 }
 
 fn deployment(server: &Server, name: &str) -> Value {
@@ -123,13 +142,10 @@ fn a_blue_green_release_deploys_the_idle_colour_and_switches_its_service_after_t
     assert_eq!(observed(&test), all_to("backend-blue"));
     test.stack(&["diff", "--detailed-exitcode"]).code(0);
     let again = test.stack(&["apply"]).success();
-    assert!(
-        again
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("apps/backend") && l.contains("unchanged")),
-        "an unchanged release keeps its colour:\n{}",
-        again.stdout
+    assert_unchanged(
+        &again,
+        "apps/backend",
+        "an unchanged release keeps its colour",
     );
 
     let second = test
@@ -344,7 +360,27 @@ const BAD_CANARIES: &[(&str, &str)] = &[
     ),
     (
         "ingress: frontend\n        steps: [{setWeight: 50}, {setWeight: 20}]",
-        "`setWeight: 20` does not increase on the step before it (50)",
+        "`setWeight` does not increase on the step before it (the weight: 20 after 50)",
+    ),
+    (
+        "ingress: frontend\n        variants: {a: {values: {}}, b: {values: {}}}\n        steps: [{setWeight: {a: 20, b: 30}}, {setWeight: {a: 10, b: 50}}]",
+        "`setWeight` does not increase on the step before it (variant `a`'s weight: 10 after 20)",
+    ),
+    (
+        "ingress: frontend\n        variants: {a: {values: {}}, b: {values: {}}}\n        steps: [{setWeight: 60}]",
+        "`setWeight` gives the variants 120% of the traffic in all",
+    ),
+    (
+        "ingress: frontend\n        variants: {a: {values: {}}}\n        steps: [{setWeight: {c: 10}}]",
+        "`setWeight` names variant `c`, which is not declared",
+    ),
+    (
+        "ingress: frontend\n        variants: {Big_A: {values: {}}}\n        steps: [{setWeight: 10}]",
+        "variant name `Big_A` is not a DNS label",
+    ),
+    (
+        "ingress: frontend\n        steps: [{setWeight: {a: 10}}]",
+        "`setWeight` gives weights by variant, but the canary has no `variants`",
     ),
     (
         "ingress: frontend\n        steps: [{setWeight: 10}, {pause: later}]",
@@ -613,16 +649,15 @@ fn without_canary(platform: &str) -> String {
 
 /// Make the example's frontend (or change it to) a canary of these steps.
 pub fn set_canary_steps(test: &Test, steps: &str) {
-    let stack_file = test.path().join("stacks/platform.yaml");
-    let platform = without_canary(&std::fs::read_to_string(&stack_file).unwrap());
-    let platform = platform.replacen(
+    edit_platform(test, |platform| {
+        without_canary(&platform).replacen(
         "    installed: \"{{ values.frontend.enabled }}\"\n",
         &format!(
             "    installed: \"{{{{ values.frontend.enabled }}}}\"\n    strategy:\n      canary:\n        ingress: frontend\n        header: X-Canary\n        steps: {steps}\n"
         ),
         1,
-    );
-    std::fs::write(&stack_file, platform).unwrap();
+    )
+    });
 }
 
 /// Where 1000 requests for the example's host go, by workload.
@@ -854,14 +889,7 @@ fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
     let again = test
         .stack(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
         .success();
-    assert!(
-        again
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("apps/frontend") && l.contains("unchanged")),
-        "a paused canary stays as it is:\n{}",
-        again.stdout
-    );
+    assert_unchanged(&again, "apps/frontend", "a paused canary stays as it is");
     assert_eq!(observed_at_host(&test, None), split);
     let status = test
         .stack(&["rollout", "status", "frontend", "-o", "json"])
@@ -879,14 +907,7 @@ fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
         "{}",
         promoted.stderr
     );
-    assert_eq!(observed_at_host(&test, None), all_to("frontend"));
-    let server = Server::start(test.path(), &[]);
-    assert_eq!(
-        image(&deployment(&server, "frontend")),
-        "registry.example.com/shop/frontend:2.3.0"
-    );
-    assert_eq!(deployment(&server, "frontend-canary")["code"], 404);
-    drop(server);
+    assert_stable_alone(&test, "2.3.0", &CANARY_OBJECTS);
     let not_paused = test.stack(&["rollout", "promote", "frontend"]).code(1);
     assert!(
         not_paused
@@ -953,4 +974,210 @@ fn releases_with_strategies_pass_the_promotion_gate_once_deployed_and_tested() {
         "{}",
         promoted.stdout
     );
+}
+
+/// The example's frontend a canary with variants `a` and `b` (images
+/// 2.3.0-a and 2.3.0-b) of these steps.
+fn variants(steps: &str) -> Test {
+    let test = canary(steps);
+    edit_platform(&test, |platform| {
+        platform.replacen(
+        "        header: X-Canary\n",
+        "        header: X-Canary\n        variants:\n          a: {values: {image: {tag: 2.3.0-a}}}\n          b: {values: {image: {tag: 2.3.0-b}}}\n",
+        1,
+    )
+    });
+    test
+}
+
+fn sorted(mut routed: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    routed.sort();
+    routed
+}
+
+fn split(shares: &[(&str, u64)]) -> Vec<(String, u64)> {
+    sorted(shares.iter().map(|(w, n)| (w.to_string(), *n)).collect())
+}
+
+const VARIANT_OBJECTS: [&str; 4] = [
+    "/apis/apps/v1/namespaces/apps/deployments/frontend-canary-a",
+    "/apis/apps/v1/namespaces/apps/deployments/frontend-canary-b",
+    "/api/v1/namespaces/apps/services/frontend-canary",
+    "/apis/networking.k8s.io/v1/namespaces/apps/ingresses/frontend-canary",
+];
+
+#[test]
+fn variants_share_the_canary_by_their_weights_and_the_promoted_winner_stays_stable() {
+    let test = variants("[{setWeight: 10}, {setWeight: {a: 10, b: 30}}]");
+    let three = ["--set", "scale.frontend=3"];
+    let deployed = test.stack(&["apply", three[0], three[1]]).success();
+    assert!(
+        deployed.stderr.contains("canary step 1: canary weight a 10%, b 10%")
+            && deployed.stderr.contains("the variants run at a 10%, b 30%: `stack rollout promote apps/frontend --variant NAME`"),
+        "{}",
+        deployed.stderr
+    );
+    // b runs 3 pods, a 1: the canary's 40 % splits 10 / 30.
+    let experiment = split(&[
+        ("frontend", 600),
+        ("frontend-canary-a", 100),
+        ("frontend-canary-b", 300),
+    ]);
+    assert_eq!(sorted(observed_at_host(&test, None)), experiment);
+    let status = test
+        .stack(&["rollout", "status", "frontend", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        status[0]["paused"]["weights"],
+        serde_json::json!({"a": 10, "b": 30})
+    );
+    assert_eq!(status[0]["paused"]["stepsDone"], true);
+    let text = test.stack(&["rollout", "status", "frontend"]).success();
+    assert!(
+        text.stdout
+            .contains("variants a 10%, b 30% (waiting for a winner: promote --variant)"),
+        "{}",
+        text.stdout
+    );
+    let again = test.stack(&["apply", three[0], three[1]]).success();
+    assert_unchanged(&again, "apps/frontend", "the variants run on");
+
+    let undecided = test
+        .stack(&["rollout", "promote", "frontend", three[0], three[1]])
+        .code(1);
+    assert!(
+        undecided.stderr.contains("one of them has to win"),
+        "{}",
+        undecided.stderr
+    );
+    let unknown = test
+        .stack(&[
+            "rollout",
+            "promote",
+            "frontend",
+            "--variant",
+            "c",
+            three[0],
+            three[1],
+        ])
+        .code(1);
+    assert!(
+        unknown
+            .stderr
+            .contains("`--variant c`: the canary of apps/frontend has no such variant")
+            && unknown.stderr.contains("its variants are: a, b")
+            && unknown.stderr.contains("platform.yaml:"),
+        "{}",
+        unknown.stderr
+    );
+    let full = test
+        .stack(&[
+            "rollout", "promote", "frontend", "--full", three[0], three[1],
+        ])
+        .code(1);
+    assert!(
+        full.stderr.contains("`--full` cannot tell which one wins"),
+        "{}",
+        full.stderr
+    );
+    assert_eq!(
+        sorted(observed_at_host(&test, None)),
+        experiment,
+        "refused: nothing written"
+    );
+
+    let promoted = test
+        .stack(&[
+            "rollout",
+            "promote",
+            "frontend",
+            "--variant",
+            "b",
+            three[0],
+            three[1],
+        ])
+        .success();
+    assert!(
+        promoted.stderr.contains("canary: promoting"),
+        "{}",
+        promoted.stderr
+    );
+    let frontend = assert_stable_alone(&test, "2.3.0-b", &VARIANT_OBJECTS);
+    assert_eq!(frontend["status"]["readyReplicas"], 3);
+    let status = test.stack(&["rollout", "status", "frontend"]).success();
+    assert!(
+        status.stdout.contains("stable (variant b won)"),
+        "{}",
+        status.stdout
+    );
+    test.stack(&["diff", "--detailed-exitcode", three[0], three[1]])
+        .code(0);
+
+    // A new experiment (a changed), then aborted: every variant goes, b stays.
+    edit_platform(&test, |platform| {
+        platform.replace("tag: 2.3.0-a", "tag: 2.4.0-a")
+    });
+    test.stack(&["apply", "-q", three[0], three[1]]).success();
+    assert_eq!(sorted(observed_at_host(&test, None)), experiment);
+    test.stack(&["rollout", "abort", "frontend"]).success();
+    assert_stable_alone(&test, "2.3.0-b", &VARIANT_OBJECTS);
+}
+
+/// Every request reaches the stable frontend, which runs `tag`; the
+/// canary's objects are gone.
+fn assert_stable_alone(test: &Test, tag: &str, gone: &[&str]) -> Value {
+    assert_eq!(observed_at_host(test, None), all_to("frontend"));
+    let server = Server::start(test.path(), &[]);
+    let frontend = deployment(&server, "frontend");
+    assert_eq!(
+        image(&frontend),
+        format!("registry.example.com/shop/frontend:{tag}")
+    );
+    for gone in gone {
+        assert_eq!(server.get(gone)["code"], 404, "{gone}");
+    }
+    frontend
+}
+
+#[test]
+fn promote_full_skips_the_steps_left_and_variant_is_refused_without_variants() {
+    let test = canary("[{setWeight: 20}, {pause: {}}, {setWeight: 60}, {pause: {}}]");
+    test.stack(&["apply", "-q"]).success();
+    test.stack(&["apply", "-q", "-l", "name=frontend", "--set", NEW_FRONTEND])
+        .success();
+    let no_variants = test
+        .stack(&[
+            "rollout",
+            "promote",
+            "frontend",
+            "--variant",
+            "a",
+            "--set",
+            NEW_FRONTEND,
+        ])
+        .code(1);
+    assert!(
+        no_variants
+            .stderr
+            .contains("`--variant a`: the canary of apps/frontend has no variants"),
+        "{}",
+        no_variants.stderr
+    );
+    let promoted = test
+        .stack(&[
+            "rollout",
+            "promote",
+            "frontend",
+            "--full",
+            "--set",
+            NEW_FRONTEND,
+        ])
+        .success();
+    assert!(
+        promoted.stderr.contains("canary: promoting") && !promoted.stderr.contains("60%"),
+        "{}",
+        promoted.stderr
+    );
+    assert_stable_alone(&test, "2.3.0", &CANARY_OBJECTS);
 }

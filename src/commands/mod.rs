@@ -70,8 +70,10 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             command: RolloutCommand::Status { release },
         } => rollout::status(&load(settings)?, settings, release.as_deref()),
         Command::Rollout {
-            command: RolloutCommand::Promote { release, .. },
-        } => rollout::promote(load(settings)?, settings, release),
+            command: RolloutCommand::Promote {
+                release, variant, ..
+            },
+        } => rollout::promote(load(settings)?, settings, release, variant.as_deref()),
         Command::Rollout {
             command: RolloutCommand::Abort { release, .. },
         } => rollout::abort(&load(settings)?, settings, release),

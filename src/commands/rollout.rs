@@ -98,7 +98,10 @@ pub fn status(project: &Project, settings: &Settings, wanted: Option<&str>) -> R
                 "paused": rollout.as_ref().and_then(|r| r.step.map(|step| json!({
                     "beforeStep": step + 1,
                     "weight": r.weight.unwrap_or(0),
+                    "weights": r.weights,
+                    "stepsDone": steps_of(release).is_some_and(|steps| step as usize >= steps),
                 }))),
+                "variant": rollout.as_ref().and_then(|r| r.variant.clone()),
                 "colours": colours,
                 "services": services,
             }));
@@ -121,6 +124,14 @@ pub fn status(project: &Project, settings: &Settings, wanted: Option<&str>) -> R
         )),
     }
     Ok(0)
+}
+
+/// How many steps a canary release has.
+fn steps_of(release: Option<&stack_core::load::release::Release>) -> Option<usize> {
+    match release.map(|r| &r.options.strategy) {
+        Some(StrategySpec::Canary(spec)) => Some(spec.steps.len()),
+        _ => None,
+    }
 }
 
 /// One release as a table row; a colour shows its ready replicas.
@@ -151,12 +162,27 @@ fn text_row(row: &Value) -> Vec<String> {
             )
         })
         .collect();
-    let active = match row["paused"].as_object() {
-        Some(paused) => format!(
-            "canary {}% (paused before step {})",
-            paused["weight"], paused["beforeStep"]
-        ),
-        None => colour(&row["active"]),
+    let active = match (row["paused"].as_object(), row["variant"].as_str()) {
+        (Some(paused), _) => {
+            let shares: Vec<String> = paused["weights"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, weight)| format!("{name} {weight}%"))
+                .collect();
+            let what = if shares.is_empty() {
+                format!("canary {}%", paused["weight"])
+            } else {
+                format!("variants {}", shares.join(", "))
+            };
+            if paused["stepsDone"] == true {
+                format!("{what} (waiting for a winner: promote --variant)")
+            } else {
+                format!("{what} (paused before step {})", paused["beforeStep"])
+            }
+        }
+        (None, Some(variant)) => format!("stable (variant {variant} won)"),
+        (None, None) => colour(&row["active"]),
     };
     vec![
         row["id"].as_str().unwrap_or_default().to_string(),
@@ -172,9 +198,13 @@ fn text_row(row: &Value) -> Vec<String> {
     ]
 }
 
-/// The canary of `release`, paused: its latest revision is deployed and
-/// says where it paused. An error naming the release otherwise.
-fn paused_canary(project: &Project, settings: &Settings, id: &str) -> Result<(), Errors> {
+/// Where the canary of `release` paused: its latest revision is deployed
+/// and says so. An error naming the release otherwise.
+fn paused_canary(
+    project: &Project,
+    settings: &Settings,
+    id: &str,
+) -> Result<stack_kube::revision::Rollout, Errors> {
     let paused = super::remote::with_session(project, settings, |session| async move {
         let (history, _) = live::history(&session.client)
             .await
@@ -182,34 +212,110 @@ fn paused_canary(project: &Project, settings: &Settings, id: &str) -> Result<(),
         Ok(history
             .get(id)
             .and_then(|revisions| revisions.last())
-            .is_some_and(|latest| {
-                latest.state == stack_kube::revision::State::Deployed
-                    && latest.rollout.as_ref().is_some_and(|r| r.step.is_some())
-            }))
+            .filter(|latest| latest.state == stack_kube::revision::State::Deployed)
+            .and_then(|latest| latest.rollout.clone())
+            .filter(|r| r.step.is_some()))
     })?;
-    if paused {
-        return Ok(());
-    }
-    Err(stack_core::error::Error::Failed {
-        message: format!("{id} is not a paused canary"),
-        hint: Some(
-            "`stack rollout status` shows where releases stand; a canary pauses at `pause: {}`"
-                .into(),
-        ),
-    }
-    .into())
+    paused.ok_or_else(|| {
+        stack_core::error::Error::Failed {
+            message: format!("{id} is not a paused canary"),
+            hint: Some(
+                "`stack rollout status` shows where releases stand; a canary pauses at `pause: {}`"
+                    .into(),
+            ),
+        }
+        .into()
+    })
 }
 
-/// `stack rollout promote RELEASE`: an apply of that release alone, whose
-/// paused canary goes on from its pause.
-pub fn promote(mut project: Project, settings: &Settings, wanted: &str) -> Result<u8, Errors> {
+/// What `--variant` and `--full` ask of a canary, checked against its
+/// `variants:` before the cluster is asked anything.
+fn check_promotion(
+    release: &stack_core::load::release::Release,
+    variant: Option<&str>,
+    full: bool,
+) -> Result<(), Errors> {
+    let StrategySpec::Canary(spec) = &release.options.strategy else {
+        return Err(stack_core::error::Error::Failed {
+            message: format!("{} is not a canary", release.id),
+            hint: Some("`stack rollout promote` moves a paused canary on".into()),
+        }
+        .into());
+    };
+    let names: Vec<&str> = spec.variants.iter().map(|v| v.name.as_str()).collect();
+    let problem = match variant {
+        Some(wanted) if names.is_empty() => Some((
+            format!(
+                "`--variant {wanted}`: the canary of {} has no variants",
+                release.id
+            ),
+            "leave `--variant` out: the canary is the release's new version".to_string(),
+        )),
+        Some(wanted) if !names.contains(&wanted) => Some((
+            format!(
+                "`--variant {wanted}`: the canary of {} has no such variant",
+                release.id
+            ),
+            format!("its variants are: {}", names.join(", ")),
+        )),
+        None if full && !names.is_empty() => Some((
+            format!(
+                "the canary of {} has variants: `--full` cannot tell which one wins",
+                release.id
+            ),
+            format!("name the winner: `--variant {}`", names.join("|")),
+        )),
+        _ => None,
+    };
+    match problem {
+        Some((message, hint)) => Err(stack_core::error::Error::from(
+            stack_core::load::config::ConfigError::Invalid {
+                message,
+                span: spec.span.clone(),
+                hint: Some(hint),
+            },
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// `stack rollout promote RELEASE [--variant V] [--full]`: an apply of that
+/// release alone, whose paused canary goes on from its pause (or is
+/// promoted at once).
+pub fn promote(
+    mut project: Project,
+    settings: &Settings,
+    wanted: &str,
+    variant: Option<&str>,
+) -> Result<u8, Errors> {
     let id = super::status::find_release(&project, wanted)?;
-    paused_canary(&project, settings, &id)?;
     let index = project
         .releases
         .iter()
         .position(|r| r.id == id)
         .unwrap_or_default();
+    let release = &project.releases[index];
+    let full = settings.execution.promotion == stack_core::execute::Promotion::Full;
+    check_promotion(release, variant, full)?;
+    let paused = paused_canary(&project, settings, &id)?;
+    if let StrategySpec::Canary(spec) = &release.options.strategy
+        && variant.is_none()
+        && !spec.variants.is_empty()
+        && paused
+            .step
+            .is_some_and(|step| step as usize >= spec.steps.len())
+    {
+        let names: Vec<&str> = spec.variants.iter().map(|v| v.name.as_str()).collect();
+        return Err(stack_core::error::Error::Failed {
+            message: format!("the variants of {id} ran every step: one of them has to win"),
+            hint: Some(format!(
+                "name the winner: `stack rollout promote {id} --variant {}`",
+                names.join("|")
+            )),
+        }
+        .into());
+    }
     project.selection.releases = vec![index];
     super::apply::run(&project, settings)
 }

@@ -157,6 +157,16 @@ pub struct Rollout {
     /// The paused canary's share of the traffic, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u8>,
+    /// A paused canary with variants: each variant's share, by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub weights: std::collections::BTreeMap<String, u8>,
+    /// The variant promoted to be the stable version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The digest of the variants declared when the experiment ran: while
+    /// the stack declares the same ones, the experiment is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
 }
 
 /// Every object any of these revisions adopted.

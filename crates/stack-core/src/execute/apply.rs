@@ -240,18 +240,18 @@ async fn steps(
         revision.tests_passed = Some(result.is_ok());
         result?;
     }
-    if let Some(paused) = strategy.switch(session, release, rendered, plan).await? {
+    let after = strategy.switch(session, release, rendered, plan).await?;
+    if let Some(paused) = after.as_ref().filter(|r| r.step.is_some()) {
         // A paused canary: its revision holds what runs; nothing is pruned
         // until it is promoted.
-        revision.objects =
-            crate::execute::canary::paused_objects(rendered, plan, paused.weight.unwrap_or(0));
-        revision.rollout = Some(paused);
+        revision.objects = crate::execute::canary::paused_objects(rendered, plan, paused);
+        revision.rollout = after;
         history::mark(session, revision, State::Deployed, None).await?;
         history::supersede(session, plan.deployed.as_deref()).await?;
         return Ok(());
     }
     if matches!(strategy, Strategy::Canary(_)) {
-        revision.rollout = None;
+        revision.rollout = after;
     }
     for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
         delete_change(session, change).await?;

@@ -193,6 +193,7 @@ pub(crate) fn without_objects(rendered: &RenderedRelease) -> RenderedRelease {
         hooks: rendered.hooks.clone(),
         values: rendered.values.clone(),
         rollout: rendered.rollout.clone(),
+        variants: rendered.variants.clone(),
     }
 }
 
@@ -262,6 +263,7 @@ mod tests {
             hooks: Vec::new(),
             values: json!({}),
             rollout: None,
+            variants: Vec::new(),
         }
     }
 

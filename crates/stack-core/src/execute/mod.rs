@@ -42,7 +42,7 @@ use crate::cluster::resources::Resources;
 use stack_kube::object::ObjectKey;
 
 pub use error::EngineError;
-pub use options::ExecutionOptions;
+pub use options::{ExecutionOptions, Promotion};
 pub use planning::{Planned, plan};
 pub use report::Reporter;
 pub use schedule::{Finished, Outcome, Rollback, apply};

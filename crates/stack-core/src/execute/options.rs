@@ -32,8 +32,8 @@ pub struct ExecutionOptions {
     /// `stack rollout cleanup`: scale the previous colour of blue/green
     /// releases away now, whatever their `keepPrevious`.
     pub scale_away_previous: bool,
-    /// `stack rollout promote`: a paused canary goes on from its pause.
-    pub promote_canary: bool,
+    /// `stack rollout promote`: how a paused canary goes on.
+    pub promotion: Promotion,
 }
 
 impl Default for ExecutionOptions {
@@ -49,7 +49,7 @@ impl Default for ExecutionOptions {
             adopt_helm: false,
             forget_helm: false,
             scale_away_previous: false,
-            promote_canary: false,
+            promotion: Promotion::None,
             recover: Direction::Back,
             wait_for_lock: None,
         }
@@ -64,6 +64,20 @@ pub(crate) fn default_concurrency() -> usize {
     std::thread::available_parallelism()
         .map_or(4, |n| n.get() * 4)
         .max(16)
+}
+
+/// How `stack rollout promote` moves a paused canary on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Promotion {
+    /// Not at all: a paused canary stays as it is.
+    #[default]
+    None,
+    /// Its next steps, up to the next `pause: {}` or promotion.
+    Next,
+    /// Promoted now, skipping the steps left (`--full`).
+    Full,
+    /// This variant promoted now to be the stable version (`--variant`).
+    Variant(String),
 }
 
 /// Which way a pending revision is recovered (`--recover`).

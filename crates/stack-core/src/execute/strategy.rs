@@ -232,7 +232,7 @@ pub fn shape_for(
                 spec,
                 release,
                 deployed.map(AsRef::as_ref),
-                options.promote_canary,
+                &options.promotion,
             );
             continue;
         }

@@ -199,7 +199,10 @@ impl Project {
         let environment = self.environment_name();
         let results = crate::parallel::map(indices, |&index| {
             let release = &self.releases[index];
-            render::render_release(release, &charts[&release.chart], environment, &scopes)
+            let chart = &charts[&release.chart];
+            let mut rendered = render::render_release(release, chart, environment, &scopes)?;
+            rendered.variants = render::render_variants(release, chart, environment, &scopes)?;
+            Ok::<_, Vec<render::RenderError>>(rendered)
         });
         let mut rendered = Vec::with_capacity(results.len());
         for result in results {

@@ -18,7 +18,7 @@ use std::time::Duration;
 pub use discovery::{StackFiles, discover};
 pub use error::ConfigError;
 pub use parse::parse_stack_file;
-pub use strategy::{Analysis, CanarySpec, CanaryStep};
+pub use strategy::{Analysis, CanarySpec, CanaryStep, Variant, Weights};
 
 use crate::diagnostic::{SourceFile, Span};
 use crate::yaml::Node;

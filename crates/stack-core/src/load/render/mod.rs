@@ -176,6 +176,41 @@ pub struct RenderedRelease {
     /// A blue/green release's colours once this render is deployed (set
     /// when the plan shapes it for the live colours).
     pub rollout: Option<stack_kube::revision::Rollout>,
+    /// A canary's experimental variants, each rendered with its values
+    /// over the release's.
+    pub variants: Vec<RenderedVariant>,
+}
+
+/// One variant of a canary release, rendered.
+#[derive(Debug, Clone)]
+pub struct RenderedVariant {
+    pub name: String,
+    pub objects: Vec<Object>,
+}
+
+/// Render the variants of a canary release (none for any other): the
+/// release with each variant's values as its highest layer.
+pub(crate) fn render_variants(
+    release: &Release,
+    chart: &Loaded,
+    environment: &str,
+    scopes: &Scopes,
+) -> Result<Vec<RenderedVariant>, Vec<RenderError>> {
+    let crate::load::config::StrategySpec::Canary(spec) = &release.options.strategy else {
+        return Ok(Vec::new());
+    };
+    spec.variants
+        .iter()
+        .map(|variant| {
+            let mut own = release.clone();
+            own.layers.push(std::sync::Arc::new(variant.values.clone()));
+            let rendered = render_release(&own, chart, environment, scopes)?;
+            Ok(RenderedVariant {
+                name: variant.name.clone(),
+                objects: rendered.objects,
+            })
+        })
+        .collect()
 }
 
 /// A Helm hook (`helm.sh/hook`): run at its events, never one of the
@@ -273,6 +308,7 @@ fn render_helm(
         hooks,
         values,
         rollout: None,
+        variants: Vec::new(),
     })
 }
 
@@ -365,6 +401,7 @@ fn render_templates(
         hooks: Vec::new(),
         values,
         rollout: None,
+        variants: Vec::new(),
     })
 }
 
