@@ -339,6 +339,18 @@ pub enum RolloutCommand {
         #[command(flatten)]
         lock: LockArgs,
     },
+    /// Ask the run rolling out a canary to hold it where it is, at its next step
+    Pause {
+        /// `namespace/name`, or a name that is unique in the stack
+        release: String,
+    },
+    /// A canary paused by `stack rollout pause` (or `pause: {}`): go on with its steps
+    Resume {
+        /// `namespace/name`, or a name that is unique in the stack
+        release: String,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
     /// A canary paused by `pause: {}`: remove it (the revision before it is restored)
     Abort {
         /// `namespace/name`, or a name that is unique in the stack

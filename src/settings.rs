@@ -122,6 +122,13 @@ fn execution(command: &Command) -> ExecutionOptions {
             ..defaults
         },
         Command::Rollout {
+            command: RolloutCommand::Resume { lock, .. },
+        } => ExecutionOptions {
+            wait_for_lock: lock.wait_for_lock,
+            promotion: Promotion::Next,
+            ..defaults
+        },
+        Command::Rollout {
             command: RolloutCommand::Cleanup(lock),
         } => ExecutionOptions {
             wait_for_lock: lock.wait_for_lock,

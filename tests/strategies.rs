@@ -28,6 +28,34 @@ pub fn make_blue_green(test: Test) -> Test {
     test
 }
 
+/// The frontend's canary is paused before its step 3 at 20 %, and takes
+/// that share.
+fn paused_before_step_3_at_20(test: &Test) {
+    let split = vec![
+        ("frontend".to_string(), 800),
+        ("frontend-canary".to_string(), 200),
+    ];
+    assert_eq!(observed_at_host(test, None), split);
+    let status = test
+        .stack(&["rollout", "status", "frontend", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(status[0]["paused"]["beforeStep"], 3);
+    assert_eq!(status[0]["paused"]["weight"], 20);
+}
+
+/// `stack rollout pause frontend` succeeds saying `text`.
+fn pause_says(test: &Test, text: &str) {
+    let output = test.stack(&["rollout", "pause", "frontend"]).success();
+    assert!(output.stdout.contains(text), "{}", output.stdout);
+}
+
+/// `stack ARGS` exits 1 and its stderr says `text`.
+fn exits_1_saying(test: &Test, args: &[&str], text: &str) {
+    let output = test.stack(args).code(1);
+    assert!(output.stderr.contains(text), "{}", output.stderr);
+}
+
 /// `output`'s summary says `release` is unchanged.
 fn assert_unchanged(output: &crate::harness::Output, release: &str, why: &str) {
     assert!(
@@ -440,13 +468,10 @@ fn a_bad_strategy_is_a_located_error_and_nothing_is_written() {
         1,
     );
     std::fs::write(&stack_file, no_deployment).unwrap();
-    let output = test.stack(&["apply"]).code(1);
-    assert!(
-        output
-            .stderr
-            .contains("release `core/namespaces` is blue/green but renders no Deployment"),
-        "{}",
-        output.stderr
+    exits_1_saying(
+        &test,
+        &["apply"],
+        "release `core/namespaces` is blue/green but renders no Deployment",
     );
     assert_eq!(server.mutating(), before, "nothing written");
 }
@@ -549,52 +574,39 @@ fn traffic_through_an_ingress_reaches_the_ready_pods_of_its_service() {
         "{}",
         routed.stdout
     );
-    let unknown = test
-        .stack(&["cluster", "traffic", "--host", "nowhere.example.com"])
-        .code(1);
-    assert!(
-        unknown
-            .stderr
-            .contains("no Ingress routes nowhere.example.com/"),
-        "{}",
-        unknown.stderr
+    exits_1_saying(
+        &test,
+        &["cluster", "traffic", "--host", "nowhere.example.com"],
+        "no Ingress routes nowhere.example.com/",
     );
-    let bad = test
-        .stack(&[
+    exits_1_saying(
+        &test,
+        &[
             "cluster",
             "traffic",
             "--host",
             "shop.dev.example.com",
             "--header",
             "X",
-        ])
-        .code(1);
-    assert!(
-        bad.stderr.contains("--header `X` is not NAME=VALUE"),
-        "{}",
-        bad.stderr
+        ],
+        "--header `X` is not NAME=VALUE",
     );
 }
 
 #[test]
 fn rollout_cleanup_scales_the_previous_colour_away_and_the_next_deploy_uses_it_again() {
     let test = deployed_twice();
-    let pending = test
-        .stack(&[
+    exits_1_saying(
+        &test,
+        &[
             "rollout",
             "cleanup",
             "-l",
             "name=backend",
             "--set",
             "images.backend.tag=1.7.0",
-        ])
-        .code(1);
-    assert!(
-        pending
-            .stderr
-            .contains("not deployed as the stack files say, so there is no previous colour to scale away alone: apps/backend"),
-        "{}",
-        pending.stderr
+        ],
+        "not deployed as the stack files say, so there is no previous colour to scale away alone: apps/backend",
     );
     test.stack(&[
         "rollout",
@@ -890,31 +902,13 @@ fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
         .stack(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
         .success();
     assert_unchanged(&again, "apps/frontend", "a paused canary stays as it is");
-    assert_eq!(observed_at_host(&test, None), split);
-    let status = test
-        .stack(&["rollout", "status", "frontend", "-o", "json"])
-        .success()
-        .json();
-    assert_eq!(status[0]["paused"]["beforeStep"], 3);
-    assert_eq!(status[0]["paused"]["weight"], 20);
+    paused_before_step_3_at_20(&test);
 
-    let promoted = test
-        .stack(&["rollout", "promote", "frontend", "--set", NEW_FRONTEND])
-        .success();
-    assert!(
-        promoted.stderr.contains("canary step 3: canary weight 60%")
-            && promoted.stderr.contains("canary: promoting"),
-        "{}",
-        promoted.stderr
-    );
-    assert_stable_alone(&test, "2.3.0", &CANARY_OBJECTS);
-    let not_paused = test.stack(&["rollout", "promote", "frontend"]).code(1);
-    assert!(
-        not_paused
-            .stderr
-            .contains("apps/frontend is not a paused canary"),
-        "{}",
-        not_paused.stderr
+    goes_on_to_promotion(&test, "promote");
+    exits_1_saying(
+        &test,
+        &["rollout", "promote", "frontend"],
+        "apps/frontend is not a paused canary",
     );
 
     test.stack(&[
@@ -1124,6 +1118,21 @@ fn variants_share_the_canary_by_their_weights_and_the_promoted_winner_stays_stab
     assert_stable_alone(&test, "2.3.0-b", &VARIANT_OBJECTS);
 }
 
+/// `stack rollout VERB frontend` of a canary paused before its step 3
+/// (`setWeight: 60`) runs that step and promotes it.
+fn goes_on_to_promotion(test: &Test, verb: &str) {
+    let output = test
+        .stack(&["rollout", verb, "frontend", "--set", NEW_FRONTEND])
+        .success();
+    assert!(
+        output.stderr.contains("canary step 3: canary weight 60%")
+            && output.stderr.contains("canary: promoting"),
+        "{}",
+        output.stderr
+    );
+    assert_stable_alone(test, "2.3.0", &CANARY_OBJECTS);
+}
+
 /// Every request reaches the stable frontend, which runs `tag`; the
 /// canary's objects are gone.
 fn assert_stable_alone(test: &Test, tag: &str, gone: &[&str]) -> Value {
@@ -1146,8 +1155,9 @@ fn promote_full_skips_the_steps_left_and_variant_is_refused_without_variants() {
     test.stack(&["apply", "-q"]).success();
     test.stack(&["apply", "-q", "-l", "name=frontend", "--set", NEW_FRONTEND])
         .success();
-    let no_variants = test
-        .stack(&[
+    exits_1_saying(
+        &test,
+        &[
             "rollout",
             "promote",
             "frontend",
@@ -1155,14 +1165,8 @@ fn promote_full_skips_the_steps_left_and_variant_is_refused_without_variants() {
             "a",
             "--set",
             NEW_FRONTEND,
-        ])
-        .code(1);
-    assert!(
-        no_variants
-            .stderr
-            .contains("`--variant a`: the canary of apps/frontend has no variants"),
-        "{}",
-        no_variants.stderr
+        ],
+        "`--variant a`: the canary of apps/frontend has no variants",
     );
     let promoted = test
         .stack(&[
@@ -1180,4 +1184,48 @@ fn promote_full_skips_the_steps_left_and_variant_is_refused_without_variants() {
         promoted.stderr
     );
     assert_stable_alone(&test, "2.3.0", &CANARY_OBJECTS);
+}
+
+#[test]
+fn rollout_pause_holds_a_running_canary_at_its_share_until_it_is_resumed() {
+    let test = canary("[{setWeight: 20}, {pause: 10m}, {setWeight: 60}]");
+    test.stack(&["apply", "-q"]).success();
+    exits_1_saying(
+        &test,
+        &["rollout", "pause", "frontend"],
+        "no run is rolling out apps/frontend: there is nothing to pause",
+    );
+    let mut child = test
+        .command(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start apply");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("read stderr");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("canary step 2: pause") {
+            break;
+        }
+    }
+    pause_says(&test, "to pause apps/frontend at its next step");
+    for line in lines {
+        seen.push_str(&line.expect("read stderr"));
+        seen.push('\n');
+    }
+    let status = child.wait().expect("wait for apply");
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert!(
+        seen.contains(
+            "paused at 20% by `stack rollout pause`: `stack rollout resume apps/frontend` goes on"
+        ),
+        "{seen}"
+    );
+    paused_before_step_3_at_20(&test);
+    pause_says(&test, "apps/frontend is paused already, before step 3");
+    goes_on_to_promotion(&test, "resume");
 }

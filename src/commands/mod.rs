@@ -75,6 +75,12 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             },
         } => rollout::promote(load(settings)?, settings, release, variant.as_deref()),
         Command::Rollout {
+            command: RolloutCommand::Pause { release },
+        } => rollout::pause(&load(settings)?, settings, release),
+        Command::Rollout {
+            command: RolloutCommand::Resume { release, .. },
+        } => rollout::promote(load(settings)?, settings, release, None),
+        Command::Rollout {
             command: RolloutCommand::Abort { release, .. },
         } => rollout::abort(&load(settings)?, settings, release),
         Command::Secrets {

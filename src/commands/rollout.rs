@@ -320,6 +320,49 @@ pub fn promote(
     super::apply::run(&project, settings)
 }
 
+/// `stack rollout pause RELEASE`: ask the run that holds the stack's lock
+/// to hold the release's canary at its next step (that run then ends with
+/// it paused, exit 0). Without such a run, a canary already paused stays
+/// so; any other is an error: a canary moves only while a deploy runs.
+pub fn pause(project: &Project, settings: &Settings, wanted: &str) -> Result<u8, Errors> {
+    let id = super::status::find_release(project, wanted)?;
+    if let Some(release) = project.releases.iter().find(|r| r.id == id) {
+        check_promotion(release, None, false)?;
+    }
+    let environment = project.environment_name().to_string();
+    let asked = super::remote::with_session(project, settings, |session| {
+        let (id, environment) = (id.clone(), environment.clone());
+        async move {
+            Ok(stack_core::execute::lock::request_pause(
+                &session.client,
+                &session.stack_name,
+                &environment,
+                &id,
+            )
+            .await?)
+        }
+    })?;
+    if let Some(holder) = asked {
+        output::stdout(&format!(
+            "asked the run of {holder} to pause {id} at its next step\n"
+        ));
+        return Ok(0);
+    }
+    let paused = paused_canary(project, settings, &id).map_err(|_| {
+        Errors::from(stack_core::error::Error::Failed {
+            message: format!("no run is rolling out {id}: there is nothing to pause"),
+            hint: Some(
+                "a canary moves only while `stack apply` runs; `stack rollout status` shows where it stands".into(),
+            ),
+        })
+    })?;
+    output::stdout(&format!(
+        "{id} is paused already, before step {}\n",
+        paused.step.unwrap_or(0) + 1
+    ));
+    Ok(0)
+}
+
 /// `stack rollout abort RELEASE`: the revision before the paused canary
 /// restored, which removes the canary.
 pub fn abort(project: &Project, settings: &Settings, wanted: &str) -> Result<u8, Errors> {

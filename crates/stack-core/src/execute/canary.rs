@@ -468,6 +468,16 @@ async fn steps(
                 },
             );
         };
+        let asked = |step: usize| {
+            say(format!(
+                "paused at {} by `stack rollout pause`: `stack rollout resume {id}` goes on, `stack rollout abort {id}` takes it back",
+                describe(&shares)
+            ));
+            Ok(Some(paused(step, &shares)))
+        };
+        if number > start && crate::execute::lock::pause_requested(session, id).await {
+            return asked(number);
+        }
         match step {
             CanaryStep::SetWeight(weights) => {
                 shares = spec.shares(weights);
@@ -479,7 +489,9 @@ async fn steps(
                     "pause {}",
                     crate::execute::event::seconds(*duration)
                 ));
-                pause(session, *duration).await?;
+                if pause(session, id, *duration).await? == Waited::Asked {
+                    return asked(number + 1);
+                }
             }
             CanaryStep::Pause(None) => {
                 say(format!(
@@ -591,20 +603,36 @@ fn strategy_ingress(rendered: &RenderedRelease) -> String {
         .to_string()
 }
 
-/// Wait `duration`; an interrupted run stops here (left pending, the
+/// How a timed pause ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    Elapsed,
+    /// `stack rollout pause` asked the canary to stay where it is.
+    Asked,
+}
+
+/// Wait `duration`, asking every 2 s whether `stack rollout pause` wants
+/// the canary held; an interrupted run stops here (left pending, the
 /// canary at its weight: the next run recovers it).
-async fn pause(session: &Session, duration: Duration) -> Result<(), ReleaseError> {
+async fn pause(session: &Session, id: &str, duration: Duration) -> Result<Waited, ReleaseError> {
     let deadline = tokio::time::Instant::now() + duration;
+    let mut next_look = tokio::time::Instant::now();
     while tokio::time::Instant::now() < deadline {
         if let Some(because) = session.stopped() {
             return Err(ReleaseError::Stopped {
                 because: because.into(),
             });
         }
+        if tokio::time::Instant::now() >= next_look {
+            if crate::execute::lock::pause_requested(session, id).await {
+                return Ok(Waited::Asked);
+            }
+            next_look = tokio::time::Instant::now() + Duration::from_secs(2);
+        }
         let left = deadline - tokio::time::Instant::now();
         tokio::time::sleep(left.min(Duration::from_millis(250))).await;
     }
-    Ok(())
+    Ok(Waited::Elapsed)
 }
 
 /// The stable version takes the new spec and is waited for; then the

@@ -23,6 +23,9 @@ const NAMESPACE: &str = "default";
 const LEASE_SECONDS: i32 = 30;
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 const PID: &str = "stack.dev/pid";
+/// The releases whose canary `stack rollout pause` asked the holder to
+/// pause, comma-separated.
+const PAUSE: &str = "stack.dev/pause";
 const HOST: &str = "stack.dev/host";
 
 /// A held lock; `release` gives it back.
@@ -266,9 +269,102 @@ pub async fn holding<T, E: From<EngineError>>(
         |warning| crate::execute::report::note(warning, quiet),
     )
     .await?;
+    set_held(session, Some(name));
     let result = work.await;
+    set_held(session, None);
     lock.release().await;
     result
+}
+
+fn set_held(session: &crate::execute::Session, name: Option<String>) {
+    if let Ok(mut held) = session.held_lock.lock() {
+        *held = name;
+    }
+}
+
+/// The releases a lease's holder is asked to pause.
+fn pause_requests(lease: &Lease) -> Vec<String> {
+    lease
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PAUSE))
+        .map(|list| {
+            list.split(',')
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Add `release` to (or, `ask` false, take it off) the lease's pause
+/// requests, retrying on a conflicting write (the holder's renewal). The
+/// holder's identity when there is a run to ask, else `None`.
+async fn edit_pause_requests(
+    api: &Api<Lease>,
+    name: &str,
+    release: &str,
+    ask: bool,
+) -> Result<Option<String>, kube::Error> {
+    loop {
+        let Some(mut lease) = retry(|| api.get_opt(name)).await? else {
+            return Ok(None);
+        };
+        let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+        if holder.is_none() || (ask && takeover(&lease) != Takeover::Held) {
+            return Ok(None);
+        }
+        let mut requests = pause_requests(&lease);
+        requests.retain(|id| id != release);
+        if ask {
+            requests.push(release.to_string());
+        }
+        lease
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(PAUSE.into(), requests.join(","));
+        let params = PostParams::default();
+        match retry(|| api.replace(name, &params, &lease)).await {
+            Ok(_) => return Ok(holder),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// `stack rollout pause RELEASE`: ask the run that holds the stack's lock
+/// for `environment` to pause `release`'s canary at its next step. The
+/// holder asked, or `None` when no run holds the lock.
+pub async fn request_pause(
+    client: &kube::Client,
+    stack: &str,
+    environment: &str,
+    release: &str,
+) -> Result<Option<String>, EngineError> {
+    let api = crate::cluster::apis::leases(client, NAMESPACE);
+    edit_pause_requests(&api, &lease_name(stack, environment), release, true)
+        .await
+        .map_err(EngineError::api("cannot ask the running deploy to pause"))
+}
+
+/// Whether `stack rollout pause` asked this run to pause `release`; the
+/// request is taken off the lock once seen.
+pub(crate) async fn pause_requested(session: &crate::execute::Session, release: &str) -> bool {
+    let Some(name) = session.held_lock.lock().ok().and_then(|held| held.clone()) else {
+        return false;
+    };
+    let api = crate::cluster::apis::leases(&session.client, NAMESPACE);
+    let asked = retry(|| api.get_opt(&name))
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|lease| pause_requests(&lease).iter().any(|id| id == release));
+    if asked {
+        let _ = edit_pause_requests(&api, &name, release, false).await;
+    }
+    asked
 }
 
 #[cfg(test)]

@@ -68,6 +68,8 @@ pub struct Session {
     pub interrupt: interrupt::Interrupt,
     /// The shared watches that waiting reads.
     pub feeds: feeds::Feeds,
+    /// The Lease of the lock this run holds, while it holds it.
+    pub held_lock: Mutex<Option<String>>,
 }
 
 impl Session {
@@ -93,6 +95,7 @@ impl Session {
             options,
             interrupt: interrupt::Interrupt::default(),
             feeds: feeds::Feeds::default(),
+            held_lock: Mutex::new(None),
         }
     }
 }
