@@ -4,7 +4,9 @@
 //! fails at once naming the holder and since when (or waits, with
 //! `--wait-for-lock`). A lease whose holder stopped renewing it — or whose
 //! holder process on this machine is gone (a kill -9) — is taken over with
-//! a warning.
+//! a warning. `stack rollout pause` asks the holder to hold a canary
+//! through an annotation on the Lease, which the holder reads at its
+//! canary's steps.
 
 use stack_kube::object::dns_label;
 use std::time::Duration;
