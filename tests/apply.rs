@@ -7,7 +7,7 @@ use crate::harness::{Server, Test, http, metric};
 
 /// The example platform, applied once.
 fn deployed() -> Test {
-    let test = Test::example();
+    let test = Test::example().rolling_backend();
     test.stack(&["apply", "-q"]).success();
     test
 }
@@ -28,7 +28,7 @@ fn labels(object: &Value) -> (&str, &str) {
 
 #[test]
 fn first_apply_deploys_every_object_labelled_and_ready() {
-    let test = Test::example();
+    let test = Test::example().rolling_backend();
     let output = test.stack(&["apply"]).success();
     for id in [
         "core/namespaces",
@@ -442,7 +442,7 @@ fn created_at(test: &Test) -> std::collections::HashMap<String, u64> {
 
 #[test]
 fn objects_are_created_in_kind_order_within_a_release() {
-    let test = Test::example();
+    let test = Test::example().rolling_backend();
     let _server = server(&test);
     test.stack(&["apply", "-q"]).success();
     let created = created_at(&test);
@@ -478,7 +478,7 @@ fn objects_are_created_in_kind_order_within_a_release() {
 /// event, each naming its release; the backend's events follow its run.
 #[test]
 fn apply_with_json_output_streams_events_as_json_lines() {
-    let test = Test::example();
+    let test = Test::example().rolling_backend();
     let output = test.stack(&["apply", "-o", "json"]).success();
     let summary = output.json();
     assert_eq!(summary.as_array().map(Vec::len), Some(5), "{summary}");

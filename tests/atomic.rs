@@ -43,7 +43,7 @@ impl Drop for Seen {
 
 /// The example platform, applied once.
 pub fn deployed() -> Test {
-    let test = Test::example();
+    let test = Test::example().rolling_backend();
     test.stack(&["apply", "-q"]).success();
     test
 }

@@ -147,13 +147,13 @@ const CASES: &[Case] = &[
         edits: &[],
         args: &["--set", "scale.backend=0"],
         // Located where the release sets the value, not at the schema.
-        expect: &["replicas", "platform.yaml:59:19"],
+        expect: &["replicas", "platform.yaml:62:19"],
     },
     Case {
         name: "a schema violation (type)",
         edits: &[],
         args: &["--set-string", "scale.backend=three"],
-        expect: &["replicas", "platform.yaml:59:19"],
+        expect: &["replicas", "platform.yaml:62:19"],
     },
     Case {
         name: "an object without kind",

@@ -465,7 +465,7 @@ fn sigterm_starts_nothing_new_cuts_the_wait_short_and_releases_the_lock() {
 #[test]
 fn recover_forward_applies_the_pending_revision_again() {
     let mut seen = Seen::default();
-    let test = Test::example();
+    let test = Test::example().rolling_backend();
     let server = Server::start(test.path(), &[]);
     seen.keep(test.stack(&["apply", "-q"]).success());
     let (mut child, _, _) = start_slow_apply(&test, SLOW);

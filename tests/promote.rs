@@ -23,7 +23,7 @@ fn edit_stack(test: Test, from: &str, to: &str) -> Test {
 
 /// The example with development applied.
 fn developed() -> Test {
-    let test = example();
+    let test = example().rolling_backend();
     test.stack(&["apply", "-q", "-e", "development"]).success();
     test
 }

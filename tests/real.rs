@@ -25,6 +25,7 @@ fn the_example_deploys_diffs_and_is_destroyed_on_a_real_cluster() {
     for (kind, namespace, name) in [
         ("namespace", "", "apps"),
         ("statefulset", "data", "postgres"),
+        ("deployment", "apps", "backend-blue"),
         ("deployment", "apps", "frontend"),
         ("ingress", "apps", "frontend"),
     ] {
@@ -42,19 +43,17 @@ fn the_example_deploys_diffs_and_is_destroyed_on_a_real_cluster() {
     );
     seen.keep(test.stack(&["apply", "-q"]).success());
     assert_eq!(cluster.writes_by_stack(), before, "a no-op apply wrote");
-    // A values change shows exactly that change, and applies it.
+    // A values change of the blue/green backend: the green colour with
+    // it, and the Service switched to it; blue kept beside it.
     let diff = seen.keep(
         test.stack(&["diff", "--detailed-exitcode", "--set", "scale.backend=3"])
             .code(2),
     );
     assert!(
-        diff.stdout.contains("-  replicas: 1\n    +  replicas: 3"),
-        "{}",
         diff.stdout
-    );
-    assert_eq!(
-        diff.stdout.matches("(changed)").count(),
-        1,
+            .contains("+ Deployment/apps/backend-green (created)")
+            && diff.stdout.contains("+  replicas: 3")
+            && diff.stdout.contains("~ Service/apps/backend (changed)"),
         "{}",
         diff.stdout
     );
@@ -62,11 +61,16 @@ fn the_example_deploys_diffs_and_is_destroyed_on_a_real_cluster() {
         test.stack(&["apply", "-q", "--set", "scale.backend=3"])
             .success(),
     );
-    assert_eq!(replicas(&cluster), 3);
+    let green = cluster.get("deployment", "apps", "backend-green");
+    assert_eq!(green.expect("backend-green")["spec"]["replicas"], 3);
+    let service = cluster.get("service", "apps", "backend").expect("Service");
+    assert_eq!(service["spec"]["selector"]["stack.dev/color"], "green");
+    assert!(cluster.get("deployment", "apps", "backend-blue").is_some());
     let status = seen.keep(test.stack(&["status", "--check"]).success());
     assert!(status.stdout.contains("apps/backend"), "{}", status.stdout);
     seen.keep(test.stack(&["destroy", "-q"]).success());
-    assert!(cluster.get("deployment", "apps", "backend").is_none());
+    assert!(cluster.get("deployment", "apps", "backend-green").is_none());
+    assert!(cluster.get("deployment", "apps", "backend-blue").is_none());
     assert!(cluster.get("statefulset", "data", "postgres").is_none());
 }
 
@@ -76,7 +80,7 @@ fn drift_is_restored_dropped_fields_and_list_items_removed_and_objects_pruned_on
         return;
     };
     let mut seen = Seen::default();
-    let test = cluster.example();
+    let test = cluster.example().rolling_backend();
     seen.keep(
         test.stack(&["apply", "-q", "--set", "scale.backend=2"])
             .success(),
@@ -213,7 +217,7 @@ fn a_crash_loop_is_rolled_back_on_a_real_cluster() {
         return;
     };
     let mut seen = Seen::default();
-    let test = cluster.example();
+    let test = cluster.example().rolling_backend();
     seen.keep(test.stack(&["apply", "-q"]).success());
     let fault = format!("{POD_FAULT}=crash-loop");
     let output = seen.keep(
@@ -244,7 +248,7 @@ fn one_apply_holds_the_lock_and_a_killed_one_is_recovered_on_a_real_cluster() {
         return;
     };
     let mut seen = Seen::default();
-    let test = cluster.example();
+    let test = cluster.example().rolling_backend();
     seen.keep(test.stack(&["apply", "-q"]).success());
     let (mut first, _, _) = start_slow_apply(&test, 120);
     let second = seen.keep(test.stack(&["apply", "--set", &slow_rollout(120)]).code(1));
@@ -282,7 +286,7 @@ fn test_jobs_pass_and_fail_and_gate_promotion_on_a_real_cluster() {
         return;
     };
     let mut seen = Seen::default();
-    let test = cluster.example();
+    let test = cluster.example().rolling_backend();
     let applied = seen.keep(test.stack(&["apply", "-e", "development"]).success());
     assert!(
         applied.stderr.contains("Job/backend-smoke-test"),
@@ -338,7 +342,7 @@ fn atomic_stack_undoes_the_whole_run_on_a_real_cluster() {
         return;
     };
     let mut seen = Seen::default();
-    let test = cluster.example();
+    let test = cluster.example().rolling_backend();
     seen.keep(test.stack(&["apply", "-q"]).success());
     // A crash loop: kwok trips a progress deadline only after 600 s.
     crate::atomic::undo_whole_run(&test, "crash-loop", &mut seen);

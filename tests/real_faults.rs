@@ -150,7 +150,7 @@ fn restart_mid_apply(component: &str) {
         return;
     };
     let mut seen = Seen::default();
-    let test = cluster.example();
+    let test = cluster.example().rolling_backend();
     seen.keep(test.stack(&["apply", "-q"]).success());
     let (mut child, mut stderr, rest) = start_slow_apply(&test, 8);
     cluster.component(&format!("kill-{component}"));

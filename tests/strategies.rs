@@ -20,10 +20,10 @@ fn blue_green() -> Test {
 pub fn make_blue_green(test: Test) -> Test {
     edit_platform(&test, |platform| {
         platform.replacen(
-        "    needs: [data/postgres]\n    tests: true\n",
-        "    needs: [data/postgres]\n    tests: true\n    strategy:\n      blueGreen:\n        service: backend\n        previewService: true\n",
-        1,
-    )
+            "    strategy: {blueGreen: {service: backend}}\n",
+            "    strategy:\n      blueGreen:\n        service: backend\n        previewService: true\n",
+            1,
+        )
     });
     test
 }
@@ -426,7 +426,7 @@ const BAD_CANARIES: &[(&str, &str)] = &[
 
 #[test]
 fn a_bad_strategy_is_a_located_error_and_nothing_is_written() {
-    let test = Test::example();
+    let test = Test::example().rolling_backend();
     test.stack(&["apply", "-q"]).success();
     let server = Server::start(test.path(), &[]);
     let stack_file = test.path().join("stacks/platform.yaml");

@@ -182,6 +182,7 @@ fn text_row(row: &Value) -> Vec<String> {
             }
         }
         (None, Some(variant)) => format!("stable (variant {variant} won)"),
+        (None, None) if row["strategy"] == "canary" => "stable".into(),
         (None, None) => colour(&row["active"]),
     };
     vec![

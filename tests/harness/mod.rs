@@ -51,6 +51,25 @@ impl Test {
         test
     }
 
+    /// The example with its backend rolled out the default way (not
+    /// blue/green): for tests of what every release does, which name the
+    /// backend's Deployment `backend`.
+    pub fn rolling_backend(self) -> Self {
+        let path = self.path().join("stacks/platform.yaml");
+        let stack = std::fs::read_to_string(&path).expect("read the stack");
+        let start = stack
+            .find("    # Each version runs as backend-blue or backend-green")
+            .expect("the example's backend is blue/green");
+        let end = start
+            + stack[start..]
+                .find("    strategy: {blueGreen: {service: backend}}\n")
+                .expect("its strategy line")
+            + "    strategy: {blueGreen: {service: backend}}\n".len();
+        std::fs::write(&path, format!("{}{}", &stack[..start], &stack[end..]))
+            .expect("write the stack");
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
