@@ -28,6 +28,39 @@ pub fn make_blue_green(test: Test) -> Test {
     test
 }
 
+/// Run `attempt` for 1, 2, … writes until it says the run was not killed
+/// (`None`) or `most` is reached; how many runs were killed.
+fn killed_and_recovered(most: usize, mut attempt: impl FnMut(usize) -> Option<()>) -> usize {
+    (1..=most)
+        .take_while(|after| attempt(*after).is_some())
+        .count()
+}
+
+/// `stack ARGS` killed after `after` writes (`None` if it ended first):
+/// the frontend's host still reaches ready pods only.
+fn kill_after(test: &Test, args: &[&str], after: usize) -> Option<()> {
+    let killed = crate::harness::output_of(
+        test.command(args)
+            .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
+    );
+    if killed.code == 0 {
+        return None;
+    }
+    assert_eq!(
+        killed.code, -1,
+        "killed after {after} writes: {}",
+        killed.stderr
+    );
+    let served = observed_at_host(test, None);
+    assert!(
+        served
+            .iter()
+            .all(|(workload, _)| workload != "(no ready pod)"),
+        "killed after {after} writes, requests without a ready pod: {served:?}"
+    );
+    Some(())
+}
+
 /// The frontend's canary is paused before its step 3 at 20 %, and takes
 /// that share.
 fn paused_before_step_3_at_20(test: &Test) {
@@ -827,30 +860,10 @@ fn a_canary_killed_at_any_write_is_recovered_without_orphans_and_always_serves()
     let test = canary("[{setWeight: 20}, {setWeight: 50}]");
     test.stack(&["apply", "-q"]).success();
     let server = Server::start(test.path(), &[]);
-    let mut kills = 0;
-    for after in 1..=16 {
+    let kills = killed_and_recovered(16, |after| {
         let tag = format!("images.frontend.tag=2.{}.0", after + 3);
         let args = ["apply", "-q", "-l", "name=frontend", "--set", &tag];
-        let killed = crate::harness::output_of(
-            test.command(&args)
-                .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
-        );
-        if killed.code == 0 {
-            break;
-        }
-        assert_eq!(
-            killed.code, -1,
-            "killed after {after} writes: {}",
-            killed.stderr
-        );
-        kills += 1;
-        let served = observed_at_host(&test, None);
-        assert!(
-            served
-                .iter()
-                .all(|(workload, _)| workload != "(no ready pod)"),
-            "killed after {after} writes, requests without a ready pod: {served:?}"
-        );
+        kill_after(&test, &args, after)?;
         test.stack(&args).success();
         for gone in CANARY_OBJECTS {
             assert_eq!(
@@ -870,7 +883,8 @@ fn a_canary_killed_at_any_write_is_recovered_without_orphans_and_always_serves()
         diff.retain(|a| *a != "-q");
         diff.push("--detailed-exitcode");
         test.stack(&diff).code(0);
-    }
+        Some(())
+    });
     assert!(kills >= 8, "only {kills} write points in a canary deploy");
     eprintln!("canary crash suite: killed at {kills} write points, all recovered");
 }
@@ -974,14 +988,20 @@ fn releases_with_strategies_pass_the_promotion_gate_once_deployed_and_tested() {
 /// 2.3.0-a and 2.3.0-b) of these steps.
 fn variants(steps: &str) -> Test {
     let test = canary(steps);
-    edit_platform(&test, |platform| {
-        platform.replacen(
-        "        header: X-Canary\n",
-        "        header: X-Canary\n        variants:\n          a: {values: {image: {tag: 2.3.0-a}}}\n          b: {values: {image: {tag: 2.3.0-b}}}\n",
-        1,
-    )
-    });
+    add_variants(&test);
     test
+}
+
+/// Give the frontend's canary variants `a` and `b` (after its steps are
+/// set: setting them drops the canary block).
+fn add_variants(test: &Test) {
+    edit_platform(test, |platform| {
+        platform.replacen(
+            "        header: X-Canary\n",
+            "        header: X-Canary\n        variants:\n          a: {values: {image: {tag: 2.3.0-a}}}\n          b: {values: {image: {tag: 2.3.0-b}}}\n",
+            1,
+        )
+    });
 }
 
 fn sorted(mut routed: Vec<(String, u64)>) -> Vec<(String, u64)> {
@@ -1004,6 +1024,10 @@ const VARIANT_OBJECTS: [&str; 4] = [
 fn variants_share_the_canary_by_their_weights_and_the_promoted_winner_stays_stable() {
     let test = variants("[{setWeight: 10}, {setWeight: {a: 10, b: 30}}]");
     let three = ["--set", "scale.frontend=3"];
+    // The first deploy is the stable version alone; the next one, of the
+    // same files, runs the experiment.
+    test.stack(&["apply", "-q", three[0], three[1]]).success();
+    assert_eq!(observed_at_host(&test, None), all_to("frontend"));
     let deployed = test.stack(&["apply", three[0], three[1]]).success();
     assert!(
         deployed.stderr.contains("canary step 1: canary weight a 10%, b 10%")
@@ -1228,4 +1252,35 @@ fn rollout_pause_holds_a_running_canary_at_its_share_until_it_is_resumed() {
     paused_before_step_3_at_20(&test);
     pause_says(&test, "apps/frontend is paused already, before step 3");
     goes_on_to_promotion(&test, "resume");
+}
+
+#[test]
+fn variants_killed_at_any_write_are_recovered_without_orphans_and_always_serve() {
+    let test = variants("[{setWeight: 10}, {setWeight: {a: 10, b: 30}}]");
+    let three = ["--set", "scale.frontend=3"];
+    test.stack(&["apply", "-q", three[0], three[1]]).success();
+    let experiment = split(&[
+        ("frontend", 600),
+        ("frontend-canary-a", 100),
+        ("frontend-canary-b", 300),
+    ]);
+    let args = ["apply", "-q", three[0], three[1]];
+    let kills = killed_and_recovered(20, |after| {
+        kill_after(&test, &args, after)?;
+        test.stack(&args).success();
+        assert_eq!(
+            sorted(observed_at_host(&test, None)),
+            experiment,
+            "after {after} writes"
+        );
+        test.stack(&["rollout", "abort", "frontend"]).success();
+        let frontend = assert_stable_alone(&test, "2.2.0", &VARIANT_OBJECTS);
+        assert_eq!(
+            frontend["status"]["readyReplicas"], 3,
+            "after {after} writes"
+        );
+        Some(())
+    });
+    assert!(kills >= 10, "only {kills} write points in an experiment");
+    eprintln!("variants crash suite: killed at {kills} write points, all recovered");
 }

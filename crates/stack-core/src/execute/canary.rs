@@ -220,8 +220,8 @@ fn shares_of(progress: &Rollout) -> BTreeMap<String, u8> {
 }
 
 /// One release's render shaped for its deployed revision: the stable
-/// version alone when nothing changed (or on a first deploy, or once an
-/// experiment with the variants declared ended: its winner), else the new
+/// version alone on a first deploy, when nothing changed, or once an
+/// experiment with the variants declared ended (its winner); else the new
 /// stable version (held) and the canary — at weight 0 from its first step,
 /// or, for a canary paused by `pause: {}` whose copies are still what the
 /// stack renders, as it runs (nothing to do) unless `stack rollout
@@ -242,16 +242,17 @@ pub(crate) fn shape_release(
         stable.rollout = Some(ended.clone());
         return stable;
     }
-    let stored = deployed.map(|r| r.objects.parse()).unwrap_or_default();
-    if experiment.is_none()
-        && (deployed.is_none() || crate::plan::objects_unchanged(&stored, &stable.objects))
-    {
+    // A first deploy is the stable version alone (an experiment starts
+    // with the next deploy: there is a revision to abort back to).
+    let Some(deployed) = deployed else {
+        return stable;
+    };
+    let stored = deployed.objects.parse();
+    if experiment.is_none() && crate::plan::objects_unchanged(&stored, &stable.objects) {
         return stable;
     }
     let mut canary = copies(spec, &stable);
-    let paused = deployed
-        .and_then(|r| r.rollout.as_ref())
-        .filter(|r| r.step.is_some());
+    let paused = deployed.rollout.as_ref().filter(|r| r.step.is_some());
     if let Some(progress) = paused {
         set_weights(&mut canary, &shares_of(progress), &rendered.variants);
         let running: Vec<&Value> = stored.iter().filter(|body| is_canary_body(body)).collect();
