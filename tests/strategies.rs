@@ -916,6 +916,27 @@ fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
         .stack(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
         .success();
     assert_unchanged(&again, "apps/frontend", "a paused canary stays as it is");
+    let diff = test
+        .stack(&[
+            "diff",
+            "--detailed-exitcode",
+            "-l",
+            "name=frontend",
+            "--set",
+            NEW_FRONTEND,
+        ])
+        .code(0);
+    let preview = diff
+        .stdout
+        .split_once("paused canaries: what `stack rollout promote --full` would change")
+        .map(|(_, after)| after)
+        .unwrap_or_else(|| panic!("no promotion preview:\n{}", diff.stdout));
+    assert!(
+        preview.contains("~ Deployment/apps/frontend (changed)")
+            && preview.contains("+        image: registry.example.com/shop/frontend:2.3.0"),
+        "{}",
+        diff.stdout
+    );
     paused_before_step_3_at_20(&test);
 
     goes_on_to_promotion(&test, "promote");

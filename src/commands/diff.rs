@@ -16,11 +16,23 @@ use stack_core::plan::{Action, Intent};
 
 pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8, Errors> {
     let rendering = super::apply::ForCluster::prepare(project)?;
-    let planned = super::remote::with_session(project, settings, |session| async move {
-        let (rendered, removals) = rendering.on(project, &session).await?;
-        let rendered = execute::strategy::shape(&session, project, rendered).await?;
-        Ok(execute::plan(&session, project, &rendered, &removals, args.prune_releases).await?)
-    })?;
+    let (planned, promotion) =
+        super::remote::with_session(project, settings, |session| async move {
+            let (rendered, removals) = rendering.on(project, &session).await?;
+            let unshaped =
+                execute::strategy::any_canary(project, &rendered).then(|| rendered.clone());
+            let rendered = execute::strategy::shape(&session, project, rendered).await?;
+            let planned =
+                execute::plan(&session, project, &rendered, &removals, args.prune_releases).await?;
+            let promotion = match unshaped {
+                Some(unshaped) => {
+                    execute::strategy::promotion_preview(&session, project, unshaped, &rendered)
+                        .await?
+                }
+                None => None,
+            };
+            Ok((planned, promotion))
+        })?;
     for (id, revisions) in &planned.live.revisions {
         if let Some(pending) = revisions
             .last()
@@ -39,14 +51,19 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
     match settings.output {
         OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
         OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&planned.plan.to_json())),
-        OutputFormat::Text => output::stdout(&text(
-            &planned,
-            &masker,
-            Style {
+        OutputFormat::Text => {
+            let style = Style {
                 color: settings.color && is_terminal(),
                 context: args.context,
-            },
-        )),
+            };
+            output::stdout(&text(&planned, &masker, style));
+            if let Some(promotion) = promotion.filter(|p| p.plan.has_changes()) {
+                output::stdout(&format!(
+                    "\npaused canaries: what `stack rollout promote --full` would change (then their canary objects are deleted):\n{}",
+                    text(&promotion, &masker, style)
+                ));
+            }
+        }
     }
     if settings.verbose {
         output::note(

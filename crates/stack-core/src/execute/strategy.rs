@@ -253,3 +253,56 @@ pub fn shape_for(
     }
     Ok(rendered)
 }
+
+/// Whether any of these releases is a canary (whose paused state `stack
+/// diff` previews the promotion of).
+pub fn any_canary(project: &Project, rendered: &[(usize, RenderedRelease)]) -> bool {
+    rendered.iter().any(|(index, _)| {
+        matches!(
+            project.releases[*index].options.strategy,
+            StrategySpec::Canary(_)
+        )
+    })
+}
+
+/// What `stack rollout promote --full` would change of the canaries that
+/// `shaped` finds paused (those without variants, whose promotion needs no
+/// winner named): their renders (`unshaped`) shaped for that promotion
+/// and planned. `None` when no canary is paused.
+pub async fn promotion_preview(
+    session: &Session,
+    project: &Project,
+    unshaped: Vec<(usize, RenderedRelease)>,
+    shaped: &[(usize, RenderedRelease)],
+) -> Result<Option<crate::execute::Planned>, EngineError> {
+    let paused: BTreeSet<usize> = shaped
+        .iter()
+        .filter(|(index, release)| {
+            let paused = release.rollout.as_ref().is_some_and(|r| r.step.is_some());
+            let plain = matches!(
+                &project.releases[*index].options.strategy,
+                StrategySpec::Canary(spec) if spec.variants.is_empty()
+            );
+            paused && plain
+        })
+        .map(|(index, _)| *index)
+        .collect();
+    if paused.is_empty() {
+        return Ok(None);
+    }
+    let selected: Vec<(usize, RenderedRelease)> = unshaped
+        .into_iter()
+        .filter(|(index, _)| paused.contains(index))
+        .collect();
+    let (history, _) = crate::cluster::live::history(&session.client)
+        .await
+        .map_err(EngineError::api("cannot read release history"))?;
+    let options = crate::execute::ExecutionOptions {
+        promotion: crate::execute::Promotion::Full,
+        ..session.options.clone()
+    };
+    let promoted = shape_for(project, selected, &history, &options)?;
+    Ok(Some(
+        crate::execute::plan(session, project, &promoted, &[], false).await?,
+    ))
+}
