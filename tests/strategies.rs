@@ -749,6 +749,11 @@ fn a_canary_takes_its_steps_then_is_promoted_and_removed() {
     }
     drop(server);
     assert_eq!(observed_at_host(&test, None), all_to("frontend"));
+    frontend_diff_exit_0(&test);
+}
+
+/// `stack diff --detailed-exitcode` of the new frontend: nothing to apply.
+fn frontend_diff_exit_0(test: &Test) -> crate::harness::Output {
     test.stack(&[
         "diff",
         "--detailed-exitcode",
@@ -757,7 +762,7 @@ fn a_canary_takes_its_steps_then_is_promoted_and_removed() {
         "--set",
         NEW_FRONTEND,
     ])
-    .code(0);
+    .code(0)
 }
 
 #[test]
@@ -916,21 +921,14 @@ fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
         .stack(&["apply", "-l", "name=frontend", "--set", NEW_FRONTEND])
         .success();
     assert_unchanged(&again, "apps/frontend", "a paused canary stays as it is");
-    let diff = test
-        .stack(&[
-            "diff",
-            "--detailed-exitcode",
-            "-l",
-            "name=frontend",
-            "--set",
-            NEW_FRONTEND,
-        ])
-        .code(0);
+    let diff = frontend_diff_exit_0(&test);
     let preview = diff
         .stdout
         .split_once("paused canaries: what `stack rollout promote --full` would change")
-        .map(|(_, after)| after)
-        .unwrap_or_else(|| panic!("no promotion preview:\n{}", diff.stdout));
+        .map_or_else(
+            || panic!("no promotion preview:\n{}", diff.stdout),
+            |(_, after)| after,
+        );
     assert!(
         preview.contains("~ Deployment/apps/frontend (changed)")
             && preview.contains("+        image: registry.example.com/shop/frontend:2.3.0"),
