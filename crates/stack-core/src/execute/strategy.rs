@@ -186,17 +186,20 @@ async fn rolling(
     Ok(())
 }
 
-/// Whether any of these releases has a strategy (blue/green or canary),
-/// so that its render is shaped for what is deployed.
+/// Whether any of these releases has a strategy (blue/green or canary) or
+/// versioned configuration, so that its render is shaped for what is
+/// deployed.
 pub fn any(project: &Project, rendered: &[(usize, RenderedRelease)]) -> bool {
-    rendered
-        .iter()
-        .any(|(index, _)| project.releases[*index].options.strategy != StrategySpec::Rolling)
+    rendered.iter().any(|(index, release)| {
+        project.releases[*index].options.strategy != StrategySpec::Rolling
+            || crate::load::render::versioned::any(&release.objects)
+    })
 }
 
-/// Shape every release of `rendered` that has a strategy for what its
-/// deployed revision left (blue/green colours, a canary's phase; see
-/// `blue_green` and `canary`). Without one, `rendered` is returned as it is and the
+/// Shape every release of `rendered` that has a strategy or versioned
+/// configuration for what its deployed revision left (blue/green colours,
+/// a canary's phase, the configuration versions kept; see `blue_green`,
+/// `canary` and `render::versioned`). Without one, `rendered` is returned as it is and the
 /// cluster is not asked anything.
 pub async fn shape(
     session: &Session,
@@ -227,6 +230,13 @@ pub fn shape_for(
         let deployed = history
             .get(&release.id)
             .and_then(|revisions| crate::plan::last_deployed(revisions));
+        if let Some(deployed) = deployed
+            && crate::load::render::versioned::any(&release.objects)
+        {
+            let kept =
+                crate::load::render::versioned::kept(&release.objects, &deployed.objects.parse());
+            release.objects.extend(kept);
+        }
         if let StrategySpec::Canary(spec) = &project.releases[*index].options.strategy {
             *release = crate::execute::canary::shape_release(
                 spec,

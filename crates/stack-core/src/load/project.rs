@@ -85,7 +85,8 @@ impl Project {
             resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)?;
         let releases = resolve::resolve_releases(&stack, &environment, &options.sets, &mut secrets)
             .map_err(Errors)?;
-        let (graph, warnings) = Graph::build(&releases).map_err(Errors::from_all)?;
+        let (graph, mut warnings) = Graph::build(&releases).map_err(Errors::from_all)?;
+        warnings.extend(app_warnings(&releases));
         let selection = graph.select(&releases, &options.selectors, options.needs);
         if selection.releases.is_empty() && !options.selectors.is_empty() && !options.allow_no_match
         {
@@ -162,9 +163,12 @@ impl Project {
     /// Whether any of these releases (by index) is a Helm chart, which
     /// renders for the target cluster's capabilities.
     pub fn renders_helm(&self, indices: &[usize]) -> bool {
-        indices
-            .iter()
-            .any(|&index| !matches!(self.releases[index].chart, ChartSource::Local(_)))
+        indices.iter().any(|&index| {
+            matches!(
+                self.releases[index].chart,
+                ChartSource::Helm(_) | ChartSource::Remote { .. }
+            )
+        })
     }
 
     /// [`Project::render`] with Helm charts rendered for a cluster's
@@ -229,6 +233,31 @@ impl Project {
         }
         Ok(rendered)
     }
+}
+
+/// What `builtin:app` warns of in its releases' values (sensitive `env`
+/// keys, an image without a tag), located where the value was set.
+fn app_warnings(releases: &[Release]) -> Vec<crate::diagnostic::Diagnostic> {
+    let mut out = Vec::new();
+    for release in releases
+        .iter()
+        .filter(|r| matches!(r.chart, ChartSource::Builtin(_)))
+    {
+        let mut values = serde_json::Value::Object(serde_json::Map::new());
+        for layer in &release.layers {
+            crate::load::values::merge(&mut values, serde_json::Value::clone(layer));
+        }
+        for (message, path) in render::app::warnings(&values) {
+            out.push(
+                crate::diagnostic::Diagnostic::warning(format!(
+                    "release `{}`: {message}",
+                    release.id
+                ))
+                .with_span(render::app::locate(release, &path)),
+            );
+        }
+    }
+    out
 }
 
 /// Objects of kinds that a rendered CRD declares cluster-scoped lose the

@@ -46,6 +46,8 @@ pub enum ChartSource {
     /// A Helm chart from a chart repository (`REPO_URL/CHART`) or a
     /// registry (`oci://…/CHART`), at a version.
     Remote { url: String, version: String },
+    /// A chart shipped inside the binary (`chart: builtin:app`).
+    Builtin(String),
 }
 
 /// Where a values layer was written.

@@ -371,6 +371,30 @@ fn chart_source(
     errors: &mut Vec<Error>,
 ) -> Result<(ChartSource, String), Vec<Error>> {
     let text = evaluator.text(&spec.chart).map_err(|e| vec![e.into()])?;
+    if let Some(builtin) = text.strip_prefix("builtin:") {
+        let known = crate::load::render::app::BUILTIN;
+        if !known.contains(&builtin) {
+            return Err(vec![
+                ConfigError::Invalid {
+                    message: format!("there is no built-in chart `{builtin}`"),
+                    span: spec.chart.span.clone(),
+                    hint: Some(format!(
+                        "the built-in charts are: {}",
+                        known
+                            .iter()
+                            .map(|name| format!("builtin:{name}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
+                .into(),
+            ]);
+        }
+        return Ok((
+            ChartSource::Builtin(builtin.to_string()),
+            builtin.to_string(),
+        ));
+    }
     let name = Path::new(text.trim_end_matches('/'))
         .file_name()
         .map_or_else(|| text.clone(), |name| name.to_string_lossy().into_owned());

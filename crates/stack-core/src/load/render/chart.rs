@@ -42,30 +42,102 @@ pub struct Rendered {
     pub text: String,
 }
 
+/// Where a chart's files are read from.
+#[derive(Clone, Copy)]
+pub(crate) enum Files<'a> {
+    /// A folder.
+    Disk(&'a Path),
+    /// Shipped inside the binary (`builtin:NAME`): each file's path within
+    /// the chart, and its text.
+    Embedded {
+        name: &'a str,
+        files: &'a [(&'static str, &'static str)],
+    },
+}
+
+impl Files<'_> {
+    /// What the chart is called where it is shown: its folder, or `builtin:NAME`.
+    fn dir(self) -> PathBuf {
+        match self {
+            Self::Disk(dir) => dir.to_path_buf(),
+            Self::Embedded { name, .. } => PathBuf::from(format!("builtin:{name}")),
+        }
+    }
+
+    /// A file of the chart, if it has it.
+    fn read_optional(
+        self,
+        relative: &str,
+        errors: &mut Vec<RenderError>,
+    ) -> Option<Arc<SourceFile>> {
+        match self {
+            Self::Disk(dir) => read_optional(&dir.join(relative), errors),
+            Self::Embedded { files, .. } => files
+                .iter()
+                .find(|(path, _)| *path == relative)
+                .map(|(path, text)| SourceFile::new(self.dir().join(path), (*text).to_string())),
+        }
+    }
+
+    /// The files below `templates/`: name (`templates/x.yaml`), path, text.
+    fn templates(self, errors: &mut Vec<RenderError>) -> Vec<(String, PathBuf, String)> {
+        match self {
+            Self::Disk(dir) => template_files(&dir.join("templates"), errors)
+                .into_iter()
+                .filter_map(|path| {
+                    let relative = path.strip_prefix(dir).unwrap_or(&path);
+                    let name = relative.to_string_lossy().replace('\\', "/");
+                    match fs_err::read_to_string(&path) {
+                        Ok(text) => Some((name, path, text)),
+                        Err(source) => {
+                            errors.push(RenderError::Read { path, source });
+                            None
+                        }
+                    }
+                })
+                .collect(),
+            Self::Embedded { files, .. } => files
+                .iter()
+                .filter(|(path, _)| path.starts_with("templates/"))
+                .map(|(path, text)| {
+                    (
+                        (*path).to_string(),
+                        self.dir().join(path),
+                        (*text).to_string(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 impl Chart {
     pub fn load(dir: &Path, masks: &crate::mask::Masks) -> Result<Self, Vec<RenderError>> {
+        Self::from_files(Files::Disk(dir), masks)
+    }
+
+    /// Load a chart from wherever its files are.
+    pub(crate) fn from_files(
+        files: Files<'_>,
+        masks: &crate::mask::Masks,
+    ) -> Result<Self, Vec<RenderError>> {
         let mut errors = Vec::new();
-        let folder_name = dir.file_name().map_or_else(
-            || "chart".to_string(),
-            |name| name.to_string_lossy().into_owned(),
-        );
-        let (name, version, description) = read_metadata(dir, &folder_name, &mut errors);
-        let defaults = read_defaults(dir, &mut errors);
-        let schema = read_schema(dir, &mut errors);
+        let dir = files.dir();
+        let folder_name = match files {
+            Files::Embedded { name, .. } => name.to_string(),
+            Files::Disk(dir) => dir.file_name().map_or_else(
+                || "chart".to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            ),
+        };
+        let (name, version, description) = read_metadata(files, &folder_name, &mut errors);
+        let defaults = read_defaults(files, &mut errors);
+        let schema = read_schema(files, &mut errors);
         let mut env = crate::load::render::filters::environment(masks);
         let mut templates = Vec::new();
         let mut tests = Vec::new();
         let mut sources = HashMap::new();
-        for path in template_files(&dir.join("templates"), &mut errors) {
-            let relative = path.strip_prefix(dir).unwrap_or(&path);
-            let name = relative.to_string_lossy().replace('\\', "/");
-            let text = match fs_err::read_to_string(&path) {
-                Ok(text) => text,
-                Err(source) => {
-                    errors.push(RenderError::Read { path, source });
-                    continue;
-                }
-            };
+        for (name, path, text) in files.templates(&mut errors) {
             let source = SourceFile::new(path.clone(), text.clone());
             if let Err(error) = env.add_template_owned(name.clone(), text) {
                 errors.push(template_error(&error, &source, None));
@@ -86,7 +158,7 @@ impl Chart {
             return Err(errors);
         }
         Ok(Self {
-            dir: dir.to_path_buf(),
+            dir,
             name,
             version,
             description,
@@ -235,14 +307,13 @@ fn value_path(pointer: &str) -> String {
 }
 
 fn read_metadata(
-    dir: &Path,
+    files: Files<'_>,
     folder_name: &str,
     errors: &mut Vec<RenderError>,
 ) -> (String, Option<String>, Option<String>) {
-    let path = dir.join("chart.yaml");
     let mut name = folder_name.to_string();
     let (mut version, mut description) = (None, None);
-    let Some(source) = read_optional(&path, errors) else {
+    let Some(source) = files.read_optional("chart.yaml", errors) else {
         return (name, version, description);
     };
     let mut config_errors = Vec::new();
@@ -267,9 +338,9 @@ fn read_metadata(
     (name, version, description)
 }
 
-fn read_defaults(dir: &Path, errors: &mut Vec<RenderError>) -> Value {
+fn read_defaults(files: Files<'_>, errors: &mut Vec<RenderError>) -> Value {
     let empty = Value::Object(serde_json::Map::new());
-    let Some(source) = read_optional(&dir.join("values.yaml"), errors) else {
+    let Some(source) = files.read_optional("values.yaml", errors) else {
         return empty;
     };
     match yaml::parse_values(&source) {
@@ -290,10 +361,10 @@ fn read_defaults(dir: &Path, errors: &mut Vec<RenderError>) -> Value {
 }
 
 fn read_schema(
-    dir: &Path,
+    files: Files<'_>,
     errors: &mut Vec<RenderError>,
 ) -> Option<(jsonschema::Validator, Arc<SourceFile>)> {
-    let source = read_optional(&dir.join("values.schema.json"), errors)?;
+    let source = files.read_optional("values.schema.json", errors)?;
     let schema: Value = match serde_json::from_str(&source.text) {
         Ok(schema) => schema,
         Err(error) => {

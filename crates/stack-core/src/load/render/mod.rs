@@ -1,6 +1,7 @@
 //! Rendering: stack-file expressions, charts, and the objects a release's
 //! templates produce. Pure: data in, objects out.
 
+pub mod app;
 pub mod cache;
 pub mod chart;
 mod context;
@@ -9,6 +10,7 @@ pub mod filters;
 pub mod helm;
 pub mod pull;
 mod source;
+pub mod versioned;
 
 use std::path::PathBuf;
 
@@ -268,6 +270,42 @@ fn list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// An app's values problem, located where the value was set (else at the
+/// release's chart).
+fn app_error(release: &Release, problem: app::AppProblem) -> RenderError {
+    RenderError::Config(ConfigError::Invalid {
+        message: format!("release `{}`: {}", release.id, problem.message),
+        span: app::locate(release, &problem.path).unwrap_or_else(|| release.chart_span.clone()),
+        hint: Some(problem.hint),
+    })
+}
+
+/// `builtin:app` knows its values' keys: another is an error naming the
+/// nearest known one.
+fn check_app_keys(release: &Release, values: &Value) -> Result<(), Vec<RenderError>> {
+    let errors: Vec<RenderError> = app::unknown_keys(values, app::KEYS)
+        .into_iter()
+        .map(|(key, nearest)| {
+            app_error(
+                release,
+                app::AppProblem {
+                    message: format!("`{key}` is not a value of builtin:app"),
+                    hint: match nearest {
+                        Some(nearest) => format!("did you mean `{nearest}`?"),
+                        None => format!("its values are: {}", app::KEYS.join(", ")),
+                    },
+                    path: vec![key],
+                },
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// Render a release with its chart, whichever kind the chart is.
 pub(crate) fn render_release(
     release: &Release,
@@ -276,7 +314,8 @@ pub(crate) fn render_release(
     scopes: &Scopes,
 ) -> Result<RenderedRelease, Vec<RenderError>> {
     match chart {
-        Loaded::Templates(chart) => render_templates(release, chart, environment, scopes),
+        Loaded::Templates(chart) => render_templates(release, chart, environment, scopes, false),
+        Loaded::App(chart) => render_templates(release, chart, environment, scopes, true),
         Loaded::Helm(chart) => render_helm(release, chart, scopes),
     }
 }
@@ -298,7 +337,8 @@ fn render_helm(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let (objects, tests, hooks) = split_hooks(rendered);
+    let (mut objects, mut tests, hooks) = split_hooks(rendered);
+    versioned::apply(&mut objects, &mut tests);
     let mut values = chart.defaults.clone();
     merge(&mut values, own);
     Ok(RenderedRelease {
@@ -351,19 +391,24 @@ fn split_hooks(rendered: Vec<Object>) -> (Vec<Object>, Vec<Object>, Vec<Hook>) {
     (objects, tests, hooks)
 }
 
-/// Merge a release's values over its chart's defaults and render it.
+/// Merge a release's values over its chart's defaults and render it; the
+/// built-in app chart (`app`) gets its values checked and worked out first.
 fn render_templates(
     release: &Release,
     chart: &Chart,
     environment: &str,
     scopes: &Scopes,
+    app: bool,
 ) -> Result<RenderedRelease, Vec<RenderError>> {
     let mut values = chart.defaults.clone();
     for layer in &release.layers {
         merge(&mut values, Value::clone(layer));
     }
+    if app {
+        check_app_keys(release, &values)?;
+    }
     chart.validate(&release.id, &values, |pointer| release.locate(pointer))?;
-    let context = JinjaValue::from(Serde(json!({
+    let mut context = json!({
         "values": values,
         "release": {
             "name": release.name,
@@ -377,7 +422,12 @@ fn render_templates(
             "version": chart.version,
             "description": chart.description,
         },
-    })));
+    });
+    if app {
+        context["app"] = app::prepare(&release.name, &release.namespace, &values)
+            .map_err(|problem| vec![app_error(release, problem)])?;
+    }
+    let context = JinjaValue::from(Serde(context));
     let main = chart.render(&release.id, &chart.templates, &context);
     let tests = chart.render(&release.id, &chart.tests, &context);
     let (main, tests) = match (main, tests) {
@@ -389,11 +439,12 @@ fn render_templates(
         }
     };
     let mut errors = Vec::new();
-    let objects = parse_objects(release, main, scopes, &mut errors);
-    let tests = parse_objects(release, tests, scopes, &mut errors);
+    let mut objects = parse_objects(release, main, scopes, &mut errors);
+    let mut tests = parse_objects(release, tests, scopes, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
+    versioned::apply(&mut objects, &mut tests);
     Ok(RenderedRelease {
         id: release.id.clone(),
         objects,

@@ -1,8 +1,8 @@
 //! Loading a release's chart from where it comes from ([`ChartSource`]): a
 //! local folder of minijinja templates, a local Helm chart, or a Helm chart
-//! from a repository or registry (pulled once into `.stack/charts/`). The
-//! built-in app chart planned next is loaded here too, into what renders
-//! the same `RenderedRelease`.
+//! from a repository or registry (pulled once into `.stack/charts/`), or a
+//! chart shipped inside the binary (`builtin:app`); each renders the same
+//! `RenderedRelease`.
 
 pub use super::context::ChartContext;
 use super::helm::HelmChart;
@@ -15,6 +15,9 @@ pub enum Loaded {
     Templates(Box<Chart>),
     /// A Helm chart, rendered by `helm template`.
     Helm(Box<HelmChart>),
+    /// `builtin:app`: minijinja templates shipped inside the binary, whose
+    /// values are worked out first (see `app`).
+    App(Box<Chart>),
 }
 
 /// Load the chart: its metadata, default values and templates.
@@ -25,6 +28,13 @@ pub fn load(source: &ChartSource, context: &ChartContext) -> Result<Loaded, Vec<
         }
         ChartSource::Helm(dir) => {
             HelmChart::load(dir, context).map(|chart| Loaded::Helm(Box::new(chart)))
+        }
+        ChartSource::Builtin(name) => {
+            let files = super::chart::Files::Embedded {
+                name,
+                files: super::app::FILES,
+            };
+            Chart::from_files(files, &context.masks).map(|chart| Loaded::App(Box::new(chart)))
         }
         ChartSource::Remote { url, version } => {
             let dir = super::pull::cached(url, version, &context.helm, &context.charts_dir)
