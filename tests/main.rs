@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod app;
 mod apply;
 mod atomic;
 mod bad_input;

@@ -430,19 +430,19 @@ pub fn prepare(name: &str, namespace: &str, values: &Value) -> Result<Value, App
         .iter()
         .find(|p| p.name.as_deref() == Some("http"))
         .or(ports.first());
-    let probe = match (values.get("healthCheckPath"), first) {
-        (Some(Value::String(path)), Some(port)) => {
-            json!({"httpGet": {"path": path, "port": port.name}})
-        }
-        (Some(Value::String(_)), None) => {
+    // `healthCheckPath`: a path, an HTTP probe; `""` (the default), a TCP
+    // probe on the first port; gone (`null` removes it), no probe.
+    let probe = match (values.get("healthCheckPath").and_then(Value::as_str), first) {
+        (Some(""), Some(port)) => json!({"tcpSocket": {"port": port.name}}),
+        (Some(path), Some(port)) => json!({"httpGet": {"path": path, "port": port.name}}),
+        (Some(path), None) if !path.is_empty() => {
             return Err(problem(
                 "`healthCheckPath` needs a port to probe, and `ports` is empty".into(),
                 "add the port the app listens on, or set `healthCheckPath: null`",
                 &["healthCheckPath"],
             ));
         }
-        (Some(Value::Null), _) | (_, None) => Value::Null,
-        (_, Some(port)) => json!({"tcpSocket": {"port": port.name}}),
+        _ => Value::Null,
     };
     let resources = &values["resources"];
     let mut requests = Map::new();

@@ -87,35 +87,56 @@ fn pod_spec<'a>(body: &'a mut Value, kind: &str) -> Option<&'a mut Value> {
     body.pointer_mut(pointer)
 }
 
-/// Every reference of a pod spec to a ConfigMap or Secret, renamed.
+/// Every reference of a pod spec to a ConfigMap or Secret, renamed. (Read
+/// with `pointer_mut`: indexing a JSON map mutably would add the fields
+/// it looks for.)
 fn rewrite(pod: &mut Value, rename: &impl Fn(&str, &mut Value)) {
+    let at = |value: &mut Value, kind: &str, pointer: &str| {
+        if let Some(name) = value.pointer_mut(pointer) {
+            rename(kind, name);
+        }
+    };
     for field in ["containers", "initContainers"] {
-        for container in pod[field].as_array_mut().into_iter().flatten() {
-            for source in container["envFrom"].as_array_mut().into_iter().flatten() {
-                rename("ConfigMap", &mut source["configMapRef"]["name"]);
-                rename("Secret", &mut source["secretRef"]["name"]);
+        let Some(containers) = pod.get_mut(field).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for container in containers {
+            if let Some(sources) = container.get_mut("envFrom").and_then(Value::as_array_mut) {
+                for source in sources {
+                    at(source, "ConfigMap", "/configMapRef/name");
+                    at(source, "Secret", "/secretRef/name");
+                }
             }
-            for variable in container["env"].as_array_mut().into_iter().flatten() {
-                let from = &mut variable["valueFrom"];
-                rename("ConfigMap", &mut from["configMapKeyRef"]["name"]);
-                rename("Secret", &mut from["secretKeyRef"]["name"]);
+            if let Some(variables) = container.get_mut("env").and_then(Value::as_array_mut) {
+                for variable in variables {
+                    at(variable, "ConfigMap", "/valueFrom/configMapKeyRef/name");
+                    at(variable, "Secret", "/valueFrom/secretKeyRef/name");
+                }
             }
         }
     }
-    for volume in pod["volumes"].as_array_mut().into_iter().flatten() {
-        rename("ConfigMap", &mut volume["configMap"]["name"]);
-        rename("Secret", &mut volume["secret"]["secretName"]);
-        for source in volume["projected"]["sources"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-        {
-            rename("ConfigMap", &mut source["configMap"]["name"]);
-            rename("Secret", &mut source["secret"]["name"]);
+    if let Some(volumes) = pod.get_mut("volumes").and_then(Value::as_array_mut) {
+        for volume in volumes {
+            at(volume, "ConfigMap", "/configMap/name");
+            at(volume, "Secret", "/secret/secretName");
+            if let Some(sources) = volume
+                .pointer_mut("/projected/sources")
+                .and_then(Value::as_array_mut)
+            {
+                for source in sources {
+                    at(source, "ConfigMap", "/configMap/name");
+                    at(source, "Secret", "/secret/name");
+                }
+            }
         }
     }
-    for secret in pod["imagePullSecrets"].as_array_mut().into_iter().flatten() {
-        rename("Secret", &mut secret["name"]);
+    if let Some(secrets) = pod
+        .get_mut("imagePullSecrets")
+        .and_then(Value::as_array_mut)
+    {
+        for secret in secrets {
+            at(secret, "Secret", "/name");
+        }
     }
 }
 
