@@ -292,6 +292,29 @@ pub enum ImportCommand {
         #[arg(long, value_name = "DIR")]
         output_dir: Option<PathBuf>,
     },
+    /// Write a stack of builtin:app releases that runs a Compose project:
+    /// stack.yaml, the environment's values file and, encrypted by the
+    /// `.sops.yaml` creation rule, its secrets file
+    Compose {
+        /// The compose file
+        file: PathBuf,
+        /// Variables for `${VAR}` [default: .env beside the compose file, if there is one]
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<PathBuf>,
+        /// The namespace of the releases [default: the project's name]
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// The environment the values and secrets files are for
+        #[arg(
+            long = "for-environment",
+            value_name = "NAME",
+            default_value = "development"
+        )]
+        for_environment: String,
+        /// Where to write the files [default: the compose file's folder]
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -133,6 +133,25 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Import {
             command: ImportCommand::Helmfile { file, output_dir },
         } => import::helmfile(settings, file, output_dir.as_deref()),
+        Command::Import {
+            command:
+                ImportCommand::Compose {
+                    file,
+                    env_file,
+                    namespace,
+                    for_environment,
+                    output_dir,
+                },
+        } => import::compose(
+            settings,
+            file,
+            env_file.as_deref(),
+            &stack_core::import::compose::ComposeOptions {
+                namespace: namespace.clone(),
+                environment: for_environment.clone(),
+            },
+            output_dir.as_deref(),
+        ),
     }
 }
 

@@ -14,12 +14,12 @@ use stack_core::secrets::SecretsError;
 use stack_core::secrets::keys::Recipient;
 use stack_core::secrets::tree::Tree;
 
-fn secrets_error(error: SecretsError) -> Errors {
+pub(super) fn secrets_error(error: SecretsError) -> Errors {
     Errors::from(Error::Secrets { error, span: None })
 }
 
 /// Write a file readable by its owner only.
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), Errors> {
+pub(super) fn write_private(path: &Path, contents: &[u8]) -> Result<(), Errors> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
@@ -61,7 +61,7 @@ fn identities(
 
 /// Documents as the file's format writes them: JSON (by extension) or a
 /// YAML stream.
-fn render(file: &Path, documents: &[Value]) -> String {
+pub(super) fn render(file: &Path, documents: &[Value]) -> String {
     if file.extension().is_some_and(|e| e == "json") {
         format!("{:#}\n", documents.first().cloned().unwrap_or_default())
     } else {

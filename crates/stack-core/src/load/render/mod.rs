@@ -280,10 +280,17 @@ fn app_error(release: &Release, problem: app::AppProblem) -> RenderError {
     })
 }
 
-/// `builtin:app` knows its values' keys: another is an error naming the
-/// nearest known one.
-fn check_app_keys(release: &Release, values: &Value) -> Result<(), Vec<RenderError>> {
-    let errors: Vec<RenderError> = app::unknown_keys(values, app::KEYS)
+/// `builtin:app` knows its values' keys: another in the release's own
+/// values (its inline values and values files, not the environment's,
+/// which every release shares) is an error naming the nearest known one.
+fn check_app_keys(release: &Release) -> Result<(), Vec<RenderError>> {
+    let mut own = Value::Object(serde_json::Map::new());
+    for (layer, origin) in release.layers.iter().zip(&release.origins) {
+        if origin.is_some() {
+            merge(&mut own, Value::clone(layer));
+        }
+    }
+    let errors: Vec<RenderError> = app::unknown_keys(&own, app::KEYS)
         .into_iter()
         .map(|(key, nearest)| {
             app_error(
@@ -405,7 +412,7 @@ fn render_templates(
         merge(&mut values, Value::clone(layer));
     }
     if app {
-        check_app_keys(release, &values)?;
+        check_app_keys(release)?;
     }
     chart.validate(&release.id, &values, |pointer| release.locate(pointer))?;
     let mut context = json!({

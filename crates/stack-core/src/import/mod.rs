@@ -7,6 +7,8 @@
 //! and listed as not converted, with why. helm-secrets files are SOPS files
 //! and are named as they are.
 
+pub mod compose;
+
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
