@@ -46,66 +46,10 @@ pub fn status(project: &Project, settings: &Settings, wanted: Option<&str>) -> R
         let (objects, _, _) = live::fetch(&session.client, &resources, scopes)
             .await
             .map_err(EngineError::api("cannot read live objects"))?;
-        let mut rows = Vec::new();
-        for id in &ids {
-            let release = project.releases.iter().find(|r| &r.id == id);
-            let strategy = match release.map(|r| &r.options.strategy) {
-                Some(StrategySpec::BlueGreen(_)) => "blueGreen",
-                Some(StrategySpec::Canary(_)) => "canary",
-                _ => "rolling",
-            };
-            let revision = deployed(id);
-            let rollout = revision.as_ref().and_then(|r| r.rollout.clone());
-            let mut colours = serde_json::Map::new();
-            let mut services = Vec::new();
-            for body in revision.iter().flat_map(|r| r.objects.parse()) {
-                let live = objects
-                    .get(&live::key_of(&body))
-                    .map(live::LiveObject::whole);
-                let colour = |value: &Value| value.as_str().map(str::to_string);
-                match body["kind"].as_str() {
-                    Some("Deployment") => {
-                        let Some(name) = colour(&body["metadata"]["labels"][COLOR_LABEL]) else {
-                            continue;
-                        };
-                        let live = live.unwrap_or(Value::Null);
-                        let ready = live_readiness(&live) == Readiness::Ready;
-                        let entry = colours
-                            .entry(name)
-                            .or_insert_with(|| json!({"ready": true, "replicas": 0}));
-                        entry["ready"] = json!(entry["ready"] == true && ready);
-                        let replicas = live["status"]["readyReplicas"].as_u64().unwrap_or(0);
-                        entry["replicas"] =
-                            json!(entry["replicas"].as_u64().unwrap_or(0) + replicas);
-                    }
-                    Some("Service") if !body["spec"]["selector"][COLOR_LABEL].is_null() => {
-                        let live = live.unwrap_or(Value::Null);
-                        services.push(json!({
-                            "name": body["metadata"]["name"],
-                            "selects": live["spec"]["selector"][COLOR_LABEL],
-                        }));
-                    }
-                    _ => {}
-                }
-            }
-            rows.push(json!({
-                "id": id,
-                "strategy": strategy,
-                "revision": revision.as_ref().map(|r| r.number),
-                "active": rollout.as_ref().map(|r| r.active.clone()),
-                "previous": rollout.as_ref().and_then(|r| r.previous.clone()),
-                "keepUntil": rollout.as_ref().and_then(|r| r.keep_until.clone()),
-                "paused": rollout.as_ref().and_then(|r| r.step.map(|step| json!({
-                    "beforeStep": step + 1,
-                    "weight": r.weight.unwrap_or(0),
-                    "weights": r.weights,
-                    "stepsDone": steps_of(release).is_some_and(|steps| step as usize >= steps),
-                }))),
-                "variant": rollout.as_ref().and_then(|r| r.variant.clone()),
-                "colours": colours,
-                "services": services,
-            }));
-        }
+        let rows = ids
+            .iter()
+            .map(|id| row(project, id, deployed(id).as_deref(), &objects))
+            .collect::<Vec<_>>();
         Ok(rows)
     })?;
     match settings.output {
@@ -124,6 +68,71 @@ pub fn status(project: &Project, settings: &Settings, wanted: Option<&str>) -> R
         )),
     }
     Ok(0)
+}
+
+/// One release's rollout: its strategy, colours, switched Services, and
+/// where a canary paused, from its deployed revision and the live objects.
+fn row(
+    project: &Project,
+    id: &str,
+    revision: Option<&stack_kube::revision::Revision>,
+    objects: &std::collections::HashMap<stack_kube::object::ObjectKey, live::LiveObject>,
+) -> Value {
+    let release = project.releases.iter().find(|r| r.id == id);
+    let strategy = match release.map(|r| &r.options.strategy) {
+        Some(StrategySpec::BlueGreen(_)) => "blueGreen",
+        Some(StrategySpec::Canary(_)) => "canary",
+        _ => "rolling",
+    };
+    let rollout = revision.as_ref().and_then(|r| r.rollout.clone());
+    let mut colours = serde_json::Map::new();
+    let mut services = Vec::new();
+    for body in revision.iter().flat_map(|r| r.objects.parse()) {
+        let live = objects
+            .get(&live::key_of(&body))
+            .map(live::LiveObject::whole);
+        let colour = |value: &Value| value.as_str().map(str::to_string);
+        match body["kind"].as_str() {
+            Some("Deployment") => {
+                let Some(name) = colour(&body["metadata"]["labels"][COLOR_LABEL]) else {
+                    continue;
+                };
+                let live = live.unwrap_or(Value::Null);
+                let ready = live_readiness(&live) == Readiness::Ready;
+                let entry = colours
+                    .entry(name)
+                    .or_insert_with(|| json!({"ready": true, "replicas": 0}));
+                entry["ready"] = json!(entry["ready"] == true && ready);
+                let replicas = live["status"]["readyReplicas"].as_u64().unwrap_or(0);
+                entry["replicas"] = json!(entry["replicas"].as_u64().unwrap_or(0) + replicas);
+            }
+            Some("Service") if !body["spec"]["selector"][COLOR_LABEL].is_null() => {
+                let live = live.unwrap_or(Value::Null);
+                services.push(json!({
+                    "name": body["metadata"]["name"],
+                    "selects": live["spec"]["selector"][COLOR_LABEL],
+                }));
+            }
+            _ => {}
+        }
+    }
+    json!({
+        "id": id,
+        "strategy": strategy,
+        "revision": revision.as_ref().map(|r| r.number),
+        "active": rollout.as_ref().map(|r| r.active.clone()),
+        "previous": rollout.as_ref().and_then(|r| r.previous.clone()),
+        "keepUntil": rollout.as_ref().and_then(|r| r.keep_until.clone()),
+        "paused": rollout.as_ref().and_then(|r| r.step.map(|step| json!({
+            "beforeStep": step + 1,
+            "weight": r.weight.unwrap_or(0),
+            "weights": r.weights,
+            "stepsDone": steps_of(release).is_some_and(|steps| step as usize >= steps),
+        }))),
+        "variant": rollout.as_ref().and_then(|r| r.variant.clone()),
+        "colours": colours,
+        "services": services,
+    })
 }
 
 /// How many steps a canary release has.

@@ -323,74 +323,20 @@ impl Import {
             .into_iter()
             .flatten()
         {
-            let text = match item {
-                Value::Object(long) => {
-                    let target = long
-                        .get("target")
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    let published = long
-                        .get("published")
-                        .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string));
-                    let protocol = long.get("protocol").and_then(Value::as_str);
-                    let mut text = published.map_or(target.clone(), |p| format!("{p}:{target}"));
-                    if let Some(protocol) = protocol {
-                        text = format!("{text}/{protocol}");
+            let text = port_text(item);
+            match app_port(&text) {
+                Ok((value, host_left_out)) => {
+                    if host_left_out {
+                        self.note(
+                            part,
+                            true,
+                            format!("port {text}: the host address is left out"),
+                        );
                     }
-                    text
+                    out.push(value);
                 }
-                Value::Number(n) => n.to_string(),
-                other => other.as_str().unwrap_or_default().to_string(),
-            };
-            let (ports, protocol) = match text.split_once('/') {
-                Some((ports, protocol)) => (ports.to_string(), Some(protocol.to_string())),
-                None => (text.clone(), None),
-            };
-            let parts: Vec<&str> = ports.split(':').collect();
-            // HOST_IP:PUBLISHED:TARGET, PUBLISHED:TARGET, TARGET.
-            let (published, target) = match parts.as_slice() {
-                [target] => (None, *target),
-                [published, target] => (Some(*published), *target),
-                [_, published, target] => {
-                    self.note(
-                        part,
-                        true,
-                        format!("port {text}: the host address is left out"),
-                    );
-                    (Some(*published), *target)
-                }
-                _ => (None, ""),
-            };
-            if target.contains('-') || published.is_some_and(|p| p.contains('-')) {
-                self.note(
-                    part,
-                    false,
-                    format!("port range {text} refused: name each port"),
-                );
-                continue;
+                Err(why) => self.note(part, false, format!("port {text} refused: {why}")),
             }
-            let Ok(target) = target.parse::<u64>() else {
-                self.note(part, false, format!("port {text} refused: not a port"));
-                continue;
-            };
-            let port = published
-                .filter(|p| !p.is_empty())
-                .and_then(|p| p.parse::<u64>().ok())
-                .unwrap_or(target);
-            let mut value = if port == target {
-                Value::from(target)
-            } else {
-                Value::from(format!("{port}:{target}"))
-            };
-            if let Some(protocol) = protocol.filter(|p| p != "tcp") {
-                value = Value::from(format!(
-                    "{}/{protocol}",
-                    value
-                        .as_str()
-                        .map_or_else(|| target.to_string(), str::to_string)
-                ));
-            }
-            out.push(value);
         }
         for item in service
             .get("expose")
@@ -470,6 +416,63 @@ impl Import {
         }
         (!out.is_empty()).then(|| Value::Object(out))
     }
+}
+
+/// A compose port (short syntax, or the long one) as short-syntax text.
+fn port_text(item: &Value) -> String {
+    match item {
+        Value::Object(long) => {
+            let target = long
+                .get("target")
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let published = long
+                .get("published")
+                .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string));
+            let mut text = published.map_or(target.clone(), |p| format!("{p}:{target}"));
+            if let Some(protocol) = long.get("protocol").and_then(Value::as_str) {
+                text = format!("{text}/{protocol}");
+            }
+            text
+        }
+        Value::Number(n) => n.to_string(),
+        other => other.as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// `[HOST_IP:][PUBLISHED:]TARGET[/PROTOCOL]` as an app port, and whether a
+/// host address was left out; why not, for a range or no port.
+fn app_port(text: &str) -> Result<(Value, bool), &'static str> {
+    let (ports, protocol) = match text.split_once('/') {
+        Some((ports, protocol)) => (ports, Some(protocol)),
+        None => (text, None),
+    };
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (published, target, host) = match parts.as_slice() {
+        [target] => (None, *target, false),
+        [published, target] => (Some(*published), *target, false),
+        [_, published, target] => (Some(*published), *target, true),
+        _ => return Err("not a port"),
+    };
+    if target.contains('-') || published.is_some_and(|p| p.contains('-')) {
+        return Err("a range: name each port");
+    }
+    let target = target.parse::<u64>().map_err(|_| "not a port")?;
+    let port = published
+        .filter(|p| !p.is_empty())
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(target);
+    let short = if port == target {
+        target.to_string()
+    } else {
+        format!("{port}:{target}")
+    };
+    let value = match protocol.filter(|p| *p != "tcp") {
+        Some(protocol) => Value::from(format!("{short}/{protocol}")),
+        None if port == target => Value::from(target),
+        None => Value::from(short),
+    };
+    Ok((value, host))
 }
 
 /// An HTTP URL on this host, its path captured.
