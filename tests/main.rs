@@ -9,6 +9,7 @@ mod atomic;
 mod bad_input;
 mod careless;
 mod commands;
+mod compose;
 mod conformance;
 mod crash;
 mod errors;
