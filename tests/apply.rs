@@ -397,6 +397,7 @@ fn kubectl_sees_what_stack_applied() {
         [
             "Deployment/apps/backend",
             "Deployment/apps/frontend",
+            "Deployment/apps/worker",
             "Ingress/apps/frontend",
             "StatefulSet/data/postgres"
         ]
@@ -481,7 +482,7 @@ fn apply_with_json_output_streams_events_as_json_lines() {
     let test = Test::example().rolling_backend();
     let output = test.stack(&["apply", "-o", "json"]).success();
     let summary = output.json();
-    assert_eq!(summary.as_array().map(Vec::len), Some(5), "{summary}");
+    assert_eq!(summary.as_array().map(Vec::len), Some(6), "{summary}");
     let events: Vec<Value> = output
         .stderr
         .lines()

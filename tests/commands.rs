@@ -13,6 +13,7 @@ fn list_the_example_platform() {
     postgres          data       postgres          true       app=postgres,tier=data  core/namespaces
     backend           apps       backend           true       app=shop,tier=apps      data/postgres
     frontend          apps       frontend          true       app=shop,tier=apps      apps/backend
+    worker            apps       app               true       app=shop,tier=apps      apps/backend
     ");
 }
 
@@ -50,6 +51,20 @@ fn list_json_has_the_fixed_shape_in_graph_order() {
           "apps/backend"
         ],
         "installed": true
+      },
+      {
+        "id": "apps/worker",
+        "name": "worker",
+        "namespace": "apps",
+        "chart": "app",
+        "labels": {
+          "app": "shop",
+          "tier": "apps"
+        },
+        "needs": [
+          "apps/backend"
+        ],
+        "installed": true
       }
     ]
     "#);
@@ -68,6 +83,7 @@ fn graph_as_text() {
       apps/backend  <- data/postgres
     batch 3:
       apps/frontend  <- apps/backend
+      apps/worker  <- apps/backend
     ");
 }
 
@@ -83,8 +99,10 @@ fn graph_as_dot_and_mermaid() {
       "data/postgres";
       "apps/backend";
       "apps/frontend";
+      "apps/worker";
       "data/postgres" -> "apps/backend";
       "apps/backend" -> "apps/frontend";
+      "apps/backend" -> "apps/worker";
     }
     "#);
     let mermaid = test
@@ -95,8 +113,10 @@ fn graph_as_dot_and_mermaid() {
       n2["data/postgres"]
       n3["apps/backend"]
       n4["apps/frontend"]
+      n5["apps/worker"]
       n2 --> n3
       n3 --> n4
+      n3 --> n5
     "#);
 }
 
@@ -112,7 +132,8 @@ fn graph_json_has_the_fixed_shape() {
         "core/network-policies",
         "data/postgres",
         "apps/backend",
-        "apps/frontend"
+        "apps/frontend",
+        "apps/worker"
       ],
       "edges": [
         {
@@ -130,6 +151,10 @@ fn graph_json_has_the_fixed_shape() {
         {
           "from": "apps/backend",
           "to": "apps/frontend"
+        },
+        {
+          "from": "apps/backend",
+          "to": "apps/worker"
         }
       ],
       "batches": [
@@ -144,7 +169,8 @@ fn graph_json_has_the_fixed_shape() {
           "apps/backend"
         ],
         [
-          "apps/frontend"
+          "apps/frontend",
+          "apps/worker"
         ]
       ]
     }
@@ -314,6 +340,9 @@ fn template_to_a_directory_writes_one_folder_per_release() {
     apps.frontend/deployment.frontend.yaml
     apps.frontend/ingress.frontend.yaml
     apps.frontend/service.frontend.yaml
+    apps.worker/configmap.worker-env-645834a.yaml
+    apps.worker/deployment.worker.yaml
+    apps.worker/secret.worker-secret-env-e2f735c.yaml
     core.namespaces/namespace.apps.yaml
     core.namespaces/namespace.data.yaml
     core.network-policies/networkpolicy.apps.default-deny-ingress.yaml

@@ -354,3 +354,43 @@ fn bad_compose_input_is_a_located_error_and_nothing_is_written() {
     assert!(!test.path().join("environments").exists());
     assert!(!test.path().join("secrets/development.yaml").exists());
 }
+
+#[test]
+fn the_example_compose_project_imports_as_committed_and_runs() {
+    let test = Test::new().copy("examples/compose", "example").env(
+        "SOPS_AGE_KEY_FILE",
+        repository()
+            .join("secrets/demo-age-key.txt")
+            .to_str()
+            .unwrap(),
+    );
+    std::fs::copy(
+        repository().join(".sops.yaml"),
+        test.path().join(".sops.yaml"),
+    )
+    .unwrap();
+    let committed =
+        |path: &str| std::fs::read_to_string(test.path().join("example/stack").join(path)).unwrap();
+    let (stack, values) = (
+        committed("stack.yaml"),
+        committed("environments/development.yaml"),
+    );
+    std::fs::remove_dir_all(test.path().join("example/stack")).unwrap();
+    test.stack(&[
+        "import",
+        "compose",
+        "example/docker-compose.yml",
+        "--output-dir",
+        "example/stack",
+    ])
+    .success();
+    assert_eq!(
+        committed("stack.yaml"),
+        stack,
+        "examples/compose/stack/stack.yaml is not what the import makes"
+    );
+    assert_eq!(committed("environments/development.yaml"), values);
+    let example = test.cwd("example/stack");
+    example.stack(&["apply", "-q"]).success();
+    example.stack(&["status", "--check"]).success();
+}

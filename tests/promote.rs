@@ -116,7 +116,7 @@ fn promote_after_a_successful_apply_changes_only_the_promoted_lines() {
         "{entry}"
     );
     let releases = entry["releases"].as_array().unwrap();
-    assert_eq!(releases.len(), 5, "{entry}");
+    assert_eq!(releases.len(), 6, "{entry}");
     assert!(
         releases
             .iter()
@@ -212,11 +212,17 @@ fn promotion_is_refused_after_an_apply_whose_tests_failed() {
     let _ = test.stack(&["apply", "-q", "-e", "development"]);
     let original = test.read(STAGING);
     let output = promote(&test, &[]).code(1);
-    shows(&output.stderr, "1 release is not verified there:");
+    shows(&output.stderr, "2 releases are not verified there:");
     // Each refusal names what clears it: here a test run.
     shows(
         &output.stderr,
         "  apps/backend: revision 2 failed its tests; `stack test -e development` runs the tests of what is deployed",
+    );
+    // The worker runs the backend's image: skipped because its need
+    // failed, its deployed revision is of the version before.
+    shows(
+        &output.stderr,
+        "  apps/worker: its deployed revision 1 was rendered from other values than the ones being promoted (apply first)",
     );
     // The frontend, skipped because its need failed, renders as its
     // deployed revision: the backend's version does not reach it.
@@ -285,7 +291,7 @@ fn dry_run_runs_the_gate_and_writes_nothing() {
         ),
         (Some("1.4.2"), Some("1.5.0"))
     );
-    assert_eq!(report["releases"].as_array().map(Vec::len), Some(5));
+    assert_eq!(report["releases"].as_array().map(Vec::len), Some(6));
     assert_eq!(test.read(STAGING), original);
 }
 
@@ -321,7 +327,8 @@ fn a_selector_limits_the_releases_the_gate_checks() {
             "core/namespaces",
             "core/network-policies",
             "data/postgres",
-            "apps/backend"
+            "apps/backend",
+            "apps/worker"
         ]
     );
     assert_eq!(output["written"], true);
