@@ -168,6 +168,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// The environment's image pull secret (`imagePullSecrets`)
+    PullSecrets {
+        #[command(subcommand)]
+        command: PullSecretsCommand,
+    },
     /// Helm charts from repositories and registries
     Charts {
         #[command(subcommand)]
@@ -322,6 +327,12 @@ pub enum ChartsCommand {
     /// Pull the selected releases' repository and OCI charts again,
     /// replacing the cached copies in .stack/charts/
     Update,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PullSecretsCommand {
+    /// Write a managed pull secret anew into every namespace of the selection now
+    Refresh(LockArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -137,6 +137,9 @@ fn execution(command: &Command) -> ExecutionOptions {
         },
         Command::Destroy(lock)
         | Command::Test(lock)
+        | Command::PullSecrets {
+            command: crate::cli::PullSecretsCommand::Refresh(lock),
+        }
         | Command::Rollback { lock, .. }
         | Command::Rollout {
             command: RolloutCommand::Abort { lock, .. },

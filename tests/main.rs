@@ -20,6 +20,7 @@ mod kubectl;
 mod leaks;
 mod promote;
 mod properties;
+mod pull_secrets;
 mod real;
 mod real_faults;
 mod secrets;

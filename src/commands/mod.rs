@@ -20,8 +20,8 @@ mod template;
 mod test;
 
 use crate::cli::{
-    ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, ImportCommand, RolloutCommand,
-    SecretsCommand,
+    ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, ImportCommand, PullSecretsCommand,
+    RolloutCommand, SecretsCommand,
 };
 use crate::output;
 use crate::settings::Settings;
@@ -130,6 +130,9 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Charts {
             command: ChartsCommand::Update,
         } => charts::update(&load(settings)?, settings),
+        Command::PullSecrets {
+            command: PullSecretsCommand::Refresh(_),
+        } => pull_secrets(&load(settings)?, settings),
         Command::Import {
             command: ImportCommand::Helmfile { file, output_dir },
         } => import::helmfile(settings, file, output_dir.as_deref()),
@@ -153,6 +156,37 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             output_dir.as_deref(),
         ),
     }
+}
+
+/// `stack pull-secrets refresh`.
+fn pull_secrets(
+    project: &stack_core::load::project::Project,
+    settings: &Settings,
+) -> Result<u8, Errors> {
+    let environment = project.environment_name().to_string();
+    let written = remote::with_session(project, settings, |session| async move {
+        Ok(stack_core::execute::pull_secrets::refresh(&session, project, &environment).await?)
+    })?;
+    let Some(spec) = &project.environment.environment.pull_secret else {
+        crate::output::note(
+            "this environment has no `imagePullSecrets`: nothing to refresh",
+            settings.quiet,
+        );
+        return Ok(0);
+    };
+    crate::output::stdout(&if written.is_empty() {
+        format!(
+            "the pull secret `{}` is not managed: nothing written\n",
+            spec.name()
+        )
+    } else {
+        format!(
+            "refreshed the pull secret `{}` in {}\n",
+            spec.name(),
+            written.join(", ")
+        )
+    });
+    Ok(0)
 }
 
 /// A runtime for commands that talk to a cluster, and for the simulator:

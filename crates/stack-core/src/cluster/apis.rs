@@ -3,7 +3,7 @@
 //! `kube::Api` of its own making.
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
 
@@ -20,6 +20,12 @@ pub fn secrets(client: &Client, namespace: &str) -> Api<Secret> {
 /// Secrets of every namespace (the history of every release at once).
 pub(crate) fn all_secrets(client: &Client) -> Api<Secret> {
     Api::all(client.clone())
+}
+
+/// ServiceAccounts of one namespace (the `default` one gets the
+/// environment's pull secret).
+pub fn service_accounts(client: &Client, namespace: &str) -> Api<ServiceAccount> {
+    Api::namespaced(client.clone(), namespace)
 }
 
 /// Pods of one namespace (diagnosis, test logs).

@@ -32,7 +32,18 @@ pub async fn deploy(
     let mut rendered = strategy::shape(session, project, rendered).await?;
     let mut planned = execute::plan(session, project, &rendered, removals, prune).await?;
     refuse_helm_objects(&planned, session.options.adopt_helm)?;
+    let indices: Vec<usize> = rendered.iter().map(|(index, _)| *index).collect();
+    let namespaces = execute::pull_secrets::namespaces_of(project, &indices);
+    let pull = execute::pull_secrets::prepare(session, project, &namespaces, false).await?;
+    let pull_writes = pull
+        .as_ref()
+        .is_some_and(execute::pull_secrets::Plan::writes);
+    let pull = pull.map(Arc::new);
+    if let Ok(mut slot) = session.pull_secrets.lock() {
+        slot.clone_from(&pull);
+    }
     let idle = planned.plan.releases.iter().all(|r| r.up_to_date)
+        && !pull_writes
         && !execute::recover::has_pending(&planned.live.revisions, &session.stack_name);
     if idle {
         let plan = planned.plan;
@@ -44,6 +55,9 @@ pub async fn deploy(
                 rendered = strategy::shape(session, project, unshaped).await?;
             }
             planned = execute::plan(session, project, &rendered, removals, prune).await?;
+        }
+        if let Some(pull) = &pull {
+            execute::pull_secrets::write(session, pull).await?;
         }
         let plan = planned.plan;
         Ok(execute::apply(Arc::clone(session), project, rendered, plan, concurrency).await)

@@ -58,6 +58,9 @@ pub enum EngineError {
         /// release of another name or namespace).
         adopting: bool,
     },
+    /// The environment's image pull secret cannot be had or is missing.
+    #[error("{message}")]
+    PullSecret { message: String, hint: String },
 }
 
 impl EngineError {
@@ -71,6 +74,7 @@ impl EngineError {
             Self::HelmOwned { adopting: true, .. } => "--adopt-helm takes over only a helm release of the same name and namespace as the stack's release; rename one of them. Nothing was written".into(),
             Self::CanaryNotYet { .. } => "pause for a duration (`pause: 10m`) instead; nothing was written".into(),
             Self::NotSteady { .. } => "`stack apply` deploys their changes into the idle colour first; then `stack rollout cleanup`. Nothing was written".into(),
+            Self::PullSecret { hint, .. } => hint.clone(),
             Self::UnknownKinds { .. } => "fix the kind or apiVersion in the template; if a CRD of another release defines it, select that release too. Nothing was written".into(),
         }
     }

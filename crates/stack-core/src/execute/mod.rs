@@ -21,6 +21,7 @@ pub mod objects;
 pub mod options;
 pub mod order;
 mod planning;
+pub mod pull_secrets;
 pub mod readiness;
 pub mod recover;
 pub mod report;
@@ -70,6 +71,8 @@ pub struct Session {
     pub feeds: feeds::Feeds,
     /// The Lease of the lock this run holds, while it holds it.
     pub held_lock: Mutex<Option<String>>,
+    /// What the run writes of the environment's image pull secret.
+    pub pull_secrets: Mutex<Option<std::sync::Arc<pull_secrets::Plan>>>,
 }
 
 impl Session {
@@ -96,6 +99,7 @@ impl Session {
             interrupt: interrupt::Interrupt::default(),
             feeds: feeds::Feeds::default(),
             held_lock: Mutex::new(None),
+            pull_secrets: Mutex::new(None),
         }
     }
 }

@@ -31,6 +31,16 @@ pub(crate) async fn ensure_namespace(
     session: &Session,
     namespace: &str,
 ) -> Result<(), ReleaseError> {
+    create_namespace(session, namespace).await?;
+    crate::execute::pull_secrets::ensure(session, namespace)
+        .await
+        .map_err(ReleaseError::request(format!(
+            "write the image pull secret into namespace {namespace}"
+        )))
+}
+
+/// Create the namespace unless this run knows it exists.
+async fn create_namespace(session: &Session, namespace: &str) -> Result<(), ReleaseError> {
     let known = || {
         session
             .namespaces

@@ -29,6 +29,9 @@ pub struct ResolvedEnvironment {
     pub environment: Environment,
     /// Environment values and secrets, merged.
     pub values: Arc<Value>,
+    /// A managed pull secret's docker config, decrypted from its
+    /// `dockerConfig` file (its values registered as secrets).
+    pub pull_config: Option<Arc<Value>>,
 }
 
 /// Reads values files once per run, however many releases name them.
@@ -78,6 +81,7 @@ pub fn environment(stack: &Stack, name: &str) -> Result<Environment, Error> {
             values: Vec::new(),
             secrets: Vec::new(),
             age_key_file: None,
+            pull_secret: None,
         });
     }
     Ok(stack.environment(name)?.clone())
@@ -109,9 +113,21 @@ pub fn resolve_environment(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let pull_config = match &environment.pull_secret {
+        Some(crate::load::config::PullSecretSpec::Managed {
+            source: crate::load::config::PullSource::DockerConfig(file),
+            ..
+        }) => Some(
+            secrets
+                .layer(file, &evaluator)
+                .map_err(|error| vec![error])?,
+        ),
+        _ => None,
+    };
     Ok(ResolvedEnvironment {
         environment: environment.clone(),
         values: Arc::new(values),
+        pull_config,
     })
 }
 
@@ -249,6 +265,16 @@ pub(crate) fn resolve_releases(
                 }
                 release.layers.insert(0, Arc::clone(&environment.values));
                 release.origins.insert(0, None);
+                // An app's pods use the environment's pull secret unless
+                // its values name their own.
+                if let (Some(pull), ChartSource::Builtin(_)) =
+                    (&environment.environment.pull_secret, &release.chart)
+                {
+                    release
+                        .layers
+                        .insert(0, Arc::new(json!({"imagePullSecrets": [pull.name()]})));
+                    release.origins.insert(0, None);
+                }
                 if let Some(overlay) = &set_layer {
                     release.layers.push(Arc::clone(overlay));
                     release.origins.push(None);

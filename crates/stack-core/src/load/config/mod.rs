@@ -8,6 +8,7 @@
 mod discovery;
 mod error;
 mod parse;
+mod pull_secret;
 pub mod reader;
 mod strategy;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use discovery::{StackFiles, discover};
 pub use error::ConfigError;
 pub use parse::parse_stack_file;
+pub use pull_secret::{PullSecretSpec, PullSource};
 pub use strategy::{Analysis, CanarySpec, CanaryStep, Variant, Weights};
 
 use crate::diagnostic::{SourceFile, Span};
@@ -78,6 +80,8 @@ pub struct Environment {
     /// `ageKeyFile`: an identity file for this environment's secrets (for
     /// throwaway demo and CI keys; people use `SOPS_AGE_KEY_FILE` and friends).
     pub age_key_file: Option<PathBuf>,
+    /// `imagePullSecrets`: the registry credentials of its namespaces.
+    pub pull_secret: Option<PullSecretSpec>,
 }
 
 /// A values layer: a file, or a map written inline.

@@ -21,7 +21,14 @@ const TOP_KEYS: &[&str] = &[
     "helmBinary",
 ];
 const REPOSITORY_KEYS: &[&str] = &["name", "url", "oci"];
-const ENVIRONMENT_KEYS: &[&str] = &["cluster", "kubeContext", "values", "secrets", "ageKeyFile"];
+const ENVIRONMENT_KEYS: &[&str] = &[
+    "cluster",
+    "kubeContext",
+    "values",
+    "secrets",
+    "ageKeyFile",
+    "imagePullSecrets",
+];
 const SIMULATED_KEYS: &[&str] = &["faultRate", "latencyMs", "seed"];
 const DEFAULTS_KEYS: &[&str] = &[
     "timeout",
@@ -147,6 +154,7 @@ fn parse_environments(node: &Node, base: &Path, stack: &mut Stack, errors: &mut 
             values: Vec::new(),
             secrets: Vec::new(),
             age_key_file: None,
+            pull_secret: None,
         };
         if !body.is_null() {
             let Some(map) = MapReader::new(body, "an environment", ENVIRONMENT_KEYS, errors) else {
@@ -159,6 +167,9 @@ fn parse_environments(node: &Node, base: &Path, stack: &mut Stack, errors: &mut 
                 .string("ageKeyFile", errors)
                 .and_then(Node::as_str)
                 .map(|path| base.join(path));
+            environment.pull_secret = map
+                .get("imagePullSecrets")
+                .and_then(|node| super::pull_secret::parse(node, base, errors));
         }
         stack.environments.push(environment);
     }
