@@ -316,6 +316,11 @@ pub enum ImportCommand {
             default_value = "development"
         )]
         for_environment: String,
+        /// Also treat variables whose names match this glob as secrets (`*_DSN`;
+        /// repeatable), beside *_API_KEY, *_KEY, *_SECRET, *_PASSWORD, *_PASS,
+        /// *_TOKEN, *_CREDENTIALS
+        #[arg(long, value_name = "GLOB")]
+        sensitive: Vec<String>,
         /// Where to write the files [default: the compose file's folder]
         #[arg(long, value_name = "DIR")]
         output_dir: Option<PathBuf>,

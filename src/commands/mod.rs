@@ -143,6 +143,7 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
                     env_file,
                     namespace,
                     for_environment,
+                    sensitive,
                     output_dir,
                 },
         } => import::compose(
@@ -152,6 +153,7 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             &stack_core::import::compose::ComposeOptions {
                 namespace: namespace.clone(),
                 environment: for_environment.clone(),
+                sensitive: sensitive.clone(),
             },
             output_dir.as_deref(),
         ),

@@ -64,6 +64,15 @@ pub struct ComposeOptions {
     pub namespace: Option<String>,
     /// The environment the values and secrets files are for.
     pub environment: String,
+    /// More names that hold secrets, as globs (`*_DSN`), beside the
+    /// built-in patterns.
+    pub sensitive: Vec<String>,
+}
+
+/// A name glob (`*` any characters), matched whole and in any case.
+fn glob(pattern: &str) -> Regex {
+    let escaped: Vec<String> = pattern.split('*').map(regex::escape).collect();
+    Regex::new(&format!("(?i)^{}$", escaped.join(".*"))).expect("an escaped glob is a valid regex")
 }
 
 /// The secrets file's path for an environment, relative to the output.
@@ -195,6 +204,8 @@ fn release_name(service: &str) -> String {
 }
 
 struct Import {
+    /// `--sensitive` globs.
+    sensitive: Vec<Regex>,
     namespace: String,
     services: Vec<String>,
     report: Vec<Converted>,
@@ -202,6 +213,11 @@ struct Import {
 }
 
 impl Import {
+    /// Whether a name holds a secret: the built-in patterns, `--sensitive`.
+    fn is_sensitive(&self, name: &str) -> bool {
+        is_sensitive(name) || self.sensitive.iter().any(|glob| glob.is_match(name))
+    }
+
     fn note(&mut self, part: &str, converted: bool, note: impl Into<String>) {
         self.report.push(Converted {
             part: part.to_string(),
@@ -595,6 +611,7 @@ pub fn compose(
         stack_kube::object::dns_label(&named)
     });
     let mut import = Import {
+        sensitive: options.sensitive.iter().map(|p| glob(p)).collect(),
         namespace: namespace.clone(),
         services: services.keys().cloned().collect(),
         report: Vec::new(),
@@ -735,9 +752,10 @@ impl Import {
                 .unwrap_or_else(|| 1.into()),
         );
         let env = self.environment(&part, service, variables)?;
-        let (sensitive, plain): (BTreeMap<_, _>, BTreeMap<_, _>) = env
-            .into_iter()
-            .partition(|(key, value)| is_sensitive(key) || holds_secret(value, variables));
+        let (sensitive, plain): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            env.into_iter().partition(|(key, value)| {
+                self.is_sensitive(key) || holds_secret(value, variables, |n| self.is_sensitive(n))
+            });
         if !plain.is_empty() {
             own.insert("env".into(), json!(plain));
         }
@@ -853,7 +871,11 @@ impl Import {
 /// Whether a value holds a secret though its name does not say so: a
 /// password in a URL (`scheme://user:password@host`), or the value of a
 /// variable whose name is sensitive (`postgres://app:${DB_PASSWORD}@db`).
-fn holds_secret(value: &str, variables: &BTreeMap<String, String>) -> bool {
+fn holds_secret(
+    value: &str,
+    variables: &BTreeMap<String, String>,
+    is_sensitive: impl Fn(&str) -> bool,
+) -> bool {
     static USERINFO: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@").expect("a valid regex")
     });
@@ -972,6 +994,13 @@ mod tests {
         );
         assert!(run("${EMPTY:?x}").is_err());
         assert_eq!(run("${EMPTY?x}").unwrap(), "");
+    }
+
+    #[test]
+    fn sensitive_globs_match_whole_names_in_any_case() {
+        assert!(glob("*_DSN").is_match("sentry_dsn"));
+        assert!(!glob("*_DSN").is_match("SENTRY_DSN_URL"));
+        assert!(glob("LICENSE").is_match("License"));
     }
 
     #[test]
