@@ -36,7 +36,8 @@ fn list_json_has_the_fixed_shape_in_graph_order() {
         "needs": [
           "data/postgres"
         ],
-        "installed": true
+        "installed": true,
+        "urls": []
       },
       {
         "id": "apps/frontend",
@@ -50,7 +51,8 @@ fn list_json_has_the_fixed_shape_in_graph_order() {
         "needs": [
           "apps/backend"
         ],
-        "installed": true
+        "installed": true,
+        "urls": []
       },
       {
         "id": "apps/worker",
@@ -64,7 +66,8 @@ fn list_json_has_the_fixed_shape_in_graph_order() {
         "needs": [
           "apps/backend"
         ],
-        "installed": true
+        "installed": true,
+        "urls": []
       }
     ]
     "#);

@@ -13,6 +13,7 @@ mod compose;
 mod conformance;
 mod crash;
 mod errors;
+mod expose;
 mod faults;
 mod helm;
 mod import;

@@ -145,11 +145,20 @@ pub fn traffic(
                         r.workload.clone(),
                         r.requests.to_string(),
                         format!("{:.1}%", percent(r.requests, args.requests)),
+                        r.path.clone(),
+                        r.auth.clone().unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
             output::stdout(&output::table(
-                &["SERVICE", "WORKLOAD", "REQUESTS", "SHARE"],
+                &[
+                    "SERVICE",
+                    "WORKLOAD",
+                    "REQUESTS",
+                    "SHARE",
+                    "PATH",
+                    "AUTH FIRST",
+                ],
                 &rows,
             ));
         }

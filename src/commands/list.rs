@@ -9,6 +9,13 @@ use stack_core::error::Errors;
 use stack_core::load::project::Project;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
+    let ingress = project.environment.environment.ingress.as_ref();
+    let urls = |index: usize| stack_core::load::expose::urls(&project.releases[index], ingress);
+    let exposed = project
+        .selection
+        .releases
+        .iter()
+        .any(|&i| !urls(i).is_empty());
     let releases: Vec<Value> = project
         .selection
         .releases
@@ -23,6 +30,7 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
                 "labels": release.labels,
                 "needs": release.needs.iter().map(|need| &need.id).collect::<Vec<_>>(),
                 "installed": release.installed,
+                "urls": urls(index),
             })
         })
         .collect();
@@ -42,20 +50,25 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
                     let needs: Vec<&str> = release.needs.iter().map(|n| n.id.as_str()).collect();
-                    vec![
+                    let mut row = vec![
                         release.name.clone(),
                         release.namespace.clone(),
                         release.chart_name.clone(),
                         release.installed.to_string(),
                         labels.join(","),
                         needs.join(","),
-                    ]
+                    ];
+                    if exposed {
+                        row.push(urls(index).join(" "));
+                    }
+                    row
                 })
                 .collect();
-            output::table(
-                &["NAME", "NAMESPACE", "CHART", "INSTALLED", "LABELS", "NEEDS"],
-                &rows,
-            )
+            let mut header = vec!["NAME", "NAMESPACE", "CHART", "INSTALLED", "LABELS", "NEEDS"];
+            if exposed {
+                header.push("URLS");
+            }
+            output::table(&header, &rows)
         }
     };
     output::stdout(&text);

@@ -53,11 +53,18 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
                 "state": latest.map_or("not-installed", |r| r.state.as_str()),
                 "ready": ready,
                 "deployedAt": deployed(revisions).and_then(|r| r.finished.clone()),
+                "urls": stack_core::load::expose::urls(
+                    release,
+                    project.environment.environment.ingress.as_ref(),
+                ),
             }));
         }
         Ok(rows)
     })?;
     let all_ready = rows.iter().all(|row| row["ready"] == true);
+    let exposed = rows
+        .iter()
+        .any(|row| row["urls"].as_array().is_some_and(|u| !u.is_empty()));
     match settings.output {
         OutputFormat::Json => output::stdout(&format!("{:#}\n", Value::Array(rows))),
         OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&Value::Array(rows))),
@@ -65,7 +72,7 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
             let table: Vec<Vec<String>> = rows
                 .iter()
                 .map(|row| {
-                    vec![
+                    let mut cells = vec![
                         row["id"].as_str().unwrap_or_default().to_string(),
                         row["revision"].to_string(),
                         row["state"].as_str().unwrap_or_default().to_string(),
@@ -75,13 +82,24 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
                         } else {
                             "no".into()
                         },
-                    ]
+                    ];
+                    if exposed {
+                        let urls: Vec<&str> = row["urls"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        cells.push(urls.join(" "));
+                    }
+                    cells
                 })
                 .collect();
-            output::stdout(&output::table(
-                &["RELEASE", "REVISION", "STATE", "DEPLOYED AT", "READY"],
-                &table,
-            ));
+            let mut header = vec!["RELEASE", "REVISION", "STATE", "DEPLOYED AT", "READY"];
+            if exposed {
+                header.push("URLS");
+            }
+            output::stdout(&output::table(&header, &table));
         }
     }
     if check && !all_ready {

@@ -39,6 +39,12 @@ pub struct Routed {
     /// The Pods' workload (`backend-green`); `(no ready pod)` for 503s.
     pub workload: String,
     pub requests: u64,
+    /// The path the workload sees (after a `rewrite-target`).
+    pub path: String,
+    /// The auth URL a request goes to first (a private Ingress's
+    /// `auth-url`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 const CANARY: &str = "nginx.ingress.kubernetes.io/canary";
@@ -47,9 +53,26 @@ fn annotation<'a>(ingress: &'a Value, name: &str) -> Option<&'a str> {
     ingress["metadata"]["annotations"][format!("nginx.ingress.kubernetes.io/{name}")].as_str()
 }
 
-/// How well `path` matches a rule path: the rule's length, `None` if not.
-fn path_match(rule: &Value, path: &str) -> Option<usize> {
+/// How well `path` matches a rule path (the rule's length) and the path
+/// the backend sees; `None` if it does not match. With `use-regex` (or a
+/// `rewrite-target`) the rule path is a regex matched from the start, and
+/// `rewrite-target`'s `$N` take its groups.
+fn path_match(ingress: &Value, rule: &Value, path: &str) -> Option<(usize, String)> {
     let wanted = rule["path"].as_str().unwrap_or("/");
+    let rewrite = annotation(ingress, "rewrite-target");
+    if annotation(ingress, "use-regex") == Some("true") || rewrite.is_some() {
+        let pattern = regex::Regex::new(&format!("(?i)^{wanted}")).ok()?;
+        let captures = pattern.captures(path)?;
+        let seen = match rewrite {
+            Some(target) => {
+                let mut out = String::new();
+                captures.expand(target, &mut out);
+                if out.is_empty() { "/".to_string() } else { out }
+            }
+            None => path.to_string(),
+        };
+        return Some((wanted.len(), seen));
+    }
     let matches = match rule["pathType"].as_str().unwrap_or("Prefix") {
         "Exact" => path == wanted,
         "Prefix" => {
@@ -62,11 +85,12 @@ fn path_match(rule: &Value, path: &str) -> Option<usize> {
         }
         _ => path.starts_with(wanted),
     };
-    matches.then_some(wanted.len())
+    matches.then(|| (wanted.len(), path.to_string()))
 }
 
-/// The Service an Ingress sends `host`/`path` to, and how well it matched.
-fn backend_of(ingress: &Value, host: &str, path: &str) -> Option<(usize, String)> {
+/// The Service an Ingress sends `host`/`path` to, how well it matched, and
+/// the path the Service sees.
+fn backend_of(ingress: &Value, host: &str, path: &str) -> Option<(usize, String, String)> {
     let namespace = ingress["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default");
@@ -78,9 +102,10 @@ fn backend_of(ingress: &Value, host: &str, path: &str) -> Option<(usize, String)
         .flat_map(|rule| rule["http"]["paths"].as_array().into_iter().flatten())
         .filter_map(|rule| {
             let service = rule["backend"]["service"]["name"].as_str()?;
-            Some((path_match(rule, path)?, format!("{namespace}/{service}")))
+            let (length, seen) = path_match(ingress, rule, path)?;
+            Some((length, format!("{namespace}/{service}"), seen))
         })
-        .max_by_key(|(length, _)| *length)
+        .max_by_key(|(length, ..)| *length)
 }
 
 /// Whether a request with `header` goes to the canary by its header:
@@ -134,8 +159,30 @@ fn ready(pod: &Value) -> bool {
         .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
-/// Spread `count` requests for `service` over its ready Pods.
-fn spread(service: &str, count: u64, services: &[Value], pods: &[Value], out: &mut Vec<Routed>) {
+/// Where an Ingress sends a request: its Service, the path the Service
+/// sees, the auth URL asked first.
+struct Target<'a> {
+    service: &'a str,
+    path: &'a str,
+    auth: Option<&'a str>,
+}
+
+/// Spread `count` requests for a target's Service over its ready Pods.
+fn spread(
+    target: &Target<'_>,
+    count: u64,
+    services: &[Value],
+    pods: &[Value],
+    out: &mut Vec<Routed>,
+) {
+    let service = target.service;
+    let routed = |workload: String, requests: u64| Routed {
+        service: service.to_string(),
+        workload,
+        requests,
+        path: target.path.to_string(),
+        auth: target.auth.map(str::to_string),
+    };
     let (namespace, name) = service.split_once('/').unwrap_or(("default", service));
     let selector = services
         .iter()
@@ -158,11 +205,7 @@ fn spread(service: &str, count: u64, services: &[Value], pods: &[Value], out: &m
         .collect();
     if endpoints.is_empty() {
         if count > 0 {
-            out.push(Routed {
-                service: service.to_string(),
-                workload: "(no ready pod)".into(),
-                requests: count,
-            });
+            out.push(routed("(no ready pod)".into(), count));
         }
         return;
     }
@@ -176,11 +219,7 @@ fn spread(service: &str, count: u64, services: &[Value], pods: &[Value], out: &m
         by_workload
             .into_iter()
             .filter(|(_, n)| *n > 0)
-            .map(|(workload, requests)| Routed {
-                service: service.to_string(),
-                workload,
-                requests,
-            }),
+            .map(|(workload, requests)| routed(workload, requests)),
     );
 }
 
@@ -220,7 +259,12 @@ pub async fn routing_objects(
 /// from inside the cluster) would go.
 pub fn to_service(service: &str, count: u64, services: &[Value], pods: &[Value]) -> Vec<Routed> {
     let mut out = Vec::new();
-    spread(service, count, services, pods, &mut out);
+    let target = Target {
+        service,
+        path: "/",
+        auth: None,
+    };
+    spread(&target, count, services, pods, &mut out);
     out
 }
 
@@ -231,10 +275,11 @@ pub fn route(
     services: &[Value],
     pods: &[Value],
 ) -> Option<Vec<Routed>> {
-    let mut matched: Vec<(bool, String, usize, String)> = ingresses
+    // (canary, the match's length, namespace/name, Service, path seen, ingress)
+    let mut matched: Vec<(bool, usize, String, String, String, &Value)> = ingresses
         .iter()
         .filter_map(|ingress| {
-            let (length, service) = backend_of(ingress, requests.host, requests.path)?;
+            let (length, service, seen) = backend_of(ingress, requests.host, requests.path)?;
             let canary = ingress["metadata"]["annotations"][CANARY] == "true";
             let id = format!(
                 "{}/{}",
@@ -243,35 +288,43 @@ pub fn route(
                     .unwrap_or_default(),
                 ingress["metadata"]["name"].as_str().unwrap_or_default()
             );
-            Some((canary, id, length, service))
+            Some((canary, usize::MAX - length, id, service, seen, ingress))
         })
         .collect();
-    matched.sort();
-    let main = matched.iter().find(|(canary, ..)| !canary)?;
-    let canary = matched
-        .iter()
-        .find(|(canary, ..)| *canary)
-        .and_then(|(_, id, _, service)| {
-            let ingress = ingresses.iter().find(|i| {
-                format!(
-                    "{}/{}",
-                    i["metadata"]["namespace"].as_str().unwrap_or_default(),
-                    i["metadata"]["name"].as_str().unwrap_or_default()
-                ) == *id
-            })?;
-            Some((ingress, service))
-        });
+    // The longest match wins; among equals, the first by namespace and name.
+    matched.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+    let main = matched.iter().find(|m| !m.0)?;
+    let canary = matched.iter().find(|m| m.0);
+    let target = |m: &(bool, usize, String, String, String, &Value)| {
+        (
+            m.3.clone(),
+            m.4.clone(),
+            annotation(m.5, "auth-url").map(str::to_string),
+        )
+    };
     let mut out = Vec::new();
-    let to_canary = canary.map_or(0, |(ingress, _)| canary_share(ingress, requests));
+    let to_canary = canary.map_or(0, |m| canary_share(m.5, requests));
+    let (service, path, auth) = target(main);
+    let main_target = Target {
+        service: &service,
+        path: &path,
+        auth: auth.as_deref(),
+    };
     spread(
-        &main.3,
+        &main_target,
         requests.count - to_canary,
         services,
         pods,
         &mut out,
     );
-    if let Some((_, service)) = canary {
-        spread(service, to_canary, services, pods, &mut out);
+    if let Some(canary) = canary {
+        let (service, path, auth) = target(canary);
+        let canary_target = Target {
+            service: &service,
+            path: &path,
+            auth: auth.as_deref(),
+        };
+        spread(&canary_target, to_canary, services, pods, &mut out);
     }
     Some(out)
 }

@@ -231,6 +231,17 @@ impl Project {
         if !strategies.is_empty() {
             return Err(Errors(strategies));
         }
+        let ingress = self.environment.environment.ingress.as_ref();
+        let mut exposure = Vec::new();
+        for (&index, release) in indices.iter().zip(&mut rendered) {
+            match crate::load::expose::objects(&self.releases[index], release, ingress) {
+                Ok(objects) => release.objects.extend(objects),
+                Err(error) => exposure.push(Error::from(error)),
+            }
+        }
+        if !exposure.is_empty() {
+            return Err(Errors(exposure));
+        }
         Ok(rendered)
     }
 }

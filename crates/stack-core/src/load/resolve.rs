@@ -82,6 +82,7 @@ pub fn environment(stack: &Stack, name: &str) -> Result<Environment, Error> {
             secrets: Vec::new(),
             age_key_file: None,
             pull_secret: None,
+            ingress: None,
         });
     }
     Ok(stack.environment(name)?.clone())

@@ -7,6 +7,7 @@
 
 mod discovery;
 mod error;
+mod expose;
 mod parse;
 mod pull_secret;
 pub mod reader;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use discovery::{StackFiles, discover};
 pub use error::ConfigError;
+pub use expose::{Access, Auth, DomainTls, ExposeSpec, IngressSettings, UrlTemplate, is_domain};
 pub use parse::parse_stack_file;
 pub use pull_secret::{PullSecretSpec, PullSource};
 pub use strategy::{Analysis, CanarySpec, CanaryStep, Variant, Weights};
@@ -82,6 +84,8 @@ pub struct Environment {
     pub age_key_file: Option<PathBuf>,
     /// `imagePullSecrets`: the registry credentials of its namespaces.
     pub pull_secret: Option<PullSecretSpec>,
+    /// `ingress`: how its exposed releases are reached.
+    pub ingress: Option<IngressSettings>,
 }
 
 /// A values layer: a file, or a map written inline.
@@ -155,6 +159,8 @@ pub struct ReleaseOptions {
     pub history_max: u32,
     /// How a new version takes over (`strategy:`).
     pub strategy: StrategySpec,
+    /// `expose:`: its Service reached at the environment's URLs.
+    pub expose: Option<ExposeSpec>,
 }
 
 /// How a release's new version takes over from the running one.
@@ -203,6 +209,7 @@ impl Default for ReleaseOptions {
             tests: defaults.tests,
             history_max: defaults.history_max,
             strategy: StrategySpec::Rolling,
+            expose: None,
         }
     }
 }

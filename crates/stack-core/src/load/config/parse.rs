@@ -28,6 +28,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "secrets",
     "ageKeyFile",
     "imagePullSecrets",
+    "ingress",
 ];
 const SIMULATED_KEYS: &[&str] = &["faultRate", "latencyMs", "seed"];
 const DEFAULTS_KEYS: &[&str] = &[
@@ -56,6 +57,7 @@ const RELEASE_KEYS: &[&str] = &[
     "createNamespace",
     "historyMax",
     "strategy",
+    "expose",
 ];
 const PROMOTION_KEYS: &[&str] = &["paths", "files"];
 
@@ -155,6 +157,7 @@ fn parse_environments(node: &Node, base: &Path, stack: &mut Stack, errors: &mut 
             secrets: Vec::new(),
             age_key_file: None,
             pull_secret: None,
+            ingress: None,
         };
         if !body.is_null() {
             let Some(map) = MapReader::new(body, "an environment", ENVIRONMENT_KEYS, errors) else {
@@ -170,6 +173,9 @@ fn parse_environments(node: &Node, base: &Path, stack: &mut Stack, errors: &mut 
             environment.pull_secret = map
                 .get("imagePullSecrets")
                 .and_then(|node| super::pull_secret::parse(node, base, errors));
+            environment.ingress = map
+                .get("ingress")
+                .and_then(|node| super::expose::parse_ingress(node, errors));
         }
         stack.environments.push(environment);
     }
@@ -325,6 +331,9 @@ fn parse_release(
         strategy: map.get("strategy").map_or(StrategySpec::Rolling, |node| {
             super::strategy::parse(node, errors)
         }),
+        expose: map
+            .get("expose")
+            .and_then(|node| super::expose::parse_expose(node, errors)),
     };
     let values = parse_values_list(map.list("values", errors), base, errors);
     let secrets = parse_file_list(map.list("secrets", errors), base, errors);
