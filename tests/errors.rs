@@ -58,7 +58,7 @@ fn unknown_key_far_from_any_lists_the_valid_ones() {
     3 |     zzz: 1
       |     ^^^
 
-    hint: valid keys here: cluster, kubeContext, values, secrets, ageKeyFile, imagePullSecrets
+    hint: valid keys here: cluster, kubeContext, values, secrets, ageKeyFile, imagePullSecrets, ingress
     ");
 }
 
