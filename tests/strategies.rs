@@ -444,6 +444,10 @@ const BAD_CANARIES: &[(&str, &str)] = &[
         "`setWeight` gives weights by variant, but the canary has no `variants`",
     ),
     (
+        "ingress: frontend\n        variants: {b: {values: {image: null}}}\n        steps: [{setWeight: 10}]",
+        "release `apps/frontend (variant b)`: template `templates/deployment.yaml` failed",
+    ),
+    (
         "ingress: frontend\n        steps: [{setWeight: 10}, {pause: later}]",
         "`pause` is not a duration or `{}`",
     ),

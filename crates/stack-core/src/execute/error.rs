@@ -31,11 +31,6 @@ pub enum EngineError {
     )]
     NotSteady { releases: Vec<String> },
     #[error(
-        "`pause: {{}}` in the canary steps of {} waits for `stack rollout promote`, which is not there yet",
-        releases.join(", ")
-    )]
-    CanaryNotYet { releases: Vec<String> },
-    #[error(
         "the cluster refuses {} (a server-side dry run):\n  {}",
         if objects.len() == 1 { "an object" } else { "objects" },
         objects.join("\n  ")
@@ -72,7 +67,6 @@ impl EngineError {
             Self::Refused { .. } | Self::Invalid { .. } => "fix the template or the values that render it; nothing was written".into(),
             Self::HelmOwned { adopting: false, .. } => "pass --adopt-helm to take over the objects of helm releases of the same name and namespace (their uids stay); nothing was written".into(),
             Self::HelmOwned { adopting: true, .. } => "--adopt-helm takes over only a helm release of the same name and namespace as the stack's release; rename one of them. Nothing was written".into(),
-            Self::CanaryNotYet { .. } => "pause for a duration (`pause: 10m`) instead; nothing was written".into(),
             Self::NotSteady { .. } => "`stack apply` deploys their changes into the idle colour first; then `stack rollout cleanup`. Nothing was written".into(),
             Self::PullSecret { hint, .. } => hint.clone(),
             Self::UnknownKinds { .. } => "fix the kind or apiVersion in the template; if a CRD of another release defines it, select that release too. Nothing was written".into(),

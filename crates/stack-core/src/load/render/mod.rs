@@ -190,6 +190,60 @@ pub struct RenderedVariant {
     pub objects: Vec<Object>,
 }
 
+/// A variant's render error, naming the variant with the release.
+fn in_variant(error: RenderError, variant: &str) -> RenderError {
+    let named = |release: String| format!("{release} (variant {variant})");
+    match error {
+        RenderError::Template {
+            release,
+            template,
+            message,
+            span,
+        } => RenderError::Template {
+            release: release.map(named),
+            template,
+            message,
+            span,
+        },
+        RenderError::Schema {
+            release,
+            path,
+            message,
+            span,
+        } => RenderError::Schema {
+            release: named(release),
+            path,
+            message,
+            span,
+        },
+        RenderError::Manifest {
+            release,
+            template,
+            message,
+            span,
+        } => RenderError::Manifest {
+            release: named(release),
+            template,
+            message,
+            span,
+        },
+        RenderError::Helm { release, message } => RenderError::Helm {
+            release: named(release),
+            message,
+        },
+        RenderError::Config(ConfigError::Invalid {
+            message,
+            span,
+            hint,
+        }) => RenderError::Config(ConfigError::Invalid {
+            message: format!("variant `{variant}`: {message}"),
+            span,
+            hint,
+        }),
+        other => other,
+    }
+}
+
 /// Render the variants of a canary release (none for any other): the
 /// release with each variant's values as its highest layer.
 pub(crate) fn render_variants(
@@ -206,7 +260,12 @@ pub(crate) fn render_variants(
         .map(|variant| {
             let mut own = release.clone();
             own.layers.push(std::sync::Arc::new(variant.values.clone()));
-            let rendered = render_release(&own, chart, environment, scopes)?;
+            let rendered = render_release(&own, chart, environment, scopes).map_err(|errors| {
+                errors
+                    .into_iter()
+                    .map(|error| in_variant(error, &variant.name))
+                    .collect::<Vec<_>>()
+            })?;
             Ok(RenderedVariant {
                 name: variant.name.clone(),
                 objects: rendered.objects,
