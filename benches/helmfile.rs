@@ -35,6 +35,11 @@
 mod helm_stack;
 #[path = "support/process_tree.rs"]
 mod process_tree;
+#[path = "support/runs.rs"]
+mod support_runs;
+#[path = "support/synthetic.rs"]
+#[allow(dead_code)]
+mod synthetic;
 
 #[path = "../tests/harness/mod.rs"]
 #[allow(dead_code, clippy::all, clippy::pedantic)]
@@ -395,10 +400,7 @@ fn main() {
         );
         return;
     }
-    let runs = std::env::var("STACK_BENCH_RUNS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2);
+    let runs = support_runs::runs(2);
     for releases in sizes {
         size(&tools, releases, runs);
     }

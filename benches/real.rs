@@ -35,6 +35,9 @@ const OBJECTS: usize = 10;
 const LAYERS: usize = 10;
 const CHARTS: usize = 4;
 
+#[path = "support/runs.rs"]
+mod support_runs;
+
 #[path = "../tests/harness/mod.rs"]
 #[allow(dead_code, clippy::all, clippy::pedantic)]
 mod harness;
@@ -42,10 +45,7 @@ mod harness;
 use harness::real::{CONTEXT, RealCluster};
 
 fn runs() -> usize {
-    std::env::var("STACK_BENCH_RUNS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(3)
+    support_runs::runs(3)
 }
 
 /// `stack ARGS` in `dir` against `cluster`: its time and stdout.

@@ -12,6 +12,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "support/runs.rs"]
+mod support_runs;
+
 #[path = "../tests/harness/mod.rs"]
 #[allow(dead_code, clippy::all, clippy::pedantic)]
 mod harness;
@@ -20,10 +23,7 @@ use harness::Test;
 use harness::real::RealCluster;
 
 fn runs() -> usize {
-    std::env::var("STACK_BENCH_RUNS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5)
+    support_runs::runs(5)
 }
 
 fn stack(test: &Test, args: &[&str]) -> Duration {
@@ -58,15 +58,7 @@ fn rollback(blue_green: bool) -> Duration {
 
 /// From 1.5.0 deployed: deploy 1.6.0 and time the rollback to 1.5.0.
 fn deploy_and_roll_back(test: &Test) -> Duration {
-    let change = [
-        "apply",
-        "-q",
-        "-l",
-        "name=backend",
-        "--set",
-        "images.backend.tag=1.6.0",
-    ];
-    stack(test, &change);
+    stack(test, &harness::APPLY_BACKEND_1_6);
     stack(test, &["rollback", "apps/backend", "-q"])
 }
 

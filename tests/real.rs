@@ -455,15 +455,7 @@ fn a_blue_green_release_switches_and_rolls_back_by_its_services_on_a_real_cluste
     };
     assert_eq!(selects("backend"), "blue");
     assert!(cluster.get("deployment", "apps", "backend-blue").is_some());
-    let change = [
-        "apply",
-        "-q",
-        "-l",
-        "name=backend",
-        "--set",
-        "images.backend.tag=1.6.0",
-    ];
-    seen.keep(test.stack(&change).success());
+    seen.keep(test.stack(&crate::harness::APPLY_BACKEND_1_6).success());
     assert_eq!(selects("backend"), "green");
     assert_eq!(selects("backend-preview"), "green");
     let blue = cluster

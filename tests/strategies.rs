@@ -161,15 +161,7 @@ fn all_to(workload: &str) -> Vec<(String, u64)> {
 fn deployed_twice() -> Test {
     let test = blue_green();
     test.stack(&["apply", "-q"]).success();
-    test.stack(&[
-        "apply",
-        "-q",
-        "-l",
-        "name=backend",
-        "--set",
-        "images.backend.tag=1.6.0",
-    ])
-    .success();
+    test.stack(&crate::harness::APPLY_BACKEND_1_6).success();
     test
 }
 
@@ -978,15 +970,7 @@ fn a_paused_canary_holds_its_share_until_it_is_promoted_or_aborted() {
 fn releases_with_strategies_pass_the_promotion_gate_once_deployed_and_tested() {
     let test = make_blue_green(canary("[{setWeight: 50}]"));
     test.stack(&["apply", "-q"]).success();
-    test.stack(&[
-        "apply",
-        "-q",
-        "-l",
-        "name=backend",
-        "--set",
-        "images.backend.tag=1.6.0",
-    ])
-    .success();
+    test.stack(&crate::harness::APPLY_BACKEND_1_6).success();
     let refused = test
         .stack(&["promote", "--from", "development", "--to", "staging"])
         .code(1);

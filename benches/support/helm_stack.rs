@@ -5,7 +5,6 @@
 //! past the first layer of 20 needing two releases of the layer before (as
 //! in `synthetic.rs`), and each taking one value from its environment.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// Kinds the charts cycle through; `INDEX` is the template's number.
@@ -25,7 +24,6 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 const CHARTS: usize = 4;
-const LAYER: usize = 20;
 
 /// Where the stack file's environment deploys.
 pub enum Target<'a> {
@@ -65,7 +63,7 @@ pub fn generate(
         "environments:\n  default:\n    values: [common.yaml]\n---\nhelmBinary: {helm}\nhelmDefaults:\n{context}  wait: true\n  createNamespace: true\nreleases:\n"
     );
     for index in 0..releases {
-        let release = release(index);
+        let release = crate::synthetic::release_entry(index);
         stack.push_str(&release);
         stack.push_str("    values:\n      - {owner: \"{{ values.team }}\"}\n");
         helmfile.push_str(&release.replace("chart: charts/", "chart: ./charts/"));
@@ -74,28 +72,6 @@ pub fn generate(
     fs_err::write(dir.join("stack.yaml"), stack)?;
     fs_err::write(dir.join("helmfile.yaml.gotmpl"), helmfile)?;
     Ok(())
-}
-
-/// A release's name, namespace, chart, labels and needs: the same words in
-/// a stack file and a helmfile.
-fn release(index: usize) -> String {
-    let mut text = format!(
-        "  - name: r{index}\n    namespace: ns{}\n    chart: charts/chart{}\n    labels: {{tier: t{}}}\n",
-        index % 10,
-        index % CHARTS,
-        index / LAYER
-    );
-    if index >= LAYER {
-        let first = index - LAYER;
-        let second = index - LAYER + 1 - usize::from(index % LAYER == LAYER - 1) * 2;
-        let _ = writeln!(
-            text,
-            "    needs: [ns{}/r{first}, ns{}/r{second}]",
-            first % 10,
-            second % 10
-        );
-    }
-    text
 }
 
 /// A Helm chart of `objects` templates, starting its cycle of kinds at

@@ -27,6 +27,32 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 const CHARTS: usize = 4;
 
+/// Releases per layer of the needs graph.
+const LAYER: usize = 20;
+
+/// A release's name, namespace, chart, labels and needs (up to two
+/// releases of the layer before): the same words in a stack file and a
+/// helmfile.
+pub fn release_entry(index: usize) -> String {
+    let mut text = format!(
+        "  - name: r{index}\n    namespace: ns{}\n    chart: charts/chart{}\n    labels: {{tier: t{}}}\n",
+        index % 10,
+        index % CHARTS,
+        index / LAYER
+    );
+    if index >= LAYER {
+        let first = index - LAYER;
+        let second = index - LAYER + 1 - usize::from(index % LAYER == LAYER - 1) * 2;
+        let _ = writeln!(
+            text,
+            "    needs: [ns{}/r{first}, ns{}/r{second}]",
+            first % 10,
+            second % 10
+        );
+    }
+    text
+}
+
 /// Write a synthetic stack under `dir` (`stack.yaml`, `charts/`).
 pub fn generate(dir: &Path, releases: usize, objects: usize) -> std::io::Result<()> {
     for chart in 0..CHARTS {
@@ -48,25 +74,8 @@ pub fn generate(dir: &Path, releases: usize, objects: usize) -> std::io::Result<
     let mut stack = String::from(
         "environments:\n  default:\n    cluster: simulated\n    values: [common.yaml]\nreleases:\n",
     );
-    let layer = 20;
     for index in 0..releases {
-        let namespace = format!("ns{}", index % 10);
-        let _ = write!(
-            stack,
-            "  - name: r{index}\n    namespace: {namespace}\n    chart: charts/chart{}\n    labels: {{tier: t{}}}\n",
-            index % CHARTS,
-            index / layer
-        );
-        if index >= layer {
-            let first = index - layer;
-            let second = index - layer + 1 - usize::from(index % layer == layer - 1) * 2;
-            let _ = writeln!(
-                stack,
-                "    needs: [ns{}/r{first}, ns{}/r{second}]",
-                first % 10,
-                second % 10
-            );
-        }
+        stack.push_str(&release_entry(index));
         stack.push_str("    values:\n      - {owner: \"{{ values.team }}\"}\n");
     }
     fs_err::write(dir.join("stack.yaml"), stack)?;

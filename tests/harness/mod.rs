@@ -22,6 +22,17 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// `stack apply -q` of the example's backend at 1.6.0 (the example deploys
+/// 1.5.0).
+pub const APPLY_BACKEND_1_6: [&str; 6] = [
+    "apply",
+    "-q",
+    "-l",
+    "name=backend",
+    "--set",
+    "images.backend.tag=1.6.0",
+];
+
 /// The repository root, which holds the example platform.
 pub fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
