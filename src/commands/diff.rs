@@ -21,13 +21,21 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
             let (rendered, removals) = rendering.on(project, &session).await?;
             let unshaped =
                 execute::strategy::any_canary(project, &rendered).then(|| rendered.clone());
-            let rendered = execute::strategy::shape(&session, project, rendered).await?;
-            let planned =
-                execute::plan(&session, project, &rendered, &removals, args.prune_releases).await?;
+            let (rendered, planned) = execute::strategy::shape_and_plan(
+                &session,
+                project,
+                rendered,
+                &removals,
+                args.prune_releases,
+            )
+            .await?;
             let promotion = match unshaped {
                 Some(unshaped) => {
-                    execute::strategy::promotion_preview(&session, project, unshaped, &rendered)
-                        .await?
+                    let live = &planned.live;
+                    execute::strategy::promotion_preview(
+                        &session, project, unshaped, &rendered, live,
+                    )
+                    .await?
                 }
                 None => None,
             };

@@ -29,8 +29,8 @@ pub async fn deploy(
     // Blue/green releases are shaped for their live colours: again when a
     // recovery under the lock changed them.
     let unshaped = strategy::any(project, &rendered).then(|| rendered.clone());
-    let mut rendered = strategy::shape(session, project, rendered).await?;
-    let mut planned = execute::plan(session, project, &rendered, removals, prune).await?;
+    let (mut rendered, mut planned) =
+        strategy::shape_and_plan(session, project, rendered, removals, prune).await?;
     refuse_helm_objects(&planned, session.options.adopt_helm)?;
     let indices: Vec<usize> = rendered.iter().map(|(index, _)| *index).collect();
     let namespaces = execute::pull_secrets::namespaces_of(project, &indices);
@@ -51,10 +51,16 @@ pub async fn deploy(
     }
     let work = async move {
         if recover(session, project, &planned).await? {
-            if let Some(unshaped) = unshaped {
-                rendered = strategy::shape(session, project, unshaped).await?;
-            }
-            planned = execute::plan(session, project, &rendered, removals, prune).await?;
+            (rendered, planned) = match unshaped {
+                Some(unshaped) => {
+                    strategy::shape_and_plan(session, project, unshaped, removals, prune).await?
+                }
+                None => {
+                    let planned =
+                        execute::plan(session, project, &rendered, removals, prune).await?;
+                    (rendered, planned)
+                }
+            };
         }
         if let Some(pull) = &pull {
             execute::pull_secrets::write(session, pull).await?;

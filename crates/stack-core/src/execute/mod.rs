@@ -44,7 +44,7 @@ use stack_kube::object::ObjectKey;
 
 pub use error::EngineError;
 pub use options::{ExecutionOptions, Promotion};
-pub use planning::{Planned, plan};
+pub use planning::{Planned, plan, plan_with_history, read_history};
 pub use report::Reporter;
 pub use schedule::{Finished, Outcome, Rollback, apply};
 

@@ -35,9 +35,37 @@ pub async fn plan(
     removals: &[usize],
     prune_releases: bool,
 ) -> Result<Planned, EngineError> {
-    let (history, namespaces) = live::history(&session.client)
+    let history = read_history(session).await?;
+    plan_with_history(
+        session,
+        project,
+        rendered,
+        removals,
+        prune_releases,
+        history,
+    )
+    .await
+}
+
+/// The release history and the namespaces that exist (one LIST each).
+pub async fn read_history(
+    session: &Session,
+) -> Result<(live::History, BTreeSet<String>), EngineError> {
+    live::history(&session.client)
         .await
-        .map_err(EngineError::api("cannot read release history"))?;
+        .map_err(EngineError::api("cannot read release history"))
+}
+
+/// [`plan`] with the release history already read (a run that shaped its
+/// renders for it plans with the same one).
+pub async fn plan_with_history(
+    session: &Session,
+    project: &Project,
+    rendered: &[(usize, RenderedRelease)],
+    removals: &[usize],
+    prune_releases: bool,
+    (history, namespaces): (live::History, BTreeSet<String>),
+) -> Result<Planned, EngineError> {
     session
         .namespaces
         .lock()

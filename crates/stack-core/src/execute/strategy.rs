@@ -199,23 +199,34 @@ pub fn any(project: &Project, rendered: &[(usize, RenderedRelease)]) -> bool {
 /// Shape every release of `rendered` that has a strategy or versioned
 /// configuration for what its deployed revision left (blue/green colours,
 /// a canary's phase, the configuration versions kept; see `blue_green`,
-/// `canary` and `render::versioned`). Without one, `rendered` is returned as it is and the
-/// cluster is not asked anything.
-pub async fn shape(
+/// `canary` and `render::versioned`), and plan the shaped renders: the
+/// release history is read once for both.
+pub async fn shape_and_plan(
     session: &Session,
     project: &Project,
     rendered: Vec<(usize, RenderedRelease)>,
-) -> Result<Vec<(usize, RenderedRelease)>, EngineError> {
-    if !any(project, &rendered) {
-        return Ok(rendered);
-    }
-    let (history, _) = crate::cluster::live::history(&session.client)
-        .await
-        .map_err(EngineError::api("cannot read release history"))?;
-    shape_for(project, rendered, &history, &session.options)
+    removals: &[usize],
+    prune_releases: bool,
+) -> Result<(Vec<(usize, RenderedRelease)>, crate::execute::Planned), EngineError> {
+    let history = crate::execute::read_history(session).await?;
+    let rendered = if any(project, &rendered) {
+        shape_for(project, rendered, &history.0, &session.options)?
+    } else {
+        rendered
+    };
+    let planned = crate::execute::plan_with_history(
+        session,
+        project,
+        &rendered,
+        removals,
+        prune_releases,
+        history,
+    )
+    .await?;
+    Ok((rendered, planned))
 }
 
-/// [`shape`] with the release history already read (the promotion gate
+/// Shape renders for a release history already read (the promotion gate
 /// judges the render a deploy would make).
 pub fn shape_for(
     project: &Project,
@@ -278,12 +289,14 @@ pub fn any_canary(project: &Project, rendered: &[(usize, RenderedRelease)]) -> b
 /// What `stack rollout promote --full` would change of the canaries that
 /// `shaped` finds paused (those without variants, whose promotion needs no
 /// winner named): their renders (`unshaped`) shaped for that promotion
-/// and planned. `None` when no canary is paused.
+/// and planned with the history the run's plan read (`live`). `None` when
+/// no canary is paused.
 pub async fn promotion_preview(
     session: &Session,
     project: &Project,
     unshaped: Vec<(usize, RenderedRelease)>,
     shaped: &[(usize, RenderedRelease)],
+    live: &crate::cluster::live::LiveState,
 ) -> Result<Option<crate::execute::Planned>, EngineError> {
     let paused: BTreeSet<usize> = shaped
         .iter()
@@ -304,15 +317,13 @@ pub async fn promotion_preview(
         .into_iter()
         .filter(|(index, _)| paused.contains(index))
         .collect();
-    let (history, _) = crate::cluster::live::history(&session.client)
-        .await
-        .map_err(EngineError::api("cannot read release history"))?;
     let options = crate::execute::ExecutionOptions {
         promotion: crate::execute::Promotion::Full,
         ..session.options.clone()
     };
-    let promoted = shape_for(project, selected, &history, &options)?;
+    let promoted = shape_for(project, selected, &live.revisions, &options)?;
+    let history = (live.revisions.clone(), live.namespaces.clone());
     Ok(Some(
-        crate::execute::plan(session, project, &promoted, &[], false).await?,
+        crate::execute::plan_with_history(session, project, &promoted, &[], false, history).await?,
     ))
 }
