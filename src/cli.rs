@@ -69,6 +69,10 @@ pub struct GlobalArgs {
     /// Also run all needs of the selected releases, recursively
     #[arg(long, global = true)]
     pub include_transitive_needs: bool,
+    /// A deployment group (preview): its own copy of the selected releases, in preview
+    /// namespaces, at preview URLs (`mr/26`, a branch name)
+    #[arg(long, global = true, value_name = "NAME", env = "STACK_GROUP")]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,6 +182,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ChartsCommand,
     },
+    /// Deployment groups (previews) of the environment: `apply --group NAME` makes one
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
     /// The embedded simulated cluster
     Cluster {
         #[command(subcommand)]
@@ -235,6 +244,10 @@ pub struct ApplyArgs {
     /// With --adopt-helm: also delete the helm releases' records
     #[arg(long, requires = "adopt_helm")]
     pub forget_helm: bool,
+    /// With --group: the group expires this long after this deploy (`7d`, `12h`), for
+    /// `stack groups prune` [default: the environment's `previews.ttl`, else never]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "group")]
+    pub ttl: Option<std::time::Duration>,
     #[command(flatten)]
     pub lock: LockArgs,
 }
@@ -325,6 +338,14 @@ pub enum ImportCommand {
         #[arg(long, value_name = "DIR")]
         output_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Each group: its releases, URLs, when it was created and when it expires
+    List,
+    /// Destroy every group whose `--ttl` (or `previews.ttl`) has passed
+    Prune(LockArgs),
 }
 
 #[derive(Debug, Subcommand)]

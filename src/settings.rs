@@ -26,6 +26,8 @@ pub struct Settings {
     pub execution: ExecutionOptions,
     /// The run's secrets, and whether output shows them.
     pub masks: Masks,
+    /// `apply --ttl`: how long a deployment group lives after this deploy.
+    pub ttl: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -61,6 +63,11 @@ impl Settings {
                 selectors,
                 needs,
                 allow_no_match: global.allow_no_matching_release,
+                group: global
+                    .group
+                    .as_deref()
+                    .map(stack_core::load::group::Group::parse)
+                    .transpose()?,
             },
             output: global.output,
             color: !global.no_color && !no_color_env,
@@ -70,6 +77,10 @@ impl Settings {
             kube_context: global.kube_context.clone(),
             execution: execution(&cli.command),
             masks: masks.clone(),
+            ttl: match &cli.command {
+                Command::Apply(args) => args.ttl,
+                _ => None,
+            },
         })
     }
 }
@@ -136,6 +147,9 @@ fn execution(command: &Command) -> ExecutionOptions {
             ..defaults
         },
         Command::Destroy(lock)
+        | Command::Groups {
+            command: crate::cli::GroupsCommand::Prune(lock),
+        }
         | Command::Test(lock)
         | Command::PullSecrets {
             command: crate::cli::PullSecretsCommand::Refresh(lock),

@@ -395,10 +395,13 @@ fn kubectl_sees_what_stack_applied() {
     assert_eq!(
         seen,
         [
+            "Deployment/apps/admin",
             "Deployment/apps/backend",
             "Deployment/apps/frontend",
             "Deployment/apps/worker",
+            "Ingress/apps/admin-url",
             "Ingress/apps/frontend",
+            "Ingress/apps/frontend-url",
             "StatefulSet/data/postgres"
         ]
     );
@@ -482,7 +485,7 @@ fn apply_with_json_output_streams_events_as_json_lines() {
     let test = Test::example().rolling_backend();
     let output = test.stack(&["apply", "-o", "json"]).success();
     let summary = output.json();
-    assert_eq!(summary.as_array().map(Vec::len), Some(6), "{summary}");
+    assert_eq!(summary.as_array().map(Vec::len), Some(7), "{summary}");
     let events: Vec<Value> = output
         .stderr
         .lines()

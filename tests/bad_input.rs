@@ -80,8 +80,8 @@ const CASES: &[Case] = &[
         name: "a cycle",
         edits: &[Replace(
             STACK,
-            "    labels: {tier: core, app: platform}\n\n",
-            "    labels: {tier: core, app: platform}\n    needs: [apps/frontend]\n\n",
+            "    labels: {tier: core, app: platform}\n    shared: true\n\n",
+            "    labels: {tier: core, app: platform}\n    shared: true\n    needs: [apps/frontend]\n\n",
         )],
         args: &[],
         expect: &["->", "core/namespaces"],
@@ -147,13 +147,13 @@ const CASES: &[Case] = &[
         edits: &[],
         args: &["--set", "scale.backend=0"],
         // Located where the release sets the value, not at the schema.
-        expect: &["replicas", "platform.yaml:62:19"],
+        expect: &["replicas", "platform.yaml:89:19"],
     },
     Case {
         name: "a schema violation (type)",
         edits: &[],
         args: &["--set-string", "scale.backend=three"],
-        expect: &["replicas", "platform.yaml:62:19"],
+        expect: &["replicas", "platform.yaml:89:19"],
     },
     Case {
         name: "an object without kind",
@@ -303,6 +303,7 @@ const CASES: &[Case] = &[
                 "namespace: web\n    chart: charts/frontend",
             ),
             Replace(STACK, "needs: [backend]", "needs: [apps/backend]"),
+            Replace(STACK, "    expose: {service: frontend}\n", ""),
             Replace(SERVICE, "name: frontend", "name: FrontEnd"),
         ],
         args: &[],

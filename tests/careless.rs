@@ -149,7 +149,7 @@ fn one_value_changed_writes_a_revision_only_for_the_release_it_reaches() {
 
 #[test]
 fn a_misspelt_kind_is_refused_before_any_write_with_the_nearest_served_one() {
-    let test = crate::atomic::deployed();
+    let test = crate::atomic::deployed().unexposed_frontend();
     let path = "stacks/charts/frontend/templates/service.yaml";
     let template = test.read(path);
     let test = test.file(path, &template.replacen("kind: Service", "kind: Servic", 1));
@@ -172,7 +172,7 @@ fn a_misspelt_kind_is_refused_before_any_write_with_the_nearest_served_one() {
 
 #[test]
 fn objects_the_cluster_would_refuse_stop_the_run_before_its_first_write() {
-    let test = crate::atomic::deployed();
+    let test = crate::atomic::deployed().unexposed_frontend();
     let server = Server::start(test.path(), &[]);
     let before = server.mutating();
     let service = "stacks/charts/frontend/templates/service.yaml";
@@ -242,7 +242,7 @@ fn objects_the_cluster_would_refuse_stop_the_run_before_its_first_write() {
 
 #[test]
 fn lint_applies_kubernetes_rules_to_every_object_without_a_cluster() {
-    let test = Test::example();
+    let test = Test::example().unexposed_frontend();
     let service = "stacks/charts/frontend/templates/service.yaml";
     let text = test.read(service);
     std::fs::write(

@@ -7,13 +7,14 @@ use crate::harness::Test;
 fn list_the_example_platform() {
     let output = Test::example().stack(&["list"]).success();
     insta::assert_snapshot!(output.stdout, @"
-    NAME              NAMESPACE  CHART             INSTALLED  LABELS                  NEEDS
+    NAME              NAMESPACE  CHART             INSTALLED  LABELS                  NEEDS            URLS
     namespaces        core       namespaces        true       app=platform,tier=core
     network-policies  core       network-policies  true       app=platform,tier=core  core/namespaces
     postgres          data       postgres          true       app=postgres,tier=data  core/namespaces
     backend           apps       backend           true       app=shop,tier=apps      data/postgres
-    frontend          apps       frontend          true       app=shop,tier=apps      apps/backend
+    frontend          apps       frontend          true       app=shop,tier=apps      apps/backend     http://frontend.apps.dev.example.com/
     worker            apps       app               true       app=shop,tier=apps      apps/backend
+    admin             apps       app               true       app=shop,tier=apps      apps/backend     http://ops.development.example.com/admin/
     ");
 }
 
@@ -52,7 +53,9 @@ fn list_json_has_the_fixed_shape_in_graph_order() {
           "apps/backend"
         ],
         "installed": true,
-        "urls": []
+        "urls": [
+          "http://frontend.apps.dev.example.com/"
+        ]
       },
       {
         "id": "apps/worker",
@@ -68,6 +71,23 @@ fn list_json_has_the_fixed_shape_in_graph_order() {
         ],
         "installed": true,
         "urls": []
+      },
+      {
+        "id": "apps/admin",
+        "name": "admin",
+        "namespace": "apps",
+        "chart": "app",
+        "labels": {
+          "app": "shop",
+          "tier": "apps"
+        },
+        "needs": [
+          "apps/backend"
+        ],
+        "installed": true,
+        "urls": [
+          "http://ops.development.example.com/admin/"
+        ]
       }
     ]
     "#);
@@ -87,6 +107,7 @@ fn graph_as_text() {
     batch 3:
       apps/frontend  <- apps/backend
       apps/worker  <- apps/backend
+      apps/admin  <- apps/backend
     ");
 }
 
@@ -103,9 +124,11 @@ fn graph_as_dot_and_mermaid() {
       "apps/backend";
       "apps/frontend";
       "apps/worker";
+      "apps/admin";
       "data/postgres" -> "apps/backend";
       "apps/backend" -> "apps/frontend";
       "apps/backend" -> "apps/worker";
+      "apps/backend" -> "apps/admin";
     }
     "#);
     let mermaid = test
@@ -117,9 +140,11 @@ fn graph_as_dot_and_mermaid() {
       n3["apps/backend"]
       n4["apps/frontend"]
       n5["apps/worker"]
+      n6["apps/admin"]
       n2 --> n3
       n3 --> n4
       n3 --> n5
+      n3 --> n6
     "#);
 }
 
@@ -136,7 +161,8 @@ fn graph_json_has_the_fixed_shape() {
         "data/postgres",
         "apps/backend",
         "apps/frontend",
-        "apps/worker"
+        "apps/worker",
+        "apps/admin"
       ],
       "edges": [
         {
@@ -158,6 +184,10 @@ fn graph_json_has_the_fixed_shape() {
         {
           "from": "apps/backend",
           "to": "apps/worker"
+        },
+        {
+          "from": "apps/backend",
+          "to": "apps/admin"
         }
       ],
       "batches": [
@@ -173,7 +203,8 @@ fn graph_json_has_the_fixed_shape() {
         ],
         [
           "apps/frontend",
-          "apps/worker"
+          "apps/worker",
+          "apps/admin"
         ]
       ]
     }
@@ -335,12 +366,17 @@ fn template_to_a_directory_writes_one_folder_per_release() {
         .collect();
     files.sort();
     insta::assert_snapshot!(files.join("\n"), @"
+    apps.admin/configmap.admin-env-e1588b4.yaml
+    apps.admin/deployment.admin.yaml
+    apps.admin/ingress.admin-url.yaml
+    apps.admin/service.admin.yaml
     apps.backend/configmap.backend-config.yaml
     apps.backend/deployment.backend.yaml
     apps.backend/secret.backend-database.yaml
     apps.backend/service.backend.yaml
     apps.backend/tests/job.backend-smoke-test.yaml
     apps.frontend/deployment.frontend.yaml
+    apps.frontend/ingress.frontend-url.yaml
     apps.frontend/ingress.frontend.yaml
     apps.frontend/service.frontend.yaml
     apps.worker/configmap.worker-env-645834a.yaml

@@ -58,7 +58,7 @@ fn unknown_key_far_from_any_lists_the_valid_ones() {
     3 |     zzz: 1
       |     ^^^
 
-    hint: valid keys here: cluster, kubeContext, values, secrets, ageKeyFile, imagePullSecrets, ingress
+    hint: valid keys here: cluster, kubeContext, values, secrets, ageKeyFile, imagePullSecrets, ingress, previews
     ");
 }
 
@@ -99,7 +99,7 @@ fn every_problem_of_a_file_is_reported() {
     8 |     timeout: soon
       |              ^^^^
 
-    hint: write a duration such as 300s, 5m or 1h30m
+    hint: write a duration such as 300s, 5m, 1h30m or 7d
 
     3 errors
     ");

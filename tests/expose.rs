@@ -43,20 +43,7 @@ const AUTH: &str = "auth: {url: \"http://auth.platform.svc:3000/check?project={r
 /// `stack cluster traffic --host H --path P -o json`: (workload, path the
 /// workload sees, auth asked first) of all 1000 requests.
 fn reaches(test: &Test, host: &str, path: &str) -> (String, String, Option<String>) {
-    let routed = test
-        .stack(&[
-            "cluster", "traffic", "--host", host, "--path", path, "-o", "json",
-        ])
-        .success()
-        .json();
-    let routed = routed.as_array().unwrap();
-    assert_eq!(routed.len(), 1, "{routed:?}");
-    assert_eq!(routed[0]["requests"], 1000);
-    (
-        routed[0]["workload"].as_str().unwrap().to_string(),
-        routed[0]["path"].as_str().unwrap().to_string(),
-        routed[0]["auth"].as_str().map(str::to_string),
-    )
+    crate::harness::one_route(test, host, path, "workload")
 }
 
 fn ingress(server: &Server, name: &str) -> Value {

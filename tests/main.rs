@@ -15,6 +15,7 @@ mod crash;
 mod errors;
 mod expose;
 mod faults;
+mod groups;
 mod helm;
 mod import;
 mod kubectl;

@@ -116,7 +116,7 @@ fn promote_after_a_successful_apply_changes_only_the_promoted_lines() {
         "{entry}"
     );
     let releases = entry["releases"].as_array().unwrap();
-    assert_eq!(releases.len(), 6, "{entry}");
+    assert_eq!(releases.len(), 7, "{entry}");
     assert!(
         releases
             .iter()
@@ -212,18 +212,22 @@ fn promotion_is_refused_after_an_apply_whose_tests_failed() {
     let _ = test.stack(&["apply", "-q", "-e", "development"]);
     let original = test.read(STAGING);
     let output = promote(&test, &[]).code(1);
-    shows(&output.stderr, "2 releases are not verified there:");
+    shows(&output.stderr, "3 releases are not verified there:");
     // Each refusal names what clears it: here a test run.
     shows(
         &output.stderr,
         "  apps/backend: revision 2 failed its tests; `stack test -e development` runs the tests of what is deployed",
     );
-    // The worker runs the backend's image: skipped because its need
-    // failed, its deployed revision is of the version before.
-    shows(
-        &output.stderr,
-        "  apps/worker: its deployed revision 1 was rendered from other values than the ones being promoted (apply first)",
-    );
+    // The worker and the admin run the backend's image: skipped because
+    // their need failed, their deployed revisions are of the version before.
+    for app in ["worker", "admin"] {
+        shows(
+            &output.stderr,
+            &format!(
+                "  apps/{app}: its deployed revision 1 was rendered from other values than the ones being promoted (apply first)"
+            ),
+        );
+    }
     // The frontend, skipped because its need failed, renders as its
     // deployed revision: the backend's version does not reach it.
     assert!(
@@ -291,7 +295,7 @@ fn dry_run_runs_the_gate_and_writes_nothing() {
         ),
         (Some("1.4.2"), Some("1.5.0"))
     );
-    assert_eq!(report["releases"].as_array().map(Vec::len), Some(6));
+    assert_eq!(report["releases"].as_array().map(Vec::len), Some(7));
     assert_eq!(test.read(STAGING), original);
 }
 
@@ -328,7 +332,8 @@ fn a_selector_limits_the_releases_the_gate_checks() {
             "core/network-policies",
             "data/postgres",
             "apps/backend",
-            "apps/worker"
+            "apps/worker",
+            "apps/admin"
         ]
     );
     assert_eq!(output["written"], true);

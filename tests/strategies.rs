@@ -492,8 +492,8 @@ fn a_bad_strategy_is_a_located_error_and_nothing_is_written() {
         );
     }
     let no_deployment = platform.replacen(
-        "    labels: {tier: core, app: platform}\n\n",
-        "    labels: {tier: core, app: platform}\n    strategy:\n      blueGreen: {service: x}\n\n",
+        "    labels: {tier: core, app: platform}\n    shared: true\n\n",
+        "    labels: {tier: core, app: platform}\n    shared: true\n    strategy:\n      blueGreen: {service: x}\n\n",
         1,
     );
     std::fs::write(&stack_file, no_deployment).unwrap();

@@ -59,7 +59,10 @@ pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     let rendering = ForCluster::prepare(project)?;
     let (finished, interrupted) =
         super::remote::with_session(project, settings, |session| async move {
+            let stack = super::remote::stack_name(project);
+            let existing = execute::groups::check_name(&session.client, &stack, project).await?;
             let (rendered, removals) = rendering.on(project, &session).await?;
+            execute::groups::record(&session, &stack, project, existing, settings.ttl).await?;
             session.interrupt.listen();
             let environment = &project.environment.environment.name;
             let finished =

@@ -12,15 +12,27 @@ use stack_core::error::Errors;
 use stack_core::execute::countdown::Countdown;
 use stack_core::execute::error::ReleaseError;
 use stack_core::execute::event::Event;
-use stack_core::execute::{EngineError, apply, hooks};
+use stack_core::execute::{EngineError, apply, groups, hooks};
 use stack_core::load::project::Project;
 use stack_core::plan;
 use stack_kube::revision::Revision;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
+        let stack = super::remote::stack_name(project);
+        let record = groups::check_name(&session.client, &stack, project).await?;
         let work = destroy(&session, project);
-        super::remote::locked(&session, project, "stack destroy", work).await
+        let code = super::remote::locked(&session, project, "stack destroy", work).await?;
+        // The whole group is gone: so are its namespaces and its record.
+        if let Some(record) = record
+            && settings.load.selectors.is_empty()
+        {
+            let environment = project.environment_name();
+            for namespace in groups::remove(&session, &stack, environment, &record).await? {
+                session.reporter.event(&namespace, &Event::DeletedNamespace);
+            }
+        }
+        Ok(code)
     })
 }
 

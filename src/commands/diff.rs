@@ -18,6 +18,8 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
     let rendering = super::apply::ForCluster::prepare(project)?;
     let (planned, promotion) =
         super::remote::with_session(project, settings, |session| async move {
+            let stack = super::remote::stack_name(project);
+            execute::groups::check_name(&session.client, &stack, project).await?;
             let (rendered, removals) = rendering.on(project, &session).await?;
             let unshaped =
                 execute::strategy::any_canary(project, &rendered).then(|| rendered.clone());

@@ -68,7 +68,7 @@ pub(super) fn resolve(
             .or_else(|| environment.age_key_file.clone()),
         &settings.masks,
     );
-    resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)
+    resolve::resolve_environment(&environment, &mut secrets, None).map_err(Errors)
 }
 
 /// Colour only on a terminal.

@@ -9,8 +9,7 @@ use stack_core::error::Errors;
 use stack_core::load::project::Project;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
-    let ingress = project.environment.environment.ingress.as_ref();
-    let urls = |index: usize| stack_core::load::expose::urls(&project.releases[index], ingress);
+    let urls = |index: usize| project.urls(index);
     let exposed = project
         .selection
         .releases

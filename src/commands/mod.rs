@@ -7,6 +7,7 @@ mod destroy;
 mod diff;
 mod env;
 mod graph;
+mod groups;
 mod import;
 mod lint;
 mod list;
@@ -20,8 +21,8 @@ mod template;
 mod test;
 
 use crate::cli::{
-    ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, ImportCommand, PullSecretsCommand,
-    RolloutCommand, SecretsCommand,
+    ChartsCommand, Cli, ClusterCommand, Command, EnvCommand, GroupsCommand, ImportCommand,
+    PullSecretsCommand, RolloutCommand, SecretsCommand,
 };
 use crate::output;
 use crate::settings::Settings;
@@ -127,6 +128,12 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Cluster {
             command: ClusterCommand::Traffic(args),
         } => cluster::traffic(&load(settings)?, settings, args),
+        Command::Groups {
+            command: GroupsCommand::List,
+        } => groups::list(&load(settings)?, settings),
+        Command::Groups {
+            command: GroupsCommand::Prune(_),
+        } => groups::prune(&load(settings)?, settings),
         Command::Charts {
             command: ChartsCommand::Update,
         } => charts::update(&load(settings)?, settings),

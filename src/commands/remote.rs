@@ -27,7 +27,7 @@ where
         let client = stack_core::cluster::crash::wrap(contact.wrap(cluster.client.clone()));
         let result = match cluster.first_contact(&client).await {
             Ok(resources) => {
-                let session = Session::new(
+                let mut session = Session::new(
                     client,
                     contact,
                     resources,
@@ -36,10 +36,11 @@ where
                     } else {
                         Reporter::for_terminal(settings.quiet, settings.verbose, &settings.masks)
                     },
-                    stack_name(project),
+                    owner(project),
                     git_commit(project),
                     settings.execution.clone(),
                 );
+                session.group.clone_from(&project.environment.group);
                 work(std::sync::Arc::new(session)).await
             }
             Err(error) => Err(Errors::from(error)),
@@ -64,6 +65,17 @@ pub fn stack_name(project: &Project) -> String {
         || "stack".into(),
         |n| stack_kube::object::dns_label(&n.to_string_lossy()),
     )
+}
+
+/// Who a run's revisions say deployed them: the stack, or for a
+/// deployment group the stack and the group — so that neither prunes,
+/// recovers or locks the other's releases.
+pub fn owner(project: &Project) -> String {
+    let stack = stack_name(project);
+    match &project.environment.group {
+        Some(group) => group.owner(&stack),
+        None => stack,
+    }
 }
 
 /// The stack's git commit, when it is in a git repository.

@@ -53,10 +53,7 @@ pub fn status(project: &Project, settings: &Settings, check: bool) -> Result<u8,
                 "state": latest.map_or("not-installed", |r| r.state.as_str()),
                 "ready": ready,
                 "deployedAt": deployed(revisions).and_then(|r| r.finished.clone()),
-                "urls": stack_core::load::expose::urls(
-                    release,
-                    project.environment.environment.ingress.as_ref(),
-                ),
+                "urls": project.urls(index),
             }));
         }
         Ok(rows)

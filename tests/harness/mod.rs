@@ -81,6 +81,18 @@ impl Test {
         self
     }
 
+    /// The example with its frontend not exposed: for tests that break
+    /// the frontend's Service on purpose (its exposure would be the first
+    /// error found).
+    pub fn unexposed_frontend(self) -> Self {
+        let path = self.path().join("stacks/platform.yaml");
+        let stack = std::fs::read_to_string(&path).expect("read the stack");
+        let line = "    expose: {service: frontend}\n";
+        assert!(stack.contains(line), "the example's frontend is exposed");
+        std::fs::write(&path, stack.replacen(line, "", 1)).expect("write the stack");
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -344,6 +356,32 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).expect("copy file");
         }
     }
+}
+
+/// `stack cluster traffic --host H --path P -o json` when all 1000
+/// requests take one route: its `by` (`service` or `workload`), the path
+/// the workload sees, and the auth URL asked first.
+pub fn one_route(
+    test: &Test,
+    host: &str,
+    path: &str,
+    by: &str,
+) -> (String, String, Option<String>) {
+    let routed = test
+        .stack(&[
+            "cluster", "traffic", "--host", host, "--path", path, "-o", "json",
+        ])
+        .success()
+        .json();
+    let routed = routed.as_array().expect("routes");
+    assert_eq!(routed.len(), 1, "{routed:?}");
+    assert_eq!(routed[0]["requests"], 1000);
+    let text = |key: &str| routed[0][key].as_str().map(str::to_string);
+    (
+        text(by).expect("a route"),
+        text("path").expect("a path"),
+        text("auth"),
+    )
 }
 
 /// `stack cluster serve` running in the background for a test; killed on drop.

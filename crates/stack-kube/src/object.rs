@@ -34,6 +34,17 @@ pub fn dns_label(text: &str) -> String {
     format!("{head}-{}", crate::hex::lower(&digest[..4]))
 }
 
+/// Whether `text` is a DNS label (RFC 1123), as a namespace's name must be.
+pub fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Object {
     pub api_version: String,
@@ -81,18 +92,34 @@ impl Object {
 
     /// Add our ownership labels to `metadata.labels`.
     pub fn label(&mut self, release_label: &str) {
+        self.set_metadata(
+            "labels",
+            [
+                (MANAGED_BY_LABEL, MANAGED_BY_VALUE),
+                (RELEASE_LABEL, release_label),
+            ],
+        );
+    }
+
+    /// Set entries of a string map of `metadata` (`labels`, `annotations`).
+    pub fn set_metadata<'a>(
+        &mut self,
+        map: &str,
+        entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
         let Some(metadata) = self.body.get_mut("metadata").and_then(Value::as_object_mut) else {
             return;
         };
-        let labels = metadata
-            .entry("labels")
+        let existing = metadata
+            .entry(map)
             .or_insert_with(|| Value::Object(Map::new()));
-        if !labels.is_object() {
-            *labels = Value::Object(Map::new());
+        if !existing.is_object() {
+            *existing = Value::Object(Map::new());
         }
-        if let Some(labels) = labels.as_object_mut() {
-            labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
-            labels.insert(RELEASE_LABEL.into(), release_label.into());
+        if let Some(existing) = existing.as_object_mut() {
+            for (key, value) in entries {
+                existing.insert(key.into(), value.into());
+            }
         }
     }
 }

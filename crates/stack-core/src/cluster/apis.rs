@@ -3,13 +3,18 @@
 //! `kube::Api` of its own making.
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
 
 /// Namespaces.
 pub fn namespaces(client: &Client) -> Api<Namespace> {
     Api::all(client.clone())
+}
+
+/// Namespaces as dynamic objects (waited for until they are gone).
+pub(crate) fn namespaces_erased(client: &Client) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()))
 }
 
 /// Secrets of one namespace (revisions).
@@ -40,6 +45,11 @@ pub fn events(client: &Client, namespace: &str) -> Api<Event> {
 
 /// Leases of one namespace (the run lock).
 pub fn leases(client: &Client, namespace: &str) -> Api<Lease> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// ConfigMaps of one namespace (the records of deployment groups).
+pub fn config_maps(client: &Client, namespace: &str) -> Api<ConfigMap> {
     Api::namespaced(client.clone(), namespace)
 }
 

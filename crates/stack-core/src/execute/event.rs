@@ -32,6 +32,8 @@ pub enum Event {
     },
     /// The run created a namespace (reported under the namespace's name).
     CreatedNamespace,
+    /// A deployment group's namespace was deleted with the group.
+    DeletedNamespace,
     /// One object was applied.
     Applied {
         object: String,
@@ -200,6 +202,7 @@ impl fmt::Display for Event {
                 "applying revision {revision}: {creates} to create, {updates} to change, {deletes} to delete"
             ),
             Self::CreatedNamespace => f.write_str("created namespace"),
+            Self::DeletedNamespace => f.write_str("deleted namespace"),
             Self::Applied { object } => write!(f, "applied {object}"),
             Self::RestoringDrift { object, fields } => {
                 write!(f, "restoring drift in {object}: {}", fields.join(", "))

@@ -12,6 +12,7 @@ pub(crate) mod diagnose;
 pub mod error;
 pub mod event;
 pub(crate) mod feeds;
+pub mod groups;
 pub(crate) mod helm_records;
 pub mod history;
 pub mod hooks;
@@ -73,6 +74,9 @@ pub struct Session {
     pub held_lock: Mutex<Option<String>>,
     /// What the run writes of the environment's image pull secret.
     pub pull_secrets: Mutex<Option<std::sync::Arc<pull_secrets::Plan>>>,
+    /// The deployment group the run deploys, if any: the namespaces it
+    /// makes are labelled as the group's.
+    pub group: Option<crate::load::group::Group>,
 }
 
 impl Session {
@@ -100,6 +104,7 @@ impl Session {
             feeds: feeds::Feeds::default(),
             held_lock: Mutex::new(None),
             pull_secrets: Mutex::new(None),
+            group: None,
         }
     }
 }

@@ -70,8 +70,13 @@ async fn create_namespace(session: &Session, namespace: &str) -> Result<(), Rele
         .await
         .map_err(ReleaseError::request(format!("read namespace {namespace}")))?;
     if existing.is_none() {
+        let mut metadata = match &session.group {
+            Some(group) => crate::execute::groups::namespace_metadata(group),
+            None => json!({}),
+        };
+        metadata["name"] = namespace.into();
         let body: k8s_openapi::api::core::v1::Namespace =
-            serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap_or_default();
+            serde_json::from_value(json!({ "metadata": metadata })).unwrap_or_default();
         let params = kube::api::PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()

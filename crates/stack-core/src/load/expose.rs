@@ -9,15 +9,22 @@
 
 use serde_json::{Value, json};
 
-use crate::load::config::{Access, ConfigError, DomainTls, ExposeSpec, IngressSettings};
+use crate::load::config::{
+    Access, ConfigError, DomainTls, ExposeSpec, IngressSettings, UrlTemplate,
+};
 use crate::load::release::Release;
 use crate::load::render::RenderedRelease;
 use stack_kube::object::Object;
 
 const NGINX: &str = "nginx.ingress.kubernetes.io";
 
-/// The URLs a release is reached at (none when it is not exposed).
-pub fn urls(release: &Release, settings: Option<&IngressSettings>) -> Vec<String> {
+/// The URLs a release is reached at in `environment` (none when it is
+/// not exposed).
+pub(crate) fn urls(
+    release: &Release,
+    settings: Option<&IngressSettings>,
+    environment: &str,
+) -> Vec<String> {
     let (Some(expose), Some(settings)) = (&release.options.expose, settings) else {
         return Vec::new();
     };
@@ -27,9 +34,12 @@ pub fn urls(release: &Release, settings: Option<&IngressSettings>) -> Vec<String
         "http"
     };
     let mut out = Vec::new();
-    if let Some(template) = &settings.url_template {
-        let (host, path) = template.fill(&release.name, None);
+    if let Some(template) = template(release, settings) {
+        let (host, path) = template.fill(&release.name, release.group(), environment);
         out.push(format!("{scheme}://{host}{}/", path.unwrap_or_default()));
+    }
+    if release.group().is_some() {
+        return out;
     }
     let domain_scheme = match settings.domain_tls {
         DomainTls::PerDomain => "https",
@@ -42,6 +52,22 @@ pub fn urls(release: &Release, settings: Option<&IngressSettings>) -> Vec<String
             .map(|(domain, _)| format!("{domain_scheme}://{domain}/")),
     );
     out
+}
+
+/// The URL template of a release (its own, else the environment's): a
+/// group's copy is at the preview one.
+fn template<'a>(release: &'a Release, settings: &'a IngressSettings) -> Option<&'a UrlTemplate> {
+    let expose = release.options.expose.as_ref()?;
+    match release.group() {
+        Some(_) => expose
+            .preview_url_template
+            .as_ref()
+            .or(settings.preview_url_template.as_ref()),
+        None => expose
+            .url_template
+            .as_ref()
+            .or(settings.url_template.as_ref()),
+    }
 }
 
 fn located(message: String, hint: String, expose: &ExposeSpec) -> ConfigError {
@@ -72,6 +98,7 @@ pub(crate) fn objects(
     release: &Release,
     rendered: &RenderedRelease,
     settings: Option<&IngressSettings>,
+    environment: &str,
 ) -> Result<Vec<Object>, ConfigError> {
     let Some(expose) = &release.options.expose else {
         return Ok(Vec::new());
@@ -87,22 +114,35 @@ pub(crate) fn objects(
     let annotations = annotations(release, expose, settings)?;
     let backend = json!({"service": {"name": expose.service, "port": port}});
     let mut out = Vec::new();
-    if let Some(template) = &settings.url_template {
+    if let Some(template) = template(release, settings) {
+        let (host, path) = template.fill(&release.name, release.group(), environment);
         out.push(url_ingress(
             release,
             settings,
-            template,
+            (host, path),
             annotations.clone(),
             &backend,
         ));
     }
-    if !expose.custom_domains.is_empty() {
+    // A preview never takes the environment's own domains.
+    if !expose.custom_domains.is_empty() && release.group().is_none() {
         out.push(domains_ingress(
             release,
             settings,
             expose,
             annotations,
             &backend,
+        ));
+    }
+    if out.is_empty() && release.group().is_some() {
+        return Err(located(
+            format!(
+                "release `{}` is exposed, but the environment's `ingress` has no `previewUrlTemplate` for group `{}`",
+                release.id,
+                release.group().unwrap_or_default()
+            ),
+            "give the environment's `ingress` a `previewUrlTemplate`: `{release}-{group}.preview.example.com` or `example.com/{release}/{group}`".into(),
+            expose,
         ));
     }
     if out.is_empty() {
@@ -187,7 +227,10 @@ fn annotations(
                 expose,
             ));
         };
-        let fill = |text: &str| text.replace("{release}", &release.name);
+        let fill = |text: &str| {
+            text.replace("{release}", &release.name)
+                .replace("{group}", release.group().unwrap_or_default())
+        };
         annotations.insert(format!("{NGINX}/auth-url"), fill(&auth.url).into());
         if let Some(signin) = &auth.signin {
             annotations.insert(format!("{NGINX}/auth-signin"), fill(signin).into());
@@ -207,11 +250,10 @@ fn annotations(
 fn url_ingress(
     release: &Release,
     settings: &IngressSettings,
-    template: &crate::load::config::UrlTemplate,
+    (host, path): (String, Option<String>),
     mut annotations: serde_json::Map<String, Value>,
     backend: &Value,
 ) -> Object {
-    let (host, path) = template.fill(&release.name, None);
     let rule_path = match &path {
         Some(prefix) => {
             annotations.insert(format!("{NGINX}/use-regex"), "true".into());

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod expose;
 pub mod graph;
+pub mod group;
 pub mod project;
 pub mod release;
 pub mod render;

@@ -34,6 +34,8 @@ pub struct LoadOptions {
     pub needs: NeedsMode,
     /// A selector matching nothing is not an error.
     pub allow_no_match: bool,
+    /// `--group`: deploy the selection as this deployment group's copies.
+    pub group: Option<crate::load::group::Group>,
 }
 
 pub struct Project {
@@ -82,7 +84,8 @@ impl Project {
             masks,
         );
         let environment =
-            resolve::resolve_environment(&environment, &mut secrets).map_err(Errors)?;
+            resolve::resolve_environment(&environment, &mut secrets, options.group.as_ref())
+                .map_err(Errors)?;
         let releases = resolve::resolve_releases(&stack, &environment, &options.sets, &mut secrets)
             .map_err(Errors)?;
         let (graph, mut warnings) = Graph::build(&releases).map_err(Errors::from_all)?;
@@ -125,6 +128,15 @@ impl Project {
 
     pub fn environment_name(&self) -> &str {
         &self.environment.environment.name
+    }
+
+    /// The URLs a release (by index) is reached at, when it is exposed.
+    pub fn urls(&self, index: usize) -> Vec<String> {
+        crate::load::expose::urls(
+            &self.releases[index],
+            self.environment.environment.ingress.as_ref(),
+            self.environment_name(),
+        )
     }
 
     /// One line naming the needs of the selection that will not run.
@@ -234,13 +246,20 @@ impl Project {
         let ingress = self.environment.environment.ingress.as_ref();
         let mut exposure = Vec::new();
         for (&index, release) in indices.iter().zip(&mut rendered) {
-            match crate::load::expose::objects(&self.releases[index], release, ingress) {
+            let environment = self.environment_name();
+            match crate::load::expose::objects(&self.releases[index], release, ingress, environment)
+            {
                 Ok(objects) => release.objects.extend(objects),
                 Err(error) => exposure.push(Error::from(error)),
             }
         }
         if !exposure.is_empty() {
             return Err(Errors(exposure));
+        }
+        if let Some(group) = &self.environment.group {
+            for release in &mut rendered {
+                crate::load::group::mark(release, group);
+            }
         }
         Ok(rendered)
     }

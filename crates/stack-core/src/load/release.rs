@@ -33,6 +33,32 @@ pub struct Release {
     pub origins: Vec<Option<Origin>>,
     pub span: Span,
     pub chart_span: Span,
+    /// What it is in a deployment group's deploy.
+    pub place: Place,
+}
+
+/// A release in the environment's own deploy, or in a deployment group's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Place {
+    /// The environment's own release.
+    #[default]
+    Environment,
+    /// A group's copy of the environment's release `of` (its id), in a
+    /// preview namespace.
+    Copy { group: String, of: String },
+    /// `shared: true` in a group's deploy: the environment's own, which
+    /// the group does not deploy; the group's releases that need it use it.
+    Shared,
+}
+
+impl Release {
+    /// The deployment group's label, for a group's copy.
+    pub fn group(&self) -> Option<&str> {
+        match &self.place {
+            Place::Copy { group, .. } => Some(group),
+            _ => None,
+        }
+    }
 }
 
 /// Where a release's chart comes from, as its stack-file entry names it

@@ -16,7 +16,8 @@ use crate::error::Error;
 use crate::load::config::{
     ConfigError, Environment, FileRef, ReleaseSpec, Repository, Stack, ValuesSource,
 };
-use crate::load::release::{ChartSource, Need, Origin, Release, need_id};
+use crate::load::group::Group;
+use crate::load::release::{ChartSource, Need, Origin, Place, Release, need_id};
 use crate::load::render::RenderError;
 use crate::load::render::expression::Evaluator;
 use crate::load::values::{SetValue, merge};
@@ -32,6 +33,9 @@ pub struct ResolvedEnvironment {
     /// A managed pull secret's docker config, decrypted from its
     /// `dockerConfig` file (its values registered as secrets).
     pub pull_config: Option<Arc<Value>>,
+    /// The deployment group resolved for (`--group`): its `previews.values`
+    /// are in `values`, and its releases go to preview namespaces.
+    pub group: Option<Group>,
 }
 
 /// Reads values files once per run, however many releases name them.
@@ -83,21 +87,28 @@ pub fn environment(stack: &Stack, name: &str) -> Result<Environment, Error> {
             age_key_file: None,
             pull_secret: None,
             ingress: None,
+            previews: crate::load::config::Previews::default(),
         });
     }
     Ok(stack.environment(name)?.clone())
 }
 
-/// Merge an environment's values files (secrets are layered by the caller).
+/// Merge an environment's values files and secrets, and for a deployment
+/// group its `previews.values` over them.
 pub fn resolve_environment(
     environment: &Environment,
     secrets: &mut SecretFiles,
+    group: Option<&Group>,
 ) -> Result<ResolvedEnvironment, Vec<Error>> {
     let mut files = ValuesFiles::default();
     let mut values = Value::Object(Map::new());
     let mut errors = Vec::new();
     let env = crate::load::render::filters::environment(&secrets.masks);
-    let context = JinjaValue::from(Serde(json!({"environment": {"name": environment.name}})));
+    let mut context = json!({"environment": {"name": environment.name}});
+    if let Some(group) = group {
+        context["group"] = group.label.clone().into();
+    }
+    let context = JinjaValue::from(Serde(context));
     let evaluator = Evaluator::new(&env, context);
     for source in &environment.values {
         match layer(source, &evaluator, &mut files) {
@@ -108,6 +119,13 @@ pub fn resolve_environment(
     for secret in &environment.secrets {
         match secrets.layer(secret, &evaluator) {
             Ok(layer) => merge(&mut values, Value::clone(&layer)),
+            Err(error) => errors.push(error),
+        }
+    }
+    let previews = group.map_or(&[][..], |_| &environment.previews.values[..]);
+    for source in previews {
+        match layer(source, &evaluator, &mut files) {
+            Ok((layer, _)) => merge(&mut values, Value::clone(&layer)),
             Err(error) => errors.push(error),
         }
     }
@@ -129,6 +147,7 @@ pub fn resolve_environment(
         environment: environment.clone(),
         values: Arc::new(values),
         pull_config,
+        group: group.cloned(),
     })
 }
 
@@ -285,10 +304,32 @@ pub(crate) fn resolve_releases(
             Err(mut release_errors) => errors.append(&mut release_errors),
         }
     }
-    if errors.is_empty() {
-        Ok(releases)
-    } else {
-        Err(errors)
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if environment.group.is_some() {
+        to_group(&mut releases);
+    }
+    Ok(releases)
+}
+
+/// A group's copies need each other, not the environment's releases they
+/// were copied from: a need on a copied release is moved to its copy (a
+/// need on a shared one stays the environment's).
+fn to_group(releases: &mut [Release]) {
+    let copies: HashMap<String, String> = releases
+        .iter()
+        .filter_map(|r| match &r.place {
+            Place::Copy { of, .. } => Some((of.clone(), r.id.clone())),
+            _ => None,
+        })
+        .collect();
+    for release in releases.iter_mut() {
+        for need in &mut release.needs {
+            if let Some(copy) = copies.get(&need.id) {
+                need.id.clone_from(copy);
+            }
+        }
     }
 }
 
@@ -303,25 +344,28 @@ fn resolve_release(
 ) -> Result<Release, Vec<Error>> {
     let environment_context =
         JinjaValue::from(Serde(json!({"name": environment.environment.name})));
+    // Undefined outside a group (`{{ group | default(…) }}`).
+    let group = environment
+        .group
+        .as_ref()
+        .map_or(JinjaValue::UNDEFINED, |g| JinjaValue::from(g.label.clone()));
     let base = Evaluator::new(
         env,
-        minijinja::context! { environment => environment_context.clone(), values => values.clone() },
+        minijinja::context! {
+            environment => environment_context.clone(),
+            values => values.clone(),
+            group => group.clone(),
+        },
     );
     let name = base.text(&spec.name).map_err(|e| vec![e.into()])?;
-    let namespace = match &spec.namespace {
+    let own_namespace = match &spec.namespace {
         Some(node) => base.text(node).map_err(|e| vec![e.into()])?,
         None => "default".to_string(),
     };
+    let (namespace, place) =
+        place(spec, environment, &own_namespace, &name).map_err(|e| vec![e])?;
     let mut errors: Vec<Error> = Vec::new();
-    let mut labels = BTreeMap::new();
-    for (key, node) in &spec.labels {
-        match base.text(node) {
-            Ok(value) => {
-                labels.insert(key.clone(), value);
-            }
-            Err(error) => errors.push(error.into()),
-        }
-    }
+    let labels = labels(spec, &base, &mut errors);
     let release_context = JinjaValue::from(Serde(json!({
         "name": name, "namespace": namespace, "labels": labels,
     })));
@@ -331,10 +375,13 @@ fn resolve_release(
             environment => environment_context,
             values => values.clone(),
             release => release_context,
+            group => group,
         },
     );
     let (chart, chart_name) = chart_source(spec, &evaluator, repositories, &mut errors)?;
-    let needs = needs(spec, &evaluator, &namespace, &mut errors);
+    // Needs name the environment's releases; a group's copies are moved
+    // to each other afterwards (`to_group`).
+    let needs = needs(spec, &evaluator, &own_namespace, &mut errors);
     let installed = match &spec.installed {
         None => true,
         Some(node) => match installed_flag(&evaluator, node) {
@@ -363,7 +410,66 @@ fn resolve_release(
         origins,
         span: spec.name.span.clone(),
         chart_span: spec.chart.span.clone(),
+        place,
     })
+}
+
+/// The release's labels, evaluated.
+fn labels(
+    spec: &ReleaseSpec,
+    evaluator: &Evaluator,
+    errors: &mut Vec<Error>,
+) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    for (key, node) in &spec.labels {
+        match evaluator.text(node) {
+            Ok(value) => {
+                labels.insert(key.clone(), value);
+            }
+            Err(error) => errors.push(error.into()),
+        }
+    }
+    labels
+}
+
+/// Where a release goes in this deploy: its own namespace, or — a group's
+/// copy — the preview namespace, which must be a namespace name.
+fn place(
+    spec: &ReleaseSpec,
+    environment: &ResolvedEnvironment,
+    namespace: &str,
+    name: &str,
+) -> Result<(String, Place), Error> {
+    let Some(group) = &environment.group else {
+        return Ok((namespace.to_string(), Place::Environment));
+    };
+    if spec.options.shared {
+        return Ok((namespace.to_string(), Place::Shared));
+    }
+    let previews = &environment.environment.previews;
+    let preview = previews.namespace_for(namespace, &group.label);
+    if !stack_kube::object::is_dns_label(&preview) {
+        let (template, span) = previews.namespace.clone().unwrap_or_else(|| {
+            let span = spec.namespace.as_ref().map_or(&spec.name.span, |n| &n.span);
+            (crate::load::config::DEFAULT_NAMESPACE.into(), span.clone())
+        });
+        return Err(ConfigError::Invalid {
+            message: format!(
+                "the preview namespace of release `{namespace}/{name}` in group `{}` would be `{preview}`, which is not a namespace name",
+                group.name
+            ),
+            span,
+            hint: Some(format!(
+                "`{template}` must give at most 63 lowercase letters, digits and '-'; set a shorter `previews.namespace` of the environment"
+            )),
+        }
+        .into());
+    }
+    let place = Place::Copy {
+        group: group.label.clone(),
+        of: format!("{namespace}/{name}"),
+    };
+    Ok((preview, place))
 }
 
 /// The releases it needs, as ids (a bare name is in the release's namespace).

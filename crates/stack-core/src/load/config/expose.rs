@@ -21,7 +21,14 @@ const INGRESS_KEYS: &[&str] = &[
 ];
 const DOMAINS_KEYS: &[&str] = &["tls", "annotations"];
 const AUTH_KEYS: &[&str] = &["url", "signin", "responseHeaders"];
-const EXPOSE_KEYS: &[&str] = &["service", "port", "access", "customDomains"];
+const EXPOSE_KEYS: &[&str] = &[
+    "service",
+    "port",
+    "access",
+    "customDomains",
+    "urlTemplate",
+    "previewUrlTemplate",
+];
 
 /// A URL template (`{release}.apps.example.com`, `example.com/{release}`).
 #[derive(Debug, Clone)]
@@ -32,9 +39,17 @@ pub struct UrlTemplate {
 
 impl UrlTemplate {
     /// The host and, for a sub-path template, the path, with the
-    /// placeholders filled in.
-    pub fn fill(&self, release: &str, group: Option<&str>) -> (String, Option<String>) {
-        let text = self.text.replace("{release}", release);
+    /// placeholders filled in (`{release}`, `{group}`, `{environment}`).
+    pub fn fill(
+        &self,
+        release: &str,
+        group: Option<&str>,
+        environment: &str,
+    ) -> (String, Option<String>) {
+        let text = self
+            .text
+            .replace("{release}", release)
+            .replace("{environment}", environment);
         let text = match group {
             Some(group) => text.replace("{group}", group),
             None => text,
@@ -96,6 +111,10 @@ pub struct ExposeSpec {
     pub port: serde_json::Value,
     pub access: Access,
     pub custom_domains: Vec<(String, Span)>,
+    /// The release's own URL templates, over the environment's (a release
+    /// reached by sub-path where the others are by sub-domain).
+    pub url_template: Option<UrlTemplate>,
+    pub preview_url_template: Option<UrlTemplate>,
     pub span: Span,
 }
 
@@ -107,8 +126,13 @@ impl PartialEq for ExposeSpec {
                 .map(|(d, _)| d.clone())
                 .collect::<Vec<_>>()
         };
+        let templates = |spec: &Self| {
+            [&spec.url_template, &spec.preview_url_template]
+                .map(|t| t.as_ref().map(|t| t.text.clone()))
+        };
         (&self.service, &self.port, self.access) == (&other.service, &other.port, other.access)
             && domains(self) == domains(other)
+            && templates(self) == templates(other)
     }
 }
 
@@ -168,6 +192,28 @@ fn template(
     })
 }
 
+/// `urlTemplate` (with `{release}`) and `previewUrlTemplate` (with
+/// `{release}` and `{group}`) of an environment's `ingress:` or a
+/// release's `expose:`.
+fn templates(
+    map: &MapReader,
+    errors: &mut Vec<ConfigError>,
+) -> (Option<UrlTemplate>, Option<UrlTemplate>) {
+    let url = template(
+        map.get("urlTemplate"),
+        "urlTemplate",
+        &["{release}"],
+        errors,
+    );
+    let preview = template(
+        map.get("previewUrlTemplate"),
+        "previewUrlTemplate",
+        &["{release}", "{group}"],
+        errors,
+    );
+    (url, preview)
+}
+
 /// `ingress:` of an environment.
 pub(crate) fn parse_ingress(node: &Node, errors: &mut Vec<ConfigError>) -> Option<IngressSettings> {
     let map = MapReader::new(node, "ingress", INGRESS_KEYS, errors)?;
@@ -219,20 +265,11 @@ pub(crate) fn parse_ingress(node: &Node, errors: &mut Vec<ConfigError>) -> Optio
                 .collect(),
         })
     });
+    let (url_template, preview_url_template) = templates(&map, errors);
     Some(IngressSettings {
         class_name: text("className", errors),
-        url_template: template(
-            map.get("urlTemplate"),
-            "urlTemplate",
-            &["{release}"],
-            errors,
-        ),
-        preview_url_template: template(
-            map.get("previewUrlTemplate"),
-            "previewUrlTemplate",
-            &["{release}", "{group}"],
-            errors,
-        ),
+        url_template,
+        preview_url_template,
         tls_secret: text("tlsSecret", errors),
         annotations: string_map(map.get("annotations"), errors),
         domain_tls,
@@ -244,17 +281,7 @@ pub(crate) fn parse_ingress(node: &Node, errors: &mut Vec<ConfigError>) -> Optio
 
 /// Whether `name` is a DNS name a certificate can be for.
 pub fn is_domain(name: &str) -> bool {
-    name.len() <= 253
-        && name.contains('.')
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    name.len() <= 253 && name.contains('.') && name.split('.').all(stack_kube::object::is_dns_label)
 }
 
 /// `expose:` of a release.
@@ -308,11 +335,14 @@ pub(crate) fn parse_expose(node: &Node, errors: &mut Vec<ConfigError>) -> Option
             ));
         }
     }
+    let (url_template, preview_url_template) = templates(&map, errors);
     Some(ExposeSpec {
         service: service?,
         port,
         access,
         custom_domains,
+        url_template,
+        preview_url_template,
         span: node.span.clone(),
     })
 }

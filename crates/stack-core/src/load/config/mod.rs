@@ -9,6 +9,7 @@ mod discovery;
 mod error;
 mod expose;
 mod parse;
+mod previews;
 mod pull_secret;
 pub mod reader;
 mod strategy;
@@ -21,6 +22,7 @@ pub use discovery::{StackFiles, discover};
 pub use error::ConfigError;
 pub use expose::{Access, Auth, DomainTls, ExposeSpec, IngressSettings, UrlTemplate, is_domain};
 pub use parse::parse_stack_file;
+pub use previews::{DEFAULT_NAMESPACE, Previews};
 pub use pull_secret::{PullSecretSpec, PullSource};
 pub use strategy::{Analysis, CanarySpec, CanaryStep, Variant, Weights};
 
@@ -86,6 +88,8 @@ pub struct Environment {
     pub pull_secret: Option<PullSecretSpec>,
     /// `ingress`: how its exposed releases are reached.
     pub ingress: Option<IngressSettings>,
+    /// `previews`: where and how its deployment groups deploy.
+    pub previews: Previews,
 }
 
 /// A values layer: a file, or a map written inline.
@@ -161,6 +165,9 @@ pub struct ReleaseOptions {
     pub strategy: StrategySpec,
     /// `expose:`: its Service reached at the environment's URLs.
     pub expose: Option<ExposeSpec>,
+    /// `shared: true`: a deployment group does not copy it; the group's
+    /// releases that need it use the environment's own.
+    pub shared: bool,
 }
 
 /// How a release's new version takes over from the running one.
@@ -210,6 +217,7 @@ impl Default for ReleaseOptions {
             history_max: defaults.history_max,
             strategy: StrategySpec::Rolling,
             expose: None,
+            shared: false,
         }
     }
 }

@@ -29,6 +29,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "ageKeyFile",
     "imagePullSecrets",
     "ingress",
+    "previews",
 ];
 const SIMULATED_KEYS: &[&str] = &["faultRate", "latencyMs", "seed"];
 const DEFAULTS_KEYS: &[&str] = &[
@@ -58,6 +59,7 @@ const RELEASE_KEYS: &[&str] = &[
     "historyMax",
     "strategy",
     "expose",
+    "shared",
 ];
 const PROMOTION_KEYS: &[&str] = &["paths", "files"];
 
@@ -158,6 +160,7 @@ fn parse_environments(node: &Node, base: &Path, stack: &mut Stack, errors: &mut 
             age_key_file: None,
             pull_secret: None,
             ingress: None,
+            previews: super::Previews::default(),
         };
         if !body.is_null() {
             let Some(map) = MapReader::new(body, "an environment", ENVIRONMENT_KEYS, errors) else {
@@ -176,6 +179,10 @@ fn parse_environments(node: &Node, base: &Path, stack: &mut Stack, errors: &mut 
             environment.ingress = map
                 .get("ingress")
                 .and_then(|node| super::expose::parse_ingress(node, errors));
+            environment.previews = map
+                .get("previews")
+                .map(|node| super::previews::parse(node, base, errors))
+                .unwrap_or_default();
         }
         stack.environments.push(environment);
     }
@@ -334,6 +341,7 @@ fn parse_release(
         expose: map
             .get("expose")
             .and_then(|node| super::expose::parse_expose(node, errors)),
+        shared: map.bool("shared", errors).unwrap_or(false),
     };
     let values = parse_values_list(map.list("values", errors), base, errors);
     let secrets = parse_file_list(map.list("secrets", errors), base, errors);
@@ -441,7 +449,7 @@ fn parse_labels(node: Option<&Node>, errors: &mut Vec<ConfigError>) -> Vec<(Stri
         .collect()
 }
 
-fn parse_values_list(
+pub(super) fn parse_values_list(
     items: &[Node],
     base: &Path,
     errors: &mut Vec<ConfigError>,

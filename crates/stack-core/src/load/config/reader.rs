@@ -108,7 +108,7 @@ impl<'a> MapReader<'a> {
             errors.push(ConfigError::Invalid {
                 message: format!("`{key}` is not a duration"),
                 span: node.span.clone(),
-                hint: Some("write a duration such as 300s, 5m or 1h30m".into()),
+                hint: Some("write a duration such as 300s, 5m, 1h30m or 7d".into()),
             });
         }
         parsed
@@ -153,7 +153,7 @@ pub(crate) fn wrong_type(key: &str, expected: &'static str, node: &Node) -> Conf
     }
 }
 
-/// `300s`, `5m`, `1h30m`, `1500ms`, or a bare number of seconds.
+/// `300s`, `5m`, `1h30m`, `7d`, `1500ms`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
@@ -176,6 +176,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
             "s" => Duration::from_secs(amount),
             "m" => Duration::from_secs(amount * 60),
             "h" => Duration::from_secs(amount * 3600),
+            "d" => Duration::from_secs(amount * 86_400),
             _ => return None,
         };
         total += unit;
@@ -192,6 +193,7 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("300s"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("1500ms"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("42"), Some(Duration::from_secs(42)));
         assert_eq!(parse_duration("5 minutes"), None);

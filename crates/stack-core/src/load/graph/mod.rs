@@ -11,7 +11,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 pub use selector::{Selector, SelectorError};
 
 use crate::diagnostic::{Diagnostic, Span};
-use crate::load::release::Release;
+use crate::load::release::{Place, Release};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -178,10 +178,14 @@ impl Graph {
                 }
             }
         }
+        // A group deploys no shared release: the environment's own meets
+        // the needs on it.
+        let shared = |index: &usize| releases[*index].place == Place::Shared;
+        selected.retain(|index| !shared(index));
         let skipped_needs: BTreeSet<usize> = selected
             .iter()
             .flat_map(|&index| self.needs[index].iter().copied())
-            .filter(|need| !selected.contains(need))
+            .filter(|need| !selected.contains(need) && !shared(need))
             .collect();
         let mut batch_of = vec![0usize; releases.len()];
         for &index in &self.order {

@@ -489,6 +489,10 @@ fn render_templates(
             "description": chart.description,
         },
     });
+    // Undefined outside a group (`{{ group | default(…) }}`).
+    if let Some(group) = release.group() {
+        context["group"] = group.into();
+    }
     if app {
         context["app"] = app::prepare(&release.name, &release.namespace, &values)
             .map_err(|problem| vec![app_error(release, problem)])?;
