@@ -566,3 +566,47 @@ fn a_canary_steps_through_its_weights_and_is_promoted_on_a_real_cluster() {
         routed.stdout
     );
 }
+
+#[test]
+fn a_preview_group_deploys_beside_the_environment_and_is_destroyed_on_a_real_cluster() {
+    let Some(cluster) = RealCluster::start() else {
+        return;
+    };
+    let test = cluster.example();
+    test.stack(&["apply", "-q"]).success();
+    let version = |namespace: &str| {
+        cluster
+            .get("deployment", namespace, "frontend")
+            .expect("the frontend")["metadata"]["resourceVersion"]
+            .clone()
+    };
+    let before = version("apps");
+    test.stack(&["apply", "-q", "--group", "mr/26"]).success();
+    let namespace = cluster
+        .get("namespace", "", "apps-mr--26")
+        .expect("the preview namespace");
+    assert_eq!(namespace["metadata"]["labels"]["stack.dev/group"], "mr--26");
+    assert_eq!(
+        namespace["metadata"]["annotations"]["stack.dev/group-name"],
+        "mr/26"
+    );
+    let copy = cluster
+        .get("ingress", "apps-mr--26", "frontend-url")
+        .expect("the preview's Ingress");
+    assert_eq!(
+        copy["spec"]["rules"][0]["host"],
+        "frontend-mr--26.preview.dev.example.com"
+    );
+    assert!(cluster.get("namespace", "", "data-mr--26").is_none());
+    test.stack(&["diff", "--group", "mr/26", "--detailed-exitcode"])
+        .success();
+    test.stack(&["destroy", "-q", "--group", "mr/26"]).success();
+    assert!(
+        cluster.get("namespace", "", "apps-mr--26").is_none(),
+        "the preview namespace is left"
+    );
+    assert_eq!(version("apps"), before, "the group moved the environment");
+    test.stack(&["diff", "--detailed-exitcode"]).success();
+    let groups = test.stack(&["groups", "list", "-o", "json"]).success();
+    assert_eq!(groups.json(), serde_json::json!([]));
+}
