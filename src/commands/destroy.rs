@@ -19,7 +19,7 @@ use stack_kube::revision::Revision;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     super::remote::with_session(project, settings, |session| async move {
-        let stack = super::remote::stack_name(project);
+        let stack = project.stack_name();
         let record = groups::check_name(&session.client, &stack, project).await?;
         let work = destroy(&session, project);
         let code = super::remote::locked(&session, project, "stack destroy", work).await?;

@@ -15,10 +15,10 @@ use stack_core::plan::diff::text::{Style, unified};
 use stack_core::plan::{Action, Intent};
 
 pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8, Errors> {
-    let rendering = super::apply::ForCluster::prepare(project)?;
+    let rendering = stack_core::execute::run::ForCluster::prepare(project)?;
     let (planned, promotion) =
         super::remote::with_session(project, settings, |session| async move {
-            let stack = super::remote::stack_name(project);
+            let stack = project.stack_name();
             execute::groups::check_name(&session.client, &stack, project).await?;
             let (rendered, removals) = rendering.on(project, &session).await?;
             let unshaped =

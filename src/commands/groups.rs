@@ -13,7 +13,7 @@ use stack_core::load::project::{LoadOptions, Project};
 
 /// The records of the environment's groups.
 fn records(project: &Project, settings: &Settings) -> Result<Vec<GroupRecord>, Errors> {
-    let stack = super::remote::stack_name(project);
+    let stack = project.stack_name();
     let environment = project.environment_name().to_string();
     super::remote::with_session(project, settings, |session| async move {
         Ok(groups::list(&session.client, &stack, &environment).await?)

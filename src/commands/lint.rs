@@ -10,7 +10,7 @@ use stack_core::error::Errors;
 use stack_core::load::project::Project;
 
 pub fn run(project: &Project, settings: &Settings, cluster: bool) -> Result<u8, Errors> {
-    let (rendered, removals) = super::apply::render_selection(project, None)?;
+    let (rendered, removals) = stack_core::execute::run::render_selection(project, None)?;
     let invalid = stack_core::load::validate::refusals(project, &rendered, |_| true);
     if !invalid.is_empty() {
         return Err(

@@ -27,9 +27,11 @@ pub mod readiness;
 pub mod recover;
 pub mod report;
 pub mod rollback;
+pub mod run;
 pub(crate) mod schedule;
 pub mod strategy;
 pub mod test_jobs;
+pub mod verdict;
 pub mod wait;
 
 use std::collections::{BTreeSet, HashMap};

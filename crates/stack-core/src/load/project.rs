@@ -130,6 +130,49 @@ impl Project {
         &self.environment.environment.name
     }
 
+    /// The name revisions record to tell this stack's releases from
+    /// others': the folder holding the stack files (its parent, for a
+    /// `stacks/` folder), as a DNS label — it is a label value and part of
+    /// the lock's name.
+    pub fn stack_name(&self) -> String {
+        let dir = std::fs::canonicalize(&self.stack.state_dir)
+            .unwrap_or_else(|_| self.stack.state_dir.clone());
+        let named = if dir.file_name().is_some_and(|n| n == "stacks") {
+            dir.parent().unwrap_or(&dir).to_path_buf()
+        } else {
+            dir
+        };
+        named.file_name().map_or_else(
+            || "stack".into(),
+            |n| stack_kube::object::dns_label(&n.to_string_lossy()),
+        )
+    }
+
+    /// Who a run's revisions say deployed them: the stack, or for a
+    /// deployment group the stack and the group — so that neither prunes,
+    /// recovers or locks the other's releases.
+    pub fn owner(&self) -> String {
+        let stack = self.stack_name();
+        match &self.environment.group {
+            Some(group) => group.owner(&stack),
+            None => stack,
+        }
+    }
+
+    /// The stack's git commit, when it is in a git repository.
+    pub fn git_commit(&self) -> Option<String> {
+        let output = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(&self.stack.state_dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
     /// The URLs a release (by index) is reached at, when it is exposed.
     pub fn urls(&self, index: usize) -> Vec<String> {
         crate::load::expose::urls(
