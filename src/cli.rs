@@ -187,6 +187,10 @@ pub enum Command {
         #[command(subcommand)]
         command: GroupsCommand,
     },
+    /// The deploy API: signed deploy requests from CI, queued per environment, followed live
+    Server(ServerArgs),
+    /// Ask a `stack server` to deploy (signed with the team's key); follow it with --wait
+    Deploy(DeployArgs),
     /// The embedded simulated cluster
     Cluster {
         #[command(subcommand)]
@@ -338,6 +342,40 @@ pub enum ImportCommand {
         #[arg(long, value_name = "DIR")]
         output_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The SOPS-encrypted teams file: per team its keys, environments, selector, notify
+    #[arg(long, value_name = "FILE")]
+    pub teams: PathBuf,
+    /// How long a deployment waits for its environment's lock
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
+    pub lock_wait: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The server's address: http://127.0.0.1:8080
+    #[arg(long, env = "STACK_SERVER")]
+    pub server: String,
+    /// The team the request is from
+    #[arg(long, env = "STACK_TEAM")]
+    pub team: String,
+    /// A file holding the team's key
+    #[arg(long, value_name = "FILE", env = "STACK_KEY_FILE")]
+    pub key_file: PathBuf,
+    /// The repository and ref the request names [default: git's origin and HEAD]
+    #[arg(long)]
+    pub repository: Option<String>,
+    #[arg(long = "ref")]
+    pub git_ref: Option<String>,
+    /// Follow the deployment's events until it ends; exit with its result
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -79,3 +79,12 @@ pub fn stdout(text: &str) {
     let _ = out.write_all(masks().text(text).as_bytes());
     let _ = out.flush();
 }
+
+/// A line of progress on stderr (masked), unless `-q`.
+pub fn progress(line: &str, quiet: bool) {
+    if quiet {
+        return;
+    }
+    let mut err = anstream::stderr().lock();
+    let _ = writeln!(err, "{}", masks().text(line));
+}

@@ -27,6 +27,7 @@ mod real;
 mod real_faults;
 mod secrets;
 mod selection;
+mod server;
 mod simulator;
 mod strategies;
 mod values;

@@ -3,6 +3,7 @@
 mod apply;
 mod charts;
 mod cluster;
+mod deploy;
 mod destroy;
 mod diff;
 mod env;
@@ -128,6 +129,8 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Cluster {
             command: ClusterCommand::Traffic(args),
         } => cluster::traffic(&load(settings)?, settings, args),
+        Command::Server(args) => deploy::serve(settings, args),
+        Command::Deploy(args) => deploy::deploy(settings, args),
         Command::Groups {
             command: GroupsCommand::List,
         } => groups::list(&load(settings)?, settings),

@@ -471,20 +471,36 @@ pub fn http_get(url: &str) -> String {
 
 /// A minimal HTTP/1.1 request on loopback: `(status, body)`.
 pub fn http(url: &str, method: &str, content_type: &str, body: &str) -> (u16, String) {
+    http_with(url, method, content_type, body, &[])
+}
+
+/// [`http`] with more headers. A server that answers before reading the
+/// whole body (413) is heard out: a broken write is not an error.
+pub fn http_with(
+    url: &str,
+    method: &str,
+    content_type: &str,
+    body: &str,
+    headers: &[(String, String)],
+) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
-    )
-    .expect("send");
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
+    let _ = stream.read_to_string(&mut response);
     let status = response
         .split_whitespace()
         .nth(1)

@@ -23,8 +23,24 @@ pub struct Reporter {
     live: Option<Arc<Live>>,
     /// `-o json`: each event is one JSON object on a line of stderr.
     json: bool,
+    /// A server's run: each event goes here, as JSON, instead of stderr.
+    sink: Option<Sink>,
     /// Every line passes these masks.
     masks: Masks,
+}
+
+/// Where a server's run sends its events: the release and the event as
+/// JSON (`{"event": …, …}`), masked.
+#[derive(Clone)]
+pub struct Sink(Arc<SinkFn>);
+
+/// What a sink calls with each event.
+type SinkFn = dyn Fn(&str, serde_json::Value) + Send + Sync;
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
 }
 
 #[derive(Debug)]
@@ -42,7 +58,20 @@ impl Reporter {
             verbose,
             live: None,
             json: false,
+            sink: None,
             masks: masks.clone(),
+        }
+    }
+
+    /// Events to `sink` (masked, as `-o json` writes them), nothing on
+    /// stderr: a run inside a server.
+    pub fn to_sink(
+        masks: &Masks,
+        sink: impl Fn(&str, serde_json::Value) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            sink: Some(Sink(Arc::new(sink))),
+            ..Self::plain(false, false, masks)
         }
     }
 
@@ -80,6 +109,7 @@ impl Reporter {
                 releases: Mutex::new(HashMap::new()),
             })),
             json: false,
+            sink: None,
             masks: masks.clone(),
         }
     }
@@ -120,16 +150,24 @@ impl Reporter {
         if self.quiet || (event.detail() && !self.verbose) {
             return;
         }
-        if self.json {
+        if self.json || self.sink.is_some() {
             let mut line = serde_json::Map::new();
             line.insert("release".into(), release.into());
             if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(event) {
                 line.extend(fields);
             }
+            if self.sink.is_some() {
+                line.insert("message".into(), event.to_string().into());
+            }
             let line = self
                 .masks
                 .text(&serde_json::Value::Object(line).to_string());
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            match &self.sink {
+                Some(Sink(sink)) => sink(release, serde_json::from_str(&line).unwrap_or_default()),
+                None => {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
+            }
             return;
         }
         let message = self.masks.text(&event.to_string());

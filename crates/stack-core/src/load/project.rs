@@ -161,16 +161,7 @@ impl Project {
 
     /// The stack's git commit, when it is in a git repository.
     pub fn git_commit(&self) -> Option<String> {
-        let output = std::process::Command::new("git")
-            .args(["rev-parse", "--short=12", "HEAD"])
-            .current_dir(&self.stack.state_dir)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        git(&self.stack.state_dir, &["rev-parse", "--short=12", "HEAD"])
     }
 
     /// The URLs a release (by index) is reached at, when it is exposed.
@@ -306,6 +297,20 @@ impl Project {
         }
         Ok(rendered)
     }
+}
+
+/// What `git ARGS` prints in `dir` (trimmed), when it succeeds.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// What `builtin:app` warns of in its releases' values (sensitive `env`

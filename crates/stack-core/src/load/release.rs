@@ -119,7 +119,7 @@ pub struct Need {
 impl Release {
     /// User labels plus the implicit `name`, `namespace` and `chart`, which
     /// win over user labels of the same key.
-    pub(crate) fn selector_labels(&self) -> BTreeMap<String, String> {
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
         let mut labels = self.labels.clone();
         labels.insert("name".into(), self.name.clone());
         labels.insert("namespace".into(), self.namespace.clone());

@@ -67,6 +67,25 @@ impl SetValue {
         Ok(Self { path, value })
     }
 
+    /// The path as `--set` writes it: keys joined by `.`, a dot in a key
+    /// as `\.`.
+    pub fn path_text(&self) -> String {
+        self.path
+            .iter()
+            .map(|key| key.replace('.', "\\."))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// A value at a path written as `--set` writes it.
+    pub fn at(path: &str, value: Value) -> Result<Self, SetError> {
+        let parsed = Self::parse(&format!("{path}=_"), true)?;
+        Ok(Self {
+            path: parsed.path,
+            value,
+        })
+    }
+
     /// This assignment as a map to merge over the other layers.
     pub fn to_overlay(&self) -> Value {
         self.path

@@ -1,0 +1,106 @@
+//! The page for people: `/` lists recent deployments, `/deployments/{id}`
+//! shows one with its event log, live (server-rendered HTML and a little
+//! JavaScript reading the event stream; no front-end build).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State as Shared};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+
+use crate::State;
+
+pub(crate) fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/deployments/{id}", get(deployment))
+        .with_state(state)
+}
+
+/// HTML-escaped text.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn field(value: &Value, key: &str) -> String {
+    escape(value[key].as_str().unwrap_or("-"))
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse}td,th{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}.success{color:#176f2c}.failure,.error{color:#b3261e}.queued,.in_progress{color:#8a6d00}pre{background:#f6f6f6;padding:1rem;white-space:pre-wrap}";
+
+fn page(title: &str, body: &str) -> Response {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        escape(title)
+    ))
+    .into_response()
+}
+
+async fn index(Shared(state): Shared<Arc<State>>) -> Response {
+    let rows: Vec<String> = state
+        .store
+        .list(None, None, 1, 100)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            let status = field(d, "status");
+            format!(
+                "<tr><td><a href=\"/deployments/{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{status}\">{status}</td><td>{}</td><td>{}</td></tr>",
+                field(d, "team"),
+                field(d, "environment"),
+                field(d, "repository"),
+                field(d, "ref"),
+                field(d, "created"),
+                field(d, "finished"),
+                id = field(d, "id"),
+            )
+        })
+        .collect();
+    let rows = rows.concat();
+    page(
+        "stack deployments",
+        &format!(
+            "<h1>Deployments</h1><table><tr><th>id</th><th>team</th><th>environment</th><th>repository</th><th>ref</th><th>status</th><th>created</th><th>finished</th></tr>{rows}</table>"
+        ),
+    )
+}
+
+async fn deployment(Shared(state): Shared<Arc<State>>, Path(id): Path<String>) -> Response {
+    let Ok(Some(d)) = crate::api::with_events(&state, &id) else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            page("not found", "<h1>No such deployment</h1>"),
+        )
+            .into_response();
+    };
+    let id = field(&d, "id");
+    let status = field(&d, "status");
+    page(
+        &format!("deployment {id}"),
+        &format!(
+            "<h1>Deployment <code>{id}</code></h1><p>{} to <b>{}</b>: {} @ {}</p><p>Status: <b id=\"status\" class=\"{status}\">{status}</b></p><pre id=\"log\"></pre>
+<script>
+const log = document.getElementById('log'), status = document.getElementById('status');
+const source = new EventSource('/api/v1/deployments/{id}/events');
+source.onmessage = (m) => {{
+  const e = JSON.parse(m.data);
+  if (e.event === 'status') {{ status.textContent = e.status; status.className = e.status; }}
+  const line = document.createElement('div');
+  line.textContent = (e.release ? '[' + e.release + '] ' : '') + (e.message || ('status: ' + e.status + (e.reason ? '\\n' + e.reason : '')));
+  log.appendChild(line);
+  if (e.event === 'status' && ['success', 'failure', 'error'].includes(e.status)) source.close();
+}};
+</script>",
+            field(&d, "team"),
+            field(&d, "environment"),
+            field(&d, "repository"),
+            field(&d, "ref"),
+        ),
+    )
+}

@@ -1,0 +1,647 @@
+//! `stack server`, the deploy API, and `stack deploy`, its client: signed
+//! requests refused for every reason with nothing queued, deployments that
+//! succeed, fail and are rolled back, serialised per environment and with
+//! the command line's lock, followed as server-sent events, reported to a
+//! callback, and kept across a restart. Loopback only.
+
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::process::{Child, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::atomic::POD_FAULT;
+use crate::harness::{Server, Test, http, http_with};
+
+pub const SHOP_KEY: &str = "shop-key-0123456789abcdef";
+const CORE_KEY: &str = "core-key-0123456789abcdef";
+
+/// The example platform with a teams file encrypted to the demo key:
+/// `shop` deploys the apps (`tier=apps`) to development and staging,
+/// `core` anything to development; `notify` is `shop`'s callback.
+pub fn with_teams(notify: Option<&str>) -> Test {
+    let notify = notify.map_or(String::new(), |url| {
+        format!("    notify: {{url: \"{url}\", secret: callback-secret-0123456789}}\n")
+    });
+    let test = Test::example().rolling_backend();
+    // Encrypted to the demo key, outside `secrets/` (whose values the
+    // leak check looks for: team names and environments are not secret).
+    let rules = test.read(".sops.yaml").replace(
+        "creation_rules:\n",
+        "creation_rules:\n  - path_regex: teams\\.yaml$\n    age: age1ue44m360uxt840d0d44mhl4sat8aljsu7n8802sgpq4ejhzztuvsw4kga4\n",
+    );
+    let test = test.file(".sops.yaml", &rules).file(
+        "teams.yaml",
+        &format!(
+            "teams:\n  shop:\n    keys: [\"{SHOP_KEY}\"]\n    environments: [development, staging]\n    selector: tier=apps\n{notify}  core:\n    keys: [\"old-core-key-0123456789\", \"{CORE_KEY}\"]\n    environments: [development]\n"
+        ),
+    );
+    test.stack(&["secrets", "encrypt", "--in-place", "teams.yaml"])
+        .success();
+    assert!(!test.read("teams.yaml").contains(SHOP_KEY));
+    test
+}
+
+/// `stack server` on a free loopback port, killed on drop.
+pub struct DeployServer {
+    child: Child,
+    pub url: String,
+}
+
+impl DeployServer {
+    pub fn start(test: &Test) -> Self {
+        let mut child = test
+            .command(&[
+                "server",
+                "--teams",
+                "teams.yaml",
+                "--age-key-file",
+                "secrets/demo-age-key.txt",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start stack server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server's first line");
+        let url = line
+            .trim()
+            .strip_prefix("stack server listening on ")
+            .unwrap_or_else(|| panic!("not the listening line: {line:?}"))
+            .to_string();
+        Self { child, url }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let (code, body) = http(
+            &format!("{}{path}", self.url),
+            "GET",
+            "application/json",
+            "",
+        );
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// POST a body signed with `key` (`None`: unsigned): status and answer.
+    pub fn post(&self, body: &str, key: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut extra: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        if let Some(key) = key {
+            extra.push((
+                "X-Stack-Signature".into(),
+                stack_server::signature(key.as_bytes(), body.as_bytes()),
+            ));
+        }
+        let url = format!("{}/api/v1/deploy", self.url);
+        let (code, answer) = http_with(&url, "POST", "application/json", body, &extra);
+        (code, serde_json::from_str(&answer).unwrap_or(Value::Null))
+    }
+
+    /// The deployment `id` once it has a final status.
+    pub fn finished(&self, id: &str) -> Value {
+        let events = self.events(id);
+        assert!(!events.is_empty());
+        self.get(&format!("/api/v1/deployments/{id}"))
+    }
+
+    /// Every event of a deployment, read from its event stream to the end.
+    pub fn events(&self, id: &str) -> Vec<Value> {
+        let (_, body) = http(
+            &format!("{}/api/v1/deployments/{id}/events", self.url),
+            "GET",
+            "text/event-stream",
+            "",
+        );
+        body.lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|data| serde_json::from_str(data.trim()).expect("an event"))
+            .collect()
+    }
+}
+
+impl Drop for DeployServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A deploy request body of `team` (now, unique by `ref`).
+pub fn request(team: &str, environment: &str, git_ref: &str, extra: &Value) -> String {
+    let mut body = json!({
+        "team": team, "environment": environment, "repository": "acme/shop",
+        "ref": git_ref, "timestamp": stack_kube::clock::now(),
+    });
+    if let Value::Object(extra) = extra {
+        for (key, value) in extra {
+            body[key] = value.clone();
+        }
+    }
+    body.to_string()
+}
+
+/// `stack deploy` to `server` as team shop (its key in `shop.key`), to
+/// development, with these further arguments.
+fn shop_deploy(test: &Test, server: &DeployServer, extra: &[&str]) -> crate::harness::Output {
+    std::fs::write(test.path().join("shop.key"), SHOP_KEY).unwrap();
+    let mut args = vec![
+        "deploy",
+        "--server",
+        &server.url,
+        "--team",
+        "shop",
+        "--key-file",
+        "shop.key",
+        "-e",
+        "development",
+    ];
+    args.extend_from_slice(extra);
+    test.stack(&args)
+}
+
+fn deployments(server: &DeployServer) -> Vec<Value> {
+    server
+        .get("/api/v1/deployments")
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn every_refusal_has_its_status_and_message_and_queues_nothing() {
+    let test = with_teams(None);
+    let server = DeployServer::start(&test);
+    let good = request("shop", "development", "r1", &json!({}));
+    let stale = request(
+        "shop",
+        "development",
+        "r2",
+        &json!({"timestamp": "2020-01-01T00:00:00Z"}),
+    );
+    let cases: Vec<(String, Option<&str>, u16, &str)> = vec![
+        (good.clone(), None, 403, "X-Stack-Signature"),
+        (good.clone(), Some(CORE_KEY), 403, "X-Stack-Signature"),
+        (
+            request("nobody", "development", "r", &json!({})),
+            Some(SHOP_KEY),
+            403,
+            "unknown team `nobody`",
+        ),
+        (
+            request("shop", "production", "r", &json!({})),
+            Some(SHOP_KEY),
+            403,
+            "team `shop` may not deploy to `production`",
+        ),
+        (
+            request("shop", "qa", "r", &json!({})),
+            Some(SHOP_KEY),
+            400,
+            "unknown environment `qa`",
+        ),
+        (
+            stale,
+            Some(SHOP_KEY),
+            400,
+            "more than 5 minutes from the server's clock",
+        ),
+        (
+            "{not json".into(),
+            Some(SHOP_KEY),
+            400,
+            "the body is not JSON",
+        ),
+        (
+            json!({"team": "shop", "environment": "development"}).to_string(),
+            Some(SHOP_KEY),
+            400,
+            "`repository` is missing",
+        ),
+        (
+            request(
+                "shop",
+                "development",
+                "r",
+                &json!({"selector": "tier=core"}),
+            ),
+            Some(SHOP_KEY),
+            403,
+            "reaches releases outside team `shop`'s `tier=apps`: core/namespaces",
+        ),
+        (
+            request(
+                "shop",
+                "development",
+                "r",
+                &json!({"resources": [{"kind": "ConfigMap"}]}),
+            ),
+            Some(SHOP_KEY),
+            400,
+            "`resources`",
+        ),
+        (
+            format!("{{\"team\":\"shop\",\"pad\":\"{}\"}}", "x".repeat(2 << 20)),
+            Some(SHOP_KEY),
+            413,
+            "",
+        ),
+    ];
+    for (body, key, status, message) in &cases {
+        let (code, answer) = server.post(body, *key, &[]);
+        assert_eq!(code, *status, "{message}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(message),
+            "{message}: {answer}"
+        );
+    }
+    assert_eq!(
+        deployments(&server),
+        Vec::<Value>::new(),
+        "a refused request was queued"
+    );
+    // The same signed body twice: the second is a replay.
+    let (code, first) = server.post(&good, Some(SHOP_KEY), &[]);
+    assert_eq!(code, 201, "{first}");
+    let (code, replay) = server.post(&good, Some(SHOP_KEY), &[]);
+    assert_eq!(code, 409, "{replay}");
+    // An Idempotency-Key gets the first answer again.
+    let keyed = request(
+        "core",
+        "development",
+        "r3",
+        &json!({"selector": "name=worker"}),
+    );
+    let headers = [("Idempotency-Key", "build-77")];
+    let (code, one) = server.post(&keyed, Some(CORE_KEY), &headers);
+    assert_eq!(code, 201, "{one}");
+    let (code, again) = server.post(&keyed, Some(CORE_KEY), &headers);
+    assert_eq!((code, &again), (201, &one));
+    assert_eq!(deployments(&server).len(), 2);
+    for id in [&first["correlationID"], &one["correlationID"]] {
+        assert_eq!(server.finished(id.as_str().unwrap())["status"], "success");
+    }
+}
+
+#[test]
+fn a_deploy_succeeds_and_its_events_stream_in_order() {
+    let test = with_teams(None);
+    test.stack(&["apply", "-q"]).success();
+    let cluster = Server::start(test.path(), &[]);
+    let server = DeployServer::start(&test);
+    let deployed = shop_deploy(
+        &test,
+        &server,
+        &[
+            "-l",
+            "name=backend",
+            "--set",
+            "images.backend.tag=1.6.0",
+            "--repository",
+            "acme/shop",
+            "--ref",
+            "v1.6.0",
+            "--wait",
+        ],
+    )
+    .success();
+    let url = deployed.stdout.trim();
+    assert!(
+        url.starts_with(&format!("{}/api/v1/deployments/", server.url)),
+        "{url}"
+    );
+    assert!(
+        deployed
+            .stderr
+            .contains("[apps/backend] deployed revision 2"),
+        "{}",
+        deployed.stderr
+    );
+    assert!(
+        deployed.stderr.ends_with("status: success\n"),
+        "{}",
+        deployed.stderr
+    );
+    let live = cluster.get("/apis/apps/v1/namespaces/apps/deployments/backend");
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/shop/backend:1.6.0"
+    );
+    let id = url.rsplit('/').next().unwrap();
+    let deployment = server.finished(id);
+    assert_eq!(deployment["status"], "success");
+    assert_eq!(deployment["team"], "shop");
+    assert_eq!(deployment["ref"], "v1.6.0");
+    assert_eq!(deployment["request"]["selector"], "tier=apps,name=backend");
+    assert_eq!(
+        deployment["releases"],
+        json!([{"id": "apps/backend", "result": "deployed"}])
+    );
+    let events = server.events(id);
+    let numbers: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let expected: Vec<i64> = (1..).take(numbers.len()).collect();
+    assert_eq!(numbers, expected);
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "status")
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["queued", "in_progress", "success"]);
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let position = |kind: &str| {
+        kinds
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_else(|| panic!("{kind}: {kinds:?}"))
+    };
+    assert!(position("applying") < position("deployed"), "{kinds:?}");
+    assert_eq!(deployment["events"].as_array().unwrap().len(), events.len());
+    // The leak check: no secret of the stack nor key of a team in any
+    // answer, event, page or the database file.
+    let page = http(
+        &format!("{}/deployments/{id}", server.url),
+        "GET",
+        "text/html",
+        "",
+    )
+    .1;
+    assert!(page.contains("status") && page.contains(id), "{page}");
+    let mut database = Vec::new();
+    for file in ["server.db", "server.db-wal"] {
+        if let Ok(bytes) = std::fs::read(test.path().join("stacks/.stack/server").join(file)) {
+            database.extend(bytes);
+        }
+    }
+    assert!(!database.is_empty());
+    let everything = format!(
+        "{:?}{events:?}{page}{}{}",
+        deployments(&server),
+        http(&format!("{}/", server.url), "GET", "text/html", "").1,
+        String::from_utf8_lossy(&database)
+    );
+    for key in [SHOP_KEY, CORE_KEY] {
+        assert!(!everything.contains(key));
+    }
+    test.assert_no_known_secret(
+        &["server"],
+        &crate::harness::Output {
+            code: 0,
+            stdout: everything,
+            stderr: String::new(),
+        },
+    );
+}
+
+#[test]
+fn a_deploy_whose_rollout_fails_is_a_failure_rolled_back() {
+    let test = with_teams(None);
+    test.stack(&["apply", "-q"]).success();
+    let server = DeployServer::start(&test);
+    let fault = format!("{POD_FAULT}=progress-deadline");
+    let failed = shop_deploy(
+        &test,
+        &server,
+        &[
+            "-l",
+            "name=backend",
+            "--set",
+            &fault,
+            "--set",
+            "images.backend.tag=1.6.0",
+            "--wait",
+        ],
+    )
+    .code(3);
+    assert!(
+        failed.stderr.contains("status: failure"),
+        "{}",
+        failed.stderr
+    );
+    let id = failed.stdout.trim().rsplit('/').next().unwrap().to_string();
+    let deployment = server.finished(&id);
+    assert_eq!(deployment["status"], "failure");
+    assert_eq!(deployment["releases"][0]["result"], "failed, rolled back");
+    assert!(
+        deployment["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ProgressDeadlineExceeded"),
+        "{deployment}"
+    );
+    let history = test
+        .stack(&["history", "backend", "-o", "json"])
+        .success()
+        .json();
+    let states: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["state"].as_str())
+        .collect();
+    assert_eq!(states.last(), Some(&"deployed"), "{history}");
+}
+
+#[test]
+fn two_teams_deploying_to_one_environment_are_served_in_turn() {
+    let test = with_teams(None);
+    test.stack(&["apply", "-q"]).success();
+    let server = DeployServer::start(&test);
+    let slow = crate::faults::slow_rollout(1);
+    let (path, _) = slow.split_once('=').unwrap();
+    let first = request(
+        "shop",
+        "development",
+        "a",
+        &json!({"selector": "name=backend", "set": {path: 1}}),
+    );
+    let second = request(
+        "core",
+        "development",
+        "b",
+        &json!({"selector": "name=worker"}),
+    );
+    let (code, a) = server.post(&first, Some(SHOP_KEY), &[]);
+    assert_eq!(code, 201, "{a}");
+    let (code, b) = server.post(&second, Some(CORE_KEY), &[]);
+    assert_eq!(code, 201, "{b}");
+    let a = server.finished(a["correlationID"].as_str().unwrap());
+    let b = server.finished(b["correlationID"].as_str().unwrap());
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("success"), Some("success"))
+    );
+    assert!(a["finished"].as_str() <= b["started"].as_str(), "{a}\n{b}");
+    let refs: Vec<String> = deployments(&server)
+        .iter()
+        .map(|d| d["ref"].to_string())
+        .collect();
+    assert_eq!(refs, ["\"b\"", "\"a\""], "newest first");
+}
+
+#[test]
+fn a_server_killed_mid_deployment_marks_it_interrupted_and_the_next_one_recovers() {
+    let test = with_teams(None);
+    test.stack(&["apply", "-q"]).success();
+    let mut server = DeployServer::start(&test);
+    let slow = crate::faults::slow_rollout(30);
+    let (path, _) = slow.split_once('=').unwrap();
+    let body = request(
+        "shop",
+        "development",
+        "slow",
+        &json!({"selector": "name=backend", "set": {path: 30, "images.backend.tag": "1.6.0"}}),
+    );
+    let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
+    assert_eq!(code, 201, "{answer}");
+    let id = answer["correlationID"].as_str().unwrap().to_string();
+    // Bounded: the deployment reaches its rollout wait, then the server dies.
+    for _ in 0..600 {
+        let events = server.get(&format!("/api/v1/deployments/{id}"))["events"].to_string();
+        if events.contains("waiting for") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.kill();
+    let server = DeployServer::start(&test);
+    let deployment = server.get(&format!("/api/v1/deployments/{id}"));
+    assert_eq!(deployment["status"], "error", "{deployment}");
+    assert!(
+        deployment["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{deployment}"
+    );
+    let next = request(
+        "shop",
+        "development",
+        "next",
+        &json!({"selector": "name=backend"}),
+    );
+    let (code, answer) = server.post(&next, Some(SHOP_KEY), &[]);
+    assert_eq!(code, 201, "{answer}");
+    let next = server.finished(answer["correlationID"].as_str().unwrap());
+    assert_eq!(next["status"], "success", "{next}");
+    let events = next["events"].to_string();
+    assert!(events.contains("recover"), "{events}");
+    test.stack(&["diff", "-l", "name=backend", "--detailed-exitcode"])
+        .success();
+}
+
+#[test]
+fn status_callbacks_reach_the_team_signed_in_order() {
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/deploy", receiver.local_addr().unwrap());
+    let test = with_teams(Some(&url));
+    test.stack(&["apply", "-q"]).success();
+    let server = DeployServer::start(&test);
+    let (code, answer) = server.post(
+        &request(
+            "shop",
+            "development",
+            "cb",
+            &json!({"selector": "name=backend"}),
+        ),
+        Some(SHOP_KEY),
+        &[],
+    );
+    assert_eq!(code, 201, "{answer}");
+    let mut statuses = Vec::new();
+    for stream in receiver.incoming().take(3) {
+        let mut stream = stream.unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let (mut length, mut signature, mut line) = (0, String::new(), String::new());
+        while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+            let lower = line.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+            if lower.starts_with("x-stack-signature:") {
+                signature = line.split_once(':').unwrap().1.trim().to_string();
+            }
+            line.clear();
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        assert_eq!(
+            signature,
+            stack_server::signature(b"callback-secret-0123456789", &body)
+        );
+        let _ = stream.write_all(
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["id"], answer["correlationID"]);
+        statuses.push(body["status"].as_str().unwrap().to_string());
+    }
+    assert_eq!(statuses, ["queued", "in_progress", "success"]);
+}
+
+#[test]
+fn a_server_deploy_waits_for_a_command_line_apply_holding_the_lock() {
+    let test = with_teams(None);
+    test.stack(&["apply", "-q"]).success();
+    let _cluster = Server::start(test.path(), &[]);
+    let (mut apply, _, _) = crate::faults::start_slow_apply(&test, 2);
+    let server = DeployServer::start(&test);
+    let (code, answer) = server.post(
+        &request(
+            "core",
+            "development",
+            "w",
+            &json!({"selector": "name=worker"}),
+        ),
+        Some(CORE_KEY),
+        &[],
+    );
+    assert_eq!(code, 201, "{answer}");
+    let status = apply.wait().unwrap();
+    assert!(status.success());
+    let ended = std::time::SystemTime::now();
+    let deployment = server.finished(answer["correlationID"].as_str().unwrap());
+    assert_eq!(deployment["status"], "success", "{deployment}");
+    let finished: jiff::Timestamp = deployment["finished"].as_str().unwrap().parse().unwrap();
+    let ended = jiff::Timestamp::try_from(ended).unwrap();
+    assert!(
+        finished.as_second() >= ended.as_second() - 1,
+        "{finished} {ended}"
+    );
+}
+
+#[test]
+fn the_deploy_client_prints_the_status_url_and_exits_1_on_a_refusal() {
+    let test = with_teams(None);
+    let server = DeployServer::start(&test);
+    let refused = shop_deploy(&test, &server, &[]).code(0);
+    assert!(
+        refused.stdout.contains("/api/v1/deployments/"),
+        "{}",
+        refused.stdout
+    );
+    std::fs::write(test.path().join("shop.key"), "not-the-key-0123456789").unwrap();
+    let mut args = vec!["deploy", "--server", &server.url, "--team", "shop"];
+    args.extend(["--key-file", "shop.key", "-e", "development"]);
+    let refused = test.stack(&args).code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("the server refused the deployment (403)"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(deployments(&server).len(), 1, "the refused one was queued");
+}
