@@ -645,3 +645,49 @@ fn the_deploy_client_prints_the_status_url_and_exits_1_on_a_refusal() {
     );
     assert_eq!(deployments(&server).len(), 1, "the refused one was queued");
 }
+
+#[test]
+fn one_server_deploys_to_the_clusters_of_two_environments() {
+    let test = with_teams(None);
+    test.stack(&["apply", "-q", "-e", "development"]).success();
+    test.stack(&["apply", "-q", "-e", "staging"]).success();
+    let server = DeployServer::start(&test);
+    let mut ids = Vec::new();
+    for (environment, tag) in [("development", "1.7.0"), ("staging", "1.4.3")] {
+        let set = json!({"selector": "name=backend", "set": {"images.backend.tag": tag}});
+        let body = request("shop", environment, tag, &set);
+        let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
+        assert_eq!(code, 201, "{answer}");
+        ids.push(answer["correlationID"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        assert_eq!(server.finished(id)["status"], "success");
+    }
+    drop(server);
+    // Each environment's own simulated cluster runs its own version.
+    for (environment, tag) in [("development", "1.7.0"), ("staging", "1.4.3")] {
+        test.stack(&[
+            "diff",
+            "-e",
+            environment,
+            "-l",
+            "name=backend",
+            "--set",
+            &format!("images.backend.tag={tag}"),
+            "--detailed-exitcode",
+        ])
+        .success();
+        let other = if tag == "1.7.0" { "1.4.3" } else { "1.7.0" };
+        test.stack(&[
+            "diff",
+            "-e",
+            environment,
+            "-l",
+            "name=backend",
+            "--set",
+            &format!("images.backend.tag={other}"),
+            "--detailed-exitcode",
+        ])
+        .code(2);
+    }
+}
