@@ -691,3 +691,101 @@ fn one_server_deploys_to_the_clusters_of_two_environments() {
         .code(2);
     }
 }
+
+/// A stack of ten one-ConfigMap releases, one per team, in two simulated
+/// environments, and a teams file giving each team its release.
+fn ten_teams() -> Test {
+    let mut stack = String::from(
+        "environments:\n  one: {cluster: simulated}\n  two: {cluster: simulated}\nreleases:\n",
+    );
+    let mut teams = String::from("teams:\n");
+    for team in 0..10 {
+        stack.push_str(&format!(
+            "  - {{name: app-{team}, namespace: team-{team}, chart: ./charts/config, labels: {{team: t{team}}}}}\n"
+        ));
+        teams.push_str(&format!(
+            "  t{team}:\n    keys: [\"{SHOP_KEY}-{team}\"]\n    environments: [one, two]\n    selector: team=t{team}\n"
+        ));
+    }
+    let test = Test::example()
+        .file("stacks/platform.yaml", &stack)
+        .configmap_chart("stacks/charts/config");
+    let rules = test.read(".sops.yaml").replace(
+        "creation_rules:\n",
+        "creation_rules:\n  - path_regex: teams\\.yaml$\n    age: age1ue44m360uxt840d0d44mhl4sat8aljsu7n8802sgpq4ejhzztuvsw4kga4\n",
+    );
+    let test = test.file(".sops.yaml", &rules).file("teams.yaml", &teams);
+    test.stack(&["secrets", "encrypt", "--in-place", "teams.yaml"])
+        .success();
+    test
+}
+
+#[test]
+fn two_hundred_requests_from_twenty_clients_are_all_accepted_and_all_end() {
+    let test = ten_teams();
+    let server = DeployServer::start(&test);
+    let url = server.url.clone();
+    let started = std::time::Instant::now();
+    let clients: Vec<_> = (0..20)
+        .map(|client| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|n| {
+                        let team = (client + n) % 10;
+                        let environment = if n % 2 == 0 { "one" } else { "two" };
+                        let set = json!({"set": {"data.version": format!("{client}-{n}")}});
+                        let body = request(
+                            &format!("t{team}"),
+                            environment,
+                            &format!("{client}-{n}"),
+                            &set,
+                        );
+                        let key = format!("{SHOP_KEY}-{team}");
+                        let signature = stack_server::signature(key.as_bytes(), body.as_bytes());
+                        let headers = [("X-Stack-Signature".to_string(), signature)];
+                        let sent = std::time::Instant::now();
+                        let (code, answer) = http_with(
+                            &format!("{url}/api/v1/deploy"),
+                            "POST",
+                            "application/json",
+                            &body,
+                            &headers,
+                        );
+                        let answer: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+                        assert_eq!(code, 201, "{answer}");
+                        (
+                            sent.elapsed(),
+                            answer["correlationID"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut accepted: Vec<(std::time::Duration, String)> = clients
+        .into_iter()
+        .flat_map(|client| client.join().expect("a client"))
+        .collect();
+    let accepting = started.elapsed();
+    assert_eq!(accepted.len(), 200);
+    for (_, id) in &accepted {
+        assert_eq!(server.finished(id)["status"], "success", "{id}");
+    }
+    assert_eq!(
+        server
+            .get("/api/v1/deployments?per_page=500")
+            .as_array()
+            .unwrap()
+            .len(),
+        200
+    );
+    accepted.sort();
+    let percentile = |p: usize| accepted[(accepted.len() * p / 100).min(accepted.len() - 1)].0;
+    eprintln!(
+        "200 deploy requests, 20 clients: accepted in {accepting:?}; accept latency p50 {:?}, p99 {:?}; all 200 ended in {:?}",
+        percentile(50),
+        percentile(99),
+        started.elapsed()
+    );
+}
