@@ -496,13 +496,13 @@ fn a_server_killed_mid_deployment_marks_it_interrupted_and_the_next_one_recovers
     let test = with_teams(None);
     test.stack(&["apply", "-q"]).success();
     let mut server = DeployServer::start(&test);
-    let slow = crate::faults::slow_rollout(30);
+    let slow = crate::faults::slow_rollout(250);
     let (path, _) = slow.split_once('=').unwrap();
     let body = request(
         "shop",
         "development",
         "slow",
-        &json!({"selector": "name=backend", "set": {path: 30, "images.backend.tag": "1.6.0"}}),
+        &json!({"selector": "name=backend", "set": {path: 250, "images.backend.tag": "1.6.0"}}),
     );
     let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
     assert_eq!(code, 201, "{answer}");
@@ -787,5 +787,135 @@ fn two_hundred_requests_from_twenty_clients_are_all_accepted_and_all_end() {
         percentile(50),
         percentile(99),
         started.elapsed()
+    );
+}
+
+/// The page of a deployment as headless Chromium shows it after running
+/// its JavaScript for `milliseconds` (its DOM, serialised).
+fn page_in_chromium(chromium: &std::path::Path, url: &str, milliseconds: u32) -> String {
+    let home = tempfile::tempdir().expect("a profile folder");
+    let output = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            &format!("--user-data-dir={}", home.path().display()),
+            &format!("--virtual-time-budget={milliseconds}"),
+            "--dump-dom",
+            url,
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run chromium");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What the page shows: the log lines it was served with, those its
+/// script added as they came, the status it was served with and the one
+/// it shows.
+struct Shown {
+    served: Vec<String>,
+    live: Vec<String>,
+    loaded: String,
+    status: String,
+}
+
+fn shown(dom: &str) -> Shown {
+    let between = |text: &str, start: &str, end: &str| {
+        text.split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(inner, _)| inner.to_string())
+            .unwrap_or_default()
+    };
+    let log = between(dom, "<pre id=\"log\"", "</pre>");
+    let lines = |opening: &str| -> Vec<String> {
+        log.split(opening)
+            .skip(1)
+            .filter_map(|rest| rest.split_once("</div>"))
+            .map(|(line, _)| line.to_string())
+            .collect()
+    };
+    let status = between(dom, "<b id=\"status\"", "</b>");
+    Shown {
+        served: lines("<div>"),
+        live: lines("<div class=\"live\">"),
+        loaded: between(&status, "data-loaded=\"", "\""),
+        status: status.rsplit('>').next().unwrap_or_default().to_string(),
+    }
+}
+
+#[test]
+fn the_page_shows_a_running_deployments_events_as_they_come_then_its_end_in_a_browser() {
+    let Some(chromium) = crate::harness::external_tool("STACK_CHROMIUM", "chromium") else {
+        return;
+    };
+    let test = with_teams(None);
+    test.stack(&["apply", "-q"]).success();
+    let server = DeployServer::start(&test);
+    let slow = crate::faults::slow_rollout(250);
+    let (path, _) = slow.split_once('=').unwrap();
+    let set =
+        json!({"selector": "name=backend", "set": {path: 250, "images.backend.tag": "1.6.0"}});
+    let (code, answer) = server.post(
+        &request("shop", "development", "page", &set),
+        Some(SHOP_KEY),
+        &[],
+    );
+    assert_eq!(code, 201, "{answer}");
+    let id = answer["correlationID"].as_str().unwrap().to_string();
+    let page = answer["logURL"].as_str().unwrap().to_string();
+    // Bounded: until the deployment waits for its rollout.
+    for _ in 0..600 {
+        if server.get(&format!("/api/v1/deployments/{id}"))["events"]
+            .to_string()
+            .contains("waiting for")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Loaded while the rollout runs; the browser keeps the page until
+    // its event stream ends.
+    let page = shown(&page_in_chromium(&chromium, &page, 1000));
+    assert_eq!(page.loaded, "in_progress");
+    assert_eq!(page.status, "success", "the script did not show the end");
+    assert_eq!(
+        page.served.first().map(String::as_str),
+        Some("status: queued")
+    );
+    assert!(
+        page.served
+            .iter()
+            .any(|l| l.starts_with("[apps/backend] waiting for Deployment/backend")),
+        "{:?}",
+        page.served
+    );
+    assert!(
+        !page.served.iter().any(|l| l.contains("success")),
+        "{:?}",
+        page.served
+    );
+    assert!(
+        page.live
+            .iter()
+            .any(|l| l.starts_with("[apps/backend] deployed revision 2")),
+        "{:?}",
+        page.live
+    );
+    assert_eq!(
+        page.live.last().map(String::as_str),
+        Some("status: success")
+    );
+    let all = server.events(&id).len();
+    assert_eq!(
+        page.served.len() + page.live.len(),
+        all,
+        "a line lost or shown twice"
+    );
+    let index = page_in_chromium(&chromium, &format!("{}/", server.url), 200);
+    assert!(
+        index.contains(&id) && index.contains("acme/shop"),
+        "{index}"
     );
 }

@@ -290,14 +290,25 @@ async fn one(Shared(state): Shared<Arc<State>>, Path(id): Path<String>) -> Respo
 
 /// The deployment's events as server-sent events, from the first, live
 /// until its final status (the last event, `{"event": "status", …}`).
-async fn events(Shared(state): Shared<Arc<State>>, Path(id): Path<String>) -> Response {
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    /// Only the events after this number (a page that shows those already).
+    after: Option<i64>,
+}
+
+async fn events(
+    Shared(state): Shared<Arc<State>>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Response {
     match state.store.get(&id) {
         Ok(Some(_)) => {}
         Ok(None) => return refuse(StatusCode::NOT_FOUND, format!("no deployment `{id}`"), None),
         Err(error) => return internal(&state, "cannot read the deployment", &error),
     }
     let changes = state.changes.subscribe();
-    let start = (state, id, changes, 0_i64, Vec::<Value>::new(), false);
+    let after = query.after.unwrap_or(0);
+    let start = (state, id, changes, after, Vec::<Value>::new(), false);
     let stream = futures::stream::unfold(
         start,
         |(state, id, mut changes, mut last, mut pending, done)| async move {

@@ -71,6 +71,39 @@ async fn index(Shared(state): Shared<Arc<State>>) -> Response {
     )
 }
 
+/// An event as a line of the log (as the page's script writes them).
+fn line(event: &Value) -> String {
+    let text = match (&event["message"], &event["status"]) {
+        (Value::String(message), _) => message.clone(),
+        (_, status) => {
+            let status = status.as_str().unwrap_or_default();
+            match event["reason"].as_str() {
+                Some(reason) => format!("status: {status}\n{reason}"),
+                None => format!("status: {status}"),
+            }
+        }
+    };
+    match event["release"].as_str().filter(|r| !r.is_empty()) {
+        Some(release) => format!("[{release}] {text}"),
+        None => text,
+    }
+}
+
+/// The script: the events after those shown, as they come; the status as
+/// it changes; the stream closed at the final one.
+const SCRIPT: &str = "
+const log = document.getElementById('log'), status = document.getElementById('status');
+const source = new EventSource('/api/v1/deployments/' + log.dataset.id + '/events?after=' + log.dataset.after);
+source.onmessage = (m) => {
+  const e = JSON.parse(m.data);
+  if (e.event === 'status') { status.textContent = e.status; status.className = e.status; }
+  const line = document.createElement('div');
+  line.className = 'live';
+  line.textContent = (e.release ? '[' + e.release + '] ' : '') + (e.message || ('status: ' + e.status + (e.reason ? '\\n' + e.reason : '')));
+  log.appendChild(line);
+  if (e.event === 'status' && ['success', 'failure', 'error'].includes(e.status)) source.close();
+};";
+
 async fn deployment(Shared(state): Shared<Arc<State>>, Path(id): Path<String>) -> Response {
     let Ok(Some(d)) = crate::api::with_events(&state, &id) else {
         return (
@@ -79,24 +112,19 @@ async fn deployment(Shared(state): Shared<Arc<State>>, Path(id): Path<String>) -
         )
             .into_response();
     };
+    let events = d["events"].as_array().cloned().unwrap_or_default();
+    let after = events.last().and_then(|e| e["seq"].as_i64()).unwrap_or(0);
+    let shown: String = events
+        .iter()
+        .map(|e| format!("<div>{}</div>", escape(&line(e))))
+        .collect::<Vec<_>>()
+        .concat();
     let id = field(&d, "id");
     let status = field(&d, "status");
     page(
         &format!("deployment {id}"),
         &format!(
-            "<h1>Deployment <code>{id}</code></h1><p>{} to <b>{}</b>: {} @ {}</p><p>Status: <b id=\"status\" class=\"{status}\">{status}</b></p><pre id=\"log\"></pre>
-<script>
-const log = document.getElementById('log'), status = document.getElementById('status');
-const source = new EventSource('/api/v1/deployments/{id}/events');
-source.onmessage = (m) => {{
-  const e = JSON.parse(m.data);
-  if (e.event === 'status') {{ status.textContent = e.status; status.className = e.status; }}
-  const line = document.createElement('div');
-  line.textContent = (e.release ? '[' + e.release + '] ' : '') + (e.message || ('status: ' + e.status + (e.reason ? '\\n' + e.reason : '')));
-  log.appendChild(line);
-  if (e.event === 'status' && ['success', 'failure', 'error'].includes(e.status)) source.close();
-}};
-</script>",
+            "<h1>Deployment <code>{id}</code></h1><p>{} to <b>{}</b>: {} @ {}</p><p>Status: <b id=\"status\" class=\"{status}\" data-loaded=\"{status}\">{status}</b></p><pre id=\"log\" data-id=\"{id}\" data-after=\"{after}\">{shown}</pre><script>{SCRIPT}</script>",
             field(&d, "team"),
             field(&d, "environment"),
             field(&d, "repository"),
