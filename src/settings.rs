@@ -68,6 +68,7 @@ impl Settings {
                     .as_deref()
                     .map(stack_core::load::group::Group::parse)
                     .transpose()?,
+                ad_hoc: None,
             },
             output: global.output,
             color: !global.no_color && !no_color_env,

@@ -919,3 +919,82 @@ fn the_page_shows_a_running_deployments_events_as_they_come_then_its_end_in_a_br
         "{index}"
     );
 }
+
+#[test]
+fn resources_deploy_as_a_release_of_the_team_and_repository() {
+    let test = with_teams(None);
+    let cluster = Server::start(test.path(), &[]);
+    let server = DeployServer::start(&test);
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags"}, "data": {"beta": "on"}});
+    let refusals = [
+        (
+            json!({"resources": [config], "selector": "name=web"}),
+            400,
+            "either `resources` or",
+        ),
+        (
+            json!({"resources": [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}]}),
+            400,
+            "may not hold Secrets",
+        ),
+        (
+            json!({"resources": [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}]}),
+            403,
+            "ClusterRole is cluster-scoped",
+        ),
+        (
+            json!({"resources": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "apps"}}]}),
+            403,
+            "its namespace is `apps`",
+        ),
+    ];
+    for (n, (extra, status, message)) in refusals.iter().enumerate() {
+        let body = request("shop", "development", &format!("refused-{n}"), extra);
+        let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
+        assert_eq!(code, *status, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(message),
+            "{answer}"
+        );
+        assert_eq!(
+            answer["field"]
+                .as_str()
+                .map(|f| f.starts_with("resources") || f == "selector"),
+            Some(true)
+        );
+    }
+    assert!(deployments(&server).is_empty());
+    let body = request(
+        "shop",
+        "development",
+        "flags",
+        &json!({"resources": [config]}),
+    );
+    let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
+    assert_eq!(code, 201, "{answer}");
+    let deployment = server.finished(answer["correlationID"].as_str().unwrap());
+    assert_eq!(deployment["status"], "success", "{deployment}");
+    assert_eq!(
+        deployment["releases"],
+        json!([{"id": "shop/shop-shop", "result": "deployed"}])
+    );
+    let live = cluster.get("/api/v1/namespaces/shop/configmaps/flags");
+    assert_eq!(live["data"]["beta"], "on");
+    assert_eq!(
+        live["metadata"]["labels"]["stack.dev/release"],
+        "shop.shop-shop"
+    );
+    // The same again changes nothing: the release is as its revision left it.
+    let body = request(
+        "shop",
+        "development",
+        "flags-again",
+        &json!({"resources": [config]}),
+    );
+    let (_, answer) = server.post(&body, Some(SHOP_KEY), &[]);
+    let again = server.finished(answer["correlationID"].as_str().unwrap());
+    assert_eq!(
+        again["releases"],
+        json!([{"id": "shop/shop-shop", "result": "unchanged"}])
+    );
+}

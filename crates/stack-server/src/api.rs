@@ -106,9 +106,17 @@ async fn deploy(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Byt
     if let Some(refused) = admissible(&state, team, &request, &body) {
         return refused;
     }
+    let ad_hoc = match crate::adhoc::of(team, &request) {
+        Ok(ad_hoc) => ad_hoc,
+        Err((status, message, field)) => return refuse(status, message, Some(&field)),
+    };
     let scoped = {
         let (state, team, request) = (Arc::clone(&state), team.clone(), request.clone());
-        tokio::task::spawn_blocking(move || crate::run::scope(&state, &team, &request)).await
+        let ad_hoc = ad_hoc.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::run::scope(&state, &team, &request, ad_hoc.as_ref())
+        })
+        .await
     };
     let selector = match scoped {
         Ok(Ok(selector)) => selector,
@@ -117,7 +125,7 @@ async fn deploy(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Byt
         }
         Err(error) => return internal(&state, "the selector check stopped", &error),
     };
-    accept(&state, &request, &selector, key.as_deref())
+    accept(&state, &request, &selector, ad_hoc.as_ref(), key.as_deref())
 }
 
 /// The refusals after the signature: timestamp, environment, replay,
@@ -163,13 +171,6 @@ fn admissible(
             Some("environment"),
         ));
     }
-    if !request.resources.is_empty() {
-        return Some(refuse(
-            StatusCode::BAD_REQUEST,
-            "`resources` (ad-hoc objects) are not deployed by this server yet; name releases of the stack with `selector` and `set`",
-            Some("resources"),
-        ));
-    }
     let digest = stack_kube::hex::lower(&sha2::Sha256::digest(body));
     match state
         .store
@@ -199,11 +200,15 @@ fn accept(
     state: &Arc<State>,
     request: &DeployRequest,
     selector: &str,
+    ad_hoc: Option<&stack_core::load::release::AdHoc>,
     key: Option<&str>,
 ) -> Response {
     let team = request.team.as_str();
     let id = correlation_id();
-    let record = json!({"selector": selector, "set": request.set_map()});
+    let mut record = json!({"selector": selector, "set": request.set_map()});
+    if let Some(ad_hoc) = ad_hoc {
+        record["adHoc"] = crate::adhoc::record(ad_hoc);
+    }
     let new = NewDeployment {
         id: &id,
         team,

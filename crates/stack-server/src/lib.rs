@@ -3,6 +3,7 @@
 //! plan → lock → apply → wait → test → rollback as `stack apply`, with the
 //! engine's events kept and streamed. Binds to 127.0.0.1 unless told.
 
+mod adhoc;
 mod api;
 pub mod client;
 mod notify;

@@ -19,6 +19,7 @@ use crate::State;
 use crate::request::DeployRequest;
 use crate::store::{ERROR, FAILURE, IN_PROGRESS, SUCCESS};
 use crate::teams::Team;
+use stack_core::load::release::AdHoc;
 
 /// The load options of a deployment: the server's stack, the request's
 /// environment, values and selector (the team's and the request's
@@ -28,6 +29,7 @@ fn load_options(
     environment: &str,
     selector: &str,
     set: &[stack_core::load::values::SetValue],
+    ad_hoc: Option<AdHoc>,
 ) -> Result<LoadOptions, String> {
     let selectors = if selector.is_empty() {
         Vec::new()
@@ -41,6 +43,7 @@ fn load_options(
         needs: NeedsMode::Skip,
         allow_no_match: false,
         group: None,
+        ad_hoc,
         ..state.options.load.clone()
     })
 }
@@ -52,12 +55,34 @@ pub(crate) fn scope(
     state: &State,
     team: &Team,
     request: &DeployRequest,
+    ad_hoc: Option<&AdHoc>,
 ) -> Result<String, (StatusCode, String)> {
-    let own = request.selector.clone().unwrap_or_default();
-    let options = load_options(state, &request.environment, &own, &request.set)
-        .map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    let own = match ad_hoc {
+        Some(ad_hoc) => format!("name={},namespace={}", ad_hoc.name, ad_hoc.namespace),
+        None => request.selector.clone().unwrap_or_default(),
+    };
+    let options = load_options(
+        state,
+        &request.environment,
+        &own,
+        &request.set,
+        ad_hoc.cloned(),
+    )
+    .map_err(|e| (StatusCode::BAD_REQUEST, e))?;
     let project = Project::load(&options, &Masks::new(false))
         .map_err(|errors| (StatusCode::BAD_REQUEST, text(&errors)))?;
+    if let Some(ad_hoc) = ad_hoc {
+        let id = format!("{}/{}", ad_hoc.namespace, ad_hoc.name);
+        if project.releases.iter().filter(|r| r.id == id).count() > 1 {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the release of the resources, {id}, is a release of the stack: name the repository otherwise"
+                ),
+            ));
+        }
+        return Ok(own);
+    }
     let Some((team_text, team_selector)) = &team.selector else {
         return Ok(own);
     };
@@ -199,11 +224,13 @@ fn execute(
         .collect();
     let environment = deployment["environment"].as_str().unwrap_or_default();
     let selector = request["selector"].as_str().unwrap_or_default();
-    let options =
-        load_options(state, environment, selector, &set).map_err(|message| Error::Failed {
+    let ad_hoc = crate::adhoc::from_record(&request["adHoc"]);
+    let options = load_options(state, environment, selector, &set, ad_hoc).map_err(|message| {
+        Error::Failed {
             message,
             hint: None,
-        })?;
+        }
+    })?;
     let masks = Masks::new(false);
     let project = Project::load(&options, &masks)?;
     let rendering = ForCluster::prepare(&project)?;

@@ -36,6 +36,8 @@ pub struct LoadOptions {
     pub allow_no_match: bool,
     /// `--group`: deploy the selection as this deployment group's copies.
     pub group: Option<crate::load::group::Group>,
+    /// A release of objects given as they are, beside the stack's.
+    pub ad_hoc: Option<crate::load::release::AdHoc>,
 }
 
 pub struct Project {
@@ -86,8 +88,12 @@ impl Project {
         let environment =
             resolve::resolve_environment(&environment, &mut secrets, options.group.as_ref())
                 .map_err(Errors)?;
-        let releases = resolve::resolve_releases(&stack, &environment, &options.sets, &mut secrets)
-            .map_err(Errors)?;
+        let mut releases =
+            resolve::resolve_releases(&stack, &environment, &options.sets, &mut secrets)
+                .map_err(Errors)?;
+        if let Some(ad_hoc) = &options.ad_hoc {
+            releases.push(ad_hoc.release());
+        }
         let (graph, mut warnings) = Graph::build(&releases).map_err(Errors::from_all)?;
         warnings.extend(app_warnings(&releases));
         let selection = graph.select(&releases, &options.selectors, options.needs);

@@ -74,6 +74,9 @@ pub enum ChartSource {
     Remote { url: String, version: String },
     /// A chart shipped inside the binary (`chart: builtin:app`).
     Builtin(String),
+    /// Objects given as they are (a deploy request's `resources`): their
+    /// JSON list, deployed as one release.
+    Objects(String),
 }
 
 /// Where a values layer was written.
@@ -105,6 +108,42 @@ impl Release {
                 let node = crate::yaml::parse_node(&source).ok()?;
                 node.at(pointer).map(|n| n.span.clone())
             }
+        }
+    }
+}
+
+/// A release of objects given as they are, beside the stack's (the
+/// deploy server's `resources` of a request).
+#[derive(Debug, Clone)]
+pub struct AdHoc {
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    /// The objects (maps with `apiVersion`, `kind` and `metadata.name`).
+    pub objects: Vec<Value>,
+}
+
+impl AdHoc {
+    /// The release: its objects its chart, deployed, waited for and
+    /// rolled back as any other.
+    pub(crate) fn release(&self) -> Release {
+        let source = crate::diagnostic::SourceFile::new("the request's resources", "");
+        let span = Span::new(&source, 0..0);
+        Release {
+            id: format!("{}/{}", self.namespace, self.name),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            chart: ChartSource::Objects(Value::Array(self.objects.clone()).to_string()),
+            chart_name: "resources".into(),
+            labels: self.labels.clone(),
+            needs: Vec::new(),
+            installed: true,
+            options: ReleaseOptions::default(),
+            layers: Vec::new(),
+            origins: Vec::new(),
+            span: span.clone(),
+            chart_span: span,
+            place: Place::Environment,
         }
     }
 }

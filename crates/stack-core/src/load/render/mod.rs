@@ -383,7 +383,39 @@ pub(crate) fn render_release(
         Loaded::Templates(chart) => render_templates(release, chart, environment, scopes, false),
         Loaded::App(chart) => render_templates(release, chart, environment, scopes, true),
         Loaded::Helm(chart) => render_helm(release, chart, scopes),
+        Loaded::Objects(objects) => render_objects(release, objects, scopes),
     }
+}
+
+/// Objects given as they are: each one a document, labelled as the
+/// release's.
+fn render_objects(
+    release: &Release,
+    objects: &[String],
+    scopes: &Scopes,
+) -> Result<RenderedRelease, Vec<RenderError>> {
+    let documents = objects
+        .iter()
+        .enumerate()
+        .map(|(index, text)| chart::Rendered {
+            template: format!("resources[{index}]"),
+            text: text.clone(),
+        })
+        .collect();
+    let mut errors = Vec::new();
+    let objects = parse_objects(release, documents, scopes, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(RenderedRelease {
+        id: release.id.clone(),
+        objects,
+        tests: Vec::new(),
+        hooks: Vec::new(),
+        values: Value::Object(serde_json::Map::new()),
+        rollout: None,
+        variants: Vec::new(),
+    })
 }
 
 /// `helm template` a release with its own values (helm puts them over the

@@ -18,6 +18,8 @@ pub enum Loaded {
     /// `builtin:app`: minijinja templates shipped inside the binary, whose
     /// values are worked out first (see `app`).
     App(Box<Chart>),
+    /// Objects given as they are, one JSON document each.
+    Objects(Vec<String>),
 }
 
 /// Load the chart: its metadata, default values and templates.
@@ -35,6 +37,12 @@ pub fn load(source: &ChartSource, context: &ChartContext) -> Result<Loaded, Vec<
                 files: super::app::FILES,
             };
             Chart::from_files(files, &context.masks).map(|chart| Loaded::App(Box::new(chart)))
+        }
+        ChartSource::Objects(list) => {
+            let objects: Vec<serde_json::Value> = serde_json::from_str(list).unwrap_or_default();
+            Ok(Loaded::Objects(
+                objects.iter().map(ToString::to_string).collect(),
+            ))
         }
         ChartSource::Remote { url, version } => {
             let dir = super::pull::cached(url, version, &context.helm, &context.charts_dir)
