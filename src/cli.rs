@@ -355,6 +355,12 @@ pub struct ServerArgs {
     /// How long a deployment waits for its environment's lock
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub lock_wait: std::time::Duration,
+    /// Serve HTTPS with this certificate chain (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -376,6 +382,9 @@ pub struct DeployArgs {
     /// Follow the deployment's events until it ends; exit with its result
     #[arg(long)]
     pub wait: bool,
+    /// Also trust the CA certificates in this PEM file for an https server
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

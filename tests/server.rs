@@ -49,16 +49,22 @@ pub struct DeployServer {
 
 impl DeployServer {
     pub fn start(test: &Test) -> Self {
+        Self::start_with(test, &[])
+    }
+
+    /// `stack server` with these further arguments.
+    pub fn start_with(test: &Test, extra: &[&str]) -> Self {
+        let base = [
+            "server",
+            "--teams",
+            "teams.yaml",
+            "--age-key-file",
+            "secrets/demo-age-key.txt",
+            "--listen",
+            "127.0.0.1:0",
+        ];
         let mut child = test
-            .command(&[
-                "server",
-                "--teams",
-                "teams.yaml",
-                "--age-key-file",
-                "secrets/demo-age-key.txt",
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .command(&[&base[..], extra].concat())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -996,5 +1002,126 @@ fn resources_deploy_as_a_release_of_the_team_and_repository() {
     assert_eq!(
         again["releases"],
         json!([{"id": "shop/shop-shop", "result": "unchanged"}])
+    );
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made by `openssl`
+/// in `dir`: (ca.pem, cert.pem, key.pem).
+fn certificates(openssl: &std::path::Path, dir: &std::path::Path) {
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=test-ca",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    ] {
+        let made = std::process::Command::new(openssl)
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            made.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+}
+
+#[test]
+fn over_tls_the_client_trusts_the_ca_it_is_given_and_no_other() {
+    let Some(openssl) = crate::harness::external_tool("STACK_OPENSSL", "openssl") else {
+        return;
+    };
+    let test = with_teams(None);
+    certificates(&openssl, test.path());
+    let server =
+        DeployServer::start_with(&test, &["--tls-cert", "cert.pem", "--tls-key", "key.pem"]);
+    let url = server.url.clone();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    std::fs::write(test.path().join("shop.key"), SHOP_KEY).unwrap();
+    let args = [
+        "deploy",
+        "--server",
+        &url,
+        "--team",
+        "shop",
+        "--key-file",
+        "shop.key",
+        "-e",
+        "development",
+        "-l",
+        "name=worker",
+    ];
+    let untrusted = test.stack(&args).code(1);
+    assert!(
+        untrusted
+            .stderr
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "{}",
+        untrusted.stderr
+    );
+    let trusted = test
+        .stack(&[&args[..], &["--ca-cert", "ca.pem", "--wait"]].concat())
+        .success();
+    assert!(
+        trusted
+            .stdout
+            .starts_with(&format!("{url}/api/v1/deployments/")),
+        "{}",
+        trusted.stdout
+    );
+    assert!(
+        trusted.stderr.ends_with("status: success\n"),
+        "{}",
+        trusted.stderr
     );
 }

@@ -20,13 +20,14 @@ pub fn serve(settings: &Settings, args: &ServerArgs) -> Result<u8, Errors> {
         },
         lock_wait: args.lock_wait,
         body_limit: 1 << 20,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| failed(format!("cannot start the server's runtime: {e}")))?;
-    runtime.block_on(stack_server::serve(options, |address| {
-        output::stdout(&format!("stack server listening on http://{address}\n"));
+    runtime.block_on(stack_server::serve(options, |url| {
+        output::stdout(&format!("stack server listening on {url}\n"));
     }))?;
     Ok(0)
 }
@@ -76,8 +77,11 @@ pub fn deploy(settings: &Settings, args: &DeployArgs) -> Result<u8, Errors> {
     let signature = stack_server::signature(key.trim().as_bytes(), &body);
     let server = args.server.trim_end_matches('/').to_string();
     let runtime = super::runtime()?;
+    let http = runtime
+        .block_on(async { stack_server::client::Http::new(args.ca_cert.as_deref()) })
+        .map_err(failed)?;
     let (code, answer) = runtime
-        .block_on(stack_server::client::post(
+        .block_on(http.post(
             &format!("{server}/api/v1/deploy"),
             &[("x-stack-signature", &signature)],
             body,
@@ -106,7 +110,7 @@ pub fn deploy(settings: &Settings, args: &DeployArgs) -> Result<u8, Errors> {
     let events = answer["eventsURL"].as_str().unwrap_or_default().to_string();
     let mut last = String::new();
     runtime
-        .block_on(stack_server::client::get_lines(&events, |line| {
+        .block_on(http.get_lines(&events, |line| {
             let Some(data) = line.strip_prefix("data:") else {
                 return true;
             };

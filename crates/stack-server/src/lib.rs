@@ -13,6 +13,7 @@ mod run;
 pub mod sign;
 mod store;
 mod teams;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub struct ServerOptions {
     pub lock_wait: Duration,
     /// The largest body accepted.
     pub body_limit: usize,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS with them.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// What every request and run shares.
@@ -60,6 +63,8 @@ pub(crate) struct State {
     notifiers: Mutex<HashMap<String, tokio::sync::mpsc::UnboundedSender<serde_json::Value>>>,
     /// The server's runtime (callbacks are sent from deployments' threads).
     runtime: tokio::runtime::Handle,
+    /// The client of status callbacks.
+    http: client::Http,
     base_url: String,
 }
 
@@ -80,8 +85,8 @@ fn environments(load: &LoadOptions) -> Result<(Vec<String>, PathBuf), Errors> {
     Ok((names, stack.state_dir))
 }
 
-/// Serve until the process ends. `ready` is told the address listened on.
-pub async fn serve(options: ServerOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), Errors> {
+/// Serve until the process ends. `ready` is told the URL listened on.
+pub async fn serve(options: ServerOptions, ready: impl FnOnce(&str)) -> Result<(), Errors> {
     let masks = Masks::new(false);
     let teams = teams::load(&options.teams, options.load.age_key_file.as_deref(), &masks)?;
     let (environments, state_dir) = environments(&options.load)?;
@@ -93,8 +98,13 @@ pub async fn serve(options: ServerOptions, ready: impl FnOnce(SocketAddr)) -> Re
     let address = listener
         .local_addr()
         .map_err(|e| failed("cannot read the address listened on", &e))?;
+    let acceptor = match &options.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key).map_err(|e| failed("TLS", &e))?),
+        None => None,
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let state = Arc::new(State {
-        base_url: format!("http://{address}"),
+        base_url: format!("{scheme}://{address}"),
         options,
         teams,
         environments,
@@ -104,15 +114,24 @@ pub async fn serve(options: ServerOptions, ready: impl FnOnce(SocketAddr)) -> Re
         changes: tokio::sync::watch::channel(0).0,
         notifiers: Mutex::new(HashMap::new()),
         runtime: tokio::runtime::Handle::current(),
+        http: client::Http::new(None).map_err(|e| failed("the callback client", &e))?,
     });
     for (id, environment) in queued {
         run::enqueue(&state, &environment, id);
     }
     let router = api::router(Arc::clone(&state)).merge(page::router(Arc::clone(&state)));
-    ready(address);
-    axum::serve(listener, router)
-        .await
-        .map_err(|e| failed("the server stopped", &e))?;
+    ready(&format!("{scheme}://{address}"));
+    let served = match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener {
+                tcp: listener,
+                acceptor,
+            };
+            axum::serve(listener, router).await
+        }
+        None => axum::serve(listener, router).await,
+    };
+    served.map_err(|e| failed("the server stopped", &e))?;
     Ok(())
 }
 

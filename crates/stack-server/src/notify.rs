@@ -26,18 +26,20 @@ pub(crate) fn status(state: &Arc<State>, team: &str, body: Value) {
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Value>();
         let masks = state.masks.clone();
         let team = team.to_string();
+        let http = state.http.clone();
         state.runtime.spawn(async move {
             while let Some(body) = receiver.recv().await {
                 let body = masks.text(&body.to_string()).into_bytes();
                 let signature = crate::sign::signature(&notify.secret, &body);
                 let mut delay = Duration::from_millis(500);
                 for attempt in 1..=TRIES {
-                    let sent = crate::client::post(
-                        &notify.url,
-                        &[("x-stack-signature", &signature)],
-                        body.clone(),
-                    )
-                    .await;
+                    let sent = http
+                        .post(
+                            &notify.url,
+                            &[("x-stack-signature", &signature)],
+                            body.clone(),
+                        )
+                        .await;
                     match sent {
                         Ok((code, _)) if (200..300).contains(&code) => break,
                         _ if attempt == TRIES => {
