@@ -11,7 +11,7 @@ use crate::harness::{Output, Server, Test, shows_all};
 pub const SECRET_VALUES: [&str; 2] = ["dev-s3cret-password", "shop_app"];
 
 pub const POD_FAULT: &str = "podAnnotations.sim\\.stack\\.dev/fail";
-const TEST_FAULT: &str = "testAnnotations.sim\\.stack\\.dev/fail";
+pub const TEST_FAULT: &str = "testAnnotations.sim\\.stack\\.dev/fail";
 const TEST_LOG: &str = "testAnnotations.sim\\.stack\\.dev/log";
 
 /// Outputs seen by a test, checked for leaks when it ends.

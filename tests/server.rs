@@ -412,52 +412,55 @@ fn a_deploy_succeeds_and_its_events_stream_in_order() {
 }
 
 #[test]
-fn a_deploy_whose_rollout_fails_is_a_failure_rolled_back() {
+fn a_deploy_whose_rollout_or_tests_fail_is_a_failure_rolled_back() {
     let test = with_teams(None);
     test.stack(&["apply", "-q"]).success();
     let server = DeployServer::start(&test);
-    let fault = format!("{POD_FAULT}=progress-deadline");
-    let failed = shop_deploy(
-        &test,
-        &server,
-        &[
+    let faults = [
+        (
+            format!("{POD_FAULT}=progress-deadline"),
+            "ProgressDeadlineExceeded",
+        ),
+        (
+            format!("{}=job-failed", crate::atomic::TEST_FAULT),
+            "test failed",
+        ),
+    ];
+    for (fault, reason) in &faults {
+        let args = [
             "-l",
             "name=backend",
             "--set",
-            &fault,
+            fault,
             "--set",
             "images.backend.tag=1.6.0",
             "--wait",
-        ],
-    )
-    .code(3);
-    assert!(
-        failed.stderr.contains("status: failure"),
-        "{}",
-        failed.stderr
-    );
-    let id = failed.stdout.trim().rsplit('/').next().unwrap().to_string();
-    let deployment = server.finished(&id);
-    assert_eq!(deployment["status"], "failure");
-    assert_eq!(deployment["releases"][0]["result"], "failed, rolled back");
-    assert!(
-        deployment["reason"]
-            .as_str()
+        ];
+        let failed = shop_deploy(&test, &server, &args).code(3);
+        assert!(
+            failed.stderr.contains("status: failure"),
+            "{}",
+            failed.stderr
+        );
+        let id = failed.stdout.trim().rsplit('/').next().unwrap().to_string();
+        let deployment = server.finished(&id);
+        assert_eq!(deployment["status"], "failure");
+        assert_eq!(deployment["releases"][0]["result"], "failed, rolled back");
+        assert!(
+            deployment["reason"].as_str().unwrap().contains(reason),
+            "{deployment}"
+        );
+        let last = deployment["events"]
+            .as_array()
             .unwrap()
-            .contains("ProgressDeadlineExceeded"),
-        "{deployment}"
-    );
-    let history = test
-        .stack(&["history", "backend", "-o", "json"])
-        .success()
-        .json();
-    let states: Vec<&str> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["state"].as_str())
-        .collect();
-    assert_eq!(states.last(), Some(&"deployed"), "{history}");
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["exitCode"], 3, "{last}");
+        // Back at the revision deployed before.
+        test.stack(&["diff", "-l", "name=backend", "--detailed-exitcode"])
+            .success();
+    }
 }
 
 #[test]
@@ -548,26 +551,15 @@ fn a_server_killed_mid_deployment_marks_it_interrupted_and_the_next_one_recovers
         .success();
 }
 
-#[test]
-fn status_callbacks_reach_the_team_signed_in_order() {
-    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks/deploy", receiver.local_addr().unwrap());
-    let test = with_teams(Some(&url));
-    test.stack(&["apply", "-q"]).success();
-    let server = DeployServer::start(&test);
-    let (code, answer) = server.post(
-        &request(
-            "shop",
-            "development",
-            "cb",
-            &json!({"selector": "name=backend"}),
-        ),
-        Some(SHOP_KEY),
-        &[],
-    );
-    assert_eq!(code, 201, "{answer}");
-    let mut statuses = Vec::new();
-    for stream in receiver.incoming().take(3) {
+/// `count` POSTs received, each answered with `status(n)`: their
+/// signature headers and bodies.
+fn receive(
+    receiver: &std::net::TcpListener,
+    count: usize,
+    status: impl Fn(usize) -> u16,
+) -> Vec<(String, Vec<u8>)> {
+    let mut received = Vec::new();
+    for (n, stream) in receiver.incoming().take(count).enumerate() {
         let mut stream = stream.unwrap();
         let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
         let (mut length, mut signature, mut line) = (0, String::new(), String::new());
@@ -583,18 +575,71 @@ fn status_callbacks_reach_the_team_signed_in_order() {
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
-        assert_eq!(
-            signature,
-            stack_server::signature(b"callback-secret-0123456789", &body)
+        let answer = format!(
+            "HTTP/1.1 {} Answered\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            status(n)
         );
-        let _ = stream.write_all(
-            b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
-        let body: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["id"], answer["correlationID"]);
-        statuses.push(body["status"].as_str().unwrap().to_string());
+        let _ = stream.write_all(answer.as_bytes());
+        received.push((signature, body));
     }
-    assert_eq!(statuses, ["queued", "in_progress", "success"]);
+    received
+}
+
+/// The statuses of callbacks received.
+fn statuses(received: &[(String, Vec<u8>)]) -> Vec<String> {
+    received
+        .iter()
+        .map(|(_, body)| {
+            let body: Value = serde_json::from_slice(body).unwrap();
+            body["status"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// A deployment of shop's releases `selector`, whose statuses go to a
+/// receiver listening on loopback: the receiver, the test, the server and
+/// the answer.
+fn with_callback(selector: &str) -> (std::net::TcpListener, Test, DeployServer, Value) {
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/deploy", receiver.local_addr().unwrap());
+    let test = with_teams(Some(&url));
+    test.stack(&["apply", "-q"]).success();
+    let server = DeployServer::start(&test);
+    let body = request(
+        "shop",
+        "development",
+        selector,
+        &json!({"selector": selector}),
+    );
+    let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
+    assert_eq!(code, 201, "{answer}");
+    (receiver, test, server, answer)
+}
+
+#[test]
+fn status_callbacks_reach_the_team_signed_in_order() {
+    let (receiver, _test, _server, answer) = with_callback("name=backend");
+    let received = receive(&receiver, 3, |_| 204);
+    for (signature, body) in &received {
+        assert_eq!(
+            *signature,
+            stack_server::signature(b"callback-secret-0123456789", body)
+        );
+        let body: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(body["id"], answer["correlationID"]);
+    }
+    assert_eq!(statuses(&received), ["queued", "in_progress", "success"]);
+}
+
+#[test]
+fn a_callback_that_fails_is_sent_again() {
+    let (receiver, _test, _server, _) = with_callback("name=worker");
+    // The first delivery is answered 503: the same status comes again.
+    let received = receive(&receiver, 4, |n| if n == 0 { 503 } else { 204 });
+    assert_eq!(
+        statuses(&received),
+        ["queued", "queued", "in_progress", "success"]
+    );
 }
 
 #[test]

@@ -109,6 +109,7 @@ pub fn deploy(settings: &Settings, args: &DeployArgs) -> Result<u8, Errors> {
     }
     let events = answer["eventsURL"].as_str().unwrap_or_default().to_string();
     let mut last = String::new();
+    let mut code = None;
     runtime
         .block_on(http.get_lines(&events, |line| {
             let Some(data) = line.strip_prefix("data:") else {
@@ -118,15 +119,19 @@ pub fn deploy(settings: &Settings, args: &DeployArgs) -> Result<u8, Errors> {
             output::progress(&event_line(&event), settings.quiet);
             if event["event"] == "status" {
                 last = event["status"].as_str().unwrap_or_default().to_string();
+                code = event["exitCode"]
+                    .as_u64()
+                    .and_then(|c| u8::try_from(c).ok());
             }
             !matches!(last.as_str(), "success" | "failure" | "error")
         }))
         .map_err(failed)?;
-    match last.as_str() {
-        "success" => Ok(0),
-        "failure" => Ok(EXIT_ROLLED_BACK),
-        _ => Ok(EXIT_ERROR),
-    }
+    Ok(match (last.as_str(), code) {
+        (_, Some(code)) => code,
+        ("success", None) => 0,
+        ("failure", None) => EXIT_ROLLED_BACK,
+        _ => EXIT_ERROR,
+    })
 }
 
 /// An event as a line: `[apps/web] waiting for Deployment/web: 0/1 ready`,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use stack_core::error::{Error, Errors};
+use stack_core::error::{EXIT_ERROR, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, Error, Errors};
 use stack_core::execute::run::{self, ForCluster};
 use stack_core::execute::verdict::{describe, verdict};
 use stack_core::execute::{ExecutionOptions, Reporter};
@@ -136,22 +136,27 @@ pub(crate) fn enqueue(state: &Arc<State>, environment: &str, id: String) {
 }
 
 /// Record a status as the deployment's state and as an event, and send
-/// it to the team's callback.
+/// it to the team's callback; a final one says the exit code `stack
+/// deploy --wait` ends with (0, 1, 3 rolled back, 4 the rollback failed).
 fn status(
     state: &Arc<State>,
     deployment: &Value,
     word: &str,
     reason: Option<&str>,
-    releases: Option<&Value>,
+    ending: Option<(&Value, u8)>,
 ) {
     let id = deployment["id"].as_str().unwrap_or_default();
     let reason = reason.map(|r| state.masks.text(r));
+    let releases = ending.map(|(releases, _)| releases);
     let _ = state
         .store
         .set_status(id, word, reason.as_deref(), releases);
     let mut event = json!({"event": "status", "status": word});
     if let Some(reason) = &reason {
         event["reason"] = reason.clone().into();
+    }
+    if let Some((_, code)) = ending {
+        event["exitCode"] = code.into();
     }
     let _ = state.store.add_event(id, "", &event);
     state.changed();
@@ -183,28 +188,31 @@ fn deploy(state: &Arc<State>, id: &str) {
         return;
     };
     status(state, &deployment, IN_PROGRESS, None, None);
-    let (word, reason, releases) = match execute(state, id, &deployment) {
+    let (word, reason, releases, code) = match execute(state, id, &deployment) {
         Ok(finished) => {
             let releases: Vec<Value> = finished
                 .iter()
                 .map(|f| json!({"id": f.id, "result": describe(&f.outcome).0}))
                 .collect();
             match verdict(&finished, false) {
-                Ok(_) => (SUCCESS, None, releases),
-                Err(Error::Deploy { message, code, .. }) if code == 3 || code == 4 => {
-                    (FAILURE, Some(message), releases)
+                Ok(_) => (SUCCESS, None, releases, 0),
+                Err(Error::Deploy { message, code, .. })
+                    if code == EXIT_ROLLED_BACK || code == EXIT_ROLLBACK_FAILED =>
+                {
+                    (FAILURE, Some(message), releases, code)
                 }
-                Err(error) => (ERROR, Some(error.to_string()), releases),
+                Err(error) => (ERROR, Some(error.to_string()), releases, EXIT_ERROR),
             }
         }
-        Err(errors) => (ERROR, Some(text(&errors)), Vec::new()),
+        Err(errors) => (ERROR, Some(text(&errors)), Vec::new(), EXIT_ERROR),
     };
+    let releases = Value::Array(releases);
     status(
         state,
         &deployment,
         word,
         reason.as_deref(),
-        Some(&Value::Array(releases)),
+        Some((&releases, code)),
     );
 }
 
