@@ -43,8 +43,8 @@ pub struct GlobalArgs {
     #[arg(long = "set-string", global = true, value_name = "KEY=VALUE")]
     pub set_string: Vec<String>,
     /// Output format
-    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(short, long, global = true, value_enum, default_value_t = OutputChoice::Text)]
+    pub output: OutputChoice,
     /// No colours (also: the `NO_COLOR` environment variable)
     #[arg(long, global = true)]
     pub no_color: bool,
@@ -75,7 +75,19 @@ pub struct GlobalArgs {
     pub group: Option<String>,
 }
 
+/// `-o`: what a command prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputChoice {
+    Text,
+    Json,
+    Yaml,
+    /// A pull-request comment (`stack diff` only)
+    Markdown,
+}
+
+/// The output format commands print in (`-o markdown` is text to them
+/// all but `stack diff`, which refuses it elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Text,
     Json,
@@ -209,6 +221,9 @@ pub struct DiffArgs {
     /// Include releases that are in the cluster but no longer in the stack
     #[arg(long)]
     pub prune_releases: bool,
+    /// With -o markdown: the largest comment, the longest diffs shortened to fit
+    #[arg(long, value_name = "BYTES", default_value_t = 60_000)]
+    pub max_bytes: usize,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{AtomicScope, Cli, Command, OutputFormat, Recover, RolloutCommand};
+use crate::cli::{AtomicScope, Cli, Command, OutputChoice, OutputFormat, Recover, RolloutCommand};
 use stack_core::error::Errors;
 use stack_core::execute::options::{Direction, ExecutionOptions, Promotion};
 use stack_core::load::graph::{GraphError, NeedsMode, Selector};
@@ -28,6 +28,8 @@ pub struct Settings {
     pub masks: Masks,
     /// `apply --ttl`: how long a deployment group lives after this deploy.
     pub ttl: Option<std::time::Duration>,
+    /// `diff -o markdown`: a pull-request comment (`output` is then text).
+    pub markdown: bool,
 }
 
 impl Settings {
@@ -54,6 +56,14 @@ impl Settings {
             NeedsMode::Skip
         };
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        let markdown = global.output == OutputChoice::Markdown;
+        if markdown && !matches!(cli.command, Command::Diff(_)) {
+            return Err(stack_core::error::Error::Failed {
+                message: "`-o markdown` is the output of `stack diff` only".into(),
+                hint: Some("use `-o text`, `-o json` or `-o yaml`".into()),
+            }
+            .into());
+        }
         Ok(Self {
             load: LoadOptions {
                 target: global.file.clone().unwrap_or_else(|| PathBuf::from(".")),
@@ -70,7 +80,11 @@ impl Settings {
                     .transpose()?,
                 ad_hoc: None,
             },
-            output: global.output,
+            output: match global.output {
+                OutputChoice::Text | OutputChoice::Markdown => OutputFormat::Text,
+                OutputChoice::Json => OutputFormat::Json,
+                OutputChoice::Yaml => OutputFormat::Yaml,
+            },
             color: !global.no_color && !no_color_env,
             quiet: global.quiet,
             verbose: global.verbose,
@@ -78,6 +92,7 @@ impl Settings {
             kube_context: global.kube_context.clone(),
             execution: execution(&cli.command),
             masks: masks.clone(),
+            markdown,
             ttl: match &cli.command {
                 Command::Apply(args) => args.ttl,
                 _ => None,

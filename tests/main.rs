@@ -25,6 +25,7 @@ mod properties;
 mod pull_secrets;
 mod real;
 mod real_faults;
+mod review;
 mod secrets;
 mod selection;
 mod server;

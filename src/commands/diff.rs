@@ -58,20 +58,33 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
         }
     }
     let masker = settings.masks.masker();
-    match settings.output {
-        OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
-        OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&planned.plan.to_json())),
-        OutputFormat::Text => {
-            let style = Style {
-                color: settings.color && is_terminal(),
-                context: args.context,
-            };
-            output::stdout(&text(&planned, &masker, style));
-            if let Some(promotion) = promotion.filter(|p| p.plan.has_changes()) {
-                output::stdout(&format!(
-                    "\npaused canaries: what `stack rollout promote --full` would change (then their canary objects are deleted):\n{}",
-                    text(&promotion, &masker, style)
-                ));
+    if settings.markdown {
+        let environment = project.environment_name();
+        output::stdout(&super::markdown::comment(
+            &planned,
+            environment,
+            &masker,
+            args.context,
+            args.max_bytes,
+        ));
+    } else {
+        match settings.output {
+            OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
+            OutputFormat::Yaml => {
+                output::stdout(&stack_core::yaml::to_string(&planned.plan.to_json()))
+            }
+            OutputFormat::Text => {
+                let style = Style {
+                    color: settings.color && is_terminal(),
+                    context: args.context,
+                };
+                output::stdout(&text(&planned, &masker, style));
+                if let Some(promotion) = promotion.filter(|p| p.plan.has_changes()) {
+                    output::stdout(&format!(
+                        "\npaused canaries: what `stack rollout promote --full` would change (then their canary objects are deleted):\n{}",
+                        text(&promotion, &masker, style)
+                    ));
+                }
             }
         }
     }
@@ -112,36 +125,7 @@ pub fn text(planned: &Planned, masker: &stack_core::mask::Masker, style: Style) 
             Intent::Remove => format!("{} (removed: every object is deleted)", release.id),
         };
         let _ = writeln!(out, "{heading}");
-        for change in &release.changes {
-            let (sign, note) = match change.action {
-                Action::Create if change.awaits_kind => (
-                    "+",
-                    " (created; its kind is not served yet — a need creates it)",
-                ),
-                Action::Create => ("+", " (created)"),
-                Action::Update if change.adopts => {
-                    ("~", " (adopted: it exists without stack's labels)")
-                }
-                Action::Update => ("~", " (changed)"),
-                Action::Delete => ("-", " (deleted: the render no longer has it)"),
-            };
-            let _ = writeln!(out, "  {sign} {}{note}", change.key);
-            for (path, manager) in &change.drift {
-                let _ = writeln!(
-                    out,
-                    "    drift: {path} was changed by {manager}; apply restores it"
-                );
-            }
-            let (before, after) = match &change.comparison {
-                Comparison::Create { after } => (None, Some(after)),
-                Comparison::Update { before, after } => (Some(before), Some(after)),
-                Comparison::Delete { before } => (Some(before), None),
-                Comparison::Unchanged => (None, None),
-            };
-            for line in unified(before, after, masker, style).lines() {
-                let _ = writeln!(out, "    {line}");
-            }
-        }
+        out.push_str(&changes(release, masker, style, ("  ", "    ")));
         let (create, change, delete) = release.counts();
         rows.push(vec![
             release.id.clone(),
@@ -163,6 +147,48 @@ pub fn text(planned: &Planned, masker: &stack_core::mask::Masker, style: Style) 
             &["RELEASE", "CREATE", "CHANGE", "DELETE"],
             &rows,
         ));
+    }
+    out
+}
+
+/// A release's changes: each object's line (after `header`), its drift
+/// and its unified diff (after `lines`).
+pub fn changes(
+    release: &stack_core::plan::ReleasePlan,
+    masker: &stack_core::mask::Masker,
+    style: Style,
+    (header, lines): (&str, &str),
+) -> String {
+    let mut out = String::new();
+    for change in &release.changes {
+        let (sign, note) = match change.action {
+            Action::Create if change.awaits_kind => (
+                "+",
+                " (created; its kind is not served yet — a need creates it)",
+            ),
+            Action::Create => ("+", " (created)"),
+            Action::Update if change.adopts => {
+                ("~", " (adopted: it exists without stack's labels)")
+            }
+            Action::Update => ("~", " (changed)"),
+            Action::Delete => ("-", " (deleted: the render no longer has it)"),
+        };
+        let _ = writeln!(out, "{header}{sign} {}{note}", change.key);
+        for (path, manager) in &change.drift {
+            let _ = writeln!(
+                out,
+                "{lines}drift: {path} was changed by {manager}; apply restores it"
+            );
+        }
+        let (before, after) = match &change.comparison {
+            Comparison::Create { after } => (None, Some(after)),
+            Comparison::Update { before, after } => (Some(before), Some(after)),
+            Comparison::Delete { before } => (Some(before), None),
+            Comparison::Unchanged => (None, None),
+        };
+        for line in unified(before, after, masker, style).lines() {
+            let _ = writeln!(out, "{lines}{line}");
+        }
     }
     out
 }

@@ -12,6 +12,7 @@ mod groups;
 mod import;
 mod lint;
 mod list;
+mod markdown;
 mod promote;
 mod remote;
 mod rollback;
