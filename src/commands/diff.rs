@@ -57,37 +57,7 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
             );
         }
     }
-    let masker = settings.masks.masker();
-    if settings.markdown {
-        let environment = project.environment_name();
-        output::stdout(&super::markdown::comment(
-            &planned,
-            environment,
-            &masker,
-            args.context,
-            args.max_bytes,
-        ));
-    } else {
-        match settings.output {
-            OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
-            OutputFormat::Yaml => {
-                output::stdout(&stack_core::yaml::to_string(&planned.plan.to_json()))
-            }
-            OutputFormat::Text => {
-                let style = Style {
-                    color: settings.color && is_terminal(),
-                    context: args.context,
-                };
-                output::stdout(&text(&planned, &masker, style));
-                if let Some(promotion) = promotion.filter(|p| p.plan.has_changes()) {
-                    output::stdout(&format!(
-                        "\npaused canaries: what `stack rollout promote --full` would change (then their canary objects are deleted):\n{}",
-                        text(&promotion, &masker, style)
-                    ));
-                }
-            }
-        }
-    }
+    print(project, settings, args, &planned, promotion);
     if settings.verbose {
         output::note(
             &format!(
@@ -103,6 +73,41 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
     } else {
         0
     })
+}
+
+/// The plan as `-o` asks (and a paused canary's promotion after it).
+fn print(
+    project: &Project,
+    settings: &Settings,
+    args: &DiffArgs,
+    planned: &Planned,
+    promotion: Option<Planned>,
+) {
+    let masker = settings.masks.masker();
+    if settings.markdown {
+        let environment = project.environment_name();
+        let comment =
+            super::markdown::comment(planned, environment, &masker, args.context, args.max_bytes);
+        output::stdout(&comment);
+        return;
+    }
+    match settings.output {
+        OutputFormat::Json => output::stdout(&format!("{:#}\n", planned.plan.to_json())),
+        OutputFormat::Yaml => output::stdout(&stack_core::yaml::to_string(&planned.plan.to_json())),
+        OutputFormat::Text => {
+            let style = Style {
+                color: settings.color && is_terminal(),
+                context: args.context,
+            };
+            output::stdout(&text(planned, &masker, style));
+            if let Some(promotion) = promotion.filter(|p| p.plan.has_changes()) {
+                output::stdout(&format!(
+                    "\npaused canaries: what `stack rollout promote --full` would change (then their canary objects are deleted):\n{}",
+                    text(&promotion, &masker, style)
+                ));
+            }
+        }
+    }
 }
 
 fn is_terminal() -> bool {
