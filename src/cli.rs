@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,13 +23,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Environment to use [default: the stack's `defaultEnvironment`, else `default`]
-    #[arg(short, long, global = true, env = "STACK_ENVIRONMENT")]
+    #[arg(short, long, global = true, env = "STACK_ENVIRONMENT", add = ArgValueCandidates::new(crate::completions::environments))]
     pub environment: Option<String>,
     /// Stack file, or a directory holding stack.yaml, stacks/*.yaml or *.yaml
     #[arg(short, long, global = true, env = "STACK_FILE")]
     pub file: Option<PathBuf>,
     /// Select releases: `k=v`, `k!=v`, comma = AND; repeat for OR
-    #[arg(short = 'l', long = "selector", global = true)]
+    #[arg(short = 'l', long = "selector", global = true, add = ArgValueCandidates::new(crate::completions::selectors))]
     pub selectors: Vec<String>,
     /// Path of the kubeconfig file for real clusters
     #[arg(long, global = true, env = "KUBECONFIG")]
@@ -144,6 +145,7 @@ pub enum Command {
     /// Roll a release back to an earlier revision
     Rollback {
         /// `namespace/name`, or a name that is unique in the stack
+        #[arg(add = ArgValueCandidates::new(crate::completions::releases))]
         release: String,
         /// The revision to restore [default: the one deployed before the latest]
         revision: Option<u32>,
@@ -165,6 +167,7 @@ pub enum Command {
     /// The revisions of a release kept in the cluster
     History {
         /// `namespace/name`, or a name that is unique in the stack
+        #[arg(add = ArgValueCandidates::new(crate::completions::releases))]
         release: String,
     },
     /// SOPS files with age
@@ -193,6 +196,11 @@ pub enum Command {
     Charts {
         #[command(subcommand)]
         command: ChartsCommand,
+    },
+    /// The script that makes a shell complete stack's commands, flags, environments and releases
+    Completions {
+        /// bash, zsh, fish or powershell
+        shell: String,
     },
     /// Deployment groups (previews) of the environment: `apply --group NAME` makes one
     Groups {
@@ -451,6 +459,7 @@ pub enum RolloutCommand {
     /// A paused canary: go on with its steps (up to the next `pause: {}`), then promote it
     Promote {
         /// `namespace/name`, or a name that is unique in the stack
+        #[arg(add = ArgValueCandidates::new(crate::completions::releases))]
         release: String,
         /// Make this variant the stable version now and remove the others
         #[arg(long, value_name = "VARIANT", conflicts_with = "full")]
@@ -464,11 +473,13 @@ pub enum RolloutCommand {
     /// Ask the run rolling out a canary to hold it where it is, at its next step
     Pause {
         /// `namespace/name`, or a name that is unique in the stack
+        #[arg(add = ArgValueCandidates::new(crate::completions::releases))]
         release: String,
     },
     /// A canary paused by `stack rollout pause` (or `pause: {}`): go on with its steps
     Resume {
         /// `namespace/name`, or a name that is unique in the stack
+        #[arg(add = ArgValueCandidates::new(crate::completions::releases))]
         release: String,
         #[command(flatten)]
         lock: LockArgs,
@@ -476,6 +487,7 @@ pub enum RolloutCommand {
     /// A canary paused by `pause: {}`: remove it (the revision before it is restored)
     Abort {
         /// `namespace/name`, or a name that is unique in the stack
+        #[arg(add = ArgValueCandidates::new(crate::completions::releases))]
         release: String,
         #[command(flatten)]
         lock: LockArgs,

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod completions;
 mod output;
 mod settings;
 
@@ -20,6 +21,10 @@ use crate::settings::Settings;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (`STACK_COMPLETE=bash stack -- …`).
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var(completions::VARIABLE)
+        .complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage(&error),

@@ -118,3 +118,76 @@ fn markdown_is_the_output_of_diff_only() {
         refused.stderr
     );
 }
+
+/// What bash completes for `words` (the last one being completed), with
+/// the script of `stack completions bash` loaded, in the test's folder.
+fn bash_completes(test: &Test, script: &str, words: &[&str]) -> Vec<String> {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_stack"));
+    let path = format!(
+        "{}:{}",
+        binary.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "{script}\nCOMP_WORDS=({}); COMP_CWORD={}; COMP_TYPE=9; _clap_complete_stack stack '{}' stack; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        quoted.join(" "),
+        words.len() - 1,
+        words.last().unwrap()
+    );
+    let output = std::process::Command::new("bash")
+        .args(["-c", &program])
+        .current_dir(test.path())
+        .env("PATH", path)
+        .env_remove("STACK_FILE")
+        .output()
+        .expect("run bash");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bash_completes_commands_environments_and_release_names_from_the_stack() {
+    let test = Test::example();
+    let script = test.stack(&["completions", "bash"]).success().stdout;
+    let checked = std::process::Command::new("bash")
+        .args(["-n", "-c", &script])
+        .output()
+        .expect("run bash -n");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(
+        bash_completes(&test, &script, &["stack", "history", "ba"]),
+        ["backend"]
+    );
+    assert_eq!(
+        bash_completes(&test, &script, &["stack", "rollback", "wo"]),
+        ["worker"]
+    );
+    assert_eq!(
+        bash_completes(&test, &script, &["stack", "-e", "st"]),
+        ["staging"]
+    );
+    assert_eq!(
+        bash_completes(&test, &script, &["stack", "diff", "-l", "name=f"]),
+        ["name=frontend"]
+    );
+    assert!(bash_completes(&test, &script, &["stack", "dest"]).contains(&"destroy".to_string()));
+    for shell in ["zsh", "fish", "powershell"] {
+        let script = test.stack(&["completions", shell]).success().stdout;
+        assert!(script.contains("STACK_COMPLETE"), "{shell}: {script}");
+    }
+    let refused = test.stack(&["completions", "tcsh"]).code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("no completions for the shell `tcsh`"),
+        "{}",
+        refused.stderr
+    );
+}

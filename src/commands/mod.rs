@@ -130,6 +130,16 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Cluster {
             command: ClusterCommand::Traffic(args),
         } => cluster::traffic(&load(settings)?, settings, args),
+        Command::Completions { shell } => {
+            let script = crate::completions::script(shell).map_err(|message| {
+                stack_core::error::Error::Failed {
+                    message,
+                    hint: None,
+                }
+            })?;
+            output::stdout(&script);
+            Ok(0)
+        }
         Command::Server(args) => deploy::serve(settings, args),
         Command::Deploy(args) => deploy::deploy(settings, args),
         Command::Groups {
