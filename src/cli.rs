@@ -197,6 +197,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ChartsCommand,
     },
+    /// Print a plan file `stack diff --out` wrote (-o json)
+    ShowPlan { file: PathBuf },
     /// The script that makes a shell complete stack's commands, flags, environments and releases
     Completions {
         /// bash, zsh, fish or powershell
@@ -232,6 +234,9 @@ pub struct DiffArgs {
     /// With -o markdown: the largest comment, the longest diffs shortened to fit
     #[arg(long, value_name = "BYTES", default_value_t = 60_000)]
     pub max_bytes: usize,
+    /// Write the plan to FILE, for `stack apply --plan FILE` (digests only: no value)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +276,13 @@ pub struct ApplyArgs {
     /// With --adopt-helm: also delete the helm releases' records
     #[arg(long, requires = "adopt_helm")]
     pub forget_helm: bool,
+    /// Apply exactly the plan `stack diff --out FILE` wrote, or nothing: refused if the
+    /// render or the cluster moved since
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// With --plan: refuse a plan older than this
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h", requires = "plan")]
+    pub max_age: std::time::Duration,
     /// With --group: the group expires this long after this deploy (`7d`, `12h`), for
     /// `stack groups prune` [default: the environment's `previews.ttl`, else never]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "group")]

@@ -30,6 +30,8 @@ pub struct Settings {
     pub ttl: Option<std::time::Duration>,
     /// `diff -o markdown`: a pull-request comment (`output` is then text).
     pub markdown: bool,
+    /// `apply --plan FILE --max-age D`.
+    pub plan: Option<(PathBuf, std::time::Duration)>,
 }
 
 impl Settings {
@@ -93,6 +95,10 @@ impl Settings {
             execution: execution(&cli.command),
             masks: masks.clone(),
             markdown,
+            plan: match &cli.command {
+                Command::Apply(args) => args.plan.clone().map(|file| (file, args.max_age)),
+                _ => None,
+            },
             ttl: match &cli.command {
                 Command::Apply(args) => args.ttl,
                 _ => None,

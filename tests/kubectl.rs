@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::harness::{Server, Test, external_tool, unindent};
 
-struct Kubectl {
+pub struct Kubectl {
     binary: PathBuf,
     server: Server,
     home: tempfile::TempDir,
@@ -20,7 +20,7 @@ struct Run {
 }
 
 impl Kubectl {
-    fn start(test: &Test) -> Option<Self> {
+    pub fn start(test: &Test) -> Option<Self> {
         let binary = external_tool("STACK_KUBECTL", "kubectl")?;
         let server = Server::start(test.path(), &[]);
         Some(Self {
@@ -47,7 +47,7 @@ impl Kubectl {
     }
 
     #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
         assert_eq!(
             run.code, 0,

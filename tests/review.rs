@@ -191,3 +191,199 @@ fn bash_completes_commands_environments_and_release_names_from_the_stack() {
         refused.stderr
     );
 }
+
+/// `stack diff --out plan.json` of the backend at 1.6.0: the plan's text.
+fn planned(test: &Test) -> String {
+    test.stack(&[
+        "diff",
+        "--out",
+        "plan.json",
+        "-l",
+        "name=backend",
+        "--set",
+        "images.backend.tag=1.6.0",
+    ])
+    .success();
+    test.read("plan.json")
+}
+
+const APPLY_PLAN: &[&str] = &[
+    "apply",
+    "-q",
+    "--plan",
+    "plan.json",
+    "-l",
+    "name=backend",
+    "--set",
+    "images.backend.tag=1.6.0",
+];
+
+/// `stack apply --plan` refused saying `reason`, and nothing written.
+fn refused(test: &Test, args: &[&str], reason: &str) {
+    let server = crate::harness::Server::start(test.path(), &[]);
+    let before = server.mutating();
+    let output = test.stack(args).code(1);
+    assert!(
+        output.stderr.contains(reason),
+        "{reason}: {}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("nothing was written") || output.stderr.contains("plan.json"),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(server.mutating(), before, "a refused plan wrote");
+}
+
+#[test]
+fn a_plan_is_applied_as_reviewed_and_only_once() {
+    let test = deployed();
+    let plan = planned(&test);
+    test.assert_no_known_secret(
+        &["diff", "--out"],
+        &crate::harness::Output {
+            code: 0,
+            stdout: plan.clone(),
+            stderr: String::new(),
+        },
+    );
+    let shown = test.stack(&["show-plan", "plan.json"]).success();
+    assert!(
+        shown.stdout.contains("Deployment/apps/backend  update"),
+        "{}",
+        shown.stdout
+    );
+    let json = test
+        .stack(&["show-plan", "plan.json", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(json["environment"], "development");
+    assert_eq!(json["selection"], serde_json::json!(["apps/backend"]));
+    // Without the reviewed --set, the render is not the plan's.
+    refused(
+        &test,
+        &APPLY_PLAN[..6],
+        "Deployment/apps/backend: rendered otherwise than in the plan",
+    );
+    test.stack(APPLY_PLAN).success();
+    test.stack(&[
+        "diff",
+        "-l",
+        "name=backend",
+        "--set",
+        "images.backend.tag=1.6.0",
+        "--detailed-exitcode",
+    ])
+    .success();
+    // Once applied, the cluster has moved: the plan is spent.
+    refused(
+        &test,
+        APPLY_PLAN,
+        "Deployment/apps/backend: changed in the cluster since the plan",
+    );
+}
+
+#[test]
+fn a_plan_is_refused_after_a_change_in_the_cluster_by_kubectl() {
+    let test = deployed();
+    planned(&test);
+    let Some(kubectl) = crate::kubectl::Kubectl::start(&test) else {
+        return;
+    };
+    kubectl.ok(&[
+        "-n",
+        "apps",
+        "annotate",
+        "deployment",
+        "backend",
+        "reviewed=no",
+    ]);
+    drop(kubectl);
+    refused(
+        &test,
+        APPLY_PLAN,
+        "Deployment/apps/backend: changed in the cluster since the plan (resourceVersion",
+    );
+    refused(&test, APPLY_PLAN, "by manager kubectl-annotate)");
+}
+
+#[test]
+fn a_plan_is_refused_after_a_change_to_the_files_a_secret_or_its_age() {
+    let test = deployed();
+    let plan = planned(&test);
+    // A values file.
+    let values = test.read("environments/development.yaml");
+    let test = test.file(
+        "environments/development.yaml",
+        &values.replace("backend: 1", "backend: 2"),
+    );
+    refused(
+        &test,
+        APPLY_PLAN,
+        "Deployment/apps/backend: rendered otherwise than in the plan",
+    );
+    let test = test.file("environments/development.yaml", &values);
+    // A secret.
+    let secrets = "secrets/development/db.yaml";
+    let encrypted = test.read(secrets);
+    let key = ["--age-key-file", "secrets/demo-age-key.txt"];
+    test.stack(&[&["secrets", "decrypt", "--in-place", secrets][..], &key].concat())
+        .success();
+    let plain = test.read(secrets);
+    let changed = plain.replace("password: ", "password: x");
+    assert_ne!(changed, plain);
+    let test = test.file(secrets, &changed);
+    test.stack(&["secrets", "encrypt", "--in-place", secrets])
+        .success();
+    refused(
+        &test,
+        APPLY_PLAN,
+        "Secret/apps/backend-database: rendered otherwise than in the plan",
+    );
+    let test = test.file(secrets, &encrypted);
+    // Its age.
+    let old = plan.replace(
+        &serde_json::from_str::<serde_json::Value>(&plan).unwrap()["created"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        "2020-01-01T00:00:00Z",
+    );
+    let test = test.file("plan.json", &old);
+    refused(&test, APPLY_PLAN, "more than --max-age (86400s) ago");
+    let test = test.file("plan.json", &plan);
+    test.stack(APPLY_PLAN).success();
+}
+
+#[test]
+fn what_is_not_a_plan_of_this_run_is_refused() {
+    let test = deployed();
+    let plan = planned(&test);
+    refused(
+        &test,
+        &[&["-e", "staging"][..], APPLY_PLAN].concat(),
+        "the plan is of environment `development`, this run of `staging`",
+    );
+    refused(
+        &test,
+        &[&APPLY_PLAN[..5], &["name=worker"]].concat(),
+        "the plan is of selection `apps/backend`, this run of `apps/worker`",
+    );
+    for (text, reason) in [
+        (
+            &plan[..plan.len() / 2],
+            "not a plan file (truncated, or not JSON",
+        ),
+        (
+            "{\"kind\": \"Deployment\"}",
+            "not a plan file (no `kind: StackPlan`)",
+        ),
+        ("", "not a plan file"),
+    ] {
+        std::fs::write(test.path().join("plan.json"), text).unwrap();
+        refused(&test, APPLY_PLAN, reason);
+        let shown = test.stack(&["show-plan", "plan.json"]).code(1);
+        assert!(shown.stderr.contains(reason), "{}", shown.stderr);
+    }
+}

@@ -12,6 +12,7 @@ use stack_core::execute::{self, Planned};
 use stack_core::load::project::Project;
 use stack_core::plan::diff::Comparison;
 use stack_core::plan::diff::text::{Style, unified};
+use stack_core::plan::file::PlanFile;
 use stack_core::plan::{Action, Intent};
 
 pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8, Errors> {
@@ -21,6 +22,7 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
             let stack = project.stack_name();
             execute::groups::check_name(&session.client, &stack, project).await?;
             let (rendered, removals) = rendering.on(project, &session).await?;
+            let as_rendered = args.out.is_some().then(|| rendered.clone());
             let unshaped =
                 execute::strategy::any_canary(project, &rendered).then(|| rendered.clone());
             let (rendered, planned) = execute::strategy::shape_and_plan(
@@ -41,6 +43,9 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
                 }
                 None => None,
             };
+            if let (Some(file), Some(rendered)) = (&args.out, as_rendered) {
+                PlanFile::new(project, &rendered, &planned).write(file)?;
+            }
             Ok((planned, promotion))
         })?;
     for (id, revisions) in &planned.live.revisions {
@@ -196,4 +201,46 @@ pub fn changes(
         }
     }
     out
+}
+
+/// `stack show-plan FILE`: what a plan file holds.
+pub fn show_plan(settings: &Settings, file: &std::path::Path) -> Result<u8, Errors> {
+    let plan = PlanFile::read(file)?;
+    if settings.output != OutputFormat::Text {
+        let value = serde_json::to_value(&plan).unwrap_or_default();
+        output::stdout(&match settings.output {
+            OutputFormat::Yaml => stack_core::yaml::to_string(&value),
+            _ => format!("{value:#}\n"),
+        });
+        return Ok(0);
+    }
+    let mut out = format!(
+        "plan of stack {}, environment {}{}, made {} at commit {}\nreleases: {}\n{} objects rendered; {} to touch:\n",
+        plan.stack,
+        plan.environment,
+        plan.group
+            .as_ref()
+            .map_or(String::new(), |g| format!(", group {g}")),
+        plan.created,
+        plan.commit.as_deref().unwrap_or("(not in git)"),
+        plan.selection.join(", "),
+        plan.digests.len(),
+        plan.touches.len(),
+    );
+    let rows: Vec<Vec<String>> = plan
+        .touches
+        .iter()
+        .map(|(key, seen)| {
+            vec![
+                key.clone(),
+                seen.action.clone(),
+                seen.resource_version
+                    .clone()
+                    .unwrap_or_else(|| "(absent)".into()),
+            ]
+        })
+        .collect();
+    out.push_str(&output::table(&["OBJECT", "ACTION", "SEEN AT"], &rows));
+    output::stdout(&out);
+    Ok(0)
 }

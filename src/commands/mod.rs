@@ -130,6 +130,7 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
         Command::Cluster {
             command: ClusterCommand::Traffic(args),
         } => cluster::traffic(&load(settings)?, settings, args),
+        Command::ShowPlan { file } => diff::show_plan(settings, file),
         Command::Completions { shell } => {
             let script = crate::completions::script(shell).map_err(|message| {
                 stack_core::error::Error::Failed {

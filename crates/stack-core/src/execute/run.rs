@@ -88,6 +88,11 @@ pub fn render_selection(
 pub struct ForCluster(Option<Selected>);
 
 impl ForCluster {
+    /// A selection rendered already.
+    pub fn rendered(selected: Selected) -> Self {
+        Self(Some(selected))
+    }
+
     pub fn prepare(project: &Project) -> Result<Self, Errors> {
         if project.renders_helm(&project.installed_selection()) {
             Ok(Self(None))

@@ -3,6 +3,7 @@
 //! serialisable (`-o json`), and what the engine executes.
 
 pub mod diff;
+pub mod file;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
