@@ -197,6 +197,14 @@ pub enum Command {
         #[command(subcommand)]
         command: ChartsCommand,
     },
+    /// Where a release's value comes from: every layer that sets it, lowest first, with file and line
+    Explain {
+        /// `namespace/name`, or a name that is unique in the stack
+        #[arg(add = ArgValueCandidates::new(crate::completions::releases))]
+        release: String,
+        /// The value's path: `image.tag`, `database.host`
+        path: String,
+    },
     /// Print a plan file `stack diff --out` wrote (-o json)
     ShowPlan { file: PathBuf },
     /// The script that makes a shell complete stack's commands, flags, environments and releases

@@ -387,3 +387,89 @@ fn what_is_not_a_plan_of_this_run_is_refused() {
         assert!(shown.stderr.contains(reason), "{}", shown.stderr);
     }
 }
+
+#[test]
+fn explain_lists_every_layer_of_a_value_with_file_and_line_and_no_secret() {
+    let test = Test::new()
+        .file(
+            "stacks/stack.yaml",
+            "
+            defaultEnvironment: development
+            environments:
+              development:
+                cluster: simulated
+                values: [../environments/common.yaml, ../environments/development.yaml]
+            releases:
+              - name: web
+                namespace: shop
+                chart: ./charts/config
+                values:
+                  - data: {greeting: yo}
+            ",
+        )
+        .file(
+            "stacks/charts/config/values.yaml",
+            "data:\n  greeting: hello\n  other: 1\n",
+        )
+        .file("environments/common.yaml", "data:\n  greeting: hi\n")
+        .file(
+            "environments/development.yaml",
+            "# development\ndata:\n  greeting: hey\n",
+        )
+        .configmap_chart("stacks/charts/config");
+    let explained = test
+        .stack(&[
+            "explain",
+            "web",
+            "data.greeting",
+            "--set",
+            "data.greeting=sup",
+            "-o",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(
+        explained,
+        serde_json::json!([
+            {"source": "stacks/charts/config/values.yaml:2:13", "value": "hello"},
+            {"source": "environments/common.yaml:2:13", "value": "hi"},
+            {"source": "environments/development.yaml:3:13", "value": "hey"},
+            {"source": "stacks/stack.yaml:11:26", "value": "yo"},
+            {"source": "--set", "value": "sup"},
+        ])
+    );
+    let text = test
+        .stack(&["explain", "shop/web", "data.greeting"])
+        .success();
+    assert!(
+        text.stdout
+            .starts_with("shop/web data.greeting, lowest precedence first:"),
+        "{}",
+        text.stdout
+    );
+    let missing = test.stack(&["explain", "web", "data.greting"]).code(1);
+    assert!(
+        missing
+            .stderr
+            .contains("release `shop/web` has no value `data.greting`"),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        missing.stderr.contains("did you mean `data.greeting`?"),
+        "{}",
+        missing.stderr
+    );
+    // A secrets file is named, with its line, never its value.
+    let example = Test::example();
+    let secret = example
+        .stack(&["explain", "backend", "postgres.password"])
+        .success();
+    assert!(
+        secret.stdout.contains("secrets/development/db.yaml:"),
+        "{}",
+        secret.stdout
+    );
+    assert!(secret.stdout.contains("(a secret)"), "{}", secret.stdout);
+}

@@ -131,6 +131,7 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             command: ClusterCommand::Traffic(args),
         } => cluster::traffic(&load(settings)?, settings, args),
         Command::ShowPlan { file } => diff::show_plan(settings, file),
+        Command::Explain { release, path } => explain(&load(settings)?, settings, release, path),
         Command::Completions { shell } => {
             let script = crate::completions::script(shell).map_err(|message| {
                 stack_core::error::Error::Failed {
@@ -180,6 +181,43 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
             output_dir.as_deref(),
         ),
     }
+}
+
+/// `stack explain RELEASE KEY.PATH`.
+fn explain(
+    project: &Project,
+    settings: &Settings,
+    release: &str,
+    path: &str,
+) -> Result<u8, Errors> {
+    let id = status::find_release(project, release)?;
+    let index = project
+        .releases
+        .iter()
+        .position(|r| r.id == id)
+        .unwrap_or_default();
+    let layers = stack_core::load::explain::layers(project, index, path)?;
+    if settings.output == crate::cli::OutputFormat::Text {
+        let rows: Vec<Vec<String>> = layers
+            .iter()
+            .enumerate()
+            .map(|(n, layer)| {
+                let value = layer
+                    .value
+                    .as_ref()
+                    .map_or_else(|| "(a secret)".into(), ToString::to_string);
+                vec![(n + 1).to_string(), layer.source.clone(), value]
+            })
+            .collect();
+        output::stdout(&format!(
+            "{id} {path}, lowest precedence first:\n{}",
+            output::table(&["#", "SET IN", "VALUE"], &rows)
+        ));
+    } else {
+        let value = serde_json::to_value(&layers).unwrap_or_default();
+        output::stdout(&format!("{value:#}\n"));
+    }
+    Ok(0)
 }
 
 /// `stack pull-secrets refresh`.

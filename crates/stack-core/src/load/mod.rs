@@ -4,6 +4,7 @@
 //! them together. Nothing here touches a cluster.
 
 pub mod config;
+pub mod explain;
 pub mod expose;
 pub mod graph;
 pub mod group;

@@ -84,6 +84,8 @@ pub enum ChartSource {
 pub enum Origin {
     Inline(crate::yaml::Node),
     File(PathBuf),
+    /// `--set` and `--set-string`.
+    Set,
 }
 
 impl Release {
@@ -101,6 +103,7 @@ impl Release {
             .iter()
             .rposition(|layer| layer.pointer(&path).is_some())?;
         match self.origins.get(highest)?.as_ref()? {
+            Origin::Set => None,
             Origin::Inline(node) => node.at(pointer).map(|n| n.span.clone()),
             Origin::File(file) => {
                 let text = std::fs::read_to_string(file).ok()?;

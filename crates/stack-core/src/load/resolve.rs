@@ -297,7 +297,7 @@ pub(crate) fn resolve_releases(
                 }
                 if let Some(overlay) = &set_layer {
                     release.layers.push(Arc::clone(overlay));
-                    release.origins.push(None);
+                    release.origins.push(Some(Origin::Set));
                 }
                 releases.push(release);
             }

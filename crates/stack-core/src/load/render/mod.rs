@@ -344,8 +344,13 @@ fn app_error(release: &Release, problem: app::AppProblem) -> RenderError {
 /// which every release shares) is an error naming the nearest known one.
 fn check_app_keys(release: &Release) -> Result<(), Vec<RenderError>> {
     let mut own = Value::Object(serde_json::Map::new());
+    // The release's own values (`--set` is global: it sets values of
+    // every release, not only this chart's).
     for (layer, origin) in release.layers.iter().zip(&release.origins) {
-        if origin.is_some() {
+        if matches!(
+            origin,
+            Some(crate::load::release::Origin::Inline(_) | crate::load::release::Origin::File(_))
+        ) {
             merge(&mut own, Value::clone(layer));
         }
     }
