@@ -245,6 +245,9 @@ pub struct DiffArgs {
     /// Write the plan to FILE, for `stack apply --plan FILE` (digests only: no value)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Compare with the stack at this git ref instead of the cluster (no cluster needed)
+    #[arg(long, value_name = "REF", conflicts_with = "out")]
+    pub against: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -81,6 +81,7 @@ impl Settings {
                     .map(stack_core::load::group::Group::parse)
                     .transpose()?,
                 ad_hoc: None,
+                secrets_without_keys: false,
             },
             output: match global.output {
                 OutputChoice::Text | OutputChoice::Markdown => OutputFormat::Text,

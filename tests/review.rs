@@ -473,3 +473,123 @@ fn explain_lists_every_layer_of_a_value_with_file_and_line_and_no_secret() {
     );
     assert!(secret.stdout.contains("(a secret)"), "{}", secret.stdout);
 }
+
+/// `git ARGS` in the test's folder, which must succeed.
+fn git(test: &Test, args: &[&str]) {
+    let done = std::process::Command::new("git")
+        .args(["-c", "user.email=ci@example.com", "-c", "user.name=ci"])
+        .args(args)
+        .current_dir(test.path())
+        .output()
+        .expect("run git");
+    assert!(
+        done.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+#[test]
+fn diff_against_a_ref_needs_no_cluster_and_no_keys() {
+    let test = Test::example();
+    // No key to the secrets: as in a CI job without them.
+    let stack = test.read("stacks/platform.yaml");
+    let mut without_keys: String = stack
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("ageKeyFile:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_keys.push('\n');
+    let test = test.file("stacks/platform.yaml", &without_keys);
+    git(&test, &["init", "-q"]);
+    git(&test, &["add", "-A"]);
+    git(&test, &["commit", "-qm", "the platform"]);
+    // A values change, a template change, a release removed, one added,
+    // and a secret re-encrypted with another value.
+    let values = test
+        .read("environments/development.yaml")
+        .replace("tag: \"1.5.0\"", "tag: \"1.6.0\"");
+    let template = "stacks/charts/frontend/templates/service.yaml";
+    let service =
+        test.read(template)
+            .replacen("app: frontend", "app: frontend\n    reviewed: \"yes\"", 1);
+    let start = without_keys.find("  - name: worker").unwrap();
+    let end = start + without_keys[start..].find("\n\n").unwrap() + 2;
+    let platform = format!(
+        "{}  - name: flags\n    namespace: apps\n    chart: charts/flags\n\n{}",
+        &without_keys[..start],
+        &without_keys[end..]
+    );
+    let test = test
+        .file("environments/development.yaml", &values)
+        .file(template, &service)
+        .file("stacks/platform.yaml", &platform)
+        .configmap_chart("stacks/charts/flags")
+        .file(
+            "secrets/development/db.yaml",
+            "postgres:\n  user: shop_app\n  password: an0ther-s3cret-value\n",
+        );
+    test.stack(&[
+        "secrets",
+        "encrypt",
+        "--in-place",
+        "secrets/development/db.yaml",
+    ])
+    .success();
+    let diff = test
+        .stack(&["diff", "--against", "HEAD", "--detailed-exitcode"])
+        .code(2);
+    let out = &diff.stdout;
+    crate::harness::shows_all(
+        out,
+        &[
+            "apps/backend\n",
+            "+        image: registry.example.com/shop/backend:1.6.0",
+            "apps/frontend\n  ~ Service/apps/frontend (changed)",
+            "+    reviewed: \"yes\"",
+            "apps/worker (removed from the stack)\n",
+            "  - Deployment/apps/worker (deleted)",
+            "apps/flags (added to the stack)\n  + ConfigMap/apps/flags (created)",
+            "secret changed: ../secrets/development/db.yaml",
+        ],
+    );
+    assert!(!out.contains("an0ther-s3cret-value"), "{out}");
+    assert!(
+        !test.path().join("stacks/.stack/cluster").exists(),
+        "a cluster was started"
+    );
+    // The same tree: nothing.
+    git(&test, &["add", "-A"]);
+    git(&test, &["commit", "-qm", "the change"]);
+    let same = test
+        .stack(&["diff", "--against", "HEAD", "--detailed-exitcode"])
+        .success();
+    assert!(
+        same.stdout.starts_with("no changes against HEAD"),
+        "{}",
+        same.stdout
+    );
+    let back = test.stack(&["diff", "--against", "HEAD~1"]).success();
+    assert!(
+        back.stdout.contains("apps/worker (removed from the stack)"),
+        "{}",
+        back.stdout
+    );
+    let unknown = test.stack(&["diff", "--against", "no-such-branch"]).code(1);
+    assert!(
+        unknown.stderr.contains("`no-such-branch` names no commit"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn diff_against_outside_a_git_repository_is_refused() {
+    let test = Test::example();
+    let refused = test.stack(&["diff", "--against", "HEAD"]).code(1);
+    assert!(
+        refused.stderr.contains("is not in a git repository"),
+        "{}",
+        refused.stderr
+    );
+}

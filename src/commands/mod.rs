@@ -1,5 +1,6 @@
 //! One module per command; each reads top to bottom as load → plan → show.
 
+mod against;
 mod apply;
 mod charts;
 mod cluster;
@@ -56,6 +57,9 @@ pub fn run(cli: &Cli, settings: &Settings) -> Result<u8, Errors> {
                 .as_ref(),
         ),
         Command::Lint { cluster } => lint::run(&load(settings)?, settings, *cluster),
+        Command::Diff(args) if args.against.is_some() => {
+            against::run(settings, args, args.against.as_deref().unwrap_or_default())
+        }
         Command::Diff(args) => diff::run(&load(settings)?, settings, args),
         // `rollout cleanup` is an apply whose options scale previous colours away.
         Command::Apply(_)

@@ -12,6 +12,7 @@ pub mod project;
 pub mod release;
 pub mod render;
 pub mod resolve;
+pub mod snapshot;
 pub(crate) mod strategy;
 pub mod validate;
 pub mod values;

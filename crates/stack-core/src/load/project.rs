@@ -38,6 +38,9 @@ pub struct LoadOptions {
     pub group: Option<crate::load::group::Group>,
     /// A release of objects given as they are, beside the stack's.
     pub ad_hoc: Option<crate::load::release::AdHoc>,
+    /// A secrets file no identity opens stands in with digests of its
+    /// ciphertexts instead of failing (`diff --against` without keys).
+    pub secrets_without_keys: bool,
 }
 
 pub struct Project {
@@ -85,6 +88,7 @@ impl Project {
                 .or_else(|| environment.age_key_file.clone()),
             masks,
         );
+        secrets.stand_in = options.secrets_without_keys;
         let environment =
             resolve::resolve_environment(&environment, &mut secrets, options.group.as_ref())
                 .map_err(Errors)?;

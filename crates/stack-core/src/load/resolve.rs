@@ -159,6 +159,23 @@ pub struct SecretFiles {
     cache: HashMap<PathBuf, Arc<Value>>,
     /// Where every decrypted value is registered.
     masks: Masks,
+    /// A file no identity opens stands in with a digest of each value's
+    /// ciphertext instead of failing (a diff without the keys).
+    pub stand_in: bool,
+}
+
+/// Each encrypted value of a SOPS tree as `(encrypted <digest>)`.
+fn seal(value: &mut Value) {
+    match value {
+        Value::String(text) if text.starts_with("ENC[") => {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(text.as_bytes());
+            *text = format!("(encrypted {})", stack_kube::hex::lower(&digest[..4]));
+        }
+        Value::Object(map) => map.values_mut().for_each(seal),
+        Value::Array(items) => items.iter_mut().for_each(seal),
+        _ => {}
+    }
 }
 
 impl SecretFiles {
@@ -168,7 +185,20 @@ impl SecretFiles {
             identities: None,
             cache: HashMap::new(),
             masks: masks.clone(),
+            stand_in: false,
         }
+    }
+
+    /// A secrets file read without its keys: each encrypted value as
+    /// `(encrypted <digest>)`, so that a changed secret shows as one.
+    fn stood_in(path: &Path) -> Option<Arc<Value>> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut value = crate::yaml::parse_values(&SourceFile::new(path, text)).ok()?;
+        if let Value::Object(map) = &mut value {
+            map.remove("sops");
+        }
+        seal(&mut value);
+        Some(Arc::new(value))
     }
 
     fn layer(&mut self, secret: &FileRef, evaluator: &Evaluator) -> Result<Arc<Value>, Error> {
@@ -185,22 +215,14 @@ impl SecretFiles {
             }
             .into());
         }
-        if self.identities.is_none() {
-            let loaded =
-                crate::secrets::identities::load(self.explicit.as_deref()).map_err(|error| {
-                    Error::Secrets {
-                        error,
-                        span: span.clone(),
-                    }
-                })?;
-            self.identities = Some(loaded);
-        }
-        let identities = self
-            .identities
-            .as_ref()
-            .expect("identities were just loaded");
-        let decrypted = crate::secrets::decrypt_file(&path, identities)
-            .map_err(|error| Error::Secrets { error, span })?;
+        let decrypted = match self.decrypt(&path, span) {
+            Err(_) if self.stand_in => {
+                let layer = Self::stood_in(&path).unwrap_or_default();
+                self.cache.insert(path, Arc::clone(&layer));
+                return Ok(layer);
+            }
+            decrypted => decrypted?,
+        };
         for secret in &decrypted.secrets {
             self.masks.register(secret);
         }
@@ -216,6 +238,31 @@ impl SecretFiles {
         let layer = Arc::new(merged);
         self.cache.insert(path, Arc::clone(&layer));
         Ok(layer)
+    }
+}
+
+impl SecretFiles {
+    fn decrypt(
+        &mut self,
+        path: &Path,
+        span: Option<Span>,
+    ) -> Result<crate::secrets::sops::Decrypted, Error> {
+        if self.identities.is_none() {
+            let loaded =
+                crate::secrets::identities::load(self.explicit.as_deref()).map_err(|error| {
+                    Error::Secrets {
+                        error,
+                        span: span.clone(),
+                    }
+                })?;
+            self.identities = Some(loaded);
+        }
+        let identities = self
+            .identities
+            .as_ref()
+            .expect("identities were just loaded");
+        crate::secrets::decrypt_file(path, identities)
+            .map_err(|error| Error::Secrets { error, span })
     }
 }
 
