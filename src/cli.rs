@@ -245,6 +245,10 @@ pub struct DiffArgs {
     /// Write the plan to FILE, for `stack apply --plan FILE` (digests only: no value)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// After each added line, where its value was set (values file and line, --set, a secrets
+    /// file, or the chart's template)
+    #[arg(long)]
+    pub explain: bool,
     /// Compare with the stack at this git ref instead of the cluster (no cluster needed)
     #[arg(long, value_name = "REF", conflicts_with = "out")]
     pub against: Option<String>,

@@ -593,3 +593,88 @@ fn diff_against_outside_a_git_repository_is_refused() {
         refused.stderr
     );
 }
+
+#[test]
+fn diff_explain_tells_where_each_changed_value_was_set() {
+    let stack = "
+        defaultEnvironment: development
+        environments:
+          development:
+            cluster: simulated
+            values: [../environments/common.yaml, ../environments/development.yaml]
+            secrets: [../secrets/development.yaml]
+            ageKeyFile: ../secrets/demo-age-key.txt
+        releases:
+          - name: web
+            namespace: shop
+            chart: ./charts/web
+        ";
+    let template = "
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: web
+        data:
+          greeting: {{ values.greeting | tojson }}
+          colour: {{ values.colour | tojson }}
+          size: {{ values.size | tojson }}
+          motto: MOTTO
+        ---
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: web
+        stringData:
+          TOKEN: {{ values.token | quote }}
+        ";
+    // The template, the two values files and the secret, with these values.
+    let write = |test: Test, [motto, colour, greeting, token]: [&str; 4]| {
+        let test = test
+            .file(
+                "stacks/charts/web/templates/web.yaml",
+                &template.replace("MOTTO", motto),
+            )
+            .file("environments/common.yaml", &format!("colour: {colour}\n"))
+            .file(
+                "environments/development.yaml",
+                &format!("# development\ngreeting: {greeting}\n"),
+            )
+            .file("secrets/development.yaml", &format!("token: {token}\n"));
+        test.stack(&[
+            "secrets",
+            "encrypt",
+            "--in-place",
+            "secrets/development.yaml",
+        ])
+        .success();
+        test
+    };
+    let test = Test::example()
+        .file("stacks/platform.yaml", stack)
+        .file("stacks/charts/web/values.yaml", "size: small\n");
+    let test = write(test, ["steady", "blue", "hi", "t0ken-before-1234"]);
+    test.stack(&["apply", "-q"]).success();
+    let test = write(test, ["ready", "green", "hey", "t0ken-after-5678"]);
+    let diff = test
+        .stack(&[
+            "diff",
+            "--explain",
+            "--set",
+            "size=large",
+            "--detailed-exitcode",
+        ])
+        .code(2);
+    crate::harness::shows_all(
+        &diff.stdout,
+        &[
+            "+  greeting: hey   # ← environments/development.yaml:2:11 (greeting)",
+            "+  colour: green   # ← environments/common.yaml:1:9 (colour)",
+            "+  size: large   # ← --set (size)",
+            "+  motto: ready   # ← stacks/charts/web/templates/web.yaml:9 (written in the chart)",
+            "# ← secrets/development.yaml:2:3 (token, a secret)",
+        ],
+    );
+    assert!(
+        !diff.stdout.contains("t0ken-after-5678") && !diff.stdout.contains("t0ken-before-1234")
+    );
+}

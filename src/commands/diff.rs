@@ -104,11 +104,12 @@ fn print(
                 color: settings.color && is_terminal(),
                 context: args.context,
             };
-            output::stdout(&text(planned, &masker, style));
+            let explain = args.explain.then_some(project);
+            output::stdout(&text(planned, &masker, style, explain));
             if let Some(promotion) = promotion.filter(|p| p.plan.has_changes()) {
                 output::stdout(&format!(
                     "\npaused canaries: what `stack rollout promote --full` would change (then their canary objects are deleted):\n{}",
-                    text(&promotion, &masker, style)
+                    text(&promotion, &masker, style, None)
                 ));
             }
         }
@@ -121,7 +122,12 @@ fn is_terminal() -> bool {
 }
 
 /// The human-readable plan.
-pub fn text(planned: &Planned, masker: &stack_core::mask::Masker, style: Style) -> String {
+pub fn text(
+    planned: &Planned,
+    masker: &stack_core::mask::Masker,
+    style: Style,
+    explain: Option<&Project>,
+) -> String {
     let mut out = String::new();
     let mut rows = Vec::new();
     for release in planned
@@ -135,7 +141,17 @@ pub fn text(planned: &Planned, masker: &stack_core::mask::Masker, style: Style) 
             Intent::Remove => format!("{} (removed: every object is deleted)", release.id),
         };
         let _ = writeln!(out, "{heading}");
-        out.push_str(&changes(release, masker, style, ("  ", "    ")));
+        let sources = explain.and_then(|project| {
+            let index = project.releases.iter().position(|r| r.id == release.id)?;
+            Some(stack_core::load::explain::Sources::of(project, index))
+        });
+        out.push_str(&changes(
+            release,
+            masker,
+            style,
+            ("  ", "    "),
+            sources.as_ref(),
+        ));
         let (create, change, delete) = release.counts();
         rows.push(vec![
             release.id.clone(),
@@ -168,6 +184,7 @@ pub fn changes(
     masker: &stack_core::mask::Masker,
     style: Style,
     (header, lines): (&str, &str),
+    sources: Option<&stack_core::load::explain::Sources>,
 ) -> String {
     let mut out = String::new();
     for change in &release.changes {
@@ -197,7 +214,14 @@ pub fn changes(
             Comparison::Unchanged => (None, None),
         };
         for line in unified(before, after, masker, style).lines() {
-            let _ = writeln!(out, "{lines}{line}");
+            match sources.and_then(|s| s.annotate(line)) {
+                Some(source) => {
+                    let _ = writeln!(out, "{lines}{line}   # ← {source}");
+                }
+                None => {
+                    let _ = writeln!(out, "{lines}{line}");
+                }
+            }
         }
     }
     out

@@ -49,7 +49,7 @@ pub fn comment(
                 "<code>{}</code>: {create} to create, {update} to change, {delete} to delete",
                 release.id
             ),
-            diff: super::diff::changes(release, masker, style, ("", "")),
+            diff: super::diff::changes(release, masker, style, ("", ""), None),
         });
     }
     let drift = changing

@@ -186,3 +186,242 @@ fn collect_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
         }
     }
 }
+
+/// The release's merged values: its chart's defaults under its layers;
+/// the chart loaded, for its templates.
+fn merged(project: &Project, index: usize) -> (Value, Option<crate::load::render::Loaded>) {
+    let release = &project.releases[index];
+    let chart = crate::load::render::load_chart(&release.chart, &project.chart_context()).ok();
+    let mut merged = match &chart {
+        Some(
+            crate::load::render::Loaded::Templates(chart) | crate::load::render::Loaded::App(chart),
+        ) => chart.defaults.clone(),
+        Some(crate::load::render::Loaded::Helm(chart)) => chart.defaults.clone(),
+        _ => Value::Object(serde_json::Map::new()),
+    };
+    for layer in &release.layers {
+        crate::load::values::merge(&mut merged, Value::clone(layer));
+    }
+    (merged, chart)
+}
+
+/// Every scalar of a values tree as text, by dotted path.
+fn leaves(value: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                leaves(child, &path, out);
+            }
+        }
+        Value::String(text) => out.push((prefix.to_string(), text.clone())),
+        Value::Number(_) | Value::Bool(_) => out.push((prefix.to_string(), value.to_string())),
+        _ => {}
+    }
+}
+
+/// What `stack diff --explain` tells of a release's changed lines: where
+/// the value on the line was set — the layer that sets the values key it
+/// shows, or the chart's template line that writes it.
+pub struct Sources<'a> {
+    project: &'a Project,
+    index: usize,
+    leaves: Vec<(String, String)>,
+    templates: Vec<(String, Vec<String>)>,
+}
+
+impl<'a> Sources<'a> {
+    /// Whether the release's own values give `path` by an expression
+    /// (`replicas: "{{ values.scale.web }}"`).
+    fn is_expression(&self, path: &str) -> bool {
+        let release = &self.project.releases[self.index];
+        let keys: Vec<String> = path.split('.').map(str::to_string).collect();
+        release.origins.iter().flatten().any(|origin| match origin {
+            Origin::Inline(node) => (1..=keys.len())
+                .rev()
+                .find_map(|len| node.at(&keys[..len]))
+                .is_some_and(|n| n.span.text().contains("{{")),
+            _ => false,
+        })
+    }
+
+    /// The values keys a line's value shows: those equal to it, else the
+    /// longest it holds (one inside another is not told apart: `shop` in
+    /// `example.com/shop/web`).
+    fn candidates(&self, value: &str) -> Vec<&(String, String)> {
+        let exact: Vec<&(String, String)> = self
+            .leaves
+            .iter()
+            .filter(|(_, text)| text == value)
+            .collect();
+        if exact.is_empty() {
+            let mut within: Vec<&(String, String)> = self
+                .leaves
+                .iter()
+                .filter(|(_, text)| text.len() >= 3 && value.contains(text.as_str()))
+                .collect();
+            within.sort_by_key(|(_, text)| std::cmp::Reverse(text.len()));
+            let mut kept: Vec<&(String, String)> = Vec::new();
+            for candidate in within {
+                let inside = kept.iter().any(|(_, longer)| {
+                    longer.len() > candidate.1.len() && longer.contains(candidate.1.as_str())
+                });
+                if !inside {
+                    kept.push(candidate);
+                }
+            }
+            kept
+        } else {
+            exact
+        }
+    }
+
+    /// A masked line's source: the values key the chart's template writes
+    /// under `key` (`DATABASE_PASSWORD: {{ values.database.password }}`),
+    /// and when the stack file gives that key by an expression, the
+    /// environment's layer of the value it names — a file and line, never
+    /// the value.
+    fn masked(&self, key: &str) -> Option<String> {
+        let line = self.templates.iter().find_map(|(_, lines)| {
+            lines
+                .iter()
+                .find(|l| l.trim().starts_with(&format!("{key}:")) && l.contains("values."))
+        })?;
+        let path = named_value(line)?;
+        let top = layers(self.project, self.index, &path).ok()?.pop()?;
+        if !self.is_expression(&path) {
+            let secret = if top.value.is_none() {
+                ", a secret"
+            } else {
+                ""
+            };
+            return Some(format!("{} ({path}{secret})", top.source));
+        }
+        let release = &self.project.releases[self.index];
+        let keys: Vec<String> = path.split('.').map(str::to_string).collect();
+        let expression = release
+            .origins
+            .iter()
+            .flatten()
+            .find_map(|origin| match origin {
+                Origin::Inline(node) => node.at(&keys).map(|n| n.span.text().to_string()),
+                _ => None,
+            })?;
+        let source = named_value(&expression)?;
+        let keys: Vec<String> = source.split('.').map(str::to_string).collect();
+        let layer = environment_layers(self.project, &keys).pop()?;
+        let secret = if layer.value.is_none() {
+            ", a secret"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{} ({path}), from {} ({source}{secret})",
+            top.source, layer.source
+        ))
+    }
+
+    pub fn of(project: &'a Project, index: usize) -> Self {
+        let (merged, chart) = merged(project, index);
+        let mut found = Vec::new();
+        leaves(&merged, "", &mut found);
+        let templates = match &chart {
+            Some(
+                crate::load::render::Loaded::Templates(chart)
+                | crate::load::render::Loaded::App(chart),
+            ) => chart
+                .template_sources()
+                .map(|(_, source)| {
+                    let lines = source.text.lines().map(str::to_string).collect();
+                    (display_path(&source.path), lines)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            project,
+            index,
+            leaves: found,
+            templates,
+        }
+    }
+
+    /// Where the value of an added line (`+  image: web:1.2`) came from:
+    /// the keys whose values it shows — those named as the line's key
+    /// first, and when one is an expression of the stack file, the others
+    /// it may take its value from — each with where it is set (three at
+    /// most); else the chart's template line that writes it.
+    pub fn annotate(&self, line: &str) -> Option<String> {
+        let content = line
+            .strip_prefix('+')
+            .filter(|_| !line.starts_with("+++"))?
+            .trim();
+        let (key, value) = match content.split_once(": ") {
+            Some((key, value)) => (key.trim_start_matches("- "), value),
+            None => ("", content.trim_start_matches("- ")),
+        };
+        let value = value.trim().trim_matches('"');
+        if value.starts_with("(sensitive value") {
+            return self.masked(key);
+        }
+        if value.is_empty() {
+            return None;
+        }
+        let candidates = self.candidates(value);
+        let named = |(path, _): &&(String, String)| path.rsplit('.').next() == Some(key);
+        let mut ordered: Vec<&(String, String)> =
+            candidates.iter().copied().filter(named).collect();
+        let expression =
+            ordered.is_empty() || ordered.iter().any(|(path, _)| self.is_expression(path));
+        if expression {
+            ordered.extend(candidates.iter().copied().filter(|c| !named(c)));
+        }
+        let mut told: Vec<String> = Vec::new();
+        for (path, _) in ordered {
+            let Some(layer) = layers(self.project, self.index, path)
+                .ok()
+                .and_then(|mut l| l.pop())
+            else {
+                continue;
+            };
+            if told
+                .iter()
+                .any(|t| t.starts_with(&format!("{} (", layer.source)))
+            {
+                continue;
+            }
+            let secret = if layer.value.is_none() {
+                ", a secret"
+            } else {
+                ""
+            };
+            told.push(format!("{} ({path}{secret})", layer.source));
+            if told.len() == 3 {
+                break;
+            }
+        }
+        if !told.is_empty() {
+            return Some(told.join(", "));
+        }
+        self.templates.iter().find_map(|(file, lines)| {
+            let number = lines.iter().position(|l| l.trim() == content)?;
+            Some(format!("{file}:{} (written in the chart)", number + 1))
+        })
+    }
+}
+
+/// The values path an expression names first (`{{ values.db.password }}`
+/// → `db.password`).
+fn named_value(text: &str) -> Option<String> {
+    let start = text.find("values.")? + "values.".len();
+    let path: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .collect();
+    let path = path.trim_end_matches('.').to_string();
+    (!path.is_empty()).then_some(path)
+}

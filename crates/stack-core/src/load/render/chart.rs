@@ -36,6 +36,13 @@ pub struct Chart {
     sources: HashMap<String, Arc<SourceFile>>,
 }
 
+impl Chart {
+    /// The chart's template files, by name.
+    pub fn template_sources(&self) -> impl Iterator<Item = (&String, &Arc<SourceFile>)> {
+        self.sources.iter()
+    }
+}
+
 /// One template's output.
 pub struct Rendered {
     pub template: String,
