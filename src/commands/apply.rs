@@ -46,7 +46,7 @@ async fn checked(
     file: &std::path::Path,
 ) -> Result<ForCluster, Errors> {
     let (rendered, removals) = rendering.on(project, session).await?;
-    refuse(file, &plan.check_render(&rendered))?;
+    refuse(file, &plan.check_render(project, &rendered))?;
     let prune = session.options.prune_releases;
     let (_, planned) = stack_core::execute::strategy::shape_and_plan(
         session,

@@ -22,7 +22,10 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
             let stack = project.stack_name();
             execute::groups::check_name(&session.client, &stack, project).await?;
             let (rendered, removals) = rendering.on(project, &session).await?;
-            let as_rendered = args.out.is_some().then(|| rendered.clone());
+            let digests = args
+                .out
+                .is_some()
+                .then(|| stack_core::plan::file::rendered_digests(project, &rendered));
             let unshaped =
                 execute::strategy::any_canary(project, &rendered).then(|| rendered.clone());
             let (rendered, planned) = execute::strategy::shape_and_plan(
@@ -43,8 +46,8 @@ pub fn run(project: &Project, settings: &Settings, args: &DiffArgs) -> Result<u8
                 }
                 None => None,
             };
-            if let (Some(file), Some(rendered)) = (&args.out, as_rendered) {
-                PlanFile::new(project, &rendered, &planned).write(file)?;
+            if let (Some(file), Some(digests)) = (&args.out, digests) {
+                PlanFile::new(project, digests, &planned).write(file)?;
             }
             Ok((planned, promotion))
         })?;

@@ -147,6 +147,22 @@ impl Masks {
         stack_kube::hex::lower(&hasher.finalize())
     }
 
+    /// A key only those who hold the run's secrets can make: a digest of
+    /// every value registered, in order of their text. What it keys (a
+    /// plan file's digest of a Secret) cannot be checked against guesses
+    /// of one secret without all the others.
+    pub fn secrets_key(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut secrets: Vec<String> = self.read().secrets.clone();
+        secrets.sort();
+        let mut hasher = sha2::Sha256::new();
+        for secret in &secrets {
+            hasher.update(secret.as_bytes());
+            hasher.update([0]);
+        }
+        hasher.finalize().into()
+    }
+
     /// Whether output shows secrets (`--show-secrets`).
     pub fn showing(&self) -> bool {
         self.show

@@ -52,16 +52,33 @@ pub struct PlanFile {
     pub touches: BTreeMap<String, Seen>,
 }
 
-fn digest(body: &Value) -> String {
-    stack_kube::hex::lower(&sha2::Sha256::digest(body.to_string().as_bytes()))
+/// An object's digest; a Secret's keyed with the run's secrets (see
+/// `Masks::secrets_key`), so that the file cannot be used to test guesses
+/// of a secret.
+fn digest(object: &stack_kube::object::Object, key: &[u8; 32]) -> String {
+    let mut hasher = sha2::Sha256::new();
+    if object.kind == "Secret" {
+        hasher.update(key);
+    }
+    hasher.update(object.body.to_string().as_bytes());
+    stack_kube::hex::lower(&hasher.finalize())
 }
 
-/// The digests of a render, by object.
-fn digests(rendered: &[(usize, RenderedRelease)]) -> BTreeMap<String, String> {
+/// The digests of a render, by object, as a plan holds them: taken right
+/// after rendering, before the plan reads the cluster (whose Secrets it
+/// registers too), in `stack diff --out` and in `stack apply --plan` alike.
+pub fn rendered_digests(
+    project: &Project,
+    rendered: &[(usize, RenderedRelease)],
+) -> BTreeMap<String, String> {
+    digests(rendered, &project.masks.secrets_key())
+}
+
+fn digests(rendered: &[(usize, RenderedRelease)], key: &[u8; 32]) -> BTreeMap<String, String> {
     rendered
         .iter()
         .flat_map(|(_, release)| release.objects.iter())
-        .map(|object| (object.key().to_string(), digest(&object.body)))
+        .map(|object| (object.key().to_string(), digest(object, key)))
         .collect()
 }
 
@@ -82,13 +99,10 @@ fn last_manager(object: &Value) -> Option<String> {
 }
 
 impl PlanFile {
-    /// The plan of a diff: its render (as rendered, before strategies
-    /// shape it for the live state) and what its plan would touch.
-    pub fn new(
-        project: &Project,
-        rendered: &[(usize, RenderedRelease)],
-        planned: &Planned,
-    ) -> Self {
+    /// The plan of a diff: the digests of its render (as rendered, before
+    /// strategies shape it for the live state; see [`rendered_digests`])
+    /// and what its plan would touch.
+    pub fn new(project: &Project, digests: BTreeMap<String, String>, planned: &Planned) -> Self {
         let mut touches = BTreeMap::new();
         for release in &planned.plan.releases {
             for change in &release.changes {
@@ -115,7 +129,7 @@ impl PlanFile {
             selection: selection(project),
             commit: project.git_commit(),
             created: stack_kube::clock::now(),
-            digests: digests(rendered),
+            digests,
             touches,
         }
     }
@@ -189,8 +203,12 @@ impl PlanFile {
 
     /// How the render differs from the plan's (the stack files, values or
     /// secrets changed), object by object.
-    pub fn check_render(&self, rendered: &[(usize, RenderedRelease)]) -> Vec<String> {
-        let now = digests(rendered);
+    pub fn check_render(
+        &self,
+        project: &Project,
+        rendered: &[(usize, RenderedRelease)],
+    ) -> Vec<String> {
+        let now = rendered_digests(project, rendered);
         let mut problems = Vec::new();
         for (key, digest) in &self.digests {
             match now.get(key) {
@@ -253,4 +271,30 @@ fn selection(project: &Project) -> Vec<String> {
         .iter()
         .map(|&i| project.releases[i].id.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sha2::Digest as _;
+    use stack_kube::object::Object;
+
+    #[test]
+    fn a_secrets_digest_is_keyed_and_other_objects_are_not() {
+        let secret = Object::from_body(
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "apps"}, "stringData": {"password": "1234"}}),
+            "test",
+        );
+        let config = Object::from_body(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "apps"}}),
+            "test",
+        );
+        let (one, two) = ([1u8; 32], [2u8; 32]);
+        assert_ne!(super::digest(&secret, &one), super::digest(&secret, &two));
+        assert_eq!(super::digest(&config, &one), super::digest(&config, &two));
+        // Not the plain digest of the body, which anyone could compare a guess with.
+        let plain =
+            stack_kube::hex::lower(&sha2::Sha256::digest(secret.body.to_string().as_bytes()));
+        assert_ne!(super::digest(&secret, &one), plain);
+    }
 }
