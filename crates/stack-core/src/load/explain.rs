@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::load::config::ValuesSource;
 use crate::load::project::Project;
 use crate::load::release::{ChartSource, Origin};
+use crate::load::render::Loaded;
 
 /// One layer that sets the value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -42,26 +43,30 @@ fn location_at(node: &crate::yaml::Node, path: &[String]) -> Option<String> {
         .map(|n| n.span.location())
 }
 
-/// Where `path` is written in a YAML file, if it is.
-fn location_in(file: &Path, path: &[String]) -> Option<String> {
+/// A YAML file's tree, read at its canonical path (so locations read
+/// `environments/x.yaml`, not `stacks/../environments/x.yaml`).
+fn tree(file: &Path) -> Option<crate::yaml::Node> {
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let text = std::fs::read_to_string(&file).ok()?;
-    let source = SourceFile::new(&file, text);
-    let node = crate::yaml::parse_node(&source).ok()?;
+    crate::yaml::parse_node(&SourceFile::new(&file, text)).ok()
+}
+
+/// Where `path` is written in a YAML file, if it is.
+fn location_in(file: &Path, path: &[String]) -> Option<String> {
+    let node = tree(file)?;
     node.at(path)?;
     location_at(&node, path)
 }
 
+/// The layer a file makes of `path`, if it sets it (a secrets file's
+/// without its value).
 fn in_file(file: &Path, path: &[String], secret: bool) -> Option<Layer> {
-    let source = location_in(file, path)?;
-    let value = if secret {
-        None
-    } else {
-        let text = std::fs::read_to_string(file).ok()?;
-        let parsed = crate::yaml::parse_values(&SourceFile::new(file, text)).ok()?;
-        parsed.pointer(&pointer(path)).cloned()
-    };
-    Some(Layer { source, value })
+    let node = tree(file)?;
+    let value = node.at(path)?.to_value();
+    Some(Layer {
+        source: location_at(&node, path)?,
+        value: (!secret).then_some(value),
+    })
 }
 
 /// The environment's layers (values, secrets, a preview's values).
@@ -109,33 +114,45 @@ fn environment_layers(project: &Project, path: &[String]) -> Vec<Layer> {
 /// The value's layers, lowest first; a path set nowhere is an error that
 /// names the closest one that is.
 pub fn layers(project: &Project, index: usize, dotted: &str) -> Result<Vec<Layer>, Error> {
+    let (_, defaults) = chart_of(project, index);
+    layers_over(project, index, dotted, &defaults)
+}
+
+/// The chart a release renders, if it loads, and its default values.
+fn chart_of(project: &Project, index: usize) -> (Option<Loaded>, Value) {
+    let release = &project.releases[index];
+    let chart = crate::load::render::load_chart(&release.chart, &project.chart_context()).ok();
+    let defaults = match &chart {
+        Some(Loaded::Templates(chart) | Loaded::App(chart)) => chart.defaults.clone(),
+        Some(Loaded::Helm(chart)) => chart.defaults.clone(),
+        Some(Loaded::Objects(_)) | None => Value::Object(serde_json::Map::new()),
+    };
+    (chart, defaults)
+}
+
+/// [`layers`] over the chart's `defaults`, loaded once by the caller.
+fn layers_over(
+    project: &Project,
+    index: usize,
+    dotted: &str,
+    defaults: &Value,
+) -> Result<Vec<Layer>, Error> {
     let release = &project.releases[index];
     let path: Vec<String> = dotted.split('.').map(str::to_string).collect();
     let at = pointer(&path);
     let mut out = Vec::new();
-    let context = project.chart_context();
-    let mut merged = Value::Object(serde_json::Map::new());
-    if let Ok(chart) = crate::load::render::load_chart(&release.chart, &context) {
-        let defaults = match &chart {
-            crate::load::render::Loaded::Templates(chart)
-            | crate::load::render::Loaded::App(chart) => chart.defaults.clone(),
-            crate::load::render::Loaded::Helm(chart) => chart.defaults.clone(),
-            crate::load::render::Loaded::Objects(_) => Value::Null,
+    let mut merged = defaults.clone();
+    if let Some(value) = defaults.pointer(&at) {
+        let file = match &release.chart {
+            ChartSource::Local(dir) | ChartSource::Helm(dir) => {
+                location_in(&dir.join("values.yaml"), &path)
+            }
+            _ => None,
         };
-        if let Some(value) = defaults.pointer(&at) {
-            let file = match &release.chart {
-                ChartSource::Local(dir) | ChartSource::Helm(dir) => {
-                    location_in(&dir.join("values.yaml"), &path)
-                }
-                _ => None,
-            };
-            out.push(Layer {
-                source: file
-                    .unwrap_or_else(|| format!("the defaults of chart {}", release.chart_name)),
-                value: Some(value.clone()),
-            });
-        }
-        crate::load::values::merge(&mut merged, defaults);
+        out.push(Layer {
+            source: file.unwrap_or_else(|| format!("the defaults of chart {}", release.chart_name)),
+            value: Some(value.clone()),
+        });
     }
     for (layer, origin) in release.layers.iter().zip(&release.origins) {
         crate::load::values::merge(&mut merged, Value::clone(layer));
@@ -187,24 +204,6 @@ fn collect_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-/// The release's merged values: its chart's defaults under its layers;
-/// the chart loaded, for its templates.
-fn merged(project: &Project, index: usize) -> (Value, Option<crate::load::render::Loaded>) {
-    let release = &project.releases[index];
-    let chart = crate::load::render::load_chart(&release.chart, &project.chart_context()).ok();
-    let mut merged = match &chart {
-        Some(
-            crate::load::render::Loaded::Templates(chart) | crate::load::render::Loaded::App(chart),
-        ) => chart.defaults.clone(),
-        Some(crate::load::render::Loaded::Helm(chart)) => chart.defaults.clone(),
-        _ => Value::Object(serde_json::Map::new()),
-    };
-    for layer in &release.layers {
-        crate::load::values::merge(&mut merged, Value::clone(layer));
-    }
-    (merged, chart)
-}
-
 /// Every scalar of a values tree as text, by dotted path.
 fn leaves(value: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
     match value {
@@ -230,6 +229,8 @@ fn leaves(value: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
 pub struct Sources<'a> {
     project: &'a Project,
     index: usize,
+    /// The chart's default values, loaded once.
+    defaults: Value,
     leaves: Vec<(String, String)>,
     templates: Vec<(String, Vec<String>)>,
 }
@@ -292,7 +293,9 @@ impl<'a> Sources<'a> {
                 .find(|l| l.trim().starts_with(&format!("{key}:")) && l.contains("values."))
         })?;
         let path = named_value(line)?;
-        let top = layers(self.project, self.index, &path).ok()?.pop()?;
+        let top = layers_over(self.project, self.index, &path, &self.defaults)
+            .ok()?
+            .pop()?;
         if !self.is_expression(&path) {
             let secret = if top.value.is_none() {
                 ", a secret"
@@ -326,14 +329,15 @@ impl<'a> Sources<'a> {
     }
 
     pub fn of(project: &'a Project, index: usize) -> Self {
-        let (merged, chart) = merged(project, index);
+        let (chart, defaults) = chart_of(project, index);
+        let mut merged = defaults.clone();
+        for layer in &project.releases[index].layers {
+            crate::load::values::merge(&mut merged, Value::clone(layer));
+        }
         let mut found = Vec::new();
         leaves(&merged, "", &mut found);
         let templates = match &chart {
-            Some(
-                crate::load::render::Loaded::Templates(chart)
-                | crate::load::render::Loaded::App(chart),
-            ) => chart
+            Some(Loaded::Templates(chart) | Loaded::App(chart)) => chart
                 .template_sources()
                 .map(|(_, source)| {
                     let lines = source.text.lines().map(str::to_string).collect();
@@ -345,6 +349,7 @@ impl<'a> Sources<'a> {
         Self {
             project,
             index,
+            defaults,
             leaves: found,
             templates,
         }
@@ -382,7 +387,7 @@ impl<'a> Sources<'a> {
         }
         let mut told: Vec<String> = Vec::new();
         for (path, _) in ordered {
-            let Some(layer) = layers(self.project, self.index, path)
+            let Some(layer) = layers_over(self.project, self.index, path, &self.defaults)
                 .ok()
                 .and_then(|mut l| l.pop())
             else {
