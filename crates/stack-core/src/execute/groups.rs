@@ -37,6 +37,10 @@ pub struct GroupRecord {
     pub created: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// The record's `resourceVersion` when it was read (the write that
+    /// updates it goes with it).
+    #[serde(skip)]
+    pub resource_version: Option<String>,
 }
 
 impl GroupRecord {
@@ -92,6 +96,7 @@ impl GroupRecord {
             urls: lines("urls"),
             created: data.get("created").cloned().unwrap_or_default(),
             expires: data.get("expires").cloned(),
+            resource_version: map.metadata.resource_version.clone(),
         })
     }
 }
@@ -190,6 +195,7 @@ pub async fn record(
         urls: Vec::new(),
         created: stack_kube::clock::now(),
         expires: None,
+        resource_version: None,
     });
     for &index in &project.selection.releases {
         let release = &project.releases[index];
@@ -219,13 +225,14 @@ pub async fn record(
     let name = record_name(stack, environment, &group.label);
     let failed = EngineError::api(format!("cannot write the group record {NAMESPACE}/{name}"));
     let params = PostParams::default();
-    let written = match retry(|| api.get_opt(&name)).await {
-        Ok(Some(current)) => {
-            body.metadata.resource_version = current.metadata.resource_version;
+    // Replaced at the resourceVersion `check_name` read: a run that wrote
+    // it since makes this one fail (409) rather than lose its releases.
+    let written = match &record.resource_version {
+        Some(version) => {
+            body.metadata.resource_version = Some(version.clone());
             retry(|| api.replace(&name, &params, &body)).await
         }
-        Ok(None) => retry(|| api.create(&params, &body)).await,
-        Err(error) => Err(error),
+        None => retry(|| api.create(&params, &body)).await,
     };
     written.map(|_| ()).map_err(failed)
 }
