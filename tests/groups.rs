@@ -416,18 +416,9 @@ fn a_group_deploy_killed_at_any_write_is_recovered_by_the_next_one() {
     ];
     let mut kills = 0;
     for after in 1..=40 {
-        let killed = crate::harness::output_of(
-            test.command(&args)
-                .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
-        );
-        if killed.code == 0 {
+        if !crate::harness::killed_after(&test, &args, after) {
             break;
         }
-        assert_eq!(
-            killed.code, -1,
-            "killed after {after} writes: {}",
-            killed.stderr
-        );
         kills += 1;
         test.stack(&args).success();
         let diff = test.stack(&[

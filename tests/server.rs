@@ -122,6 +122,46 @@ impl DeployServer {
         self.get(&format!("/api/v1/deployments/{id}"))
     }
 
+    /// Shop's deploy of backend 1.6.0 with a rollout of 250 simulated
+    /// seconds, followed on its event stream until it waits for that
+    /// rollout: its id.
+    pub fn slow_backend_deploy(&self) -> String {
+        let slow = crate::faults::slow_rollout(250);
+        let (path, _) = slow.split_once('=').unwrap();
+        let set =
+            json!({"selector": "name=backend", "set": {path: 250, "images.backend.tag": "1.6.0"}});
+        let (code, answer) = self.post(
+            &request("shop", "development", "slow", &set),
+            Some(SHOP_KEY),
+            &[],
+        );
+        assert_eq!(code, 201, "{answer}");
+        let id = answer["correlationID"].as_str().unwrap().to_string();
+        assert_eq!(answer["logURL"], format!("{}/deployments/{id}", self.url));
+        let url = format!("{}/api/v1/deployments/{id}/events", self.url);
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = std::net::TcpStream::connect(host).expect("connect");
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let waiting = std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| {
+                line.starts_with("data:")
+                    && line.contains("\"event\":\"waiting_for\"")
+                    && line.contains("Deployment/backend")
+            });
+        assert!(
+            waiting,
+            "the deployment ended without waiting for its rollout"
+        );
+        id
+    }
+
     /// Every event of a deployment, read from its event stream to the end.
     pub fn events(&self, id: &str) -> Vec<Value> {
         let (_, body) = http(
@@ -505,25 +545,8 @@ fn a_server_killed_mid_deployment_marks_it_interrupted_and_the_next_one_recovers
     let test = with_teams(None);
     test.stack(&["apply", "-q"]).success();
     let mut server = DeployServer::start(&test);
-    let slow = crate::faults::slow_rollout(250);
-    let (path, _) = slow.split_once('=').unwrap();
-    let body = request(
-        "shop",
-        "development",
-        "slow",
-        &json!({"selector": "name=backend", "set": {path: 250, "images.backend.tag": "1.6.0"}}),
-    );
-    let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
-    assert_eq!(code, 201, "{answer}");
-    let id = answer["correlationID"].as_str().unwrap().to_string();
-    // Bounded: the deployment reaches its rollout wait, then the server dies.
-    for _ in 0..600 {
-        let events = server.get(&format!("/api/v1/deployments/{id}"))["events"].to_string();
-        if events.contains("waiting for") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // The deployment reaches its rollout wait, then the server dies.
+    let id = server.slow_backend_deploy();
     server.kill();
     let server = DeployServer::start(&test);
     let deployment = server.get(&format!("/api/v1/deployments/{id}"));
@@ -904,28 +927,8 @@ fn the_page_shows_a_running_deployments_events_as_they_come_then_its_end_in_a_br
     let test = with_teams(None);
     test.stack(&["apply", "-q"]).success();
     let server = DeployServer::start(&test);
-    let slow = crate::faults::slow_rollout(250);
-    let (path, _) = slow.split_once('=').unwrap();
-    let set =
-        json!({"selector": "name=backend", "set": {path: 250, "images.backend.tag": "1.6.0"}});
-    let (code, answer) = server.post(
-        &request("shop", "development", "page", &set),
-        Some(SHOP_KEY),
-        &[],
-    );
-    assert_eq!(code, 201, "{answer}");
-    let id = answer["correlationID"].as_str().unwrap().to_string();
-    let page = answer["logURL"].as_str().unwrap().to_string();
-    // Bounded: until the deployment waits for its rollout.
-    for _ in 0..600 {
-        if server.get(&format!("/api/v1/deployments/{id}"))["events"]
-            .to_string()
-            .contains("waiting for")
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let id = server.slow_backend_deploy();
+    let page = format!("{}/deployments/{id}", server.url);
     // Loaded while the rollout runs; the browser keeps the page until
     // its event stream ends.
     let page = shown(&page_in_chromium(&chromium, &page, 1000));

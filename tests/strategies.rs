@@ -39,18 +39,9 @@ fn killed_and_recovered(most: usize, mut attempt: impl FnMut(usize) -> Option<()
 /// `stack ARGS` killed after `after` writes (`None` if it ended first):
 /// the frontend's host still reaches ready pods only.
 fn kill_after(test: &Test, args: &[&str], after: usize) -> Option<()> {
-    let killed = crate::harness::output_of(
-        test.command(args)
-            .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
-    );
-    if killed.code == 0 {
+    if !crate::harness::killed_after(test, args, after) {
         return None;
     }
-    assert_eq!(
-        killed.code, -1,
-        "killed after {after} writes: {}",
-        killed.stderr
-    );
     let served = observed_at_host(test, None);
     assert!(
         served
@@ -550,18 +541,9 @@ fn a_blue_green_deploy_killed_at_any_write_is_recovered_and_always_serves_ready_
     for after in 1..=14 {
         let tag = format!("images.backend.tag=1.{}.0", after + 5);
         let args = ["apply", "-q", "-l", "name=backend", "--set", &tag];
-        let killed = crate::harness::output_of(
-            test.command(&args)
-                .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
-        );
-        if killed.code == 0 {
+        if !crate::harness::killed_after(&test, &args, after) {
             break;
         }
-        assert_eq!(
-            killed.code, -1,
-            "killed after {after} writes: {}",
-            killed.stderr
-        );
         kills += 1;
         assert_serving_ready_pods(&server, &format!("killed after {after} writes"));
         test.stack(&args).success();

@@ -358,6 +358,26 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `stack ARGS` killed with SIGKILL just before its `after`+1-th write
+/// (`STACK_FAULT_KILL_AFTER_WRITES`): `true` when it was, `false` when the
+/// run ended first (successfully).
+#[track_caller]
+pub fn killed_after(test: &Test, args: &[&str], after: usize) -> bool {
+    let killed = output_of(
+        test.command(args)
+            .env("STACK_FAULT_KILL_AFTER_WRITES", after.to_string()),
+    );
+    if killed.code == 0 {
+        return false;
+    }
+    assert_eq!(
+        killed.code, -1,
+        "killed after {after} writes: {}",
+        killed.stderr
+    );
+    true
+}
+
 /// `stack cluster traffic --host H --path P -o json` when all 1000
 /// requests take one route: its `by` (`service` or `workload`), the path
 /// the workload sees, and the auth URL asked first.
