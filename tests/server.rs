@@ -130,12 +130,7 @@ impl DeployServer {
         let (path, _) = slow.split_once('=').unwrap();
         let set =
             json!({"selector": "name=backend", "set": {path: 250, "images.backend.tag": "1.6.0"}});
-        let (code, answer) = self.post(
-            &request("shop", "development", "slow", &set),
-            Some(SHOP_KEY),
-            &[],
-        );
-        assert_eq!(code, 201, "{answer}");
+        let answer = self.accepted("shop", "development", "slow", &set);
         let id = answer["correlationID"].as_str().unwrap().to_string();
         assert_eq!(answer["logURL"], format!("{}/deployments/{id}", self.url));
         let url = format!("{}/api/v1/deployments/{id}/events", self.url);
@@ -160,6 +155,15 @@ impl DeployServer {
             "the deployment ended without waiting for its rollout"
         );
         id
+    }
+
+    /// A deploy request of `team` (signed with its key) that must be
+    /// accepted: the answer.
+    pub fn accepted(&self, team: &str, environment: &str, git_ref: &str, extra: &Value) -> Value {
+        let key = if team == "core" { CORE_KEY } else { SHOP_KEY };
+        let (code, answer) = self.post(&request(team, environment, git_ref, extra), Some(key), &[]);
+        assert_eq!(code, 201, "{answer}");
+        answer
     }
 
     /// Every event of a deployment, read from its event stream to the end.
@@ -510,22 +514,18 @@ fn two_teams_deploying_to_one_environment_are_served_in_turn() {
     let server = DeployServer::start(&test);
     let slow = crate::faults::slow_rollout(1);
     let (path, _) = slow.split_once('=').unwrap();
-    let first = request(
+    let a = server.accepted(
         "shop",
         "development",
         "a",
         &json!({"selector": "name=backend", "set": {path: 1}}),
     );
-    let second = request(
+    let b = server.accepted(
         "core",
         "development",
         "b",
         &json!({"selector": "name=worker"}),
     );
-    let (code, a) = server.post(&first, Some(SHOP_KEY), &[]);
-    assert_eq!(code, 201, "{a}");
-    let (code, b) = server.post(&second, Some(CORE_KEY), &[]);
-    assert_eq!(code, 201, "{b}");
     let a = server.finished(a["correlationID"].as_str().unwrap());
     let b = server.finished(b["correlationID"].as_str().unwrap());
     assert_eq!(
@@ -558,14 +558,12 @@ fn a_server_killed_mid_deployment_marks_it_interrupted_and_the_next_one_recovers
             .starts_with("interrupted"),
         "{deployment}"
     );
-    let next = request(
+    let answer = server.accepted(
         "shop",
         "development",
         "next",
         &json!({"selector": "name=backend"}),
     );
-    let (code, answer) = server.post(&next, Some(SHOP_KEY), &[]);
-    assert_eq!(code, 201, "{answer}");
     let next = server.finished(answer["correlationID"].as_str().unwrap());
     assert_eq!(next["status"], "success", "{next}");
     let events = next["events"].to_string();
@@ -628,14 +626,12 @@ fn with_callback(selector: &str) -> (std::net::TcpListener, Test, DeployServer, 
     let test = with_teams(Some(&url));
     test.stack(&["apply", "-q"]).success();
     let server = DeployServer::start(&test);
-    let body = request(
+    let answer = server.accepted(
         "shop",
         "development",
         selector,
         &json!({"selector": selector}),
     );
-    let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
-    assert_eq!(code, 201, "{answer}");
     (receiver, test, server, answer)
 }
 
@@ -729,9 +725,7 @@ fn one_server_deploys_to_the_clusters_of_two_environments() {
     let mut ids = Vec::new();
     for (environment, tag) in [("development", "1.7.0"), ("staging", "1.4.3")] {
         let set = json!({"selector": "name=backend", "set": {"images.backend.tag": tag}});
-        let body = request("shop", environment, tag, &set);
-        let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
-        assert_eq!(code, 201, "{answer}");
+        let answer = server.accepted("shop", environment, tag, &set);
         ids.push(answer["correlationID"].as_str().unwrap().to_string());
     }
     for id in &ids {
@@ -1018,14 +1012,12 @@ fn resources_deploy_as_a_release_of_the_team_and_repository() {
         );
     }
     assert!(deployments(&server).is_empty());
-    let body = request(
+    let answer = server.accepted(
         "shop",
         "development",
         "flags",
         &json!({"resources": [config]}),
     );
-    let (code, answer) = server.post(&body, Some(SHOP_KEY), &[]);
-    assert_eq!(code, 201, "{answer}");
     let deployment = server.finished(answer["correlationID"].as_str().unwrap());
     assert_eq!(deployment["status"], "success", "{deployment}");
     assert_eq!(
