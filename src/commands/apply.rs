@@ -13,67 +13,26 @@ use stack_core::plan::file::PlanFile;
 
 pub fn run(project: &Project, settings: &Settings) -> Result<u8, Errors> {
     let rendering = ForCluster::prepare(project)?;
+    // A reviewed plan's scope is checked before the cluster is; its
+    // render and the live objects by the run, before anything is written.
     let plan = match &settings.plan {
         Some((file, max_age)) => {
             let plan = PlanFile::read(file)?;
-            refuse(file, &plan.check_scope(project, *max_age))?;
-            Some((plan, file))
+            let problems = plan.check_scope(project, *max_age);
+            stack_core::execute::deploy::stale(&plan, problems)?;
+            Some(plan)
         }
         None => None,
     };
     let (finished, interrupted) =
         super::remote::with_session(project, settings, |session| async move {
             session.interrupt.listen();
-            let rendering = match plan {
-                Some((plan, file)) => checked(&session, project, rendering, &plan, file).await?,
-                None => rendering,
-            };
-            let finished = run::apply(&session, project, rendering, settings.ttl).await?;
+            let plan = plan.as_ref();
+            let finished = run::apply(&session, project, rendering, settings.ttl, plan).await?;
             Ok((finished, session.interrupt.is_set()))
         })?;
     print_summary(&finished, settings);
     Ok(verdict(&finished, interrupted)?)
-}
-
-/// The render checked against the plan's digests, and the live objects
-/// against the resourceVersions it saw: any difference refuses the run
-/// before anything is written.
-async fn checked(
-    session: &stack_core::execute::Session,
-    project: &Project,
-    rendering: ForCluster,
-    plan: &PlanFile,
-    file: &std::path::Path,
-) -> Result<ForCluster, Errors> {
-    let (rendered, removals) = rendering.on(project, session).await?;
-    refuse(file, &plan.check_render(project, &rendered))?;
-    let prune = session.options.prune_releases;
-    let (_, planned) = stack_core::execute::strategy::shape_and_plan(
-        session,
-        project,
-        rendered.clone(),
-        &removals,
-        prune,
-    )
-    .await?;
-    refuse(file, &plan.check_live(&planned.live))?;
-    Ok(ForCluster::rendered((rendered, removals)))
-}
-
-/// Refuse a plan for these reasons, if any.
-fn refuse(file: &std::path::Path, problems: &[String]) -> Result<(), Errors> {
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(stack_core::error::Error::Failed {
-        message: format!(
-            "the plan {} cannot be applied as it is:\n  {}",
-            file.display(),
-            problems.join("\n  ")
-        ),
-        hint: Some("nothing was written; make a new plan with `stack diff --out FILE`, review it, and apply that".into()),
-    }
-    .into())
 }
 
 fn print_summary(finished: &[Finished], settings: &Settings) {

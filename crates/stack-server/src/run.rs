@@ -267,7 +267,7 @@ fn execute(
         &state.options.connection,
         Reporter::to_sink(&masks, sink),
         execution,
-        |session| async move { run::apply(&session, project, rendering, None).await },
+        |session| async move { run::apply(&session, project, rendering, None, None).await },
     ))
 }
 

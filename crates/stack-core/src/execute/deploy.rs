@@ -12,6 +12,7 @@ use crate::cluster::live::History;
 use crate::execute::{self, EngineError, Finished, Planned, Session, strategy};
 use crate::load::project::Project;
 use crate::load::render::RenderedRelease;
+use crate::plan::file::PlanFile;
 use stack_kube::revision::State;
 
 /// Deploy the rendered releases (by index) and remove `removals` (indices
@@ -23,6 +24,7 @@ pub async fn deploy(
     environment: &str,
     rendered: Vec<(usize, RenderedRelease)>,
     removals: &[usize],
+    reviewed: Option<&PlanFile>,
 ) -> Result<Vec<Finished>, EngineError> {
     let prune = session.options.prune_releases;
     let concurrency = session.options.concurrency;
@@ -31,6 +33,10 @@ pub async fn deploy(
     let unshaped = strategy::any(project, &rendered).then(|| rendered.clone());
     let (mut rendered, mut planned) =
         strategy::shape_and_plan(session, project, rendered, removals, prune).await?;
+    // `apply --plan`: the objects it touches are where the plan saw them.
+    if let Some(reviewed) = reviewed {
+        stale(reviewed, reviewed.check_live(&planned.live))?;
+    }
     refuse_helm_objects(&planned, session.options.adopt_helm)?;
     let indices: Vec<usize> = rendered.iter().map(|(index, _)| *index).collect();
     let namespaces = execute::pull_secrets::namespaces_of(project, &indices);
@@ -69,6 +75,17 @@ pub async fn deploy(
         Ok(execute::apply(Arc::clone(session), project, rendered, plan, concurrency).await)
     };
     execute::lock::holding(session, environment, "stack apply", Box::pin(work)).await
+}
+
+/// A reviewed plan that cannot be applied for these reasons, if any.
+pub fn stale(plan: &PlanFile, problems: Vec<String>) -> Result<(), EngineError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::StalePlan {
+        plan: plan.path.display().to_string(),
+        problems,
+    })
 }
 
 /// Objects a helm release owns are taken over only with `--adopt-helm`,

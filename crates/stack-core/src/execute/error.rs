@@ -56,6 +56,9 @@ pub enum EngineError {
     /// The environment's image pull secret cannot be had or is missing.
     #[error("{message}")]
     PullSecret { message: String, hint: String },
+    /// `apply --plan`: the render or the cluster is not what the plan saw.
+    #[error("the plan {plan} cannot be applied as it is:\n  {}", problems.join("\n  "))]
+    StalePlan { plan: String, problems: Vec<String> },
     /// Two group names escape to one label.
     #[error("group `{group}` escapes to `{label}`, the name of the deployed group `{other}`")]
     GroupTaken {
@@ -76,6 +79,7 @@ impl EngineError {
             Self::HelmOwned { adopting: true, .. } => "--adopt-helm takes over only a helm release of the same name and namespace as the stack's release; rename one of them. Nothing was written".into(),
             Self::NotSteady { .. } => "`stack apply` deploys their changes into the idle colour first; then `stack rollout cleanup`. Nothing was written".into(),
             Self::PullSecret { hint, .. } => hint.clone(),
+            Self::StalePlan { .. } => "nothing was written; make a new plan with `stack diff --out FILE`, review it, and apply that".into(),
             Self::GroupTaken { other, .. } => format!("name the group so that it escapes differently, or `stack destroy --group {other}` first. Nothing was written"),
             Self::UnknownKinds { .. } => "fix the kind or apiVersion in the template; if a CRD of another release defines it, select that release too. Nothing was written".into(),
         }

@@ -10,6 +10,7 @@ use crate::error::Errors;
 use crate::execute::{ExecutionOptions, Finished, Reporter, Session, groups};
 use crate::load::project::Project;
 use crate::load::render::{Capabilities, RenderedRelease};
+use crate::plan::file::PlanFile;
 
 /// Rendered releases by index, and the indices of releases to remove.
 pub type Selected = (Vec<(usize, RenderedRelease)>, Vec<usize>);
@@ -113,18 +114,33 @@ impl ForCluster {
 }
 
 /// `stack apply`: a deployment group's name checked, the selection
-/// rendered, the group's record written (`ttl`: `--ttl`), and the
-/// selection deployed; how each release ended.
+/// rendered (and checked against a `reviewed` plan), the group's record
+/// written (`ttl`: `--ttl`), and the selection deployed; how each
+/// release ended.
 pub async fn apply(
     session: &Arc<Session>,
     project: &Project,
     rendering: ForCluster,
     ttl: Option<std::time::Duration>,
+    reviewed: Option<&PlanFile>,
 ) -> Result<Vec<Finished>, Errors> {
     let stack = project.stack_name();
     let existing = groups::check_name(&session.client, &stack, project).await?;
     let (rendered, removals) = rendering.on(project, session).await?;
+    if let Some(reviewed) = reviewed {
+        let problems = reviewed.check_render(project, &rendered);
+        crate::execute::deploy::stale(reviewed, problems)?;
+    }
     groups::record(session, &stack, project, existing, ttl).await?;
     let environment = project.environment_name();
-    Ok(crate::execute::deploy::deploy(session, project, environment, rendered, &removals).await?)
+    let finished = crate::execute::deploy::deploy(
+        session,
+        project,
+        environment,
+        rendered,
+        &removals,
+        reviewed,
+    )
+    .await?;
+    Ok(finished)
 }

@@ -50,6 +50,9 @@ pub struct PlanFile {
     pub digests: BTreeMap<String, String>,
     /// The objects it would touch, by `Kind/namespace/name`.
     pub touches: BTreeMap<String, Seen>,
+    /// The file it was read from.
+    #[serde(skip)]
+    pub path: std::path::PathBuf,
 }
 
 /// An object's digest; a Secret's keyed with the run's secrets (see
@@ -131,6 +134,7 @@ impl PlanFile {
             created: stack_kube::clock::now(),
             digests,
             touches,
+            path: std::path::PathBuf::new(),
         }
     }
 
@@ -161,7 +165,10 @@ impl PlanFile {
                 value["version"]
             )));
         }
-        serde_json::from_value(value).map_err(|e| refuse(format!("not a whole plan file: {e}")))
+        let mut plan: Self = serde_json::from_value(value)
+            .map_err(|e| refuse(format!("not a whole plan file: {e}")))?;
+        plan.path = path.to_path_buf();
+        Ok(plan)
     }
 
     /// What keeps this plan from being applied to `project` now, before
